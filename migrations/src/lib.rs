@@ -1,0 +1,15 @@
+//! AlertMe's database schema, one SeaORM migration per step; applied on every server boot.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_core;
+
+/// Runs AlertMe's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_core::Migration)]
+    }
+}

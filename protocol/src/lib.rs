@@ -1,0 +1,465 @@
+//! Wire types of the AlertMe protocol, shared by the server, the dashboard and phone clients.
+//!
+//! Everything here is plain serde so it builds for `wasm32-unknown-unknown` too. The prose
+//! specification, with examples, is `docs/protocol.md`; keep the two in step.
+#![warn(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+
+pub mod audio;
+
+/// Major protocol version, carried in every socket path (`/v1/...`).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest WebSocket message the server accepts, text or binary (64 KiB).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// One position fix as the phone reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fix {
+    /// Per-alert fix sequence number, chosen by the phone: 1, 2, 3, … with no gaps.
+    pub seq: u64,
+    /// Latitude in degrees (WGS 84), -90..=90.
+    pub lat: f64,
+    /// Longitude in degrees (WGS 84), -180..=180.
+    pub lon: f64,
+    /// Horizontal accuracy radius in metres (68 % confidence), >= 0.
+    pub accuracy_m: f64,
+    /// When the phone took the fix, milliseconds since the Unix epoch (device clock).
+    pub time_ms: i64,
+    /// Battery level in percent, 0..=100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_pct: Option<u8>,
+    /// Ground speed in metres per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_mps: Option<f64>,
+    /// Course over ground in degrees clockwise from true north, 0..360.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heading_deg: Option<f64>,
+    /// Altitude in metres above the WGS 84 ellipsoid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub altitude_m: Option<f64>,
+}
+
+impl Fix {
+    /// Checks ranges; returns what is wrong in words a client developer can act on.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.seq == 0 {
+            return Err("fix seq starts at 1".into());
+        }
+        if !(self.lat.is_finite() && (-90.0..=90.0).contains(&self.lat)) {
+            return Err("lat must be within -90..=90".into());
+        }
+        if !(self.lon.is_finite() && (-180.0..=180.0).contains(&self.lon)) {
+            return Err("lon must be within -180..=180".into());
+        }
+        if !(self.accuracy_m.is_finite() && self.accuracy_m >= 0.0 && self.accuracy_m < 1.0e6) {
+            return Err("accuracy_m must be a finite number >= 0".into());
+        }
+        if self.battery_pct.is_some_and(|b| b > 100) {
+            return Err("battery_pct must be within 0..=100".into());
+        }
+        for (name, v) in [
+            ("speed_mps", self.speed_mps),
+            ("heading_deg", self.heading_deg),
+            ("altitude_m", self.altitude_m),
+        ] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                return Err(format!("{name} must be finite"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Cumulative acknowledgements: everything up to and including these sequence numbers is durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acks {
+    /// Highest fix seq such that every fix 1..=fix is stored.
+    pub fix: u64,
+    /// Highest audio chunk seq such that every chunk 1..=audio is stored.
+    pub audio: u64,
+}
+
+/// Lifecycle state of an alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Live: the phone streams and watchers follow.
+    Active,
+    /// Ended by a responder or by the person: help arrived or the situation is over.
+    Resolved,
+    /// Ended by the person as a false alarm.
+    Cancelled,
+}
+
+impl AlertStatus {
+    /// The stored, wire and log spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Resolved => "resolved",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "resolved" => Some(Self::Resolved),
+            "cancelled" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// Why the phone ends an alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The person is safe.
+    Resolve,
+    /// False alarm.
+    Cancel,
+}
+
+/// Messages the phone sends as JSON text frames on `/v1/phone`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PhoneMsg {
+    /// Start an SOS, or resume it when `client_id` was used before by this user.
+    Start {
+        /// Client-chosen id (UUID recommended) that makes a retried start idempotent.
+        client_id: String,
+        /// MIME type of the audio this phone will send, e.g. `audio/aac`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audio_mime: Option<String>,
+        /// Device time of the button press, ms since the epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pressed_at_ms: Option<i64>,
+    },
+    /// One or more position fixes (a backlog may be sent as one batch of up to 100).
+    Fix {
+        /// The fixes, in any order.
+        fixes: Vec<Fix>,
+    },
+    /// Keep-alive; the server answers `pong`.
+    Ping {
+        /// Echoed back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        t: Option<i64>,
+    },
+    /// End the alert.
+    Stop {
+        /// Resolve or cancel.
+        reason: StopReason,
+    },
+}
+
+/// Messages the server sends as JSON text frames on `/v1/phone`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PhoneServerMsg {
+    /// First message on every phone socket.
+    Welcome {
+        /// Protocol major version served.
+        protocol: u32,
+        /// Server software version.
+        server: String,
+        /// Limits the client must respect.
+        limits: Limits,
+        /// The user's alert that is still active, if any, so a restarted app can resume it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        active_alert: Option<ActiveAlertRef>,
+    },
+    /// Answer to `start`: the alert exists (new or resumed) and this is what is already durable.
+    Started {
+        /// Server id of the alert.
+        alert_id: String,
+        /// Echo of the client id.
+        client_id: String,
+        /// False when this start resumed an existing alert.
+        created: bool,
+        /// Current status; a resumed alert may already have ended.
+        status: AlertStatus,
+        /// Link anyone can open to watch live.
+        watch_url: String,
+        /// What is durable so far; resend everything after it.
+        acks: Acks,
+    },
+    /// Cumulative acknowledgement of durable data.
+    Ack {
+        /// Current acks.
+        acks: Acks,
+    },
+    /// Answer to `ping`.
+    Pong {
+        /// Echo of the ping's `t`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        t: Option<i64>,
+        /// Server time, ms since the epoch.
+        server_ms: i64,
+    },
+    /// The alert ended (answer to `stop`, or ended by a responder).
+    Stopped {
+        /// Final status.
+        status: AlertStatus,
+    },
+    /// A message was refused; the socket stays open unless a close follows.
+    Error {
+        /// Machine-readable code (see docs/protocol.md).
+        code: String,
+        /// Human-readable detail.
+        detail: String,
+        /// For `audio_gap`: the audio seq the server expects next.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected: Option<u64>,
+    },
+}
+
+/// Reference to a still-active alert, sent in `welcome`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActiveAlertRef {
+    /// Server id.
+    pub alert_id: String,
+    /// The client id that created it (send it in `start` to resume).
+    pub client_id: String,
+}
+
+/// Limits advertised in `welcome`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest message in bytes.
+    pub max_message_bytes: usize,
+    /// Most fixes in one `fix` message.
+    pub max_fixes_per_message: usize,
+    /// Send something (a ping at least) this often, in ms.
+    pub heartbeat_ms: u64,
+}
+
+/// Most fixes in one `fix` message.
+pub const MAX_FIXES_PER_MESSAGE: usize = 100;
+
+/// Summary of an alert as watchers and responders see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertInfo {
+    /// Server id.
+    pub id: String,
+    /// Name of the person in danger.
+    pub user_name: String,
+    /// Status.
+    pub status: AlertStatus,
+    /// Server time the alert was created, ms since the epoch.
+    pub started_ms: i64,
+    /// Server time it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<i64>,
+    /// Responder on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+    /// Audio MIME type, when the phone sends audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_mime: Option<String>,
+}
+
+/// The phone's link health as watchers see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhoneLink {
+    /// True while the phone has a live socket and was heard from recently.
+    pub connected: bool,
+    /// Server time the phone was last heard from, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_ms: Option<i64>,
+}
+
+/// Audio state in a snapshot; binary frames with the init segment and recent units follow it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AudioSnapshot {
+    /// Stored part the following frames belong to.
+    pub part: u16,
+    /// MIME type of that part.
+    pub mime: String,
+    /// Index (within the part) of the first unit that follows; 0 means from the very start.
+    pub first_unit: u64,
+    /// How many unit frames follow.
+    pub units: u64,
+}
+
+/// Messages the server sends as JSON text frames on `/v1/watch` (audio goes in binary frames).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WatchMsg {
+    /// Everything needed to draw the alert from scratch.
+    Snapshot {
+        /// Identifies this server's live copy of the alert; resume only within the same epoch.
+        epoch: String,
+        /// Last event number included in this snapshot.
+        ev: u64,
+        /// True when sent because the client could not be resumed (it missed events).
+        resync: bool,
+        /// The alert.
+        alert: AlertInfo,
+        /// Phone link health.
+        phone: PhoneLink,
+        /// All fixes so far, ordered by device time.
+        trail: Vec<Fix>,
+        /// Audio state, when the alert has audio.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audio: Option<AudioSnapshot>,
+    },
+    /// Sent instead of a snapshot when a reconnecting watcher can be resumed: the missed events follow.
+    Resumed {
+        /// Epoch (unchanged).
+        epoch: String,
+        /// The first replayed event is `from_ev`.
+        from_ev: u64,
+    },
+    /// A new fix (may be older than the newest: order the trail by `time_ms`).
+    Fix {
+        /// Event number.
+        ev: u64,
+        /// The fix.
+        fix: Fix,
+    },
+    /// The alert changed (status, claim).
+    Alert {
+        /// Event number.
+        ev: u64,
+        /// The alert now.
+        alert: AlertInfo,
+    },
+    /// Phone link health changed.
+    Phone {
+        /// Event number.
+        ev: u64,
+        /// Link now.
+        phone: PhoneLink,
+    },
+    /// A new audio part starts (the phone restarted its recorder); its init frame follows.
+    AudioPart {
+        /// Event number.
+        ev: u64,
+        /// Part number.
+        part: u16,
+        /// MIME type.
+        mime: String,
+    },
+}
+
+/// Messages the server sends on `/v1/responder`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponderMsg {
+    /// All active alerts (first message, and again after a resync).
+    Overview {
+        /// The responder's display name.
+        responder: String,
+        /// Active alerts, oldest first.
+        alerts: Vec<AlertSummary>,
+    },
+    /// An alert appeared or changed.
+    Update {
+        /// The alert now.
+        alert: AlertSummary,
+    },
+    /// A command failed.
+    Error {
+        /// Machine-readable code.
+        code: String,
+        /// Detail.
+        detail: String,
+    },
+}
+
+/// What the responder console lists per alert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertSummary {
+    /// The alert.
+    pub alert: AlertInfo,
+    /// Newest fix by device time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_fix: Option<Fix>,
+    /// Phone link health.
+    pub phone: PhoneLink,
+}
+
+/// Commands a responder sends on `/v1/responder`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponderCmd {
+    /// Take the alert: everyone sees who is on it.
+    Claim {
+        /// Alert id.
+        alert_id: String,
+    },
+    /// End the alert as resolved.
+    Resolve {
+        /// Alert id.
+        alert_id: String,
+    },
+    /// Keep-alive.
+    Ping,
+}
+
+/// JSON body of every HTTP error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub error: String,
+    /// Human-readable detail.
+    pub detail: String,
+}
+
+/// One stored audio part, as listed by `GET /v1/alerts/{id}/recording`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordingPart {
+    /// Part number (0, 1, …).
+    pub part: u16,
+    /// MIME type of its bytes.
+    pub mime: String,
+    /// Stored (acknowledged) length in bytes.
+    pub bytes: u64,
+    /// Relative URL to download it (supports Range).
+    pub url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_messages_round_trip_as_documented() {
+        let m: PhoneMsg = serde_json::from_str(
+            r#"{"type":"fix","fixes":[{"seq":1,"lat":52.5,"lon":13.4,"accuracy_m":5,"time_ms":1}]}"#,
+        )
+        .unwrap();
+        let PhoneMsg::Fix { fixes } = &m else { panic!("{m:?}") };
+        assert_eq!(fixes[0].seq, 1);
+        assert!(fixes[0].validate().is_ok());
+        let back = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<PhoneMsg>(&back).unwrap(), m);
+    }
+
+    #[test]
+    fn fix_validation_names_the_field() {
+        let mut f = Fix {
+            seq: 1,
+            lat: 91.0,
+            lon: 0.0,
+            accuracy_m: 1.0,
+            time_ms: 0,
+            battery_pct: None,
+            speed_mps: None,
+            heading_deg: None,
+            altitude_m: None,
+        };
+        assert!(f.validate().unwrap_err().contains("lat"));
+        f.lat = 0.0;
+        f.accuracy_m = f64::NAN;
+        assert!(f.validate().unwrap_err().contains("accuracy"));
+        f.accuracy_m = 3.0;
+        f.seq = 0;
+        assert!(f.validate().is_err());
+    }
+}

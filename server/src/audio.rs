@@ -1,0 +1,549 @@
+//! Finds whole playable units in recorder byte streams (ADTS, WebM, fragmented MP4) without transcoding.
+//!
+//! Phones send audio cut at arbitrary byte offsets. Watchers must only ever get whole units (a lost
+//! half ADTS frame is fatal to a browser's decoder), and a late joiner must start at a point where
+//! playback can begin, after the recorder's init segment. The [`Demuxer`] parses just enough of each
+//! container to find those boundaries; the stored file always keeps the bytes exactly as received.
+
+use bytes::Bytes;
+
+/// Largest element or box we buffer while looking for its end; anything bigger marks the stream
+/// as unparseable for live relay (it is still stored).
+const MAX_ELEMENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Container formats accepted from phones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Container {
+    /// AAC in ADTS framing (`audio/aac`): what the mobile app records.
+    Adts,
+    /// WebM/Matroska (`audio/webm;codecs=opus`): browser MediaRecorder.
+    WebM,
+    /// Fragmented MP4 (`audio/mp4`): Safari's and Chrome's MediaRecorder.
+    Mp4,
+}
+
+impl Container {
+    /// Maps a MIME type (parameters allowed) to a container; `None` for anything we do not accept.
+    pub fn from_mime(mime: &str) -> Option<Self> {
+        let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "audio/aac" | "audio/aacp" => Some(Self::Adts),
+            "audio/webm" => Some(Self::WebM),
+            "audio/mp4" => Some(Self::Mp4),
+            _ => None,
+        }
+    }
+
+    /// File extension for stored parts.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Adts => "aac",
+            Self::WebM => "webm",
+            Self::Mp4 => "mp4",
+        }
+    }
+
+    /// True when `chunk` begins with a container header, i.e. a recorder (re)started. ADTS has no
+    /// header, so a restarted ADTS recorder simply continues the same part.
+    pub fn starts_recording(self, chunk: &[u8]) -> bool {
+        match self {
+            Self::Adts => false,
+            Self::WebM => chunk.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]),
+            Self::Mp4 => chunk.len() >= 8 && &chunk[4..8] == b"ftyp",
+        }
+    }
+}
+
+/// A run of whole units, ready to relay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unit {
+    /// The bytes, exactly as the phone sent them.
+    pub bytes: Bytes,
+    /// Playback may start at the first byte (after the init segment).
+    pub sync: bool,
+}
+
+/// Incremental unit finder for one stored part.
+#[derive(Debug)]
+pub struct Demuxer {
+    container: Container,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already consumed.
+    pos: usize,
+    /// Bytes consumed and dropped from the front of `buf` so far.
+    drained: u64,
+    init: Option<Bytes>,
+    cur: Vec<u8>,
+    cur_sync: bool,
+    broken: bool,
+    adts_lock: Option<AdtsParams>,
+    webm: WebmState,
+    mp4_after_styp: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WebmState {
+    /// Before or inside the header, collecting the init segment.
+    Header,
+    /// Inside the Segment, between top-level children.
+    Segment,
+    /// Inside a Cluster; `end` is its absolute end when its size is known.
+    Cluster { end: Option<u64> },
+}
+
+impl Demuxer {
+    /// A demuxer at the start of a part.
+    pub fn new(container: Container) -> Self {
+        Self {
+            container,
+            buf: Vec::new(),
+            pos: 0,
+            drained: 0,
+            init: None,
+            cur: Vec::new(),
+            cur_sync: false,
+            broken: false,
+            adts_lock: None,
+            webm: WebmState::Header,
+            mp4_after_styp: false,
+        }
+    }
+
+    /// The container this demuxer parses.
+    pub fn container(&self) -> Container {
+        self.container
+    }
+
+    /// The recorder's init segment (WebM header up to the first Cluster, MP4 `ftyp`+`moov`), once seen.
+    pub fn init(&self) -> Option<&Bytes> {
+        self.init.as_ref()
+    }
+
+    /// False once the stream could not be parsed; bytes are still stored but no longer relayed live.
+    pub fn is_healthy(&self) -> bool {
+        !self.broken
+    }
+
+    /// Feeds the next bytes of the stream and returns the whole units they completed.
+    pub fn push(&mut self, data: &[u8]) -> Vec<Unit> {
+        if self.broken {
+            return Vec::new();
+        }
+        self.buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        match self.container {
+            Container::Adts => self.parse_adts(),
+            Container::WebM => self.parse_webm(&mut out),
+            Container::Mp4 => self.parse_mp4(&mut out),
+        }
+        // While the init segment is still being collected, `cur` holds it, not a unit.
+        if self.container == Container::Adts || self.init.is_some() {
+            self.flush(&mut out);
+        }
+        if self.pos > 0 {
+            self.drained += self.pos as u64;
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        if self.buf.len() > MAX_ELEMENT_BYTES {
+            tracing::warn!(container = ?self.container, "audio stream unparseable; live relay stops, storage continues");
+            self.broken = true;
+            self.buf = Vec::new();
+        }
+        out
+    }
+
+    fn flush(&mut self, out: &mut Vec<Unit>) {
+        if !self.cur.is_empty() {
+            let bytes = Bytes::from(std::mem::take(&mut self.cur));
+            out.push(Unit { bytes, sync: self.cur_sync });
+        }
+        self.cur_sync = false;
+    }
+
+    /// Moves the next `n` bytes into the unit (or init segment) being built.
+    fn keep(&mut self, n: usize) {
+        self.cur.extend_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+    }
+
+    /// Appends consumed bytes `[pos, pos+n)` to the unit being built; `sync` starts a new unit.
+    fn take(&mut self, n: usize, sync: bool, out: &mut Vec<Unit>) {
+        if sync {
+            self.flush(out);
+            self.cur_sync = true;
+        }
+        self.cur.extend_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+    }
+
+    // --- ADTS ---------------------------------------------------------------------------------
+
+    fn parse_adts(&mut self) {
+        loop {
+            let rest = &self.buf[self.pos..];
+            match self.adts_lock {
+                Some(params) => match adts_header(rest) {
+                    Some((len, p)) if p == params => {
+                        if rest.len() < len {
+                            return;
+                        }
+                        // Every ADTS frame is a valid start, so a unit is as many whole frames as arrived.
+                        self.cur_sync |= self.cur.is_empty();
+                        self.cur.extend_from_slice(&rest[..len]);
+                        self.pos += len;
+                    }
+                    Some(_) | None if rest.len() < 7 => return,
+                    _ => {
+                        tracing::debug!("ADTS sync lost; searching");
+                        self.adts_lock = None;
+                    }
+                },
+                None => {
+                    // Searching: a candidate counts only if the next frame's header follows it exactly.
+                    let mut i = 0;
+                    loop {
+                        if rest.len() < i + 7 {
+                            self.pos += i;
+                            return;
+                        }
+                        if let Some((len, p)) = adts_header(&rest[i..]) {
+                            if rest.len() < i + len + 7 {
+                                self.pos += i;
+                                return;
+                            }
+                            if adts_header(&rest[i + len..]).is_some_and(|(_, q)| q == p) {
+                                self.pos += i;
+                                self.adts_lock = Some(p);
+                                break;
+                            }
+                        }
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    // --- WebM ---------------------------------------------------------------------------------
+
+    fn parse_webm(&mut self, out: &mut Vec<Unit>) {
+        loop {
+            let rest = &self.buf[self.pos..];
+            let Some((id, id_len)) = ebml_id(rest) else { return };
+            let Some((size, size_len)) = ebml_size(&rest[id_len..]) else { return };
+            let head = id_len + size_len;
+            let abs = self.absolute_pos();
+            match self.webm {
+                WebmState::Cluster { end: Some(end) } if abs >= end => {
+                    self.webm = WebmState::Segment;
+                    continue;
+                }
+                WebmState::Cluster { .. } if is_segment_child(id) || id == EBML_HEADER => {
+                    // An unknown-size Cluster ends where the next top-level element begins.
+                    self.webm = WebmState::Segment;
+                    continue;
+                }
+                _ => {}
+            }
+            match (self.webm, id) {
+                (_, EBML_HEADER) => {
+                    // A (new) stream header: everything up to the first Cluster is the init segment.
+                    if self.init.is_some() {
+                        self.init = None;
+                    }
+                    let Some(n) = size.map(|s| head + s as usize) else { return self.fail("EBML header of unknown size") };
+                    if n > MAX_ELEMENT_BYTES {
+                        return self.fail("oversized EBML header");
+                    }
+                    if rest.len() < n {
+                        return;
+                    }
+                    self.flush(out);
+                    self.webm = WebmState::Header;
+                    self.keep(n);
+                }
+                (WebmState::Header, SEGMENT) => {
+                    self.cur.extend_from_slice(&rest[..head]);
+                    self.pos += head;
+                    self.webm = WebmState::Segment;
+                }
+                (WebmState::Segment, CLUSTER) => {
+                    if self.init.is_none() {
+                        self.init = Some(Bytes::from(std::mem::take(&mut self.cur)));
+                    }
+                    let end = size.map(|s| abs + (head as u64) + s);
+                    self.take(head, true, out);
+                    self.webm = WebmState::Cluster { end };
+                }
+                (WebmState::Header, _) => return self.fail("unexpected element before Segment"),
+                (_, _) => {
+                    // A whole child element: a block inside a Cluster, or Info/Tracks/Cues beside them.
+                    let Some(size) = size else { return self.fail("element of unknown size") };
+                    let n = head + size as usize;
+                    if n > MAX_ELEMENT_BYTES {
+                        return self.fail("oversized element");
+                    }
+                    if rest.len() < n {
+                        return;
+                    }
+                    if self.init.is_none() {
+                        self.cur.extend_from_slice(&rest[..n]);
+                        self.pos += n;
+                    } else {
+                        self.take(n, false, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn absolute_pos(&self) -> u64 {
+        // Only differences of absolute positions matter, so count what was drained plus pos.
+        self.drained + self.pos as u64
+    }
+
+    fn fail(&mut self, why: &str) {
+        tracing::warn!(container = ?self.container, why, "audio stream unparseable; live relay stops, storage continues");
+        self.broken = true;
+    }
+
+    // --- fragmented MP4 -----------------------------------------------------------------------
+
+    fn parse_mp4(&mut self, out: &mut Vec<Unit>) {
+        loop {
+            let rest = &self.buf[self.pos..];
+            if rest.len() < 8 {
+                return;
+            }
+            let size32 = u32::from_be_bytes(rest[0..4].try_into().expect("4 bytes")) as u64;
+            let kind: [u8; 4] = rest[4..8].try_into().expect("4 bytes");
+            let size = match size32 {
+                0 => return self.fail("MP4 box extending to end of file"),
+                1 => {
+                    if rest.len() < 16 {
+                        return;
+                    }
+                    u64::from_be_bytes(rest[8..16].try_into().expect("8 bytes"))
+                }
+                s => s,
+            };
+            if size < 8 || size as usize > MAX_ELEMENT_BYTES {
+                return self.fail("bad MP4 box size");
+            }
+            let n = size as usize;
+            if rest.len() < n {
+                return;
+            }
+            match &kind {
+                b"ftyp" => {
+                    self.flush(out);
+                    self.init = None;
+                    self.keep(n);
+                }
+                b"moof" | b"styp" if self.init.is_none() || !self.mp4_after_styp => {
+                    if self.init.is_none() {
+                        self.init = Some(Bytes::from(std::mem::take(&mut self.cur)));
+                    }
+                    self.mp4_after_styp = &kind == b"styp";
+                    self.take(n, true, out);
+                }
+                _ if self.init.is_none() => {
+                    self.cur.extend_from_slice(&rest[..n]);
+                    self.pos += n;
+                }
+                _ => {
+                    self.mp4_after_styp = false;
+                    self.take(n, false, out);
+                }
+            }
+        }
+    }
+}
+
+const EBML_HEADER: u32 = 0x1A45_DFA3;
+const SEGMENT: u32 = 0x1853_8067;
+const CLUSTER: u32 = 0x1F43_B675;
+
+/// Level-1 children of a Segment: seeing one inside an unknown-size Cluster ends the Cluster.
+fn is_segment_child(id: u32) -> bool {
+    matches!(
+        id,
+        CLUSTER | 0x114D_9B74 | 0x1549_A966 | 0x1654_AE6B | 0x1C53_BB6B | 0x1043_A770 | 0x1254_C367 | 0x1941_A469
+    )
+}
+
+/// Reads an EBML element id (marker bits kept, 1-4 bytes).
+fn ebml_id(b: &[u8]) -> Option<(u32, usize)> {
+    let first = *b.first()?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 4 || b.len() < len {
+        return None;
+    }
+    Some((b[..len].iter().fold(0u32, |acc, &x| (acc << 8) | x as u32), len))
+}
+
+/// Reads an EBML size vint (1-8 bytes); `None` inside means "unknown size".
+fn ebml_size(b: &[u8]) -> Option<(Option<u64>, usize)> {
+    let first = *b.first()?;
+    if first == 0 {
+        return Some((Some(u64::MAX), 1)); // invalid; caught as oversized by callers
+    }
+    let len = first.leading_zeros() as usize + 1;
+    if b.len() < len {
+        return None;
+    }
+    let mask = if len == 8 { 0 } else { 0xFFu8 >> len };
+    let mut v = (first & mask) as u64;
+    for &x in &b[1..len] {
+        v = (v << 8) | x as u64;
+    }
+    let all_ones = (1u64 << (7 * len)) - 1;
+    Some((if v == all_ones { None } else { Some(v) }, len))
+}
+
+/// The ADTS fields that must stay constant along a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AdtsParams {
+    profile: u8,
+    sampling_index: u8,
+    channels: u8,
+}
+
+/// Validates an ADTS header and returns the frame length and stream parameters.
+fn adts_header(b: &[u8]) -> Option<(usize, AdtsParams)> {
+    if b.len() < 7 || b[0] != 0xFF || b[1] & 0xF6 != 0xF0 {
+        return None; // sync word, layer 00
+    }
+    let protection_absent = b[1] & 1 == 1;
+    let sampling_index = (b[2] >> 2) & 0x0F;
+    if sampling_index > 12 {
+        return None;
+    }
+    let channels = ((b[2] & 1) << 2) | (b[3] >> 6);
+    let len = (((b[3] & 0x03) as usize) << 11) | ((b[4] as usize) << 3) | ((b[5] as usize) >> 5);
+    let min = if protection_absent { 7 } else { 9 };
+    if len <= min {
+        return None;
+    }
+    Some((len, AdtsParams { profile: b[2] >> 6, sampling_index, channels }))
+}
+
+/// Seconds of audio in an ADTS stream (1024 samples a frame), for the phone simulator's pacing.
+pub fn adts_duration_secs(stream: &[u8]) -> Option<f64> {
+    const RATES: [u32; 13] = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+    let mut pos = 0;
+    let mut frames = 0u64;
+    let mut rate = None;
+    while let Some((len, p)) = adts_header(&stream[pos..]) {
+        rate = Some(RATES[p.sampling_index as usize]);
+        frames += 1;
+        pos += len;
+    }
+    rate.map(|r| frames as f64 * 1024.0 / r as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture(p: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/audio").join(p)
+    }
+
+    fn chunks(dir: &str) -> Vec<Vec<u8>> {
+        let mut names: Vec<_> = std::fs::read_dir(fixture(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+            .collect();
+        names.sort();
+        names.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    /// Feeds chunks and checks that init + units rebuild the stream byte for byte.
+    fn rebuilds(container: Container, chunks: &[Vec<u8>]) -> (Demuxer, Vec<Unit>) {
+        let mut d = Demuxer::new(container);
+        let mut units = Vec::new();
+        for c in chunks {
+            units.extend(d.push(c));
+        }
+        assert!(d.is_healthy());
+        let mut all = d.init().map(|b| b.to_vec()).unwrap_or_default();
+        for u in &units {
+            all.extend_from_slice(&u.bytes);
+        }
+        let fed = chunks.concat();
+        assert!(all == fed, "init + units ({} B) must equal the stream ({} B)", all.len(), fed.len());
+        (d, units)
+    }
+
+    #[test]
+    fn adts_chunks_cut_mid_frame_give_whole_frames() {
+        let cs = chunks("chunks/adts_32k_arbitrary");
+        let (_, units) = rebuilds(Container::Adts, &cs);
+        assert!(units.len() > 100);
+        for u in &units {
+            assert!(u.sync);
+            let (len, _) = adts_header(&u.bytes).expect("unit starts on a frame");
+            assert!(len <= u.bytes.len());
+        }
+        let whole = std::fs::read(fixture("speech_aac32k.aac")).unwrap();
+        assert_eq!(cs.concat(), whole);
+        let secs = adts_duration_secs(&whole).unwrap();
+        assert!((secs - 41.6).abs() < 0.5, "{secs}");
+    }
+
+    #[test]
+    fn adts_resyncs_after_garbage_without_false_sync() {
+        let whole = std::fs::read(fixture("speech_aac32k.aac")).unwrap();
+        let mut d = Demuxer::new(Container::Adts);
+        let mut junk = vec![0xFFu8, 0xF1, 0x50, 0x80, 0x02, 0x1F, 0xFC, 1, 2, 3];
+        junk.extend_from_slice(&whole[..5000]);
+        let units = d.push(&junk);
+        let got: Vec<u8> = units.iter().flat_map(|u| u.bytes.to_vec()).collect();
+        assert!(got.len() > 4000 && whole.starts_with(&got), "garbage must be skipped, frames kept");
+    }
+
+    #[test]
+    fn webm_mediarecorder_chunks_give_init_and_cluster_units() {
+        let cs = chunks("chunks/mediarecorder_webm");
+        let (d, units) = rebuilds(Container::WebM, &cs);
+        let init = d.init().unwrap();
+        assert!(init.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]));
+        assert!(init.len() < 400, "{}", init.len());
+        assert!(units.iter().filter(|u| u.sync).count() > 5);
+        for u in units.iter().filter(|u| u.sync) {
+            assert_eq!(&u.bytes[..4], &[0x1F, 0x43, 0xB6, 0x75], "sync units start at a Cluster");
+        }
+        assert!(Container::WebM.starts_recording(&cs[0]));
+        assert!(!Container::WebM.starts_recording(&cs[1]));
+    }
+
+    #[test]
+    fn mp4_mediarecorder_chunks_give_init_and_fragments() {
+        let cs = chunks("chunks/mediarecorder_mp4");
+        let (d, units) = rebuilds(Container::Mp4, &cs);
+        assert_eq!(d.init().unwrap().len(), cs[0].len(), "chunk 0 is exactly the init segment");
+        for u in units.iter().filter(|u| u.sync) {
+            assert_eq!(&u.bytes[4..8], b"moof");
+        }
+        assert!(Container::Mp4.starts_recording(&cs[0]));
+    }
+
+    #[test]
+    fn byte_by_byte_feeding_matches() {
+        let cs = chunks("chunks/mediarecorder_webm");
+        let bytes: Vec<Vec<u8>> = cs.concat().chunks(7).map(|c| c.to_vec()).collect();
+        rebuilds(Container::WebM, &bytes);
+    }
+
+    #[test]
+    fn mime_mapping() {
+        assert_eq!(Container::from_mime("audio/webm;codecs=opus"), Some(Container::WebM));
+        assert_eq!(Container::from_mime("audio/AAC"), Some(Container::Adts));
+        assert_eq!(Container::from_mime("audio/mp4; codecs=\"mp4a.40.2\""), Some(Container::Mp4));
+        assert_eq!(Container::from_mime("audio/ogg;codecs=opus"), None);
+    }
+}
