@@ -1,4 +1,64 @@
 //! AlertMe server: phones stream an SOS in, watchers and responders follow it live.
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod audio;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod hub;
+pub mod notify;
+mod routes;
+pub mod sim;
+pub mod state;
+pub mod store;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::ServeConfig;
+use crate::hub::Hub;
+use crate::state::{AppState, Settings};
+use crate::store::Store;
+
+/// Milliseconds since the Unix epoch, server clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs the server on an already bound listener until `shutdown` resolves.
+///
+/// Taking the listener (instead of binding here) lets tests bind `127.0.0.1:0` and learn the port.
+pub async fn serve(cfg: ServeConfig, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let db = db::connect(&cfg.db.url()).await?;
+    let secret = auth::load_secret(cfg.secret.as_deref(), &cfg.db.data_dir)?;
+    let settings = Settings {
+        public_url: cfg.public_url(addr),
+        allowed_origins: cfg.allowed_origins.clone(),
+        heartbeat: Duration::from_millis(cfg.heartbeat_ms.max(50)),
+        phone_silence: Duration::from_millis(cfg.phone_silence_ms.max(100)),
+        send_timeout: Duration::from_millis(cfg.send_timeout_ms.max(50)),
+        phone_msgs_per_sec: cfg.phone_msgs_per_sec,
+        phone_kib_per_sec: cfg.phone_kib_per_sec,
+        audio_dir: cfg.db.data_dir.join("audio"),
+    };
+    let hub = Hub::new();
+    let store = Store::start(db.clone(), &cfg.db.data_dir);
+    let state = AppState::new(db, hub.clone(), store, settings, secret);
+    let restored = alerts::restore_active(&state).await.context("restoring active alerts")?;
+    hub.spawn_silence_watch(state.settings.phone_silence);
+    let app = routes::router(state.clone(), &cfg.static_dir);
+    tracing::info!(%addr, restored, "AlertMe listening");
+    println!("AlertMe is running on http://{addr}");
+    println!("  phones connect to   ws://{addr}/v1/phone   (alertme user add --name NAME --phone +E164 prints a device token)");
+    println!("  watch links look like {}/w/TOKEN; responders use {}/console", state.settings.public_url, state.settings.public_url);
+    println!("  health: http://{addr}/healthz");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving")?;
+    Ok(())
+}

@@ -1,1 +1,41 @@
-fn main(){}
+//! `alertme`: the server, operator commands and the phone simulator in one binary.
+
+use alertme_server::config::{Cli, Command, ResponderCmd, UserCmd};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = dotenvy::dotenv();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(cfg) => {
+            let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
+            alertme_server::serve(cfg, listener, shutdown_signal()).await
+        }
+        Command::User(UserCmd::Add { name, phone, db }) => alertme_server::cli::user_add(&name, &phone, &db).await,
+        Command::Responder(ResponderCmd::Add { name, db }) => alertme_server::cli::responder_add(&name, &db).await,
+        Command::Phone(args) => alertme_server::sim::run(args).await,
+        Command::Migrate(db) => alertme_server::db::connect(&db.url()).await.map(|_| ()),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

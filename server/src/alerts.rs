@@ -1,0 +1,231 @@
+//! Alert lifecycle: start (idempotent), end, claim, and bringing stored alerts back live.
+
+use std::sync::Arc;
+
+use alertme_protocol::{AlertInfo, AlertStatus};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, TransactionTrait,
+};
+
+use crate::auth::{self, Device};
+use crate::db::entity::{alert_events, alerts, users, watch_tokens};
+use crate::error::{Error, Result};
+use crate::hub::{Session, SessionSeed};
+use crate::state::AppState;
+use crate::store::{self, fix_from_row};
+
+/// Label of the watch token handed to the phone itself (to share the link).
+pub const DEVICE_WATCH_LABEL: &str = "device";
+
+/// Starts an alert, or returns the one this user already started with `client_id`.
+/// Returns the live (or, if it already ended, a detached) session and whether it was created.
+pub async fn start(
+    state: &AppState,
+    device: &Device,
+    client_id: &str,
+    audio_mime: Option<&str>,
+) -> Result<(Arc<Session>, alerts::Model, bool)> {
+    if client_id.is_empty() || client_id.len() > 100 {
+        return Err(Error::BadRequest("client_id must be 1 to 100 characters".into()));
+    }
+    if let Some(existing) = find(&state.db, &device.user_id, client_id).await? {
+        return Ok((session_for(state, &existing).await?, existing, false));
+    }
+    let now = crate::now_ms();
+    let row = alerts::Model {
+        id: uuid::Uuid::now_v7().to_string(),
+        user_id: device.user_id.clone(),
+        device_id: device.id.clone(),
+        client_id: client_id.to_owned(),
+        status: AlertStatus::Active.as_str().to_owned(),
+        audio_mime: audio_mime.map(str::to_owned),
+        started_at: now,
+        ended_at: None,
+        claimed_by: None,
+    };
+    let txn = state.db.begin().await?;
+    let inserted = alerts::ActiveModel {
+        id: Set(row.id.clone()),
+        user_id: Set(row.user_id.clone()),
+        device_id: Set(row.device_id.clone()),
+        client_id: Set(row.client_id.clone()),
+        status: Set(row.status.clone()),
+        audio_mime: Set(row.audio_mime.clone()),
+        started_at: Set(now),
+        ended_at: Set(None),
+        claimed_by: Set(None),
+    }
+    .insert(&txn)
+    .await;
+    if inserted.is_err() {
+        // Most likely a concurrent start with the same client id won the unique index.
+        drop(txn);
+        let existing = find(&state.db, &device.user_id, client_id).await?.ok_or(Error::Internal(
+            anyhow::anyhow!("alert insert failed: {}", inserted.err().map(|e| e.to_string()).unwrap_or_default()),
+        ))?;
+        return Ok((session_for(state, &existing).await?, existing, false));
+    }
+    event(&txn, &row.id, "triggered", None, now).await?;
+    watch_tokens::ActiveModel {
+        token_hash: Set(auth::hash_token(&device_watch_token(state, &row.id))),
+        alert_id: Set(row.id.clone()),
+        label: Set(DEVICE_WATCH_LABEL.to_owned()),
+        created_at: Set(now),
+        revoked_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    crate::notify::alert_started(&txn, &row).await?;
+    txn.commit().await?;
+    tracing::info!(alert = %row.id, "SOS started");
+    Ok((session_for(state, &row).await?, row, true))
+}
+
+/// The phone's own watch token for an alert.
+pub fn device_watch_token(state: &AppState, alert_id: &str) -> String {
+    auth::watch_token(&state.secret, alert_id, DEVICE_WATCH_LABEL)
+}
+
+async fn find(db: &DatabaseConnection, user_id: &str, client_id: &str) -> Result<Option<alerts::Model>> {
+    Ok(alerts::Entity::find()
+        .filter(alerts::Column::UserId.eq(user_id))
+        .filter(alerts::Column::ClientId.eq(client_id))
+        .one(db)
+        .await?)
+}
+
+/// The user's newest still-active alert, for `welcome`.
+pub async fn active_of_user(db: &DatabaseConnection, user_id: &str) -> Result<Option<alerts::Model>> {
+    Ok(alerts::Entity::find()
+        .filter(alerts::Column::UserId.eq(user_id))
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .order_by_desc(alerts::Column::StartedAt)
+        .one(db)
+        .await?)
+}
+
+/// The live session of an active alert (loading it if needed), or a detached one for an ended
+/// alert that serves a final snapshot.
+pub async fn session_for(state: &AppState, row: &alerts::Model) -> Result<Arc<Session>> {
+    if let Some(s) = state.hub.get(&row.id) {
+        return Ok(s);
+    }
+    let seed = seed(state, row).await?;
+    if row.status == AlertStatus::Active.as_str() {
+        Ok(state.hub.open(seed))
+    } else {
+        Ok(Arc::new(Session::new(seed, tokio::sync::broadcast::channel(1).0)))
+    }
+}
+
+async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
+    let user = users::Entity::find_by_id(row.user_id.clone()).one(&state.db).await?.ok_or(Error::NotFound)?;
+    let trail = crate::db::entity::fixes::Entity::find()
+        .filter(crate::db::entity::fixes::Column::AlertId.eq(row.id.clone()))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(fix_from_row)
+        .collect();
+    let pos = store::recover_audio(&state.db, &state.settings.audio_dir, &row.id).await?;
+    let audio_part = match pos.part {
+        Some((p, mime, len)) => {
+            let path = state.store.part_path(&row.id, p, &mime);
+            let mut bytes = tokio::fs::read(&path).await.map_err(anyhow::Error::from)?;
+            bytes.truncate(len as usize);
+            Some((p, mime, bytes))
+        }
+        None => None,
+    };
+    Ok(SessionSeed { info: info_of(row, &user.name), user_id: row.user_id.clone(), trail, audio_acked: pos.acked, audio_part })
+}
+
+/// Wire summary of a stored alert.
+pub fn info_of(row: &alerts::Model, user_name: &str) -> AlertInfo {
+    AlertInfo {
+        id: row.id.clone(),
+        user_name: user_name.to_owned(),
+        status: AlertStatus::parse(&row.status).unwrap_or(AlertStatus::Active),
+        started_ms: row.started_at,
+        ended_ms: row.ended_at,
+        claimed_by: row.claimed_by.clone(),
+        audio_mime: row.audio_mime.clone(),
+    }
+}
+
+/// Ends an active alert (idempotent) and tells everyone; returns the final status.
+pub async fn end(state: &AppState, alert_id: &str, status: AlertStatus, actor: &str) -> Result<AlertStatus> {
+    let now = crate::now_ms();
+    let txn = state.db.begin().await?;
+    let res = alerts::Entity::update_many()
+        .col_expr(alerts::Column::Status, status.as_str().into())
+        .col_expr(alerts::Column::EndedAt, now.into())
+        .filter(alerts::Column::Id.eq(alert_id))
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        drop(txn);
+        let row = alerts::Entity::find_by_id(alert_id.to_owned()).one(&state.db).await?.ok_or(Error::NotFound)?;
+        return Ok(AlertStatus::parse(&row.status).unwrap_or(status));
+    }
+    event(&txn, alert_id, status.as_str(), Some(actor), now).await?;
+    txn.commit().await?;
+    tracing::info!(alert = %alert_id, status = status.as_str(), "alert ended");
+    if let Some(s) = state.hub.get(alert_id) {
+        s.update_info(|i| {
+            i.status = status;
+            i.ended_ms = Some(now);
+        });
+    }
+    state.hub.close(alert_id);
+    state.store.forget(alert_id).await;
+    Ok(status)
+}
+
+/// Records that a responder took an active alert.
+pub async fn claim(state: &AppState, alert_id: &str, responder: &auth::Responder) -> Result<()> {
+    let now = crate::now_ms();
+    let txn = state.db.begin().await?;
+    let res = alerts::Entity::update_many()
+        .col_expr(alerts::Column::ClaimedBy, responder.name.clone().into())
+        .filter(alerts::Column::Id.eq(alert_id))
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::NotFound);
+    }
+    event(&txn, alert_id, "claimed", Some(&responder.id), now).await?;
+    txn.commit().await?;
+    if let Some(s) = state.hub.get(alert_id) {
+        s.update_info(|i| i.claimed_by = Some(responder.name.clone()));
+    }
+    Ok(())
+}
+
+async fn event<C: ConnectionTrait>(db: &C, alert_id: &str, kind: &str, actor: Option<&str>, at: i64) -> Result<()> {
+    alert_events::ActiveModel {
+        alert_id: Set(alert_id.to_owned()),
+        kind: Set(kind.to_owned()),
+        actor: Set(actor.map(str::to_owned)),
+        at: Set(at),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Brings every active alert back live after a restart, so phones resume and watchers reconnect.
+pub async fn restore_active(state: &AppState) -> anyhow::Result<usize> {
+    let rows = alerts::Entity::find()
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .all(&state.db)
+        .await?;
+    for row in &rows {
+        session_for(state, row).await.map_err(|e| anyhow::anyhow!("restoring alert {}: {e}", row.id))?;
+    }
+    Ok(rows.len())
+}

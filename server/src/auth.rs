@@ -1,0 +1,143 @@
+//! Tokens: random bearer secrets stored only as SHA-256 hashes, and watch tokens derived per alert.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sha2::{Digest, Sha256};
+
+use crate::db::entity::{devices, responders, watch_tokens};
+use crate::error::{Error, Result};
+
+/// Prefix of device tokens (phones).
+pub const DEVICE_PREFIX: &str = "amd_";
+/// Prefix of responder tokens.
+pub const RESPONDER_PREFIX: &str = "amr_";
+/// Prefix of watch tokens.
+pub const WATCH_PREFIX: &str = "amw_";
+
+/// A new random token: prefix + 256 bits, URL-safe.
+pub fn new_token(prefix: &str) -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(b))
+}
+
+/// What is stored for a token.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Derives an alert's watch token for `label` from the server secret, so the server can hand the
+/// same link out again (e.g. to a phone resuming its alert) while storing only its hash.
+pub fn watch_token(secret: &[u8], alert_id: &str, label: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(b"alertme-watch-v1\0");
+    mac.update(alert_id.as_bytes());
+    mac.update(b"\0");
+    mac.update(label.as_bytes());
+    format!("{WATCH_PREFIX}{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
+/// A phone's identity.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Device id.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+}
+
+/// A responder's identity.
+#[derive(Debug, Clone)]
+pub struct Responder {
+    /// Responder id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Resolves a device token.
+pub async fn device(db: &DatabaseConnection, token: &str) -> Result<Device> {
+    if !token.starts_with(DEVICE_PREFIX) {
+        return Err(Error::Unauthorized);
+    }
+    let row = devices::Entity::find()
+        .filter(devices::Column::TokenHash.eq(hash_token(token)))
+        .filter(devices::Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    Ok(Device { id: row.id, user_id: row.user_id })
+}
+
+/// Resolves a responder token.
+pub async fn responder(db: &DatabaseConnection, token: &str) -> Result<Responder> {
+    if !token.starts_with(RESPONDER_PREFIX) {
+        return Err(Error::Unauthorized);
+    }
+    let row = responders::Entity::find()
+        .filter(responders::Column::TokenHash.eq(hash_token(token)))
+        .filter(responders::Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    Ok(Responder { id: row.id, name: row.name })
+}
+
+/// Resolves a watch token to its alert id.
+pub async fn watch(db: &DatabaseConnection, token: &str) -> Result<String> {
+    if !token.starts_with(WATCH_PREFIX) {
+        return Err(Error::Unauthorized);
+    }
+    let row = watch_tokens::Entity::find_by_id(hash_token(token))
+        .filter(watch_tokens::Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    Ok(row.alert_id)
+}
+
+/// Loads the server secret from config, or from (or into) `DATA_DIR/secret.key`.
+pub fn load_secret(configured: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    if let Some(s) = configured {
+        anyhow::ensure!(s.len() >= 16, "ALERTME_SECRET must be at least 16 characters");
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = data_dir.join("secret.key");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(s.trim().as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let secret = new_token("");
+    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(secret.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_tokens_are_stable_per_label_and_distinct_across() {
+        let a = watch_token(b"0123456789abcdef", "alert1", "device");
+        assert_eq!(a, watch_token(b"0123456789abcdef", "alert1", "device"));
+        assert_ne!(a, watch_token(b"0123456789abcdef", "alert1", "contact:1"));
+        assert_ne!(a, watch_token(b"0123456789abcdeX", "alert1", "device"));
+        assert!(a.len() > 40 && a.starts_with(WATCH_PREFIX));
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let t = new_token(DEVICE_PREFIX);
+        assert_ne!(t, new_token(DEVICE_PREFIX));
+        assert_eq!(hash_token(&t).len(), 64);
+    }
+}

@@ -1,0 +1,129 @@
+//! Command line and environment configuration (`alertme --help`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// AlertMe: a self-hostable personal-safety SOS server.
+#[derive(Debug, Parser)]
+#[command(name = "alertme", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeConfig),
+    /// Manage users (people who can raise an alert).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage responders (people who watch the console).
+    #[command(subcommand)]
+    Responder(ResponderCmd),
+    /// Simulate a phone: stream a GPX track and an audio recording as an SOS.
+    Phone(crate::sim::PhoneArgs),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+}
+
+/// User management.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user (or add a device to an existing one) and print a new device token.
+    Add {
+        /// Display name shown to contacts and responders.
+        #[arg(long)]
+        name: String,
+        /// Phone number in E.164 form, e.g. +4915112345678.
+        #[arg(long)]
+        phone: String,
+        /// Database location.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Responder management.
+#[derive(Debug, Subcommand)]
+pub enum ResponderCmd {
+    /// Create a responder and print their token.
+    Add {
+        /// Display name shown to everyone watching an alert.
+        #[arg(long)]
+        name: String,
+        /// Database location.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Where data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Database URL: `sqlite://PATH?mode=rwc` (default: under the data dir) or `postgres://…`.
+    #[arg(long, env = "ALERTME_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory for the SQLite file, audio recordings and the server secret.
+    #[arg(long, env = "ALERTME_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+impl DbArgs {
+    /// The database URL, defaulting to a SQLite file in the data dir.
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("alertme.db").display()))
+    }
+}
+
+/// Settings of `alertme serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "ALERTME_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Database and data directory.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Public base URL used in watch links (default: http://BIND as bound).
+    #[arg(long, env = "ALERTME_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Extra browser origins allowed to open sockets (comma-separated); the public URL's is always allowed.
+    #[arg(long, env = "ALERTME_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Secret for deriving watch tokens (default: generated once into DATA_DIR/secret.key).
+    /// Servers sharing one PostgreSQL database must share it.
+    #[arg(long, env = "ALERTME_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Server → client ping interval on every socket, in ms; a peer silent for 3 intervals is cut off.
+    #[arg(long, env = "ALERTME_HEARTBEAT_MS", default_value_t = 10_000)]
+    pub heartbeat_ms: u64,
+    /// A phone heard from less recently than this (ms) is shown to watchers as "connection lost".
+    #[arg(long, env = "ALERTME_PHONE_SILENCE_MS", default_value_t = 20_000)]
+    pub phone_silence_ms: u64,
+    /// A send to a watcher that does not complete within this many ms closes that watcher.
+    #[arg(long, env = "ALERTME_SEND_TIMEOUT_MS", default_value_t = 5_000)]
+    pub send_timeout_ms: u64,
+    /// Per phone socket: messages per second (reads beyond it are paced, never dropped).
+    #[arg(long, env = "ALERTME_PHONE_MSGS_PER_SEC", default_value_t = 500)]
+    pub phone_msgs_per_sec: u32,
+    /// Per phone socket: KiB per second (reads beyond it are paced, never dropped).
+    #[arg(long, env = "ALERTME_PHONE_KIB_PER_SEC", default_value_t = 512)]
+    pub phone_kib_per_sec: u32,
+    /// Directory of static files (the dashboard build) served at `/`.
+    #[arg(long, env = "ALERTME_STATIC_DIR", default_value = "static")]
+    pub static_dir: PathBuf,
+}
+
+impl ServeConfig {
+    /// Public base URL without a trailing slash; by default the address actually bound.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_owned()
+    }
+}

@@ -1,0 +1,215 @@
+//! SeaORM entities, one module per table (schema: `migrations/`).
+#![allow(missing_docs)] // Columns mirror the migration, which documents them.
+
+/// People who can raise an alert.
+pub mod users {
+    use sea_orm::entity::prelude::*;
+
+    /// A user row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub phone: String,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A user's phones; each holds a device token (stored hashed).
+pub mod devices {
+    use sea_orm::entity::prelude::*;
+
+    /// A device row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "devices")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub label: String,
+        pub token_hash: String,
+        pub created_at: i64,
+        pub revoked_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Responders who watch the console.
+pub mod responders {
+    use sea_orm::entity::prelude::*;
+
+    /// A responder row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "responders")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub token_hash: String,
+        pub created_at: i64,
+        pub revoked_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// SOS alerts.
+pub mod alerts {
+    use sea_orm::entity::prelude::*;
+
+    /// An alert row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "alerts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub device_id: String,
+        pub client_id: String,
+        pub status: String,
+        pub audio_mime: Option<String>,
+        pub started_at: i64,
+        pub ended_at: Option<i64>,
+        pub claimed_by: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Capability tokens that let one holder watch one alert.
+pub mod watch_tokens {
+    use sea_orm::entity::prelude::*;
+
+    /// A watch token row (only the hash is kept).
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "watch_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub alert_id: String,
+        pub label: String,
+        pub created_at: i64,
+        pub revoked_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Position fixes, one row per (alert, seq).
+pub mod fixes {
+    use sea_orm::entity::prelude::*;
+
+    /// A fix row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "fixes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub alert_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub lat: f64,
+        pub lon: f64,
+        pub accuracy_m: f64,
+        pub device_time: i64,
+        pub battery_pct: Option<i16>,
+        pub speed_mps: Option<f64>,
+        pub heading_deg: Option<f64>,
+        pub altitude_m: Option<f64>,
+        pub received_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Stored audio parts: one file per recorder run.
+pub mod audio_parts {
+    use sea_orm::entity::prelude::*;
+
+    /// An audio part row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audio_parts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub alert_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub part: i32,
+        pub mime: String,
+        pub first_seq: i64,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Audio chunks as received: where their bytes sit in the part file, and their hash.
+pub mod audio_chunks {
+    use sea_orm::entity::prelude::*;
+
+    /// An audio chunk row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audio_chunks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub alert_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub part: i32,
+        pub offset: i64,
+        pub len: i32,
+        pub sha256: String,
+        pub received_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The alert's timeline: triggered, claimed, resolved, …
+pub mod alert_events {
+    use sea_orm::entity::prelude::*;
+
+    /// An event row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "alert_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub alert_id: String,
+        pub kind: String,
+        pub actor: Option<String>,
+        pub at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,73 @@
+//! Database connection: SQLite (embedded default) or PostgreSQL, migrated on connect.
+
+pub mod entity;
+
+use std::time::Duration;
+
+use alertme_migrations::{Migrator, MigratorTrait};
+use anyhow::{bail, Context};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+
+/// Opens the database at `url`, applies durability settings, checks them, and runs migrations.
+///
+/// SQLite gets WAL (readers never block the writer) and `synchronous=FULL`, so a commit is on disk
+/// before we acknowledge anything to a phone. sqlx's defaults differ across versions, so the
+/// settings are read back and startup fails if they did not take.
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let backend = if url.starts_with("sqlite:") {
+        DbBackend::Sqlite
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        DbBackend::Postgres
+    } else {
+        bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
+    };
+    if backend == DbBackend::Sqlite {
+        ensure_sqlite_dir(url)?;
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .max_connections(if backend == DbBackend::Sqlite { 8 } else { 16 })
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(15))
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(15))
+        });
+    let db = Database::connect(opts).await.context("connecting to the database")?;
+    if backend == DbBackend::Sqlite {
+        check_sqlite_settings(&db).await?;
+    }
+    Migrator::up(&db, None).await.context("running migrations")?;
+    Ok(db)
+}
+
+fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+async fn check_sqlite_settings(db: &DatabaseConnection) -> anyhow::Result<()> {
+    let pragma = |name: &str| Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}"));
+    let mode: String = db
+        .query_one_raw(pragma("journal_mode"))
+        .await?
+        .context("no journal_mode")?
+        .try_get_by_index(0)?;
+    let sync: i64 = db.query_one_raw(pragma("synchronous")).await?.context("no synchronous")?.try_get_by_index(0)?;
+    if !mode.eq_ignore_ascii_case("wal") || sync != 2 {
+        bail!("SQLite settings did not take: journal_mode={mode}, synchronous={sync} (want wal, 2=FULL)");
+    }
+    tracing::info!("sqlite: journal_mode=wal synchronous=full");
+    Ok(())
+}

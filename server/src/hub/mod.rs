@@ -1,0 +1,90 @@
+//! The hub: every live alert in memory, and the feed of alert summaries for responders.
+
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Message;
+use dashmap::DashMap;
+use tokio::sync::broadcast;
+
+pub use session::{LiveEvent, Session, SessionSeed, Subscription};
+
+/// Capacity of the responder feed; a console that falls further behind gets a fresh overview.
+const RESPONDER_FEED_CAPACITY: usize = 1024;
+
+/// Cheap-to-clone handle on all live sessions.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sessions: DashMap<String, Arc<Session>>,
+    responders: broadcast::Sender<Message>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Self {
+        let (responders, _) = broadcast::channel(RESPONDER_FEED_CAPACITY);
+        Self { inner: Arc::new(Inner { sessions: DashMap::new(), responders }) }
+    }
+
+    /// The live session of an alert, if it is active.
+    pub fn get(&self, alert_id: &str) -> Option<Arc<Session>> {
+        self.inner.sessions.get(alert_id).map(|s| s.clone())
+    }
+
+    /// Brings an alert live (or returns the one already live).
+    pub fn open(&self, seed: SessionSeed) -> Arc<Session> {
+        let id = seed.info.id.clone();
+        let responders = self.inner.responders.clone();
+        let s = self.inner.sessions.entry(id).or_insert_with(|| Arc::new(Session::new(seed, responders))).clone();
+        let _ = self.inner.responders.send(Message::Text(
+            serde_json::to_string(&alertme_protocol::ResponderMsg::Update { alert: s.summary() })
+                .expect("serializes")
+                .into(),
+        ));
+        s
+    }
+
+    /// Takes an ended alert out of memory. Watchers drain what was published, then see the end.
+    pub fn close(&self, alert_id: &str) {
+        self.inner.sessions.remove(alert_id);
+    }
+
+    /// All live sessions, oldest first.
+    pub fn sessions(&self) -> Vec<Arc<Session>> {
+        let mut v: Vec<_> = self.inner.sessions.iter().map(|e| e.value().clone()).collect();
+        v.sort_by_key(|s| s.info().started_ms);
+        v
+    }
+
+    /// Subscribes to responder updates.
+    pub fn responder_feed(&self) -> broadcast::Receiver<Message> {
+        self.inner.responders.subscribe()
+    }
+
+    /// Marks phones that went quiet as lost, every `period`, until the process ends.
+    pub fn spawn_silence_watch(&self, silence: Duration) {
+        let hub = self.clone();
+        let period = (silence / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                for s in hub.inner.sessions.iter() {
+                    s.phone_check(silence, false);
+                }
+            }
+        });
+    }
+}

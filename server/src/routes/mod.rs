@@ -1,0 +1,29 @@
+//! HTTP and WebSocket routes, one module per surface, merged into one router here.
+
+mod health;
+mod phone;
+mod recording;
+mod responder;
+mod sockets;
+mod watch;
+
+use axum::Router;
+use tower_http::services::{ServeDir, ServeFile};
+
+use crate::state::AppState;
+
+/// The whole application.
+pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
+    let index = static_dir.join("index.html");
+    Router::new()
+        .merge(health::router())
+        .merge(phone::router())
+        .merge(watch::router())
+        .merge(responder::router())
+        .merge(recording::router())
+        // The dashboard is a single-page app: its routes all load index.html.
+        .route_service("/w/{token}", ServeFile::new(&index))
+        .route_service("/console", ServeFile::new(&index))
+        .fallback_service(ServeDir::new(static_dir).fallback(ServeFile::new(&index)))
+        .with_state(state)
+}

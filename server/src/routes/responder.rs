@@ -1,0 +1,120 @@
+//! `GET /v1/responder`: the console's socket. Every active alert and its changes; claim, resolve.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use alertme_protocol::{AlertStatus, ResponderCmd, ResponderMsg};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::sockets::{self, close};
+use crate::alerts;
+use crate::auth::{self, Responder};
+use crate::error::Result;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/responder", get(upgrade))
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Result<Response> {
+    sockets::check_origin(&state, &headers)?;
+    let responder = auth::responder(&state.db, &sockets::token(&headers, &query)?).await?;
+    Ok(sockets::configure(ws).on_upgrade(move |socket| run(state, responder, socket)))
+}
+
+fn text(m: &ResponderMsg) -> Message {
+    Message::Text(serde_json::to_string(m).expect("serializes").into())
+}
+
+fn overview(state: &AppState, responder: &Responder) -> Message {
+    let alerts = state.hub.sessions().iter().map(|s| s.summary()).collect();
+    text(&ResponderMsg::Overview { responder: responder.name.clone(), alerts })
+}
+
+async fn run(state: AppState, responder: Responder, mut socket: WebSocket) {
+    let s = state.settings.clone();
+    let mut feed = state.hub.responder_feed();
+    if !send(&mut socket, overview(&state, &responder), &s).await {
+        return;
+    }
+    let mut heartbeat = tokio::time::interval(s.heartbeat);
+    heartbeat.tick().await;
+    let mut last_recv = Instant::now();
+    let end = loop {
+        tokio::select! {
+            m = feed.recv() => {
+                let msg = match m {
+                    Ok(m) => m,
+                    Err(RecvError::Lagged(_)) => overview(&state, &responder),
+                    Err(RecvError::Closed) => break Some((close::NORMAL, "server shutting down")),
+                };
+                if !send(&mut socket, msg, &s).await {
+                    break None;
+                }
+            }
+            m = socket.recv() => match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                Some(Ok(Message::Text(t))) => {
+                    last_recv = Instant::now();
+                    if let Some(reply) = command(&state, &responder, t.as_str()).await {
+                        if !send(&mut socket, text(&reply), &s).await {
+                            break None;
+                        }
+                    }
+                }
+                Some(Ok(_)) => last_recv = Instant::now(),
+            },
+            _ = heartbeat.tick() => {
+                if last_recv.elapsed() > s.heartbeat * 3 {
+                    break None;
+                }
+                if !send(&mut socket, Message::Ping(Bytes::new()), &s).await {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some((code, why)) = end {
+        sockets::close_with(socket, code, why).await;
+    }
+}
+
+/// Runs one console command; returns an error message to send back, if any.
+async fn command(state: &AppState, responder: &Responder, text: &str) -> Option<ResponderMsg> {
+    let err = |code: &str, detail: String| Some(ResponderMsg::Error { code: code.into(), detail });
+    let cmd = match serde_json::from_str::<ResponderCmd>(text) {
+        Ok(c) => c,
+        Err(e) => return err("bad_message", format!("not a valid command: {e}")),
+    };
+    let result = match cmd {
+        ResponderCmd::Ping => return None,
+        ResponderCmd::Claim { alert_id } => alerts::claim(state, &alert_id, responder).await,
+        ResponderCmd::Resolve { alert_id } => {
+            alerts::end(state, &alert_id, AlertStatus::Resolved, &responder.id).await.map(|_| ())
+        }
+    };
+    match result {
+        Ok(()) => None,
+        Err(crate::error::Error::NotFound) => err("not_found", "no such active alert".into()),
+        Err(e) => {
+            tracing::error!(error = %e, "responder command failed");
+            err("internal", "command failed; retry".into())
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, m: Message, s: &crate::state::Settings) -> bool {
+    matches!(tokio::time::timeout(s.send_timeout, socket.send(m)).await, Ok(Ok(())))
+}

@@ -1,0 +1,140 @@
+//! `GET /v1/watch`: a contact's live view of one alert (snapshot, then every event).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use alertme_protocol::AlertStatus;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use sea_orm::EntityTrait;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::sockets::{self, close};
+use crate::alerts;
+use crate::auth;
+use crate::db::entity::alerts as alert_rows;
+use crate::error::{Error, Result};
+use crate::hub::Session;
+use crate::state::AppState;
+
+/// Resyncs allowed before a watcher that keeps falling behind is closed with 4410.
+const MAX_RESYNCS: u32 = 3;
+/// Client messages per heartbeat interval beyond which a watcher is closed (they only need pongs).
+const MAX_CLIENT_MSGS_PER_BEAT: u32 = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/watch", get(upgrade))
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Result<Response> {
+    sockets::check_origin(&state, &headers)?;
+    let alert_id = auth::watch(&state.db, &sockets::token(&headers, &query)?).await?;
+    let row = alert_rows::Entity::find_by_id(alert_id).one(&state.db).await?.ok_or(Error::NotFound)?;
+    let session = alerts::session_for(&state, &row).await?;
+    let resume = match (query.get("epoch"), query.get("ev").map(|e| e.parse::<u64>())) {
+        (Some(epoch), Some(Ok(ev))) => Some((epoch.clone(), ev)),
+        (None, None) => None,
+        _ => return Err(Error::BadRequest("resume needs both epoch and a numeric ev".into())),
+    };
+    Ok(sockets::configure(ws).on_upgrade(move |socket| run(state, session, resume, socket)))
+}
+
+async fn run(state: AppState, session: Arc<Session>, resume: Option<(String, u64)>, mut socket: WebSocket) {
+    let s = state.settings.clone();
+    let mut status = session.status();
+    let mut sub = session.subscribe(resume.as_ref().map(|(e, v)| (e.as_str(), *v)));
+    if !send_all(&mut socket, sub.frames.drain(..), &s).await {
+        return;
+    }
+    if *status.borrow_and_update() != AlertStatus::Active {
+        return sockets::close_with(socket, close::NORMAL, "alert ended").await;
+    }
+    let mut heartbeat = tokio::time::interval(s.heartbeat);
+    heartbeat.tick().await;
+    let mut last_recv = Instant::now();
+    let mut resyncs = 0;
+    let mut msgs_this_beat = 0;
+    let end = loop {
+        tokio::select! {
+            e = sub.rx.recv() => match e {
+                Ok(e) => {
+                    if !send_all(&mut socket, [e.msg.clone()], &s).await {
+                        break None;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    resyncs += 1;
+                    tracing::debug!(missed = n, resyncs, "watcher lagged; resyncing");
+                    if resyncs > MAX_RESYNCS {
+                        break Some((close::TOO_SLOW, "cannot keep up; reconnect"));
+                    }
+                    sub = session.resync();
+                    if !send_all(&mut socket, sub.frames.drain(..), &s).await {
+                        break None;
+                    }
+                }
+                Err(RecvError::Closed) => break Some((close::NORMAL, "alert ended")),
+            },
+            Ok(()) = status.changed() => {
+                if *status.borrow_and_update() != AlertStatus::Active {
+                    // Deliver what was published up to the end (the final status included), then close.
+                    while let Ok(e) = sub.rx.try_recv() {
+                        if !send_all(&mut socket, [e.msg.clone()], &s).await {
+                            return;
+                        }
+                    }
+                    break Some((close::NORMAL, "alert ended"));
+                }
+            }
+            m = socket.recv() => match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                Some(Ok(_)) => {
+                    last_recv = Instant::now();
+                    msgs_this_beat += 1;
+                    if msgs_this_beat > MAX_CLIENT_MSGS_PER_BEAT {
+                        break Some((close::POLICY, "too many messages"));
+                    }
+                }
+            },
+            _ = heartbeat.tick() => {
+                msgs_this_beat = 0;
+                if last_recv.elapsed() > s.heartbeat * 3 {
+                    // A watcher that does not even answer pings is stalled: drop it, it can resume.
+                    break None;
+                }
+                if !send_all(&mut socket, [Message::Ping(Bytes::new())], &s).await {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some((code, why)) = end {
+        sockets::close_with(socket, code, why).await;
+    }
+}
+
+/// Sends frames, each within the send timeout; false when the watcher is gone or too slow.
+async fn send_all(
+    socket: &mut WebSocket,
+    frames: impl IntoIterator<Item = Message>,
+    s: &crate::state::Settings,
+) -> bool {
+    for f in frames {
+        match tokio::time::timeout(s.send_timeout, socket.send(f)).await {
+            Ok(Ok(())) => {}
+            _ => return false,
+        }
+    }
+    true
+}

@@ -1,0 +1,64 @@
+//! Shared application state handed to every route.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+
+use crate::hub::Hub;
+use crate::store::Store;
+
+/// Runtime settings derived from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Public base URL without a trailing slash.
+    pub public_url: String,
+    /// Browser origins allowed to open sockets.
+    pub allowed_origins: Vec<String>,
+    /// Ping interval; peers silent for 3 intervals are cut off.
+    pub heartbeat: Duration,
+    /// Phone silence after which watchers see "connection lost".
+    pub phone_silence: Duration,
+    /// Longest a single send to a watcher may take.
+    pub send_timeout: Duration,
+    /// Phone socket message rate.
+    pub phone_msgs_per_sec: u32,
+    /// Phone socket byte rate in KiB.
+    pub phone_kib_per_sec: u32,
+    /// Where audio parts live.
+    pub audio_dir: std::path::PathBuf,
+}
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database.
+    pub db: DatabaseConnection,
+    /// Live sessions.
+    pub hub: Hub,
+    /// Durable writer.
+    pub store: Store,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Key for deriving watch tokens.
+    pub secret: Arc<Vec<u8>>,
+    conn_ids: Arc<AtomicU64>,
+}
+
+impl AppState {
+    /// Bundles the parts.
+    pub fn new(db: DatabaseConnection, hub: Hub, store: Store, settings: Settings, secret: Vec<u8>) -> Self {
+        Self { db, hub, store, settings: Arc::new(settings), secret: Arc::new(secret), conn_ids: Arc::new(AtomicU64::new(1)) }
+    }
+
+    /// A process-unique id for a socket.
+    pub fn next_conn_id(&self) -> u64 {
+        self.conn_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The watch link for a watch token.
+    pub fn watch_url(&self, token: &str) -> String {
+        format!("{}/w/{token}", self.settings.public_url)
+    }
+}
