@@ -1,0 +1,411 @@
+//! Test harness: spawns the real `alertme` binary on 127.0.0.1, on SQLite or PostgreSQL, and
+//! drives it over real sockets like phones, watchers and responders do.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use alertme_protocol::audio::WatchHeader;
+use alertme_protocol::WatchMsg;
+use futures_util::{SinkExt, StreamExt};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_alertme");
+
+/// Where fixtures live.
+pub fn fixture(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(p)
+}
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares one async test per backend: `both!(name, body_fn)`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:path) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $body(support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $body(support::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// A scratch database and data directory, removed on drop.
+pub struct Env {
+    pub backend: Backend,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pg_name: Option<String>,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("ALERTME_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl Env {
+    pub async fn new(backend: Backend) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let data_dir = std::env::temp_dir().join(format!("alertme-test-{id}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let (url, pg_name) = match backend {
+            Backend::Sqlite => (format!("sqlite://{}?mode=rwc", data_dir.join("alertme.db").display()), None),
+            Backend::Postgres => {
+                let name = format!("alertme_t_{}", &id[..16]);
+                let admin = Database::connect(pg_admin_url()).await.expect("PostgreSQL on 127.0.0.1:5432 (see README)");
+                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+                admin.close().await.ok();
+                let base = pg_admin_url();
+                let base = base.rsplit_once('/').unwrap().0;
+                (format!("{base}/{name}"), Some(name))
+            }
+        };
+        Self { backend, url, data_dir, pg_name }
+    }
+
+    /// Runs `alertme ARGS --database-url … --data-dir …` and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--database-url", &self.url, "--data-dir"])
+            .arg(&self.data_dir)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Creates a user and returns a device token.
+    pub fn user(&self, name: &str, phone: &str) -> String {
+        self.cli(&["user", "add", "--name", name, "--phone", phone])
+    }
+
+    /// Creates a responder and returns its token.
+    pub fn responder(&self, name: &str) -> String {
+        self.cli(&["responder", "add", "--name", name])
+    }
+
+    /// A direct database connection for checking what was stored.
+    pub async fn db(&self) -> DatabaseConnection {
+        Database::connect(&self.url).await.unwrap()
+    }
+
+    /// One integer from SQL.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let db = self.db().await;
+        let backend = db.get_database_backend();
+        let row = db.query_one_raw(Statement::from_string(backend, sql.to_owned())).await.unwrap().unwrap();
+        let v: i64 = row.try_get_by_index(0).unwrap();
+        db.close().await.ok();
+        v
+    }
+
+    /// The SQL placeholder style of this backend is irrelevant for our literal queries; this
+    /// just tells which backend the checks ran on.
+    pub fn db_backend(&self) -> DbBackend {
+        match self.backend {
+            Backend::Sqlite => DbBackend::Sqlite,
+            Backend::Postgres => DbBackend::Postgres,
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(name) = self.pg_name.take() {
+            // Best effort, on a fresh runtime since we may be inside one that is shutting down.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    if let Ok(admin) = Database::connect(pg_admin_url()).await {
+                        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A running server process.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts the server on `bind` (use "127.0.0.1:0" for any port) with extra flags.
+    pub fn start(env: &Env, bind: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--bind", bind, "--database-url", &env.url, "--data-dir"])
+            .arg(&env.data_dir)
+            .args(["--static-dir"])
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../static"))
+            .args(extra)
+            .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std_mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("AlertMe is running on http://") {
+                    let _ = tx.send(a.to_owned());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start within 30 s");
+        Self { child, addr }
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// SIGKILL: no graceful anything, like a power cut of the process.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running phone simulator.
+pub struct Phone {
+    pub child: Child,
+    lines: std_mpsc::Receiver<String>,
+    pub alert_id: String,
+    pub watch_url: String,
+    stdout: Vec<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Phone {
+    /// Starts `alertme phone` and waits for it to print the alert id and watch link.
+    pub fn start(server: &Server, token: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["phone", "--server", &server.http(""), "--token", token])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std_mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let stderr_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = stderr_lines.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut p = Self {
+            child,
+            lines,
+            alert_id: String::new(),
+            watch_url: String::new(),
+            stdout: Vec::new(),
+            stderr: stderr_lines,
+        };
+        while p.alert_id.is_empty() || p.watch_url.is_empty() {
+            let line = p.lines.recv_timeout(Duration::from_secs(30)).expect("phone printed no alert/watch line");
+            if let Some(a) = line.strip_prefix("alert: ") {
+                p.alert_id = a.to_owned();
+            } else if let Some(w) = line.strip_prefix("watch: ") {
+                p.watch_url = w.to_owned();
+            }
+            p.stdout.push(line);
+        }
+        p
+    }
+
+    /// The watch token from the printed link.
+    pub fn watch_token(&self) -> String {
+        self.watch_url.rsplit('/').next().unwrap().to_owned()
+    }
+
+    /// Waits for the simulator to exit; returns (success, stdout, stderr).
+    pub fn wait(mut self, within: Duration) -> (bool, String, String) {
+        let deadline = std::time::Instant::now() + within;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(std::time::Instant::now() < deadline, "phone did not finish within {within:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.stdout.push(l);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let err = self.stderr.lock().unwrap().join("\n");
+        (status.success(), self.stdout.join("\n"), err)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a socket with an optional bearer token and Origin.
+pub async fn connect(url: &str, bearer: Option<&str>, origin: Option<&str>) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut req = url.into_client_request().unwrap();
+    if let Some(t) = bearer {
+        req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
+}
+
+/// Receives the next data message within 10 s (pings are answered by the library).
+pub async fn next(ws: &mut Ws) -> Option<Message> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("no message within 10 s") {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(m)) => return Some(m),
+            _ => return None,
+        }
+    }
+}
+
+/// Sends a JSON text message.
+pub async fn send_json<T: serde::Serialize>(ws: &mut Ws, m: &T) {
+    ws.send(Message::Text(serde_json::to_string(m).unwrap().into())).await.unwrap();
+}
+
+/// Everything one watcher saw, in order.
+#[derive(Default, Debug)]
+pub struct Watched {
+    pub msgs: Vec<WatchMsg>,
+    /// (header, payload) of every binary frame.
+    pub audio: Vec<(WatchHeader, Vec<u8>)>,
+    /// Close code, when the server closed with one.
+    pub close: Option<u16>,
+}
+
+impl Watched {
+    /// Fix seqs in the order first seen (snapshot trail, then live fixes).
+    pub fn fix_seqs(&self) -> Vec<u64> {
+        let mut v = Vec::new();
+        for m in &self.msgs {
+            match m {
+                WatchMsg::Snapshot { trail, .. } => v.extend(trail.iter().map(|f| f.seq)),
+                WatchMsg::Fix { fix, .. } => v.push(fix.seq),
+                _ => {}
+            }
+        }
+        v
+    }
+
+    /// Concatenated payloads of init segments and units of `part`.
+    pub fn audio_bytes(&self, part: u16) -> Vec<u8> {
+        self.audio.iter().filter(|(h, _)| h.part == part).flat_map(|(_, b)| b.clone()).collect()
+    }
+}
+
+/// Reads a watch socket until the server closes it (or `limit` passes).
+pub async fn watch_until_close(mut ws: Ws, limit: Duration) -> Watched {
+    let mut w = Watched::default();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let m = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => panic!("watcher still open after {limit:?}"),
+            Ok(None) | Ok(Some(Err(_))) => return w,
+            Ok(Some(Ok(m))) => m,
+        };
+        match m {
+            Message::Text(t) => w.msgs.push(serde_json::from_str(t.as_str()).expect("valid WatchMsg")),
+            Message::Binary(b) => {
+                let (h, payload) = WatchHeader::parse(&b).expect("valid watch frame header");
+                w.audio.push((h, payload.to_vec()));
+            }
+            Message::Close(c) => {
+                w.close = c.map(|c| u16::from(c.code));
+                return w;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// sha256 hex of bytes.
+pub fn sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// True when ffmpeg decodes the file without a single error.
+pub fn decodes_cleanly(path: &Path) -> Result<(), String> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .map_err(|e| format!("ffmpeg not runnable (install ffmpeg): {e}"))?;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    if out.status.success() && err.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Audio packets ffprobe reads from a file (20-23 ms each for Opus and AAC).
+pub fn probe_packets(path: &Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_packets", "-select_streams", "a:0"])
+        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().trim_end_matches(',').parse().unwrap_or(0)
+}
