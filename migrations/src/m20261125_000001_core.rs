@@ -26,10 +26,19 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(Devices::Id).string().not_null().primary_key())
                 .col(ColumnDef::new(Devices::UserId).string().not_null())
                 .col(ColumnDef::new(Devices::Label).string().not_null())
-                .col(ColumnDef::new(Devices::TokenHash).string().not_null().unique_key())
+                .col(
+                    ColumnDef::new(Devices::TokenHash)
+                        .string()
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(ColumnDef::new(Devices::CreatedAt).big_integer().not_null())
                 .col(ColumnDef::new(Devices::RevokedAt).big_integer().null())
-                .foreign_key(ForeignKey::create().from(Devices::Table, Devices::UserId).to(Users::Table, Users::Id))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Devices::Table, Devices::UserId)
+                        .to(Users::Table, Users::Id),
+                )
                 .to_owned(),
         )
         .await?;
@@ -38,7 +47,12 @@ impl MigrationTrait for Migration {
                 .table(Responders::Table)
                 .col(ColumnDef::new(Responders::Id).string().not_null().primary_key())
                 .col(ColumnDef::new(Responders::Name).string().not_null())
-                .col(ColumnDef::new(Responders::TokenHash).string().not_null().unique_key())
+                .col(
+                    ColumnDef::new(Responders::TokenHash)
+                        .string()
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(ColumnDef::new(Responders::CreatedAt).big_integer().not_null())
                 .col(ColumnDef::new(Responders::RevokedAt).big_integer().null())
                 .to_owned(),
@@ -56,7 +70,11 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(Alerts::StartedAt).big_integer().not_null())
                 .col(ColumnDef::new(Alerts::EndedAt).big_integer().null())
                 .col(ColumnDef::new(Alerts::ClaimedBy).string().null())
-                .foreign_key(ForeignKey::create().from(Alerts::Table, Alerts::UserId).to(Users::Table, Users::Id))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Alerts::Table, Alerts::UserId)
+                        .to(Users::Table, Users::Id),
+                )
                 .to_owned(),
         )
         .await?;
@@ -70,18 +88,31 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("alerts_status").table(Alerts::Table).col(Alerts::Status).to_owned())
-            .await?;
+        m.create_index(
+            Index::create()
+                .name("alerts_status")
+                .table(Alerts::Table)
+                .col(Alerts::Status)
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(WatchTokens::Table)
-                .col(ColumnDef::new(WatchTokens::TokenHash).string().not_null().primary_key())
+                .col(
+                    ColumnDef::new(WatchTokens::TokenHash)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(ColumnDef::new(WatchTokens::AlertId).string().not_null())
                 .col(ColumnDef::new(WatchTokens::Label).string().not_null())
                 .col(ColumnDef::new(WatchTokens::CreatedAt).big_integer().not_null())
                 .col(ColumnDef::new(WatchTokens::RevokedAt).big_integer().null())
                 .foreign_key(
-                    ForeignKey::create().from(WatchTokens::Table, WatchTokens::AlertId).to(Alerts::Table, Alerts::Id),
+                    ForeignKey::create()
+                        .from(WatchTokens::Table, WatchTokens::AlertId)
+                        .to(Alerts::Table, Alerts::Id),
                 )
                 .to_owned(),
         )
@@ -101,12 +132,21 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(Fixes::AltitudeM).double().null())
                 .col(ColumnDef::new(Fixes::ReceivedAt).big_integer().not_null())
                 .primary_key(Index::create().col(Fixes::AlertId).col(Fixes::Seq))
-                .foreign_key(ForeignKey::create().from(Fixes::Table, Fixes::AlertId).to(Alerts::Table, Alerts::Id))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Fixes::Table, Fixes::AlertId)
+                        .to(Alerts::Table, Alerts::Id),
+                )
                 .to_owned(),
         )
         .await?;
         m.create_index(
-            Index::create().name("fixes_trail").table(Fixes::Table).col(Fixes::AlertId).col(Fixes::DeviceTime).to_owned(),
+            Index::create()
+                .name("fixes_trail")
+                .table(Fixes::Table)
+                .col(Fixes::AlertId)
+                .col(Fixes::DeviceTime)
+                .to_owned(),
         )
         .await?;
         m.create_table(
@@ -119,7 +159,9 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(AudioParts::CreatedAt).big_integer().not_null())
                 .primary_key(Index::create().col(AudioParts::AlertId).col(AudioParts::Part))
                 .foreign_key(
-                    ForeignKey::create().from(AudioParts::Table, AudioParts::AlertId).to(Alerts::Table, Alerts::Id),
+                    ForeignKey::create()
+                        .from(AudioParts::Table, AudioParts::AlertId)
+                        .to(Alerts::Table, Alerts::Id),
                 )
                 .to_owned(),
         )
@@ -136,7 +178,9 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(AudioChunks::ReceivedAt).big_integer().not_null())
                 .primary_key(Index::create().col(AudioChunks::AlertId).col(AudioChunks::Seq))
                 .foreign_key(
-                    ForeignKey::create().from(AudioChunks::Table, AudioChunks::AlertId).to(Alerts::Table, Alerts::Id),
+                    ForeignKey::create()
+                        .from(AudioChunks::Table, AudioChunks::AlertId)
+                        .to(Alerts::Table, Alerts::Id),
                 )
                 .to_owned(),
         )
@@ -144,19 +188,31 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(AlertEvents::Table)
-                .col(ColumnDef::new(AlertEvents::Id).big_integer().not_null().auto_increment().primary_key())
+                .col(
+                    ColumnDef::new(AlertEvents::Id)
+                        .big_integer()
+                        .not_null()
+                        .auto_increment()
+                        .primary_key(),
+                )
                 .col(ColumnDef::new(AlertEvents::AlertId).string().not_null())
                 .col(ColumnDef::new(AlertEvents::Kind).string().not_null())
                 .col(ColumnDef::new(AlertEvents::Actor).string().null())
                 .col(ColumnDef::new(AlertEvents::At).big_integer().not_null())
                 .foreign_key(
-                    ForeignKey::create().from(AlertEvents::Table, AlertEvents::AlertId).to(Alerts::Table, Alerts::Id),
+                    ForeignKey::create()
+                        .from(AlertEvents::Table, AlertEvents::AlertId)
+                        .to(Alerts::Table, Alerts::Id),
                 )
                 .to_owned(),
         )
         .await?;
         m.create_index(
-            Index::create().name("alert_events_alert").table(AlertEvents::Table).col(AlertEvents::AlertId).to_owned(),
+            Index::create()
+                .name("alert_events_alert")
+                .table(AlertEvents::Table)
+                .col(AlertEvents::AlertId)
+                .to_owned(),
         )
         .await
     }

@@ -434,7 +434,9 @@ mod tests {
             r#"{"type":"fix","fixes":[{"seq":1,"lat":52.5,"lon":13.4,"accuracy_m":5,"time_ms":1}]}"#,
         )
         .unwrap();
-        let PhoneMsg::Fix { fixes } = &m else { panic!("{m:?}") };
+        let PhoneMsg::Fix { fixes } = &m else {
+            panic!("{m:?}")
+        };
         assert_eq!(fixes[0].seq, 1);
         assert!(fixes[0].validate().is_ok());
         let back = serde_json::to_string(&m).unwrap();

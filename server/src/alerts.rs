@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use alertme_protocol::{AlertInfo, AlertStatus};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, TransactionTrait,
 };
 
 use crate::auth::{self, Device};
@@ -61,9 +61,12 @@ pub async fn start(
     if inserted.is_err() {
         // Most likely a concurrent start with the same client id won the unique index.
         drop(txn);
-        let existing = find(&state.db, &device.user_id, client_id).await?.ok_or(Error::Internal(
-            anyhow::anyhow!("alert insert failed: {}", inserted.err().map(|e| e.to_string()).unwrap_or_default()),
-        ))?;
+        let existing = find(&state.db, &device.user_id, client_id)
+            .await?
+            .ok_or(Error::Internal(anyhow::anyhow!(
+                "alert insert failed: {}",
+                inserted.err().map(|e| e.to_string()).unwrap_or_default()
+            )))?;
         return Ok((session_for(state, &existing).await?, existing, false));
     }
     event(&txn, &row.id, "triggered", None, now).await?;
@@ -120,7 +123,10 @@ pub async fn session_for(state: &AppState, row: &alerts::Model) -> Result<Arc<Se
 }
 
 async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
-    let user = users::Entity::find_by_id(row.user_id.clone()).one(&state.db).await?.ok_or(Error::NotFound)?;
+    let user = users::Entity::find_by_id(row.user_id.clone())
+        .one(&state.db)
+        .await?
+        .ok_or(Error::NotFound)?;
     let trail = crate::db::entity::fixes::Entity::find()
         .filter(crate::db::entity::fixes::Column::AlertId.eq(row.id.clone()))
         .all(&state.db)
@@ -138,7 +144,13 @@ async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
         }
         None => None,
     };
-    Ok(SessionSeed { info: info_of(row, &user.name), user_id: row.user_id.clone(), trail, audio_acked: pos.acked, audio_part })
+    Ok(SessionSeed {
+        info: info_of(row, &user.name),
+        user_id: row.user_id.clone(),
+        trail,
+        audio_acked: pos.acked,
+        audio_part,
+    })
 }
 
 /// Wire summary of a stored alert.
@@ -167,7 +179,10 @@ pub async fn end(state: &AppState, alert_id: &str, status: AlertStatus, actor: &
         .await?;
     if res.rows_affected == 0 {
         drop(txn);
-        let row = alerts::Entity::find_by_id(alert_id.to_owned()).one(&state.db).await?.ok_or(Error::NotFound)?;
+        let row = alerts::Entity::find_by_id(alert_id.to_owned())
+            .one(&state.db)
+            .await?
+            .ok_or(Error::NotFound)?;
         return Ok(AlertStatus::parse(&row.status).unwrap_or(status));
     }
     event(&txn, alert_id, status.as_str(), Some(actor), now).await?;
@@ -205,7 +220,13 @@ pub async fn claim(state: &AppState, alert_id: &str, responder: &auth::Responder
     Ok(())
 }
 
-async fn event<C: ConnectionTrait>(db: &C, alert_id: &str, kind: &str, actor: Option<&str>, at: i64) -> Result<()> {
+async fn event<C: ConnectionTrait>(
+    db: &C,
+    alert_id: &str,
+    kind: &str,
+    actor: Option<&str>,
+    at: i64,
+) -> Result<()> {
     alert_events::ActiveModel {
         alert_id: Set(alert_id.to_owned()),
         kind: Set(kind.to_owned()),
@@ -225,7 +246,9 @@ pub async fn restore_active(state: &AppState) -> anyhow::Result<usize> {
         .all(&state.db)
         .await?;
     for row in &rows {
-        session_for(state, row).await.map_err(|e| anyhow::anyhow!("restoring alert {}: {e}", row.id))?;
+        session_for(state, row)
+            .await
+            .map_err(|e| anyhow::anyhow!("restoring alert {}: {e}", row.id))?;
     }
     Ok(rows.len())
 }

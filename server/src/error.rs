@@ -56,6 +56,13 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        (status, Json(ErrorBody { error: code.to_owned(), detail })).into_response()
+        (
+            status,
+            Json(ErrorBody {
+                error: code.to_owned(),
+                detail,
+            }),
+        )
+            .into_response()
     }
 }

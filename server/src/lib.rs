@@ -28,13 +28,19 @@ use crate::store::Store;
 
 /// Milliseconds since the Unix epoch, server clock.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Runs the server on an already bound listener until `shutdown` resolves.
 ///
 /// Taking the listener (instead of binding here) lets tests bind `127.0.0.1:0` and learn the port.
-pub async fn serve(cfg: ServeConfig, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    cfg: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let db = db::connect(&cfg.db.url()).await?;
     let secret = auth::load_secret(cfg.secret.as_deref(), &cfg.db.data_dir)?;
@@ -51,14 +57,22 @@ pub async fn serve(cfg: ServeConfig, listener: TcpListener, shutdown: impl Futur
     let hub = Hub::new();
     let store = Store::start(db.clone(), &cfg.db.data_dir);
     let state = AppState::new(db, hub.clone(), store, settings, secret);
-    let restored = alerts::restore_active(&state).await.context("restoring active alerts")?;
+    let restored = alerts::restore_active(&state)
+        .await
+        .context("restoring active alerts")?;
     hub.spawn_silence_watch(state.settings.phone_silence);
     let app = routes::router(state.clone(), &cfg.static_dir);
     tracing::info!(%addr, restored, "AlertMe listening");
     println!("AlertMe is running on http://{addr}");
     println!("  phones connect to   ws://{addr}/v1/phone   (alertme user add --name NAME --phone +E164 prints a device token)");
-    println!("  watch links look like {}/w/TOKEN; responders use {}/console", state.settings.public_url, state.settings.public_url);
+    println!(
+        "  watch links look like {}/w/TOKEN; responders use {}/console",
+        state.settings.public_url, state.settings.public_url
+    );
     println!("  health: http://{addr}/healthz");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving")?;
     Ok(())
 }

@@ -11,13 +11,26 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command.unwrap_or_else(|| {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            serve: alertme_server::config::ServeConfig,
+        }
+        Command::Serve(Defaults::parse_from(["alertme"]).serve)
+    });
+    match command {
         Command::Serve(cfg) => {
             let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
             alertme_server::serve(cfg, listener, shutdown_signal()).await
         }
-        Command::User(UserCmd::Add { name, phone, db }) => alertme_server::cli::user_add(&name, &phone, &db).await,
-        Command::Responder(ResponderCmd::Add { name, db }) => alertme_server::cli::responder_add(&name, &db).await,
+        Command::User(UserCmd::Add { name, phone, db }) => {
+            alertme_server::cli::user_add(&name, &phone, &db).await
+        }
+        Command::Responder(ResponderCmd::Add { name, db }) => {
+            alertme_server::cli::responder_add(&name, &db).await
+        }
         Command::Phone(args) => alertme_server::sim::run(args).await,
         Command::Migrate(db) => alertme_server::db::connect(&db.url()).await.map(|_| ()),
     }

@@ -49,7 +49,14 @@ pub struct AppState {
 impl AppState {
     /// Bundles the parts.
     pub fn new(db: DatabaseConnection, hub: Hub, store: Store, settings: Settings, secret: Vec<u8>) -> Self {
-        Self { db, hub, store, settings: Arc::new(settings), secret: Arc::new(secret), conn_ids: Arc::new(AtomicU64::new(1)) }
+        Self {
+            db,
+            hub,
+            store,
+            settings: Arc::new(settings),
+            secret: Arc::new(secret),
+            conn_ids: Arc::new(AtomicU64::new(1)),
+        }
     }
 
     /// A process-unique id for a socket.

@@ -48,8 +48,18 @@ pub enum Notice {
 
 enum Job {
     Forget(String),
-    Fixes { session: Arc<Session>, fixes: Vec<Fix>, notice: mpsc::Sender<Notice> },
-    Audio { session: Arc<Session>, mime: Option<String>, seq: u64, bytes: Bytes, notice: mpsc::Sender<Notice> },
+    Fixes {
+        session: Arc<Session>,
+        fixes: Vec<Fix>,
+        notice: mpsc::Sender<Notice>,
+    },
+    Audio {
+        session: Arc<Session>,
+        mime: Option<String>,
+        seq: u64,
+        bytes: Bytes,
+        notice: mpsc::Sender<Notice>,
+    },
 }
 
 /// Handle to the writer.
@@ -73,13 +83,27 @@ impl Store {
     pub fn start(db: DatabaseConnection, data_dir: &Path) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let audio_dir = data_dir.join("audio");
-        tokio::spawn(Writer { db, audio_dir: audio_dir.clone(), files: HashMap::new() }.run(rx));
+        tokio::spawn(
+            Writer {
+                db,
+                audio_dir: audio_dir.clone(),
+                files: HashMap::new(),
+            }
+            .run(rx),
+        );
         Self { tx, audio_dir }
     }
 
     /// Queues fixes for storage; waits only when the queue is full.
     pub async fn fixes(&self, session: Arc<Session>, fixes: Vec<Fix>, notice: mpsc::Sender<Notice>) {
-        let _ = self.tx.send(Job::Fixes { session, fixes, notice }).await;
+        let _ = self
+            .tx
+            .send(Job::Fixes {
+                session,
+                fixes,
+                notice,
+            })
+            .await;
     }
 
     /// Queues an audio chunk for storage; waits only when the queue is full.
@@ -91,7 +115,16 @@ impl Store {
         bytes: Bytes,
         notice: mpsc::Sender<Notice>,
     ) {
-        let _ = self.tx.send(Job::Audio { session, mime, seq, bytes, notice }).await;
+        let _ = self
+            .tx
+            .send(Job::Audio {
+                session,
+                mime,
+                seq,
+                bytes,
+                notice,
+            })
+            .await;
     }
 
     /// Drops the writer's open file of an ended alert (after anything queued before it).
@@ -113,28 +146,48 @@ fn part_path(audio_dir: &Path, alert_id: &str, part: u16, mime: &str) -> PathBuf
 /// Reads an alert's audio position from the database and trims its part file to the committed
 /// length: bytes written before a crash but never committed were never acked, and the phone
 /// resends them.
-pub async fn recover_audio(db: &DatabaseConnection, audio_dir: &Path, alert_id: &str) -> anyhow::Result<AudioPosition> {
+pub async fn recover_audio(
+    db: &DatabaseConnection,
+    audio_dir: &Path,
+    alert_id: &str,
+) -> anyhow::Result<AudioPosition> {
     let last = audio_chunks::Entity::find()
         .filter(audio_chunks::Column::AlertId.eq(alert_id))
         .order_by_desc(audio_chunks::Column::Seq)
         .one(db)
         .await?;
-    let Some(last) = last else { return Ok(AudioPosition { acked: 0, part: None }) };
+    let Some(last) = last else {
+        return Ok(AudioPosition { acked: 0, part: None });
+    };
     let part = audio_parts::Entity::find_by_id((alert_id.to_owned(), last.part))
         .one(db)
         .await?
         .context("audio chunk without its part row")?;
     let len = (last.offset + last.len as i64) as u64;
     let path = part_path(audio_dir, alert_id, last.part as u16, &part.mime);
-    let f = std::fs::OpenOptions::new().write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
     let on_disk = f.metadata()?.len();
-    anyhow::ensure!(on_disk >= len, "audio part {} shorter than committed ({on_disk} < {len})", path.display());
+    anyhow::ensure!(
+        on_disk >= len,
+        "audio part {} shorter than committed ({on_disk} < {len})",
+        path.display()
+    );
     if on_disk > len {
-        tracing::warn!(alert = alert_id, dropped = on_disk - len, "trimming unacknowledged audio bytes");
+        tracing::warn!(
+            alert = alert_id,
+            dropped = on_disk - len,
+            "trimming unacknowledged audio bytes"
+        );
         f.set_len(len)?;
         f.sync_all()?;
     }
-    Ok(AudioPosition { acked: last.seq as u64, part: Some((last.part as u16, part.mime, len)) })
+    Ok(AudioPosition {
+        acked: last.seq as u64,
+        part: Some((last.part as u16, part.mime, len)),
+    })
 }
 
 struct OpenPart {
@@ -183,14 +236,24 @@ impl Writer {
                 Job::Forget(id) => {
                     self.files.remove(&id);
                 }
-                Job::Fixes { session, fixes, notice } => {
+                Job::Fixes {
+                    session,
+                    fixes,
+                    notice,
+                } => {
                     for f in &fixes {
                         fix_rows.push(fix_row(&session.alert_id, f, now));
                     }
                     notices.push(notice);
                     done.push(Done::Fixes(session, fixes));
                 }
-                Job::Audio { session, mime, seq, bytes, notice } => {
+                Job::Audio {
+                    session,
+                    mime,
+                    seq,
+                    bytes,
+                    notice,
+                } => {
                     let Some(mime) = mime.filter(|m| Container::from_mime(m).is_some()) else {
                         let _ = notice.try_send(Notice::NoAudioFormat);
                         continue;
@@ -210,7 +273,9 @@ impl Writer {
                         continue;
                     }
                     if seq > open.next_seq {
-                        let _ = notice.try_send(Notice::AudioGap { expected: open.next_seq });
+                        let _ = notice.try_send(Notice::AudioGap {
+                            expected: open.next_seq,
+                        });
                         continue;
                     }
                     let container = Container::from_mime(&mime).expect("checked above");
@@ -239,7 +304,11 @@ impl Writer {
                         open.part = Some((p, mime.clone(), 0, Arc::new(file)));
                     }
                     let (p, _, len, file) = open.part.as_mut().expect("set above");
-                    writes.push(PlannedWrite { file: file.clone(), offset: *len, bytes: bytes.clone() });
+                    writes.push(PlannedWrite {
+                        file: file.clone(),
+                        offset: *len,
+                        bytes: bytes.clone(),
+                    });
                     chunk_rows.push(audio_chunks::ActiveModel {
                         alert_id: Set(id.clone()),
                         seq: Set(seq as i64),
@@ -271,10 +340,14 @@ impl Writer {
                     .await?;
             }
             if !part_rows.is_empty() {
-                audio_parts::Entity::insert_many(part_rows).exec_without_returning(&txn).await?;
+                audio_parts::Entity::insert_many(part_rows)
+                    .exec_without_returning(&txn)
+                    .await?;
             }
             for rows in chunk_rows.chunks(ROWS_PER_INSERT) {
-                audio_chunks::Entity::insert_many(rows.to_vec()).exec_without_returning(&txn).await?;
+                audio_chunks::Entity::insert_many(rows.to_vec())
+                    .exec_without_returning(&txn)
+                    .await?;
             }
             txn.commit().await?;
             anyhow::Ok(())
@@ -293,7 +366,9 @@ impl Writer {
         for d in done {
             match d {
                 Done::Fixes(s, fixes) => s.fixes_stored(&fixes),
-                Done::Audio(s, seq, part, mime, bytes) if !bytes.is_empty() => s.audio_stored(seq, part, &mime, &bytes),
+                Done::Audio(s, seq, part, mime, bytes) if !bytes.is_empty() => {
+                    s.audio_stored(seq, part, &mime, &bytes)
+                }
                 Done::Audio(..) => {}
             }
         }
@@ -309,7 +384,13 @@ impl Writer {
                 }
                 None => None,
             };
-            self.files.insert(alert_id.to_owned(), OpenPart { next_seq: pos.acked + 1, part });
+            self.files.insert(
+                alert_id.to_owned(),
+                OpenPart {
+                    next_seq: pos.acked + 1,
+                    part,
+                },
+            );
         }
         Ok(self.files.get_mut(alert_id).expect("inserted above"))
     }
@@ -319,7 +400,12 @@ fn open_part_file(path: &Path) -> anyhow::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    Ok(std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?)
+    Ok(std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)?)
 }
 
 fn write_and_sync(writes: Vec<PlannedWrite>) -> anyhow::Result<()> {

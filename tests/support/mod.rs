@@ -21,7 +21,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_alertme");
 
 /// Where fixtures live.
 pub fn fixture(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(p)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(p)
 }
 
 /// Which database a test runs on.
@@ -67,18 +69,31 @@ impl Env {
         let data_dir = std::env::temp_dir().join(format!("alertme-test-{id}"));
         std::fs::create_dir_all(&data_dir).unwrap();
         let (url, pg_name) = match backend {
-            Backend::Sqlite => (format!("sqlite://{}?mode=rwc", data_dir.join("alertme.db").display()), None),
+            Backend::Sqlite => (
+                format!("sqlite://{}?mode=rwc", data_dir.join("alertme.db").display()),
+                None,
+            ),
             Backend::Postgres => {
                 let name = format!("alertme_t_{}", &id[..16]);
-                let admin = Database::connect(pg_admin_url()).await.expect("PostgreSQL on 127.0.0.1:5432 (see README)");
-                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+                let admin = Database::connect(pg_admin_url())
+                    .await
+                    .expect("PostgreSQL on 127.0.0.1:5432 (see README)");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
                 admin.close().await.ok();
                 let base = pg_admin_url();
                 let base = base.rsplit_once('/').unwrap().0;
                 (format!("{base}/{name}"), Some(name))
             }
         };
-        Self { backend, url, data_dir, pg_name }
+        Self {
+            backend,
+            url,
+            data_dir,
+            pg_name,
+        }
     }
 
     /// Runs `alertme ARGS --database-url … --data-dir …` and returns its stdout.
@@ -90,7 +105,11 @@ impl Env {
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
@@ -113,7 +132,11 @@ impl Env {
     pub async fn scalar(&self, sql: &str) -> i64 {
         let db = self.db().await;
         let backend = db.get_database_backend();
-        let row = db.query_one_raw(Statement::from_string(backend, sql.to_owned())).await.unwrap().unwrap();
+        let row = db
+            .query_one_raw(Statement::from_string(backend, sql.to_owned()))
+            .await
+            .unwrap()
+            .unwrap();
         let v: i64 = row.try_get_by_index(0).unwrap();
         db.close().await.ok();
         v
@@ -135,10 +158,15 @@ impl Drop for Env {
         if let Some(name) = self.pg_name.take() {
             // Best effort, on a fresh runtime since we may be inside one that is shutting down.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     if let Ok(admin) = Database::connect(pg_admin_url()).await {
-                        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                        let _ = admin
+                            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .await;
                     }
                 });
             })
@@ -162,9 +190,16 @@ impl Server {
             .args(["--static-dir"])
             .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../static"))
             .args(extra)
-            .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
-            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if std::env::var("TEST_LOG").is_ok() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -176,7 +211,9 @@ impl Server {
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start within 30 s");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start within 30 s");
         Self { child, addr }
     }
 
@@ -246,7 +283,10 @@ impl Phone {
             stderr: stderr_lines,
         };
         while p.alert_id.is_empty() || p.watch_url.is_empty() {
-            let line = p.lines.recv_timeout(Duration::from_secs(30)).expect("phone printed no alert/watch line");
+            let line = p
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("phone printed no alert/watch line");
             if let Some(a) = line.strip_prefix("alert: ") {
                 p.alert_id = a.to_owned();
             } else if let Some(w) = line.strip_prefix("watch: ") {
@@ -269,7 +309,10 @@ impl Phone {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
-            assert!(std::time::Instant::now() < deadline, "phone did not finish within {within:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "phone did not finish within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
@@ -295,10 +338,15 @@ impl Drop for Phone {
 pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens a socket with an optional bearer token and Origin.
-pub async fn connect(url: &str, bearer: Option<&str>, origin: Option<&str>) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+pub async fn connect(
+    url: &str,
+    bearer: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let mut req = url.into_client_request().unwrap();
     if let Some(t) = bearer {
-        req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
     }
     if let Some(o) = origin {
         req.headers_mut().insert("origin", o.parse().unwrap());
@@ -309,7 +357,10 @@ pub async fn connect(url: &str, bearer: Option<&str>, origin: Option<&str>) -> R
 /// Receives the next data message within 10 s (pings are answered by the library).
 pub async fn next(ws: &mut Ws) -> Option<Message> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("no message within 10 s") {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no message within 10 s")
+        {
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(m)) => return Some(m),
             _ => return None,
@@ -319,7 +370,9 @@ pub async fn next(ws: &mut Ws) -> Option<Message> {
 
 /// Sends a JSON text message.
 pub async fn send_json<T: serde::Serialize>(ws: &mut Ws, m: &T) {
-    ws.send(Message::Text(serde_json::to_string(m).unwrap().into())).await.unwrap();
+    ws.send(Message::Text(serde_json::to_string(m).unwrap().into()))
+        .await
+        .unwrap();
 }
 
 /// Everything one watcher saw, in order.
@@ -348,7 +401,11 @@ impl Watched {
 
     /// Concatenated payloads of init segments and units of `part`.
     pub fn audio_bytes(&self, part: u16) -> Vec<u8> {
-        self.audio.iter().filter(|(h, _)| h.part == part).flat_map(|(_, b)| b.clone()).collect()
+        self.audio
+            .iter()
+            .filter(|(h, _)| h.part == part)
+            .flat_map(|(_, b)| b.clone())
+            .collect()
     }
 }
 
@@ -363,7 +420,9 @@ pub async fn watch_until_close(mut ws: Ws, limit: Duration) -> Watched {
             Ok(Some(Ok(m))) => m,
         };
         match m {
-            Message::Text(t) => w.msgs.push(serde_json::from_str(t.as_str()).expect("valid WatchMsg")),
+            Message::Text(t) => w
+                .msgs
+                .push(serde_json::from_str(t.as_str()).expect("valid WatchMsg")),
             Message::Binary(b) => {
                 let (h, payload) = WatchHeader::parse(&b).expect("valid watch frame header");
                 w.audio.push((h, payload.to_vec()));
@@ -407,5 +466,9 @@ pub fn probe_packets(path: &Path) -> u64 {
         .arg(path)
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().trim_end_matches(',').parse().unwrap_or(0)
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap_or(0)
 }

@@ -35,7 +35,12 @@ impl Hub {
     /// An empty hub.
     pub fn new() -> Self {
         let (responders, _) = broadcast::channel(RESPONDER_FEED_CAPACITY);
-        Self { inner: Arc::new(Inner { sessions: DashMap::new(), responders }) }
+        Self {
+            inner: Arc::new(Inner {
+                sessions: DashMap::new(),
+                responders,
+            }),
+        }
     }
 
     /// The live session of an alert, if it is active.
@@ -47,7 +52,12 @@ impl Hub {
     pub fn open(&self, seed: SessionSeed) -> Arc<Session> {
         let id = seed.info.id.clone();
         let responders = self.inner.responders.clone();
-        let s = self.inner.sessions.entry(id).or_insert_with(|| Arc::new(Session::new(seed, responders))).clone();
+        let s = self
+            .inner
+            .sessions
+            .entry(id)
+            .or_insert_with(|| Arc::new(Session::new(seed, responders)))
+            .clone();
         let _ = self.inner.responders.send(Message::Text(
             serde_json::to_string(&alertme_protocol::ResponderMsg::Update { alert: s.summary() })
                 .expect("serializes")

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use alertme_protocol::audio::decode_phone_chunk;
 use alertme_protocol::{
-    Acks, ActiveAlertRef, AlertStatus, Fix, Limits, PhoneMsg, PhoneServerMsg, StopReason, MAX_FIXES_PER_MESSAGE,
-    MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+    Acks, ActiveAlertRef, AlertStatus, Fix, Limits, PhoneMsg, PhoneServerMsg, StopReason,
+    MAX_FIXES_PER_MESSAGE, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -96,7 +96,12 @@ impl Conn {
 }
 
 impl Conn {
-    async fn serve(mut self, mut socket: WebSocket, mut notices: mpsc::Receiver<Notice>, active: Option<alert_rows::Model>) {
+    async fn serve(
+        mut self,
+        mut socket: WebSocket,
+        mut notices: mpsc::Receiver<Notice>,
+        active: Option<alert_rows::Model>,
+    ) {
         let s = self.state.settings.clone();
         let welcome = PhoneServerMsg::Welcome {
             protocol: PROTOCOL_VERSION,
@@ -106,7 +111,10 @@ impl Conn {
                 max_fixes_per_message: MAX_FIXES_PER_MESSAGE,
                 heartbeat_ms: s.heartbeat.as_millis() as u64,
             },
-            active_alert: active.map(|a| ActiveAlertRef { alert_id: a.id, client_id: a.client_id }),
+            active_alert: active.map(|a| ActiveAlertRef {
+                alert_id: a.id,
+                client_id: a.client_id,
+            }),
         };
         if send(&mut socket, &welcome).await.is_err() {
             return;
@@ -114,8 +122,12 @@ impl Conn {
         let nz = |n: u32| NonZeroU32::new(n.max(1)).expect("max(1)");
         // Reads beyond these rates are paced, never dropped: a phone flushing its backlog after a
         // tunnel slows down instead of losing data, and a flood cannot take the server's time.
-        let msg_rate = RateLimiter::direct(Quota::per_second(nz(s.phone_msgs_per_sec)).allow_burst(nz(s.phone_msgs_per_sec * 4)));
-        let kib_rate = RateLimiter::direct(Quota::per_second(nz(s.phone_kib_per_sec)).allow_burst(nz(s.phone_kib_per_sec * 4)));
+        let msg_rate = RateLimiter::direct(
+            Quota::per_second(nz(s.phone_msgs_per_sec)).allow_burst(nz(s.phone_msgs_per_sec * 4)),
+        );
+        let kib_rate = RateLimiter::direct(
+            Quota::per_second(nz(s.phone_kib_per_sec)).allow_burst(nz(s.phone_kib_per_sec * 4)),
+        );
         let mut heartbeat = tokio::time::interval(s.heartbeat);
         heartbeat.tick().await;
         let mut last_recv = Instant::now();
@@ -199,14 +211,29 @@ impl Conn {
     async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Flow {
         let msg = match serde_json::from_str::<PhoneMsg>(text) {
             Ok(m) => m,
-            Err(e) => return self.bad(socket, "bad_message", &format!("not a valid message: {e}")).await,
+            Err(e) => {
+                return self
+                    .bad(socket, "bad_message", &format!("not a valid message: {e}"))
+                    .await
+            }
         };
         match msg {
             PhoneMsg::Ping { t } => {
-                let _ = send(socket, &PhoneServerMsg::Pong { t, server_ms: crate::now_ms() }).await;
+                let _ = send(
+                    socket,
+                    &PhoneServerMsg::Pong {
+                        t,
+                        server_ms: crate::now_ms(),
+                    },
+                )
+                .await;
                 Flow::Continue
             }
-            PhoneMsg::Start { client_id, audio_mime, .. } => self.on_start(socket, client_id, audio_mime).await,
+            PhoneMsg::Start {
+                client_id,
+                audio_mime,
+                ..
+            } => self.on_start(socket, client_id, audio_mime).await,
             PhoneMsg::Fix { fixes } => self.on_fixes(socket, fixes).await,
             PhoneMsg::Stop { reason } => {
                 let Some(sess) = self.session.clone() else {
@@ -226,21 +253,36 @@ impl Conn {
         }
     }
 
-    async fn on_start(&mut self, socket: &mut WebSocket, client_id: String, audio_mime: Option<String>) -> Flow {
+    async fn on_start(
+        &mut self,
+        socket: &mut WebSocket,
+        client_id: String,
+        audio_mime: Option<String>,
+    ) -> Flow {
         if let Some(current) = &self.client_id {
             if *current != client_id {
-                return self.bad(socket, "already_started", "this socket streams another alert; open a new one").await;
+                return self
+                    .bad(
+                        socket,
+                        "already_started",
+                        "this socket streams another alert; open a new one",
+                    )
+                    .await;
             }
         }
-        let supported = audio_mime.as_deref().filter(|m| Container::from_mime(m).is_some()).map(str::to_owned);
-        let (sess, mut row, created) = match alerts::start(&self.state, &self.device, &client_id, supported.as_deref()).await {
-            Ok(x) => x,
-            Err(crate::error::Error::BadRequest(d)) => return self.bad(socket, "bad_start", &d).await,
-            Err(e) => {
-                tracing::error!(error = %e, "starting alert failed");
-                return Flow::Close(close::STORAGE, "storage failed; retry start");
-            }
-        };
+        let supported = audio_mime
+            .as_deref()
+            .filter(|m| Container::from_mime(m).is_some())
+            .map(str::to_owned);
+        let (sess, mut row, created) =
+            match alerts::start(&self.state, &self.device, &client_id, supported.as_deref()).await {
+                Ok(x) => x,
+                Err(crate::error::Error::BadRequest(d)) => return self.bad(socket, "bad_start", &d).await,
+                Err(e) => {
+                    tracing::error!(error = %e, "starting alert failed");
+                    return Flow::Close(close::STORAGE, "storage failed; retry start");
+                }
+            };
         if row.audio_mime.is_none() && supported.is_some() {
             let mut am: alert_rows::ActiveModel = row.clone().into();
             am.audio_mime = Set(supported.clone());
@@ -269,7 +311,9 @@ impl Conn {
             client_id,
             created,
             status,
-            watch_url: self.state.watch_url(&alerts::device_watch_token(&self.state, &row.id)),
+            watch_url: self
+                .state
+                .watch_url(&alerts::device_watch_token(&self.state, &row.id)),
             acks,
         };
         let _ = send(socket, &started).await;
@@ -293,14 +337,19 @@ impl Conn {
             return self.bad(socket, "not_started", "send start first").await;
         };
         if fixes.len() > MAX_FIXES_PER_MESSAGE {
-            return self.bad(socket, "too_many_fixes", "at most 100 fixes per message").await;
+            return self
+                .bad(socket, "too_many_fixes", "at most 100 fixes per message")
+                .await;
         }
         let mut good = Vec::with_capacity(fixes.len());
         for f in fixes {
             match f.validate() {
                 Ok(()) => good.push(f),
                 Err(why) => {
-                    if let Flow::Close(c, w) = self.bad(socket, "bad_fix", &format!("fix {}: {why}", f.seq)).await {
+                    if let Flow::Close(c, w) = self
+                        .bad(socket, "bad_fix", &format!("fix {}: {why}", f.seq))
+                        .await
+                    {
                         return Flow::Close(c, w);
                     }
                 }
@@ -321,14 +370,31 @@ impl Conn {
             Err(e) => return self.bad(socket, "bad_frame", &e.to_string()).await,
         };
         let offset = frame.len() - audio.len();
-        self.state.store.audio(sess, self.mime.clone(), seq, frame.slice(offset..), self.notice_tx.clone()).await;
+        self.state
+            .store
+            .audio(
+                sess,
+                self.mime.clone(),
+                seq,
+                frame.slice(offset..),
+                self.notice_tx.clone(),
+            )
+            .await;
         Flow::Continue
     }
 
     async fn bad(&mut self, socket: &mut WebSocket, code: &str, detail: &str) -> Flow {
         self.bad += 1;
         tracing::debug!(conn = self.id, code, "refused phone message");
-        let _ = send(socket, &PhoneServerMsg::Error { code: code.into(), detail: detail.into(), expected: None }).await;
+        let _ = send(
+            socket,
+            &PhoneServerMsg::Error {
+                code: code.into(),
+                detail: detail.into(),
+                expected: None,
+            },
+        )
+        .await;
         if self.bad > MAX_BAD_MESSAGES {
             Flow::Close(close::BAD_MESSAGES, "too many malformed messages")
         } else {
@@ -338,7 +404,11 @@ impl Conn {
 }
 
 async fn send(socket: &mut WebSocket, m: &PhoneServerMsg) -> Result<(), axum::Error> {
-    socket.send(Message::Text(serde_json::to_string(m).expect("serializes").into())).await
+    socket
+        .send(Message::Text(
+            serde_json::to_string(m).expect("serializes").into(),
+        ))
+        .await
 }
 
 /// Waits for a change on an optional watch; never resolves when there is none.

@@ -27,9 +27,16 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Allowed: the alert owner's devices, any responder, and holders of a watch token of this alert.
-async fn authorize(state: &AppState, headers: &HeaderMap, query: &HashMap<String, String>, alert_id: &str) -> Result<()> {
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    alert_id: &str,
+) -> Result<()> {
     let token = sockets::token(headers, query)?;
-    let alert = alerts::Entity::find_by_id(alert_id.to_owned()).one(&state.db).await?;
+    let alert = alerts::Entity::find_by_id(alert_id.to_owned())
+        .one(&state.db)
+        .await?;
     let allowed = if token.starts_with(auth::WATCH_PREFIX) {
         auth::watch(&state.db, &token).await? == alert_id
     } else if token.starts_with(auth::RESPONDER_PREFIX) {
@@ -50,17 +57,26 @@ async fn parts(state: &AppState, alert_id: &str) -> Result<Vec<(audio_parts::Mod
     let ends: Vec<(i32, Option<i64>)> = audio_chunks::Entity::find()
         .select_only()
         .column(audio_chunks::Column::Part)
-        .expr(Func::max(Expr::col(audio_chunks::Column::Offset).add(Expr::col(audio_chunks::Column::Len))))
+        .expr(Func::max(
+            Expr::col(audio_chunks::Column::Offset).add(Expr::col(audio_chunks::Column::Len)),
+        ))
         .filter(audio_chunks::Column::AlertId.eq(alert_id))
         .group_by(audio_chunks::Column::Part)
         .into_tuple()
         .all(&state.db)
         .await?;
-    let rows = audio_parts::Entity::find().filter(audio_parts::Column::AlertId.eq(alert_id)).all(&state.db).await?;
+    let rows = audio_parts::Entity::find()
+        .filter(audio_parts::Column::AlertId.eq(alert_id))
+        .all(&state.db)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|p| {
-            let len = ends.iter().find(|(n, _)| *n == p.part).and_then(|(_, e)| *e).unwrap_or(0);
+            let len = ends
+                .iter()
+                .find(|(n, _)| *n == p.part)
+                .and_then(|(_, e)| *e)
+                .unwrap_or(0);
             (p, len as u64)
         })
         .collect())
@@ -94,11 +110,22 @@ async fn download(
     req: Request,
 ) -> Result<Response> {
     authorize(&state, req.headers(), &query, &id).await?;
-    let (row, _) = parts(&state, &id).await?.into_iter().find(|(p, _)| p.part == part as i32).ok_or(Error::NotFound)?;
+    let (row, _) = parts(&state, &id)
+        .await?
+        .into_iter()
+        .find(|(p, _)| p.part == part as i32)
+        .ok_or(Error::NotFound)?;
     let path = state.store.part_path(&id, part, &row.mime);
     let mime = HeaderValue::from_str(&row.mime).map_err(|e| Error::Internal(e.into()))?;
-    let mut res = ServeFile::new(path).oneshot(req).await.map_err(|e| Error::Internal(e.into()))?.map(Body::new);
+    let mut res = ServeFile::new(path)
+        .oneshot(req)
+        .await
+        .map_err(|e| Error::Internal(e.into()))?
+        .map(Body::new);
     res.headers_mut().insert(header::CONTENT_TYPE, mime);
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(res.into_response())
 }

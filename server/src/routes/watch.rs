@@ -40,12 +40,19 @@ async fn upgrade(
 ) -> Result<Response> {
     sockets::check_origin(&state, &headers)?;
     let alert_id = auth::watch(&state.db, &sockets::token(&headers, &query)?).await?;
-    let row = alert_rows::Entity::find_by_id(alert_id).one(&state.db).await?.ok_or(Error::NotFound)?;
+    let row = alert_rows::Entity::find_by_id(alert_id)
+        .one(&state.db)
+        .await?
+        .ok_or(Error::NotFound)?;
     let session = alerts::session_for(&state, &row).await?;
     let resume = match (query.get("epoch"), query.get("ev").map(|e| e.parse::<u64>())) {
         (Some(epoch), Some(Ok(ev))) => Some((epoch.clone(), ev)),
         (None, None) => None,
-        _ => return Err(Error::BadRequest("resume needs both epoch and a numeric ev".into())),
+        _ => {
+            return Err(Error::BadRequest(
+                "resume needs both epoch and a numeric ev".into(),
+            ))
+        }
     };
     Ok(sockets::configure(ws).on_upgrade(move |socket| run(state, session, resume, socket)))
 }
