@@ -307,6 +307,9 @@ pub enum WatchMsg {
         /// Audio state, when the alert has audio.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         audio: Option<AudioSnapshot>,
+        /// Who was texted, and how far each text got.
+        #[serde(default)]
+        deliveries: Vec<Delivery>,
     },
     /// Sent instead of a snapshot when a reconnecting watcher can be resumed: the missed events follow.
     Resumed {
@@ -335,6 +338,13 @@ pub enum WatchMsg {
         ev: u64,
         /// Link now.
         phone: PhoneLink,
+    },
+    /// Delivery state of the contacts' texts changed.
+    Deliveries {
+        /// Event number.
+        ev: u64,
+        /// Every contact texted about this alert.
+        deliveries: Vec<Delivery>,
     },
     /// A new audio part starts (the phone restarted its recorder); its init frame follows.
     AudioPart {
@@ -382,6 +392,98 @@ pub struct AlertSummary {
     pub last_fix: Option<Fix>,
     /// Phone link health.
     pub phone: PhoneLink,
+    /// Contacts texted and their delivery state.
+    #[serde(default)]
+    pub deliveries: Vec<Delivery>,
+}
+
+/// One emergency contact's alert text, as the person, watchers and responders see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Contact name.
+    pub contact: String,
+    /// Phone number with all but the last 4 digits hidden.
+    pub phone: String,
+    /// `pending`, `sending`, `queued`, `sent`, `delivered`, `undelivered`, `failed` or `opted_out`.
+    pub status: String,
+    /// True once the contact opened their watch link.
+    pub opened: bool,
+}
+
+/// `POST /v1/auth/code`: send a verification code to this number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CodeRequest {
+    /// Phone number in international form.
+    pub phone: String,
+}
+
+/// `POST /v1/auth/verify`: exchange a code for a device token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerifyRequest {
+    /// Phone number the code was sent to.
+    pub phone: String,
+    /// The 6-digit code.
+    pub code: String,
+    /// Display name (used when the number registers for the first time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Label of this device, e.g. "Pixel 8".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_label: Option<String>,
+}
+
+/// Answer to a successful verification.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerifyResponse {
+    /// The user.
+    pub user_id: String,
+    /// The new device.
+    pub device_id: String,
+    /// Bearer token of the new device (shown once).
+    pub device_token: String,
+}
+
+/// A registered device, as listed by `GET /v1/devices`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Device id.
+    pub id: String,
+    /// Label.
+    pub label: String,
+    /// Created, ms since the epoch.
+    pub created_ms: i64,
+    /// Revoked, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_ms: Option<i64>,
+    /// True for the device making the request.
+    pub current: bool,
+}
+
+/// Body of `POST /v1/contacts` and `PUT /v1/contacts/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContactInput {
+    /// Name.
+    pub name: String,
+    /// Phone number in international form.
+    pub phone: String,
+    /// Order in which contacts are listed (and texted); default: last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i32>,
+}
+
+/// An emergency contact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Contact id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Phone number, E.164.
+    pub phone: String,
+    /// Order.
+    pub position: i32,
+    /// True when the contact replied STOP: they get no texts.
+    pub opted_out: bool,
 }
 
 /// Commands a responder sends on `/v1/responder`.

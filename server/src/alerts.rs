@@ -76,13 +76,17 @@ pub async fn start(
         label: Set(DEVICE_WATCH_LABEL.to_owned()),
         created_at: Set(now),
         revoked_at: Set(None),
+        first_opened_at: Set(None),
     }
     .insert(&txn)
     .await?;
-    crate::notify::alert_started(&txn, &row).await?;
+    crate::notify::alert_started(&txn, &row, &state.secret).await?;
     txn.commit().await?;
+    state.outbox.wake();
     tracing::info!(alert = %row.id, "SOS started");
-    Ok((session_for(state, &row).await?, row, true))
+    let session = session_for(state, &row).await?;
+    crate::sms::outbox::refresh(&state.db, &state.hub, &row.id).await;
+    Ok((session, row, true))
 }
 
 /// The phone's own watch token for an alert.
@@ -115,11 +119,13 @@ pub async fn session_for(state: &AppState, row: &alerts::Model) -> Result<Arc<Se
         return Ok(s);
     }
     let seed = seed(state, row).await?;
-    if row.status == AlertStatus::Active.as_str() {
-        Ok(state.hub.open(seed))
+    let session = if row.status == AlertStatus::Active.as_str() {
+        state.hub.open(seed)
     } else {
-        Ok(Arc::new(Session::new(seed, tokio::sync::broadcast::channel(1).0)))
-    }
+        Arc::new(Session::new(seed, tokio::sync::broadcast::channel(1).0))
+    };
+    session.set_deliveries(crate::sms::outbox::deliveries(&state.db, &row.id).await?);
+    Ok(session)
 }
 
 async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
@@ -186,7 +192,9 @@ pub async fn end(state: &AppState, alert_id: &str, status: AlertStatus, actor: &
         return Ok(AlertStatus::parse(&row.status).unwrap_or(status));
     }
     event(&txn, alert_id, status.as_str(), Some(actor), now).await?;
+    crate::notify::alert_ended(&txn, alert_id).await?;
     txn.commit().await?;
+    state.outbox.wake();
     tracing::info!(alert = %alert_id, status = status.as_str(), "alert ended");
     if let Some(s) = state.hub.get(alert_id) {
         s.update_info(|i| {

@@ -97,15 +97,19 @@ pub async fn responder(db: &DatabaseConnection, token: &str) -> Result<Responder
 
 /// Resolves a watch token to its alert id.
 pub async fn watch(db: &DatabaseConnection, token: &str) -> Result<String> {
+    Ok(watch_row(db, token).await?.alert_id)
+}
+
+/// Resolves a watch token to its row (alert, label, first opened).
+pub async fn watch_row(db: &DatabaseConnection, token: &str) -> Result<watch_tokens::Model> {
     if !token.starts_with(WATCH_PREFIX) {
         return Err(Error::Unauthorized);
     }
-    let row = watch_tokens::Entity::find_by_id(hash_token(token))
+    watch_tokens::Entity::find_by_id(hash_token(token))
         .filter(watch_tokens::Column::RevokedAt.is_null())
         .one(db)
         .await?
-        .ok_or(Error::Unauthorized)?;
-    Ok(row.alert_id)
+        .ok_or(Error::Unauthorized)
 }
 
 /// Loads the server secret from config, or from (or into) `DATA_DIR/secret.key`.

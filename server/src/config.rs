@@ -116,6 +116,9 @@ pub struct ServeConfig {
     /// Per phone socket: KiB per second (reads beyond it are paced, never dropped).
     #[arg(long, env = "ALERTME_PHONE_KIB_PER_SEC", default_value_t = 512)]
     pub phone_kib_per_sec: u32,
+    /// Text messages.
+    #[command(flatten)]
+    pub sms: crate::sms::SmsConfig,
     /// Directory of static files (the dashboard build) served at `/`.
     #[arg(long, env = "ALERTME_STATIC_DIR", default_value = "static")]
     pub static_dir: PathBuf,

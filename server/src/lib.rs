@@ -7,11 +7,13 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod e164;
 pub mod error;
 pub mod hub;
 pub mod notify;
 mod routes;
 pub mod sim;
+pub mod sms;
 pub mod state;
 pub mod store;
 
@@ -53,10 +55,22 @@ pub async fn serve(
         phone_msgs_per_sec: cfg.phone_msgs_per_sec,
         phone_kib_per_sec: cfg.phone_kib_per_sec,
         audio_dir: cfg.db.data_dir.join("audio"),
+        code_ttl: Duration::from_secs(cfg.sms.code_ttl_secs.max(1)),
     };
+    let sms = sms::SmsClient::from_config(&cfg.sms)?;
+    let guard = sms::guard::Guard::new(&cfg.sms);
     let hub = Hub::new();
     let store = Store::start(db.clone(), &cfg.db.data_dir);
-    let state = AppState::new(db, hub.clone(), store, settings, secret);
+    let state = AppState::new(db, hub.clone(), store, settings, secret, sms, guard);
+    let sender = sms::outbox::Sender {
+        db: state.db.clone(),
+        client: state.sms.clone(),
+        hub: hub.clone(),
+        secret: state.secret.clone(),
+        public_url: state.settings.public_url.clone(),
+        retry_base: Duration::from_millis(cfg.sms.sms_retry_ms.max(10)),
+    };
+    tokio::spawn(std::sync::Arc::new(sender).run(state.outbox.clone()));
     let restored = alerts::restore_active(&state)
         .await
         .context("restoring active alerts")?;

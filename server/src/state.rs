@@ -28,6 +28,8 @@ pub struct Settings {
     pub phone_kib_per_sec: u32,
     /// Where audio parts live.
     pub audio_dir: std::path::PathBuf,
+    /// Verification codes live this long.
+    pub code_ttl: Duration,
 }
 
 /// Everything a request handler needs. Cheap to clone.
@@ -43,18 +45,35 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Key for deriving watch tokens.
     pub secret: Arc<Vec<u8>>,
+    /// Wakes the SMS sender after outbox rows commit.
+    pub outbox: crate::sms::outbox::Outbox,
+    /// The SMS provider (webhook verification, console texts).
+    pub sms: crate::sms::SmsClient,
+    /// Registration-text guards.
+    pub guard: Arc<crate::sms::guard::Guard>,
     conn_ids: Arc<AtomicU64>,
 }
 
 impl AppState {
     /// Bundles the parts.
-    pub fn new(db: DatabaseConnection, hub: Hub, store: Store, settings: Settings, secret: Vec<u8>) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        hub: Hub,
+        store: Store,
+        settings: Settings,
+        secret: Vec<u8>,
+        sms: crate::sms::SmsClient,
+        guard: crate::sms::guard::Guard,
+    ) -> Self {
         Self {
             db,
             hub,
             store,
             settings: Arc::new(settings),
             secret: Arc::new(secret),
+            outbox: Default::default(),
+            sms,
+            guard: Arc::new(guard),
             conn_ids: Arc::new(AtomicU64::new(1)),
         }
     }

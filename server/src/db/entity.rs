@@ -107,6 +107,7 @@ pub mod watch_tokens {
         pub label: String,
         pub created_at: i64,
         pub revoked_at: Option<i64>,
+        pub first_opened_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -206,6 +207,84 @@ pub mod alert_events {
         pub kind: String,
         pub actor: Option<String>,
         pub at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A user's emergency contacts.
+pub mod contacts {
+    use sea_orm::entity::prelude::*;
+
+    /// A contact row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "contacts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub name: String,
+        pub phone: String,
+        pub position: i32,
+        pub opted_out_at: Option<i64>,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Every text we send, from queued to its final delivery state.
+pub mod sms_outbox {
+    use sea_orm::entity::prelude::*;
+
+    /// An outbox row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sms_outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub kind: String,
+        pub alert_id: Option<String>,
+        pub contact_id: Option<String>,
+        pub to_phone: String,
+        pub body: Option<String>,
+        pub status: String,
+        pub attempts: i32,
+        pub in_doubt: bool,
+        pub next_attempt_at: i64,
+        pub attempt_started_at: Option<i64>,
+        pub provider_sid: Option<String>,
+        pub error_code: Option<String>,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Pending phone-number verification codes (hashed), one per number.
+pub mod verifications {
+    use sea_orm::entity::prelude::*;
+
+    /// A verification row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "verifications")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub phone: String,
+        pub code_hash: String,
+        pub expires_at: i64,
+        pub tries: i32,
+        pub created_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

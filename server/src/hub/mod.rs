@@ -23,6 +23,7 @@ pub struct Hub {
 struct Inner {
     sessions: DashMap<String, Arc<Session>>,
     responders: broadcast::Sender<Message>,
+    revoked: broadcast::Sender<String>,
 }
 
 impl Default for Hub {
@@ -35,10 +36,12 @@ impl Hub {
     /// An empty hub.
     pub fn new() -> Self {
         let (responders, _) = broadcast::channel(RESPONDER_FEED_CAPACITY);
+        let (revoked, _) = broadcast::channel(64);
         Self {
             inner: Arc::new(Inner {
                 sessions: DashMap::new(),
                 responders,
+                revoked,
             }),
         }
     }
@@ -76,6 +79,16 @@ impl Hub {
         let mut v: Vec<_> = self.inner.sessions.iter().map(|e| e.value().clone()).collect();
         v.sort_by_key(|s| s.info().started_ms);
         v
+    }
+
+    /// Tells live sockets of a device that its token was revoked.
+    pub fn revoke_device(&self, device_id: &str) {
+        let _ = self.inner.revoked.send(device_id.to_owned());
+    }
+
+    /// Receives ids of revoked devices.
+    pub fn revocations(&self) -> broadcast::Receiver<String> {
+        self.inner.revoked.subscribe()
     }
 
     /// Subscribes to responder updates.

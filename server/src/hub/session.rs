@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use alertme_protocol::audio::{WatchHeader, FLAG_SYNC, KIND_INIT, KIND_UNIT};
 use alertme_protocol::{
-    Acks, AlertInfo, AlertStatus, AlertSummary, AudioSnapshot, Fix, PhoneLink, ResponderMsg, WatchMsg,
+    Acks, AlertInfo, AlertStatus, AlertSummary, AudioSnapshot, Delivery, Fix, PhoneLink, ResponderMsg,
+    WatchMsg,
 };
 use axum::extract::ws::Message;
 use bytes::Bytes;
@@ -71,6 +72,7 @@ struct State {
     ring: VecDeque<Arc<LiveEvent>>,
     ring_bytes: usize,
     last_responder_update: Option<Instant>,
+    deliveries: Vec<Delivery>,
 }
 
 /// A live alert. Cheap to share (`Arc<Session>`); the lock is only held for short, non-async work.
@@ -123,6 +125,7 @@ impl Session {
             ring: VecDeque::new(),
             ring_bytes: 0,
             last_responder_update: None,
+            deliveries: Vec::new(),
         };
         for f in seed.trail {
             if mark_stored(&mut st, f.seq) {
@@ -324,6 +327,21 @@ impl Session {
         self.tell_responders(st);
     }
 
+    /// Replaces the contacts' delivery state and tells everyone when it changed.
+    pub fn set_deliveries(&self, deliveries: Vec<Delivery>) {
+        let mut st = self.lock();
+        if st.deliveries == deliveries {
+            return;
+        }
+        st.deliveries = deliveries.clone();
+        let m = WatchMsg::Deliveries {
+            ev: st.ev + 1,
+            deliveries,
+        };
+        self.publish(&mut st, json(&m), None);
+        self.tell_responders(&st);
+    }
+
     /// Applies a new status or claim and tells everyone.
     pub fn update_info(&self, f: impl FnOnce(&mut AlertInfo)) {
         let mut st = self.lock();
@@ -425,6 +443,7 @@ impl Session {
             phone: st.phone.clone(),
             trail: st.trail.clone(),
             audio,
+            deliveries: st.deliveries.clone(),
         };
         let mut frames = vec![json(&snap)];
         frames.extend(audio_frames);
@@ -442,6 +461,7 @@ fn summary_of(st: &State) -> AlertSummary {
         alert: st.info.clone(),
         last_fix: st.trail.last().cloned(),
         phone: st.phone.clone(),
+        deliveries: st.deliveries.clone(),
     }
 }
 

@@ -131,8 +131,14 @@ impl Conn {
         let mut heartbeat = tokio::time::interval(s.heartbeat);
         heartbeat.tick().await;
         let mut last_recv = Instant::now();
+        let mut revocations = self.state.hub.revocations();
         let end = loop {
             tokio::select! {
+                Ok(device) = revocations.recv() => {
+                    if device == self.device.id {
+                        break Some((close::UNAUTHORIZED, "device token revoked"));
+                    }
+                }
                 m = socket.recv() => {
                     let msg = match m {
                         None => break None,

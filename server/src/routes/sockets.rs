@@ -19,6 +19,8 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// Too many malformed messages.
     pub const BAD_MESSAGES: u16 = 4400;
+    /// The device token was revoked while connected.
+    pub const UNAUTHORIZED: u16 = 4401;
     /// Peer silent for three heartbeats.
     pub const TIMEOUT: u16 = 4408;
     /// A newer phone connection took over this alert.

@@ -12,13 +12,13 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::sockets::{self, close};
 use crate::alerts;
 use crate::auth;
-use crate::db::entity::alerts as alert_rows;
+use crate::db::entity::{alerts as alert_rows, watch_tokens};
 use crate::error::{Error, Result};
 use crate::hub::Session;
 use crate::state::AppState;
@@ -39,11 +39,14 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
     sockets::check_origin(&state, &headers)?;
-    let alert_id = auth::watch(&state.db, &sockets::token(&headers, &query)?).await?;
-    let row = alert_rows::Entity::find_by_id(alert_id)
+    let token = auth::watch_row(&state.db, &sockets::token(&headers, &query)?).await?;
+    let row = alert_rows::Entity::find_by_id(token.alert_id.clone())
         .one(&state.db)
         .await?
         .ok_or(Error::NotFound)?;
+    if token.first_opened_at.is_none() {
+        mark_opened(&state, &token).await?;
+    }
     let session = alerts::session_for(&state, &row).await?;
     let resume = match (query.get("epoch"), query.get("ev").map(|e| e.parse::<u64>())) {
         (Some(epoch), Some(Ok(ev))) => Some((epoch.clone(), ev)),
@@ -55,6 +58,20 @@ async fn upgrade(
         }
     };
     Ok(sockets::configure(ws).on_upgrade(move |socket| run(state, session, resume, socket)))
+}
+
+/// Records the first time a contact opened their link, so the person and responders see it.
+async fn mark_opened(state: &AppState, token: &watch_tokens::Model) -> Result<()> {
+    let res = watch_tokens::Entity::update_many()
+        .col_expr(watch_tokens::Column::FirstOpenedAt, crate::now_ms().into())
+        .filter(watch_tokens::Column::TokenHash.eq(token.token_hash.clone()))
+        .filter(watch_tokens::Column::FirstOpenedAt.is_null())
+        .exec(&state.db)
+        .await?;
+    if res.rows_affected > 0 {
+        crate::sms::outbox::refresh(&state.db, &state.hub, &token.alert_id).await;
+    }
+    Ok(())
 }
 
 async fn run(state: AppState, session: Arc<Session>, resume: Option<(String, u64)>, mut socket: WebSocket) {
