@@ -5,7 +5,7 @@ use std::sync::Arc;
 use alertme_protocol::{AlertInfo, AlertStatus};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, TransactionTrait,
+    QueryFilter, QueryOrder,
 };
 
 use crate::auth::{self, Device};
@@ -44,7 +44,7 @@ pub async fn start(
         ended_at: None,
         claimed_by: None,
     };
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_txn(&state.db).await?;
     let inserted = alerts::ActiveModel {
         id: Set(row.id.clone()),
         user_id: Set(row.user_id.clone()),
@@ -175,7 +175,7 @@ pub fn info_of(row: &alerts::Model, user_name: &str) -> AlertInfo {
 /// Ends an active alert (idempotent) and tells everyone; returns the final status.
 pub async fn end(state: &AppState, alert_id: &str, status: AlertStatus, actor: &str) -> Result<AlertStatus> {
     let now = crate::now_ms();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_txn(&state.db).await?;
     let res = alerts::Entity::update_many()
         .col_expr(alerts::Column::Status, status.as_str().into())
         .col_expr(alerts::Column::EndedAt, now.into())
@@ -210,7 +210,7 @@ pub async fn end(state: &AppState, alert_id: &str, status: AlertStatus, actor: &
 /// Records that a responder took an active alert.
 pub async fn claim(state: &AppState, alert_id: &str, responder: &auth::Responder) -> Result<()> {
     let now = crate::now_ms();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_txn(&state.db).await?;
     let res = alerts::Entity::update_many()
         .col_expr(alerts::Column::ClaimedBy, responder.name.clone().into())
         .filter(alerts::Column::Id.eq(alert_id))

@@ -10,23 +10,9 @@ use crate::db::{
     entity::{devices, responders, users},
 };
 
-/// Checks an E.164 number: `+`, then 8 to 15 digits, no leading zero.
-pub fn check_e164(phone: &str) -> anyhow::Result<()> {
-    let digits = phone
-        .strip_prefix('+')
-        .context("phone must start with + (E.164, e.g. +4915112345678)")?;
-    ensure!(
-        (8..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0'),
-        "phone must be + and 8-15 digits (E.164)"
-    );
-    Ok(())
-}
-
 /// `alertme user add`: creates the user if new, adds a device, prints its token once.
 pub async fn user_add(name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()> {
-    check_e164(phone)?;
+    let phone = &crate::e164::normalize(phone)?;
     ensure!(
         !name.trim().is_empty() && name.len() <= 100,
         "name must be 1-100 characters"
@@ -69,6 +55,57 @@ pub async fn user_add(name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()
     Ok(())
 }
 
+async fn user_by_phone(conn: &sea_orm::DatabaseConnection, phone: &str) -> anyhow::Result<users::Model> {
+    let phone = crate::e164::normalize(phone)?;
+    users::Entity::find()
+        .filter(users::Column::Phone.eq(phone.clone()))
+        .one(conn)
+        .await?
+        .with_context(|| format!("no user with phone {phone} (create one with `alertme user add`)"))
+}
+
+/// `alertme contact add`: the same rules and informational text as the API. The text goes out
+/// when a server runs (the outbox is in the database).
+pub async fn contact_add(user: &str, name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()> {
+    let conn = db::connect(&db.url()).await?;
+    let u = user_by_phone(&conn, user).await?;
+    let input = alertme_protocol::ContactInput {
+        name: name.to_owned(),
+        phone: phone.to_owned(),
+        position: None,
+    };
+    let (c, queued) = crate::contacts::add(&conn, &u.id, input)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}\t{}\t{}", c.id, c.name, c.phone);
+    if !queued {
+        eprintln!(
+            "note: {} opted out of texts earlier (replied STOP); they will not be texted",
+            c.phone
+        );
+    }
+    Ok(())
+}
+
+/// `alertme contact list`: one contact per line, in texting order.
+pub async fn contact_list(user: &str, db: &DbArgs) -> anyhow::Result<()> {
+    let conn = db::connect(&db.url()).await?;
+    let u = user_by_phone(&conn, user).await?;
+    for c in crate::contacts::list(&conn, &u.id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        println!(
+            "{}\t{}\t{}\t{}",
+            c.id,
+            c.name,
+            c.phone,
+            if c.opted_out { "opted out" } else { "active" }
+        );
+    }
+    Ok(())
+}
+
 /// `alertme responder add`: creates a responder, prints the token once.
 pub async fn responder_add(name: &str, db: &DbArgs) -> anyhow::Result<()> {
     ensure!(
@@ -92,15 +129,4 @@ pub async fn responder_add(name: &str, db: &DbArgs) -> anyhow::Result<()> {
     );
     println!("{token}");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn e164() {
-        assert!(super::check_e164("+4915112345678").is_ok());
-        assert!(super::check_e164("015112345678").is_err());
-        assert!(super::check_e164("+49 151").is_err());
-        assert!(super::check_e164("+0123456789").is_err());
-    }
 }

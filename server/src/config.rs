@@ -22,6 +22,9 @@ pub enum Command {
     /// Manage users (people who can raise an alert).
     #[command(subcommand)]
     User(UserCmd),
+    /// Manage a user's emergency contacts.
+    #[command(subcommand)]
+    Contact(ContactCmd),
     /// Manage responders (people who watch the console).
     #[command(subcommand)]
     Responder(ResponderCmd),
@@ -42,6 +45,35 @@ pub enum UserCmd {
         /// Phone number in E.164 form, e.g. +4915112345678.
         #[arg(long)]
         phone: String,
+        /// Database location.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Emergency contact management.
+#[derive(Debug, Subcommand)]
+pub enum ContactCmd {
+    /// Add an emergency contact to a user (they get an informational text).
+    Add {
+        /// The user's phone number (E.164).
+        #[arg(long)]
+        user: String,
+        /// Contact's name.
+        #[arg(long)]
+        name: String,
+        /// Contact's phone number (E.164).
+        #[arg(long)]
+        phone: String,
+        /// Database location.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List a user's emergency contacts.
+    List {
+        /// The user's phone number (E.164).
+        #[arg(long)]
+        user: String,
         /// Database location.
         #[command(flatten)]
         db: DbArgs,

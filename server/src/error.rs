@@ -26,6 +26,15 @@ pub enum Error {
     /// The request itself is wrong.
     #[error("{0}")]
     BadRequest(String),
+    /// It clashes with what exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many requests; try later.
+    #[error("too many requests; try again later")]
+    RateLimited,
+    /// The verification code is wrong, expired or used up.
+    #[error("invalid or expired code")]
+    InvalidCode,
     /// Database failure.
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
@@ -42,6 +51,9 @@ impl Error {
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::InvalidCode => (StatusCode::UNAUTHORIZED, "invalid_code"),
             Self::Db(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -66,3 +78,20 @@ impl IntoResponse for Error {
             .into_response()
     }
 }
+
+impl From<crate::e164::InvalidPhone> for Error {
+    fn from(e: crate::e164::InvalidPhone) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for Error {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        Self::BadRequest(e.body_text())
+    }
+}
+
+/// `Json` whose rejections use our error shape.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(Error))]
+pub struct AppJson<T>(pub T);

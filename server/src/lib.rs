@@ -6,11 +6,13 @@ pub mod audio;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod contacts;
 pub mod db;
 pub mod e164;
 pub mod error;
 pub mod hub;
 pub mod notify;
+pub mod registration;
 mod routes;
 pub mod sim;
 pub mod sms;
@@ -84,9 +86,12 @@ pub async fn serve(
         state.settings.public_url, state.settings.public_url
     );
     println!("  health: http://{addr}/healthz");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving")?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `alertme`: the server, operator commands and the phone simulator in one binary.
 
-use alertme_server::config::{Cli, Command, ResponderCmd, UserCmd};
+use alertme_server::config::{Cli, Command, ContactCmd, ResponderCmd, UserCmd};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -27,6 +27,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::User(UserCmd::Add { name, phone, db }) => {
             alertme_server::cli::user_add(&name, &phone, &db).await
+        }
+        Command::Contact(ContactCmd::Add {
+            user,
+            name,
+            phone,
+            db,
+        }) => alertme_server::cli::contact_add(&user, &name, &phone, &db).await,
+        Command::Contact(ContactCmd::List { user, db }) => {
+            alertme_server::cli::contact_list(&user, &db).await
         }
         Command::Responder(ResponderCmd::Add { name, db }) => {
             alertme_server::cli::responder_add(&name, &db).await

@@ -14,9 +14,7 @@ use std::sync::Arc;
 use alertme_protocol::Fix;
 use anyhow::Context;
 use bytes::Bytes;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -331,7 +329,7 @@ impl Writer {
             if !writes.is_empty() {
                 tokio::task::spawn_blocking(move || write_and_sync(writes)).await??;
             }
-            let txn = self.db.begin().await?;
+            let txn = crate::db::write_txn(&self.db).await?;
             for rows in fix_rows.chunks(ROWS_PER_INSERT) {
                 // Resent fixes are already stored: skip them instead of failing the batch.
                 fixes::Entity::insert_many(rows.to_vec())

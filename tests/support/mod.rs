@@ -472,3 +472,175 @@ pub fn probe_packets(path: &Path) -> u64 {
         .parse()
         .unwrap_or(0)
 }
+
+/// The fake Twilio binary.
+pub const FAKE_TWILIO_BIN: &str = env!("CARGO_BIN_EXE_alertme-fake-twilio");
+/// Credentials the fake expects and the server is given.
+pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
+/// Auth token shared by the fake and the server.
+pub const TWILIO_TOKEN: &str = "test-auth-token";
+/// Sender number (Twilio's magic "succeeds" number).
+pub const TWILIO_FROM: &str = "+15005550006";
+
+/// A running fake Twilio on loopback.
+pub struct FakeTwilio {
+    child: Child,
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl FakeTwilio {
+    pub fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(FAKE_TWILIO_BIN)
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--account-sid",
+                TWILIO_SID,
+                "--auth-token",
+                TWILIO_TOKEN,
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std_mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("fake twilio listening on ") {
+                    let _ = tx.send(a.to_owned());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("fake twilio did not start");
+        Self {
+            child,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Server flags that point the Twilio provider at this fake.
+    pub fn server_args(&self) -> Vec<String> {
+        [
+            "--sms-provider",
+            "twilio",
+            "--twilio-account-sid",
+            TWILIO_SID,
+            "--twilio-auth-token",
+            TWILIO_TOKEN,
+            "--twilio-from",
+            TWILIO_FROM,
+            "--twilio-api-base",
+            &self.base,
+            "--sms-timeout-ms",
+            "1000",
+            "--sms-retry-ms",
+            "100",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// Messages the fake accepted, oldest first.
+    pub async fn messages(&self) -> Vec<serde_json::Value> {
+        self.http
+            .get(format!("{}/_fake/messages", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Every request to the Messages endpoint, with the scripted behaviour it got.
+    pub async fn attempts(&self) -> Vec<serde_json::Value> {
+        self.http
+            .get(format!("{}/_fake/attempts", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Scripts the next answers.
+    pub async fn plan(&self, responses: &[&str]) {
+        let r = self
+            .http
+            .post(format!("{}/_fake/plan", self.base))
+            .json(&serde_json::json!({ "responses": responses }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
+    /// Has the fake post callbacks; returns the HTTP statuses our server answered.
+    pub async fn callback(&self, sid: &str, statuses: &[&str], tamper: bool, unsigned: bool) -> Vec<u16> {
+        self.http
+            .post(format!("{}/_fake/callback", self.base))
+            .json(&serde_json::json!({ "sid": sid, "statuses": statuses, "tamper": tamper, "unsigned": unsigned }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Has the fake post a signed inbound message (a reply) to `url`.
+    pub async fn inbound(&self, url: &str, from: &str, body: &str) -> u16 {
+        self.http
+            .post(format!("{}/_fake/inbound", self.base))
+            .json(&serde_json::json!({ "url": url, "from": from, "body": body }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Messages to `to`.
+    pub async fn to(&self, to: &str) -> Vec<serde_json::Value> {
+        self.messages()
+            .await
+            .into_iter()
+            .filter(|m| m["to"] == to)
+            .collect()
+    }
+}
+
+impl Drop for FakeTwilio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, for at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

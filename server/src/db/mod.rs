@@ -80,3 +80,16 @@ async fn check_sqlite_settings(db: &DatabaseConnection) -> anyhow::Result<()> {
     tracing::info!("sqlite: journal_mode=wal synchronous=full");
     Ok(())
 }
+
+/// Begins a transaction that will write. On SQLite it takes the write lock up front
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails with
+/// "database is locked" instead of waiting when another writer committed in between.
+/// Other backends ignore the mode.
+pub async fn write_txn(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}

@@ -1,9 +1,13 @@
 //! HTTP and WebSocket routes, one module per surface, merged into one router here.
 
+mod account;
+mod contacts;
+mod extract;
 mod health;
 mod phone;
 mod recording;
 mod responder;
+mod sms_hooks;
 mod sockets;
 mod watch;
 
@@ -17,6 +21,10 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
     let index = static_dir.join("index.html");
     Router::new()
         .merge(health::router())
+        .merge(account::router())
+        .merge(contacts::router())
+        .merge(sms_hooks::router())
+        .route("/openapi.yaml", axum::routing::get(openapi))
         .merge(phone::router())
         .merge(watch::router())
         .merge(responder::router())
@@ -26,4 +34,12 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .route_service("/console", ServeFile::new(&index))
         .fallback_service(ServeDir::new(static_dir).fallback(ServeFile::new(&index)))
         .with_state(state)
+}
+
+/// The REST API description.
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        include_str!("../../../docs/openapi.yaml"),
+    )
 }

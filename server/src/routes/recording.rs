@@ -14,9 +14,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use super::sockets;
-use crate::auth;
-use crate::db::entity::{alerts, audio_chunks, audio_parts};
+use super::extract::authorize_alert;
+use crate::db::entity::{audio_chunks, audio_parts};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -24,32 +23,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/alerts/{id}/recording", get(list))
         .route("/v1/alerts/{id}/recording/{part}", get(download))
-}
-
-/// Allowed: the alert owner's devices, any responder, and holders of a watch token of this alert.
-async fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-    alert_id: &str,
-) -> Result<()> {
-    let token = sockets::token(headers, query)?;
-    let alert = alerts::Entity::find_by_id(alert_id.to_owned())
-        .one(&state.db)
-        .await?;
-    let allowed = if token.starts_with(auth::WATCH_PREFIX) {
-        auth::watch(&state.db, &token).await? == alert_id
-    } else if token.starts_with(auth::RESPONDER_PREFIX) {
-        auth::responder(&state.db, &token).await.is_ok()
-    } else {
-        let d = auth::device(&state.db, &token).await?;
-        alert.as_ref().is_some_and(|a| a.user_id == d.user_id)
-    };
-    match (allowed, alert) {
-        (true, Some(_)) => Ok(()),
-        (true, None) => Err(Error::NotFound),
-        (false, _) => Err(Error::Forbidden),
-    }
+        .route("/v1/alerts/{id}/deliveries", get(deliveries))
 }
 
 /// Committed length of each part: bytes the phone was told are stored.
@@ -88,7 +62,7 @@ async fn list(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<RecordingPart>>> {
-    authorize(&state, &headers, &query, &id).await?;
+    authorize_alert(&state, &headers, &query, &id).await?;
     let mut out: Vec<RecordingPart> = parts(&state, &id)
         .await?
         .into_iter()
@@ -109,7 +83,7 @@ async fn download(
     Query(query): Query<HashMap<String, String>>,
     req: Request,
 ) -> Result<Response> {
-    authorize(&state, req.headers(), &query, &id).await?;
+    authorize_alert(&state, req.headers(), &query, &id).await?;
     let (row, _) = parts(&state, &id)
         .await?
         .into_iter()
@@ -128,4 +102,15 @@ async fn download(
         HeaderValue::from_static("private, no-store"),
     );
     Ok(res.into_response())
+}
+
+/// Delivery state of the contacts' texts about this alert.
+async fn deliveries(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<alertme_protocol::Delivery>>> {
+    authorize_alert(&state, &headers, &query, &id).await?;
+    Ok(Json(crate::sms::outbox::deliveries(&state.db, &id).await?))
 }
