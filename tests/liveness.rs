@@ -41,29 +41,12 @@ async fn start(server: &Server, token: &str, client_id: &str) -> (Ws, String, St
     assert!(matches!(phone_msg(&mut ws).await, PhoneServerMsg::Welcome { .. }));
     send_json(
         &mut ws,
-        &PhoneMsg::Start {
-            client_id: client_id.into(),
-            audio_mime: None,
-            pressed_at_ms: None,
-        },
+        &PhoneMsg::Start { client_id: client_id.into(), audio_mime: None, pressed_at_ms: None },
     )
     .await;
     loop {
-        if let PhoneServerMsg::Started {
-            alert_id,
-            watch_url,
-            created,
-            acks,
-            ..
-        } = phone_msg(&mut ws).await
-        {
-            return (
-                ws,
-                alert_id,
-                watch_url.rsplit('/').next().unwrap().to_owned(),
-                created,
-                acks,
-            );
+        if let PhoneServerMsg::Started { alert_id, watch_url, created, acks, .. } = phone_msg(&mut ws).await {
+            return (ws, alert_id, watch_url.rsplit('/').next().unwrap().to_owned(), created, acks);
         }
     }
 }
@@ -93,65 +76,30 @@ async fn protocol_behaviour(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
     let responder = env.responder("Rita");
-    let server = Server::start(
-        &env,
-        "127.0.0.1:0",
-        &["--phone-silence-ms", "600", "--heartbeat-ms", "10000"],
-    );
+    let server =
+        Server::start(&env, "127.0.0.1:0", &["--phone-silence-ms", "600", "--heartbeat-ms", "10000"]);
 
     // Idempotent start: a retried start (new socket, same client id) resumes the same alert.
     let (ws1, alert_id, watch_token, created, _) = start(&server, &token, "sos-1").await;
     assert!(created);
     drop(ws1);
     let (mut ws, again, watch_again, created, acks) = start(&server, &token, "sos-1").await;
-    assert_eq!(
-        (again.as_str(), created, acks),
-        (alert_id.as_str(), false, Acks::default())
-    );
-    assert_eq!(
-        watch_again, watch_token,
-        "the phone gets the same watch link back"
-    );
+    assert_eq!((again.as_str(), created, acks), (alert_id.as_str(), false, Acks::default()));
+    assert_eq!(watch_again, watch_token, "the phone gets the same watch link back");
 
     // Back online: newest fix first, then the backlog. Acks are cumulative; the trail is by time.
-    send_json(
-        &mut ws,
-        &PhoneMsg::Fix {
-            fixes: vec![fix(3, 3_000)],
-        },
-    )
-    .await;
-    send_json(
-        &mut ws,
-        &PhoneMsg::Fix {
-            fixes: vec![fix(1, 1_000), fix(2, 2_000), fix(1, 1_000)],
-        },
-    )
-    .await;
+    send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(3, 3_000)] }).await;
+    send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(1, 1_000), fix(2, 2_000), fix(1, 1_000)] }).await;
     until_ack(&mut ws, 3).await;
     let watch_url = server.ws(&format!("/v1/watch?token={watch_token}"));
     let mut watcher = connect(&watch_url, None, None).await.unwrap();
-    let WatchMsg::Snapshot {
-        epoch,
-        ev,
-        trail,
-        phone,
-        resync,
-        ..
-    } = watch_msg(&mut watcher).await
-    else {
+    let WatchMsg::Snapshot { epoch, ev, trail, phone, resync, .. } = watch_msg(&mut watcher).await else {
         panic!()
     };
     assert!(!resync);
     assert!(phone.connected);
     assert_eq!(trail.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert_eq!(
-        env.scalar(&format!(
-            "SELECT COUNT(*) FROM fixes WHERE alert_id = '{alert_id}'"
-        ))
-        .await,
-        3
-    );
+    assert_eq!(env.scalar(&format!("SELECT COUNT(*) FROM fixes WHERE alert_id = '{alert_id}'")).await, 3);
 
     // The phone goes quiet: watchers see the link lost, then restored when it speaks again.
     let silent_at = Instant::now();
@@ -161,15 +109,9 @@ async fn protocol_behaviour(backend: Backend) {
             break;
         }
     }
-    assert!(
-        silent_at.elapsed() >= Duration::from_millis(300),
-        "not before the configured silence"
-    );
+    assert!(silent_at.elapsed() >= Duration::from_millis(300), "not before the configured silence");
     send_json(&mut ws, &PhoneMsg::Ping { t: Some(1) }).await;
-    assert!(matches!(
-        phone_msg(&mut ws).await,
-        PhoneServerMsg::Pong { t: Some(1), .. }
-    ));
+    assert!(matches!(phone_msg(&mut ws).await, PhoneServerMsg::Pong { t: Some(1), .. }));
     let last_ev = loop {
         if let WatchMsg::Phone { phone, ev } = watch_msg(&mut watcher).await {
             assert!(phone.connected);
@@ -180,17 +122,9 @@ async fn protocol_behaviour(backend: Backend) {
 
     // A watcher that drops and comes back with (epoch, ev) gets exactly what it missed.
     drop(watcher);
-    send_json(
-        &mut ws,
-        &PhoneMsg::Fix {
-            fixes: vec![fix(4, 4_000), fix(5, 5_000)],
-        },
-    )
-    .await;
+    send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(4, 4_000), fix(5, 5_000)] }).await;
     until_ack(&mut ws, 5).await;
-    let mut watcher = connect(&format!("{watch_url}&epoch={epoch}&ev={last_ev}"), None, None)
-        .await
-        .unwrap();
+    let mut watcher = connect(&format!("{watch_url}&epoch={epoch}&ev={last_ev}"), None, None).await.unwrap();
     assert!(
         matches!(watch_msg(&mut watcher).await, WatchMsg::Resumed { from_ev, .. } if from_ev == last_ev + 1)
     );
@@ -202,34 +136,18 @@ async fn protocol_behaviour(backend: Backend) {
     }
     assert_eq!(missed, vec![4, 5]);
     // One from another epoch (say, before a server restart) gets a snapshot flagged as a resync.
-    let mut stale = connect(&format!("{watch_url}&epoch=gone&ev=7"), None, None)
-        .await
-        .unwrap();
-    let WatchMsg::Snapshot { resync, trail, .. } = watch_msg(&mut stale).await else {
-        panic!()
-    };
+    let mut stale = connect(&format!("{watch_url}&epoch=gone&ev=7"), None, None).await.unwrap();
+    let WatchMsg::Snapshot { resync, trail, .. } = watch_msg(&mut stale).await else { panic!() };
     assert!(resync);
     assert_eq!(trail.len(), 5);
 
     // A responder resolves it from the console: phone and watchers learn, sockets close cleanly.
-    let mut console = connect(&server.ws("/v1/responder"), Some(&responder), None)
-        .await
-        .unwrap();
-    let Some(Message::Text(t)) = next(&mut console).await else {
-        panic!()
-    };
-    let ResponderMsg::Overview { alerts, .. } = serde_json::from_str(t.as_str()).unwrap() else {
-        panic!()
-    };
+    let mut console = connect(&server.ws("/v1/responder"), Some(&responder), None).await.unwrap();
+    let Some(Message::Text(t)) = next(&mut console).await else { panic!() };
+    let ResponderMsg::Overview { alerts, .. } = serde_json::from_str(t.as_str()).unwrap() else { panic!() };
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].last_fix.as_ref().map(|f| f.seq), Some(5));
-    send_json(
-        &mut console,
-        &ResponderCmd::Resolve {
-            alert_id: alert_id.clone(),
-        },
-    )
-    .await;
+    send_json(&mut console, &ResponderCmd::Resolve { alert_id: alert_id.clone() }).await;
     loop {
         if let PhoneServerMsg::Stopped { status } = phone_msg(&mut ws).await {
             assert_eq!(status, AlertStatus::Resolved);
@@ -243,24 +161,14 @@ async fn protocol_behaviour(backend: Backend) {
         .iter()
         .any(|m| matches!(m, WatchMsg::Alert { alert, .. } if alert.status == AlertStatus::Resolved)));
     assert_eq!(
-        env.scalar(&format!(
-            "SELECT COUNT(*) FROM alerts WHERE id = '{alert_id}' AND status = 'resolved'"
-        ))
-        .await,
+        env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{alert_id}' AND status = 'resolved'"))
+            .await,
         1
     );
     // Resolving again is a clear error, not a crash.
-    send_json(
-        &mut console,
-        &ResponderCmd::Resolve {
-            alert_id: "nope".into(),
-        },
-    )
-    .await;
+    send_json(&mut console, &ResponderCmd::Resolve { alert_id: "nope".into() }).await;
     loop {
-        let Some(Message::Text(t)) = next(&mut console).await else {
-            panic!()
-        };
+        let Some(Message::Text(t)) = next(&mut console).await else { panic!() };
         if let ResponderMsg::Error { code, .. } = serde_json::from_str(t.as_str()).unwrap() {
             assert_eq!(code, "not_found");
             break;
@@ -269,12 +177,7 @@ async fn protocol_behaviour(backend: Backend) {
     // Starting the ended alert's client id again reports it ended instead of opening a new one.
     let (mut ws, same, _, created, acks) = start(&server, &token, "sos-1").await;
     assert_eq!((same, created, acks.fix), (alert_id, false, 5));
-    assert!(matches!(
-        phone_msg(&mut ws).await,
-        PhoneServerMsg::Stopped {
-            status: AlertStatus::Resolved
-        }
-    ));
+    assert!(matches!(phone_msg(&mut ws).await, PhoneServerMsg::Stopped { status: AlertStatus::Resolved }));
 }
 both!(protocol, protocol_behaviour);
 
@@ -283,9 +186,7 @@ async fn phone_rate_is_paced(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
     let server = Server::start(&env, "127.0.0.1:0", &["--phone-msgs-per-sec", "20"]);
-    let mut ws = connect(&server.ws("/v1/phone"), Some(&token), None)
-        .await
-        .unwrap();
+    let mut ws = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();
     assert!(matches!(phone_msg(&mut ws).await, PhoneServerMsg::Welcome { .. }));
     let t0 = Instant::now();
     for i in 0..120 {
@@ -295,10 +196,6 @@ async fn phone_rate_is_paced(backend: Backend) {
         assert!(matches!(phone_msg(&mut ws).await, PhoneServerMsg::Pong { t: Some(t), .. } if t == i));
     }
     // Burst 80, then 20/s: the last 40 cannot all be answered in under 1.5 s.
-    assert!(
-        t0.elapsed() >= Duration::from_millis(1500),
-        "not paced: {:?}",
-        t0.elapsed()
-    );
+    assert!(t0.elapsed() >= Duration::from_millis(1500), "not paced: {:?}", t0.elapsed());
 }
 both!(pacing, phone_rate_is_paced);

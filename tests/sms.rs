@@ -12,11 +12,8 @@ use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
 const ANA: &str = "+4915112345678";
-const CONTACTS: [(&str, &str); 3] = [
-    ("Ben", "+4915211111111"),
-    ("Cleo", "+4915222222222"),
-    ("Dan", "+447911123456"),
-];
+const CONTACTS: [(&str, &str); 3] =
+    [("Ben", "+4915211111111"), ("Cleo", "+4915222222222"), ("Dan", "+447911123456")];
 
 /// The fake's server flags, with any of them overridden by `extra`.
 fn args(fake: &FakeTwilio, extra: &[&str]) -> Vec<String> {
@@ -32,11 +29,7 @@ fn args(fake: &FakeTwilio, extra: &[&str]) -> Vec<String> {
 
 fn start_server(env: &Env, fake: &FakeTwilio, extra: &[&str]) -> Server {
     let a = args(fake, extra);
-    Server::start(
-        env,
-        "127.0.0.1:0",
-        &a.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
+    Server::start(env, "127.0.0.1:0", &a.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 async fn add_contacts(server: &Server, token: &str, people: &[(&str, &str)]) -> Vec<Contact> {
@@ -46,11 +39,7 @@ async fn add_contacts(server: &Server, token: &str, people: &[(&str, &str)]) -> 
         let r = http
             .post(server.http("/v1/contacts"))
             .bearer_auth(token)
-            .json(&ContactInput {
-                name: name.to_string(),
-                phone: phone.to_string(),
-                position: None,
-            })
+            .json(&ContactInput { name: name.to_string(), phone: phone.to_string(), position: None })
             .send()
             .await
             .unwrap();
@@ -67,17 +56,11 @@ async fn sos(server: &Server, token: &str, client_id: &str) -> (Ws, String, i64)
     let t0 = alertme_server::now_ms();
     send_json(
         &mut ws,
-        &PhoneMsg::Start {
-            client_id: client_id.into(),
-            audio_mime: None,
-            pressed_at_ms: None,
-        },
+        &PhoneMsg::Start { client_id: client_id.into(), audio_mime: None, pressed_at_ms: None },
     )
     .await;
     loop {
-        let Some(Message::Text(t)) = next(&mut ws).await else {
-            panic!("phone socket closed")
-        };
+        let Some(Message::Text(t)) = next(&mut ws).await else { panic!("phone socket closed") };
         if let PhoneServerMsg::Started { alert_id, .. } = serde_json::from_str(t.as_str()).unwrap() {
             return (ws, alert_id, t0);
         }
@@ -97,11 +80,7 @@ async fn deliveries(server: &Server, token: &str, alert: &str) -> Vec<Delivery> 
 }
 
 async fn alert_texts(fake: &FakeTwilio) -> Vec<Value> {
-    fake.messages()
-        .await
-        .into_iter()
-        .filter(|m| m["body"].as_str().unwrap().contains("needs help"))
-        .collect()
+    fake.messages().await.into_iter().filter(|m| m["body"].as_str().unwrap().contains("needs help")).collect()
 }
 
 /// SOS with 3 contacts: each gets one text with their own link, within a second; delivery
@@ -121,10 +100,7 @@ async fn sos_texts_each_contact_once(backend: Backend) {
     for (_, phone) in CONTACTS {
         let m: Vec<_> = added.iter().filter(|m| m["to"] == phone).collect();
         assert_eq!(m.len(), 1);
-        assert!(m[0]["body"]
-            .as_str()
-            .unwrap()
-            .contains("Ana added you as an emergency contact"));
+        assert!(m[0]["body"].as_str().unwrap().contains("Ana added you as an emergency contact"));
         assert!(m[0]["body"].as_str().unwrap().contains("Reply STOP"));
     }
 
@@ -135,6 +111,20 @@ async fn sos_texts_each_contact_once(backend: Backend) {
     })
     .await;
     assert_eq!(texts.len(), 3, "one text per contact, no more");
+    // The person in danger sees that their contacts were texted.
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let Some(Message::Text(t)) = next(&mut phone).await else { panic!("phone closed") };
+            if let PhoneServerMsg::Deliveries { deliveries } = serde_json::from_str(t.as_str()).unwrap() {
+                if deliveries.len() == 3 && deliveries.iter().all(|d| d.status == "queued") {
+                    return deliveries;
+                }
+            }
+        }
+    })
+    .await
+    .expect("phone saw its contacts texted");
+    assert_eq!(seen.iter().map(|d| d.contact.as_str()).collect::<Vec<_>>(), vec!["Ben", "Cleo", "Dan"]);
     let mut links = Vec::new();
     for (name, number) in CONTACTS {
         let t: Vec<_> = texts.iter().filter(|m| m["to"] == number).collect();
@@ -162,16 +152,9 @@ async fn sos_texts_each_contact_once(backend: Backend) {
         .next()
         .unwrap()
         .to_owned();
-    let mut ben = connect(&server.ws(&format!("/v1/watch?token={ben_link}")), None, None)
-        .await
-        .unwrap();
-    let Some(Message::Text(t)) = next(&mut ben).await else {
-        panic!()
-    };
-    let WatchMsg::Snapshot {
-        deliveries: first, ..
-    } = serde_json::from_str(t.as_str()).unwrap()
-    else {
+    let mut ben = connect(&server.ws(&format!("/v1/watch?token={ben_link}")), None, None).await.unwrap();
+    let Some(Message::Text(t)) = next(&mut ben).await else { panic!() };
+    let WatchMsg::Snapshot { deliveries: first, .. } = serde_json::from_str(t.as_str()).unwrap() else {
         panic!()
     };
     assert_eq!(first.len(), 3);
@@ -181,23 +164,16 @@ async fn sos_texts_each_contact_once(backend: Backend) {
     })
     .await;
     assert!(d.iter().filter(|x| x.opened).count() == 1);
-    assert!(
-        d.iter().all(|x| x.phone.contains('•')),
-        "numbers are masked for watchers"
-    );
+    assert!(d.iter().all(|x| x.phone.contains('•')), "numbers are masked for watchers");
 
     // Delivery reports flow in: the watcher sees them live.
     for m in &texts {
-        let codes = fake
-            .callback(m["sid"].as_str().unwrap(), &["sent", "delivered"], false, false)
-            .await;
+        let codes = fake.callback(m["sid"].as_str().unwrap(), &["sent", "delivered"], false, false).await;
         assert_eq!(codes, vec![204, 204]);
     }
     let live = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let Some(Message::Text(t)) = next(&mut ben).await else {
-                panic!("watch closed")
-            };
+            let Some(Message::Text(t)) = next(&mut ben).await else { panic!("watch closed") };
             if let WatchMsg::Deliveries { deliveries, .. } = serde_json::from_str(t.as_str()).unwrap() {
                 if deliveries.iter().all(|d| d.status == "delivered") {
                     return deliveries;
@@ -217,13 +193,7 @@ async fn sos_texts_each_contact_once(backend: Backend) {
     );
 
     // The SOS ends: each contact gets one all clear.
-    send_json(
-        &mut phone,
-        &PhoneMsg::Stop {
-            reason: StopReason::Resolve,
-        },
-    )
-    .await;
+    send_json(&mut phone, &PhoneMsg::Stop { reason: StopReason::Resolve }).await;
     let clear = eventually(Duration::from_secs(10), "all-clear texts", || async {
         let m: Vec<Value> = fake
             .messages()
@@ -262,17 +232,10 @@ async fn provider_failures(backend: Backend) {
     assert_eq!(d.len(), 3);
     let texts = alert_texts(&fake).await;
     for (name, number) in CONTACTS {
-        assert_eq!(
-            texts.iter().filter(|m| m["to"] == number).count(),
-            1,
-            "{name} must get exactly one text"
-        );
+        assert_eq!(texts.iter().filter(|m| m["to"] == number).count(), 1, "{name} must get exactly one text");
     }
     let attempts = fake.attempts().await;
-    let behaviours: Vec<&str> = attempts
-        .iter()
-        .map(|a| a["behaviour"].as_str().unwrap())
-        .collect();
+    let behaviours: Vec<&str> = attempts.iter().map(|a| a["behaviour"].as_str().unwrap()).collect();
     for b in ["429", "500", "timeout"] {
         assert!(behaviours.contains(&b), "{b} was exercised: {behaviours:?}");
     }
@@ -341,68 +304,31 @@ async fn callbacks_and_stop(backend: Backend) {
         (t.len() == 2).then_some(t)
     })
     .await;
-    let ben = texts.iter().find(|m| m["to"] == CONTACTS[0].1).unwrap()["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let cleo = texts.iter().find(|m| m["to"] == CONTACTS[1].1).unwrap()["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ben = texts.iter().find(|m| m["to"] == CONTACTS[0].1).unwrap()["sid"].as_str().unwrap().to_owned();
+    let cleo = texts.iter().find(|m| m["to"] == CONTACTS[1].1).unwrap()["sid"].as_str().unwrap().to_owned();
     let status_of = |name: &'static str| {
         let (server, token, alert) = (&server, &token, &alert);
         async move {
-            deliveries(server, token, alert)
-                .await
-                .into_iter()
-                .find(|d| d.contact == name)
-                .unwrap()
-                .status
+            deliveries(server, token, alert).await.into_iter().find(|d| d.contact == name).unwrap().status
         }
     };
-    assert_eq!(
-        fake.callback(&ben, &["delivered"], true, false).await,
-        vec![403],
-        "tampered"
-    );
-    assert_eq!(
-        fake.callback(&ben, &["delivered"], false, true).await,
-        vec![403],
-        "unsigned"
-    );
-    assert_eq!(
-        status_of("Ben").await,
-        "queued",
-        "refused callbacks change nothing"
-    );
+    assert_eq!(fake.callback(&ben, &["delivered"], true, false).await, vec![403], "tampered");
+    assert_eq!(fake.callback(&ben, &["delivered"], false, true).await, vec![403], "unsigned");
+    assert_eq!(status_of("Ben").await, "queued", "refused callbacks change nothing");
     assert_eq!(fake.callback(&ben, &["sent"], false, false).await, vec![204]);
     assert_eq!(status_of("Ben").await, "sent");
     // Out of order: delivered arrives before sent, and failed after delivered.
     assert_eq!(
-        fake.callback(&cleo, &["delivered", "sent", "queued"], false, false)
-            .await,
+        fake.callback(&cleo, &["delivered", "sent", "queued"], false, false).await,
         vec![204, 204, 204]
     );
     assert_eq!(status_of("Cleo").await, "delivered", "never backwards");
-    assert_eq!(
-        fake.callback(&ben, &["undelivered", "sent"], false, false).await,
-        vec![204, 204]
-    );
+    assert_eq!(fake.callback(&ben, &["undelivered", "sent"], false, false).await, vec![204, 204]);
     assert_eq!(status_of("Ben").await, "undelivered");
-    send_json(
-        &mut phone,
-        &PhoneMsg::Stop {
-            reason: StopReason::Cancel,
-        },
-    )
-    .await;
+    send_json(&mut phone, &PhoneMsg::Stop { reason: StopReason::Cancel }).await;
 
     // Cleo replies STOP: she is opted out and not texted about the next SOS.
-    assert_eq!(
-        fake.inbound(&server.http("/v1/sms/inbound"), CONTACTS[1].1, " stop ")
-            .await,
-        200
-    );
+    assert_eq!(fake.inbound(&server.http("/v1/sms/inbound"), CONTACTS[1].1, " stop ").await, 200);
     let list: Vec<Contact> = reqwest::Client::new()
         .get(server.http("/v1/contacts"))
         .bearer_auth(&token)
@@ -421,11 +347,7 @@ async fn callbacks_and_stop(backend: Backend) {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        fake.to(CONTACTS[1].1).await.len(),
-        before,
-        "an opted-out contact is not texted"
-    );
+    assert_eq!(fake.to(CONTACTS[1].1).await.len(), before, "an opted-out contact is not texted");
     let d = deliveries(&server, &token, &alert2).await;
     assert_eq!(d.len(), 1, "only Ben was queued: {d:?}");
     // An unsigned inbound webhook is refused.
@@ -440,12 +362,7 @@ async fn callbacks_and_stop(backend: Backend) {
 both!(callbacks, callbacks_and_stop);
 
 async fn request_code(http: &reqwest::Client, server: &Server, phone: &str) -> (u16, String) {
-    let r = http
-        .post(server.http("/v1/auth/code"))
-        .json(&json!({ "phone": phone }))
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(server.http("/v1/auth/code")).json(&json!({ "phone": phone })).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -485,11 +402,7 @@ async fn registration(backend: Backend) {
     let unknown = request_code(&http, &server, eve).await;
     assert_eq!(known, unknown, "the answer must not reveal who is registered");
     assert_eq!(unknown.0, 202);
-    assert_eq!(
-        request_code(&http, &server, "0176 1234").await.0,
-        400,
-        "numbers must be international"
-    );
+    assert_eq!(request_code(&http, &server, "0176 1234").await.0, 400, "numbers must be international");
 
     // Brute force: five wrong guesses kill the code, even the right one fails after.
     let code = nth_code(&fake, eve, 1).await;
@@ -497,11 +410,7 @@ async fn registration(backend: Backend) {
     for _ in 0..5 {
         assert_eq!(verify(&http, &server, eve, wrong).await.status(), 401);
     }
-    assert_eq!(
-        verify(&http, &server, eve, &code).await.status(),
-        401,
-        "dead after 5 wrong tries"
-    );
+    assert_eq!(verify(&http, &server, eve, &code).await.status(), 401, "dead after 5 wrong tries");
 
     // A fresh code works once.
     assert_eq!(request_code(&http, &server, eve).await.0, 202);
@@ -510,11 +419,7 @@ async fn registration(backend: Backend) {
     assert_eq!(r.status(), 201);
     let v: alertme_protocol::VerifyResponse = r.json().await.unwrap();
     assert!(v.device_token.starts_with("amd_"));
-    assert_eq!(
-        verify(&http, &server, eve, &code).await.status(),
-        401,
-        "single use"
-    );
+    assert_eq!(verify(&http, &server, eve, &code).await.status(), 401, "single use");
 
     // Expiry.
     assert_eq!(request_code(&http, &server, eve).await.0, 202);
@@ -524,10 +429,8 @@ async fn registration(backend: Backend) {
     // Per-number send limit (3 here).
     assert_eq!(request_code(&http, &server, eve).await.0, 429);
     assert_eq!(
-        env.scalar(&format!(
-            "SELECT COUNT(*) FROM sms_outbox WHERE kind = 'code' AND to_phone = '{eve}'"
-        ))
-        .await,
+        env.scalar(&format!("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'code' AND to_phone = '{eve}'"))
+            .await,
         3
     );
     assert_eq!(
@@ -546,20 +449,11 @@ async fn registration(backend: Backend) {
         v
     };
     let first = env.user("Ana", ANA);
-    let list: Vec<alertme_protocol::DeviceInfo> = http
-        .get(server.http("/v1/devices"))
-        .bearer_auth(&first)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<alertme_protocol::DeviceInfo> =
+        http.get(server.http("/v1/devices")).bearer_auth(&first).send().await.unwrap().json().await.unwrap();
     assert_eq!(list.len(), 3);
     assert_eq!(list.iter().filter(|d| d.current).count(), 1);
-    let mut ws = connect(&server.ws("/v1/phone"), Some(&second.device_token), None)
-        .await
-        .unwrap();
+    let mut ws = connect(&server.ws("/v1/phone"), Some(&second.device_token), None).await.unwrap();
     let _ = next(&mut ws).await;
     let r = http
         .delete(server.http(&format!("/v1/devices/{}", second.device_id)))
@@ -606,22 +500,12 @@ async fn pumping(backend: Backend) {
             accepted += u32::from(status == 202);
         }
     }
-    println!(
-        "1000 registration attempts in {:?}: {accepted} accepted",
-        started.elapsed()
-    );
-    let codes = env
-        .scalar("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'code'")
-        .await;
+    println!("1000 registration attempts in {:?}: {accepted} accepted", started.elapsed());
+    let codes = env.scalar("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'code'").await;
     assert!(codes <= 10, "{codes} texts created");
     assert_eq!(codes, i64::from(accepted));
     // Contacts inside the pumped block still get the SOS.
-    add_contacts(
-        &server,
-        &token,
-        &[("Fay", "+4915112300042"), ("Gus", "+4915112300043")],
-    )
-    .await;
+    add_contacts(&server, &token, &[("Fay", "+4915112300042"), ("Gus", "+4915112300043")]).await;
     let (_phone, _alert, _) = sos(&server, &token, "sos-1").await;
     eventually(Duration::from_secs(10), "SOS texts despite the guard", || async {
         (alert_texts(&fake).await.len() == 2).then_some(())
@@ -646,37 +530,16 @@ async fn contacts_crud(backend: Backend) {
     assert_eq!(post("X", "12345").await.unwrap().status(), 400);
     assert_eq!(post("", "+4915211111111").await.unwrap().status(), 400);
     assert_eq!(post("Me", ANA).await.unwrap().status(), 400, "not yourself");
-    assert_eq!(
-        http.get(server.http("/v1/contacts"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(http.get(server.http("/v1/contacts")).send().await.unwrap().status(), 401);
     let mut ids = Vec::new();
     for i in 0..10 {
-        let r = post(&format!("C{i}"), &format!("+49152111111{i:02}"))
-            .await
-            .unwrap();
+        let r = post(&format!("C{i}"), &format!("+49152111111{i:02}")).await.unwrap();
         assert_eq!(r.status(), 201);
         ids.push(r.json::<Contact>().await.unwrap().id);
     }
-    assert_eq!(
-        post("C10", "+4915211111199").await.unwrap().status(),
-        409,
-        "at most 10"
-    );
-    http.delete(server.http(&format!("/v1/contacts/{}", ids[9])))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        post("Dup", "+4915211111100").await.unwrap().status(),
-        409,
-        "no duplicates"
-    );
+    assert_eq!(post("C10", "+4915211111199").await.unwrap().status(), 409, "at most 10");
+    http.delete(server.http(&format!("/v1/contacts/{}", ids[9]))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(post("Dup", "+4915211111100").await.unwrap().status(), 409, "no duplicates");
     let r = http
         .put(server.http(&format!("/v1/contacts/{}", ids[0])))
         .bearer_auth(&token)
@@ -685,15 +548,8 @@ async fn contacts_crud(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let list: Vec<Contact> = http
-        .get(server.http("/v1/contacts"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Contact> =
+        http.get(server.http("/v1/contacts")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(list.len(), 9);
     assert_eq!(list.last().unwrap().name, "Zoe");
     assert_eq!(list.last().unwrap().phone, "+447911123456", "normalized to E.164");
@@ -707,29 +563,13 @@ async fn contacts_crud(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 404);
     // The operator CLI shares the rules.
-    let out = env.cli(&[
-        "contact",
-        "add",
-        "--user",
-        ANA,
-        "--name",
-        "Hal",
-        "--phone",
-        "+4915211111177",
-    ]);
+    let out = env.cli(&["contact", "add", "--user", ANA, "--name", "Hal", "--phone", "+4915211111177"]);
     assert!(out.contains("Hal\t+4915211111177"), "{out}");
     let out = env.cli(&["contact", "list", "--user", ANA]);
     assert_eq!(out.lines().count(), 10);
     assert!(out.lines().next().unwrap().contains("C1"), "{out}");
     // The REST description is served.
-    let spec = http
-        .get(server.http("/openapi.yaml"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let spec = http.get(server.http("/openapi.yaml")).send().await.unwrap().text().await.unwrap();
     assert!(spec.contains("/v1/auth/verify") && spec.contains("/v1/contacts"));
 }
 both!(contacts, contacts_crud);

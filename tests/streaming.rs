@@ -23,28 +23,13 @@ fn adts() -> String {
 
 /// Checks what the database holds for a finished alert: every fix once, the recording exact.
 async fn assert_stored(env: &Env, server: &Server, alert: &str, token: &str, source: &[u8]) {
+    assert_eq!(env.scalar(&format!("SELECT COUNT(*) FROM fixes WHERE alert_id = '{alert}'")).await, 600);
     assert_eq!(
-        env.scalar(&format!("SELECT COUNT(*) FROM fixes WHERE alert_id = '{alert}'"))
-            .await,
+        env.scalar(&format!("SELECT COUNT(DISTINCT seq) FROM fixes WHERE alert_id = '{alert}'")).await,
         600
     );
-    assert_eq!(
-        env.scalar(&format!(
-            "SELECT COUNT(DISTINCT seq) FROM fixes WHERE alert_id = '{alert}'"
-        ))
-        .await,
-        600
-    );
-    assert_eq!(
-        env.scalar(&format!("SELECT MIN(seq) FROM fixes WHERE alert_id = '{alert}'"))
-            .await,
-        1
-    );
-    assert_eq!(
-        env.scalar(&format!("SELECT MAX(seq) FROM fixes WHERE alert_id = '{alert}'"))
-            .await,
-        600
-    );
+    assert_eq!(env.scalar(&format!("SELECT MIN(seq) FROM fixes WHERE alert_id = '{alert}'")).await, 1);
+    assert_eq!(env.scalar(&format!("SELECT MAX(seq) FROM fixes WHERE alert_id = '{alert}'")).await, 600);
     let http = reqwest::Client::new();
     let parts: Vec<alertme_protocol::RecordingPart> = http
         .get(server.http(&format!("/v1/alerts/{alert}/recording")))
@@ -57,20 +42,11 @@ async fn assert_stored(env: &Env, server: &Server, alert: &str, token: &str, sou
         .unwrap();
     assert_eq!(parts.len(), 1, "one recorder run, one part: {parts:?}");
     assert_eq!(parts[0].bytes, source.len() as u64);
-    let body = http
-        .get(server.http(&parts[0].url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let body = http.get(server.http(&parts[0].url)).bearer_auth(token).send().await.unwrap();
     assert_eq!(body.status(), 200);
     assert_eq!(body.headers()["content-type"], parts[0].mime.as_str());
     let stored = body.bytes().await.unwrap();
-    assert_eq!(
-        sha256(&stored),
-        sha256(source),
-        "stored recording must be byte-identical"
-    );
+    assert_eq!(sha256(&stored), sha256(source), "stored recording must be byte-identical");
     let ranged = http
         .get(server.http(&parts[0].url))
         .bearer_auth(token)
@@ -90,22 +66,12 @@ fn assert_watched_everything(w: &Watched, source: &[u8]) {
     sorted.dedup();
     assert_eq!(sorted.len(), seqs.len(), "a fix reached the watcher twice");
     assert_eq!(sorted, (1..=600).collect::<Vec<_>>(), "watcher missed fixes");
-    let WatchMsg::Snapshot { audio, .. } = &w.msgs[0] else {
-        panic!("first message must be the snapshot")
-    };
+    let WatchMsg::Snapshot { audio, .. } = &w.msgs[0] else { panic!("first message must be the snapshot") };
     if let Some(a) = audio {
-        assert_eq!(
-            a.first_unit, 0,
-            "joined at the start, so audio must start at unit 0"
-        );
+        assert_eq!(a.first_unit, 0, "joined at the start, so audio must start at unit 0");
     }
     let got = w.audio_bytes(0);
-    assert!(
-        got == source,
-        "watcher audio ({} B) differs from the source ({} B)",
-        got.len(),
-        source.len()
-    );
+    assert!(got == source, "watcher audio ({} B) differs from the source ({} B)", got.len(), source.len());
     for (h, _) in &w.audio {
         assert!(h.kind == KIND_UNIT || h.kind == KIND_INIT);
     }
@@ -126,48 +92,27 @@ async fn streams_walk_and_recording(backend: Backend) {
     let token = env.user("Ana", "+4915112345678");
     let responder_token = env.responder("Rita");
     let server = Server::start(&env, "127.0.0.1:0", &[]);
-    let mut console = connect(&server.ws("/v1/responder"), Some(&responder_token), None)
-        .await
-        .unwrap();
-    let Some(Message::Text(t)) = next(&mut console).await else {
-        panic!()
-    };
+    let mut console = connect(&server.ws("/v1/responder"), Some(&responder_token), None).await.unwrap();
+    let Some(Message::Text(t)) = next(&mut console).await else { panic!() };
     assert!(
         matches!(serde_json::from_str(t.as_str()).unwrap(), ResponderMsg::Overview { alerts, .. } if alerts.is_empty())
     );
 
-    let phone = Phone::start(
-        &server,
-        &token,
-        &["--gpx", &walk(), "--audio", &adts(), "--speed", "60"],
-    );
-    let watcher = connect(
-        &server.ws(&format!("/v1/watch?token={}", phone.watch_token())),
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    let phone = Phone::start(&server, &token, &["--gpx", &walk(), "--audio", &adts(), "--speed", "60"]);
+    let watcher =
+        connect(&server.ws(&format!("/v1/watch?token={}", phone.watch_token())), None, None).await.unwrap();
     let watching = tokio::spawn(watch_until_close(watcher, Duration::from_secs(60)));
 
     // The console sees the new alert and claims it; the watcher will see who is on it.
     loop {
-        let Some(Message::Text(t)) = next(&mut console).await else {
-            panic!("console closed")
-        };
+        let Some(Message::Text(t)) = next(&mut console).await else { panic!("console closed") };
         if let ResponderMsg::Update { alert } = serde_json::from_str(t.as_str()).unwrap() {
             assert_eq!(alert.alert.id, phone.alert_id);
             assert_eq!(alert.alert.user_name, "Ana");
             break;
         }
     }
-    send_json(
-        &mut console,
-        &ResponderCmd::Claim {
-            alert_id: phone.alert_id.clone(),
-        },
-    )
-    .await;
+    send_json(&mut console, &ResponderCmd::Claim { alert_id: phone.alert_id.clone() }).await;
 
     let alert_id = phone.alert_id.clone();
     let (ok, out, err) = phone.wait(Duration::from_secs(60));
@@ -175,11 +120,7 @@ async fn streams_walk_and_recording(backend: Backend) {
     assert!(out.contains("all acknowledged (fix 600, audio 168)"), "{out}");
 
     let w = watching.await.unwrap();
-    assert_eq!(
-        w.close,
-        Some(1000),
-        "watchers are closed normally when the alert ends"
-    );
+    assert_eq!(w.close, Some(1000), "watchers are closed normally when the alert ends");
     let source = std::fs::read(fixture(ADTS)).unwrap();
     assert_watched_everything(&w, &source);
     let claimed = w
@@ -205,40 +146,17 @@ async fn survives_forced_drops(backend: Backend) {
     let phone = Phone::start(
         &server,
         &token,
-        &[
-            "--gpx",
-            &walk(),
-            "--audio",
-            &adts(),
-            "--speed",
-            "60",
-            "--drop-every",
-            "0.3",
-        ],
+        &["--gpx", &walk(), "--audio", &adts(), "--speed", "60", "--drop-every", "0.3"],
     );
-    let watcher = connect(
-        &server.ws(&format!("/v1/watch?token={}", phone.watch_token())),
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    let watcher =
+        connect(&server.ws(&format!("/v1/watch?token={}", phone.watch_token())), None, None).await.unwrap();
     let watching = tokio::spawn(watch_until_close(watcher, Duration::from_secs(90)));
     let alert_id = phone.alert_id.clone();
     let (ok, out, err) = phone.wait(Duration::from_secs(90));
     assert!(ok, "phone failed:\n{out}\n{err}");
-    let drops: u32 = out
-        .rsplit("forced drops ")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let drops: u32 = out.rsplit("forced drops ").next().unwrap().trim().parse().unwrap();
     assert!(drops >= 10, "only {drops} drops: {out}");
-    assert!(
-        err.contains("resumed alert"),
-        "the phone must have resumed its alert: {err}"
-    );
+    assert!(err.contains("resumed alert"), "the phone must have resumed its alert: {err}");
     let source = std::fs::read(fixture(ADTS)).unwrap();
     assert_watched_everything(&watching.await.unwrap(), &source);
     assert_stored(&env, &server, &alert_id, &token, &source).await;
@@ -256,40 +174,21 @@ async fn survives_sigkill(backend: Backend) {
     let token = env.user("Ana", "+4915112345678");
     let mut server = Server::start(&env, "127.0.0.1:0", &[]);
     let addr = server.addr.clone();
-    let phone = Phone::start(
-        &server,
-        &token,
-        &["--gpx", &walk(), "--audio", &adts(), "--speed", "40"],
-    );
+    let phone = Phone::start(&server, &token, &["--gpx", &walk(), "--audio", &adts(), "--speed", "40"]);
     let alert_id = phone.alert_id.clone();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let acked_before = env
-        .scalar(&format!(
-            "SELECT COUNT(*) FROM audio_chunks WHERE alert_id = '{alert_id}'"
-        ))
-        .await;
+    let acked_before =
+        env.scalar(&format!("SELECT COUNT(*) FROM audio_chunks WHERE alert_id = '{alert_id}'")).await;
     server.kill();
-    assert!(
-        acked_before > 0,
-        "audio should have been streaming when the server died"
-    );
+    assert!(acked_before > 0, "audio should have been streaming when the server died");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let server = Server::start(&env, &addr, &[]);
-    let health: serde_json::Value = reqwest::get(server.http("/healthz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: serde_json::Value =
+        reqwest::get(server.http("/healthz")).await.unwrap().json().await.unwrap();
+    assert_eq!(health["live_alerts"], 1, "the active alert is live again after restart");
     assert_eq!(
-        health["live_alerts"], 1,
-        "the active alert is live again after restart"
-    );
-    assert_eq!(
-        env.scalar(&format!(
-            "SELECT COUNT(*) FROM alerts WHERE id = '{alert_id}' AND status = 'active'"
-        ))
-        .await,
+        env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{alert_id}' AND status = 'active'"))
+            .await,
         1
     );
 
@@ -308,50 +207,21 @@ async fn late_joiner_audio_decodes(backend: Backend) {
     let server = Server::start(&env, "127.0.0.1:0", &[]);
     let cases = [
         ("adts", fixture(ADTS).display().to_string(), "aac"),
-        (
-            "webm",
-            fixture("audio/chunks/mediarecorder_webm").display().to_string(),
-            "webm",
-        ),
-        (
-            "mp4",
-            fixture("audio/chunks/mediarecorder_mp4").display().to_string(),
-            "mp4",
-        ),
+        ("webm", fixture("audio/chunks/mediarecorder_webm").display().to_string(), "webm"),
+        ("mp4", fixture("audio/chunks/mediarecorder_mp4").display().to_string(), "mp4"),
     ];
     for (name, audio, ext) in cases {
         let phone = Phone::start(
             &server,
             &token,
-            &[
-                "--gpx",
-                &walk(),
-                "--audio",
-                &audio,
-                "--speed",
-                "4",
-                "--chunk-ms",
-                "300",
-                "--finish",
-                "keep",
-            ],
+            &["--gpx", &walk(), "--audio", &audio, "--speed", "4", "--chunk-ms", "300", "--finish", "keep"],
         );
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let mut ws = connect(
-            &server.ws(&format!("/v1/watch?token={}", phone.watch_token())),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
-        let Some(Message::Text(t)) = next(&mut ws).await else {
-            panic!()
-        };
-        let WatchMsg::Snapshot {
-            audio: Some(a),
-            trail,
-            ..
-        } = serde_json::from_str(t.as_str()).unwrap()
+        let mut ws = connect(&server.ws(&format!("/v1/watch?token={}", phone.watch_token())), None, None)
+            .await
+            .unwrap();
+        let Some(Message::Text(t)) = next(&mut ws).await else { panic!() };
+        let WatchMsg::Snapshot { audio: Some(a), trail, .. } = serde_json::from_str(t.as_str()).unwrap()
         else {
             panic!("{name}: snapshot without audio: {t}")
         };
@@ -373,10 +243,7 @@ async fn late_joiner_audio_decodes(backend: Backend) {
         std::fs::write(&path, &bytes).unwrap();
         decodes_cleanly(&path).unwrap_or_else(|e| panic!("{name}: late-join audio does not decode: {e}"));
         let packets = probe_packets(&path);
-        assert!(
-            packets >= 40,
-            "{name}: only {packets} audio packets (< ~1 s) for a late joiner"
-        );
+        assert!(packets >= 40, "{name}: only {packets} audio packets (< ~1 s) for a late joiner");
         drop(phone);
     }
 }
@@ -386,17 +253,9 @@ both!(late_joiner, late_joiner_audio_decodes);
 async fn stalled_watcher_is_cut_off(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
-    let server = Server::start(
-        &env,
-        "127.0.0.1:0",
-        &["--heartbeat-ms", "300", "--send-timeout-ms", "1000"],
-    );
+    let server = Server::start(&env, "127.0.0.1:0", &["--heartbeat-ms", "300", "--send-timeout-ms", "1000"]);
     let started = std::time::Instant::now();
-    let phone = Phone::start(
-        &server,
-        &token,
-        &["--gpx", &walk(), "--audio", &adts(), "--speed", "60"],
-    );
+    let phone = Phone::start(&server, &token, &["--gpx", &walk(), "--audio", &adts(), "--speed", "60"]);
     let url = server.ws(&format!("/v1/watch?token={}", phone.watch_token()));
     let stalled = connect(&url, None, None).await.unwrap();
     let good = connect(&url, None, None).await.unwrap();
@@ -411,30 +270,15 @@ async fn stalled_watcher_is_cut_off(backend: Backend) {
     })
     .await;
     assert!(drained.is_ok(), "stalled watcher was not cut off");
-    assert!(reqwest::get(server.http("/healthz"))
-        .await
-        .unwrap()
-        .status()
-        .is_success());
-    let still_live: serde_json::Value = reqwest::get(server.http("/healthz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        still_live["live_alerts"], 1,
-        "the stalled watcher was cut while the SOS was still live"
-    );
+    assert!(reqwest::get(server.http("/healthz")).await.unwrap().status().is_success());
+    let still_live: serde_json::Value =
+        reqwest::get(server.http("/healthz")).await.unwrap().json().await.unwrap();
+    assert_eq!(still_live["live_alerts"], 1, "the stalled watcher was cut while the SOS was still live");
 
     let (ok, out, err) = phone.wait(Duration::from_secs(60));
     assert!(ok, "phone failed:\n{out}\n{err}");
     // The walk takes 10 s at 60x; a phone slowed by the stalled watcher would take far longer.
-    assert!(
-        started.elapsed() < Duration::from_secs(25),
-        "phone took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(25), "phone took {:?}", started.elapsed());
     let source = std::fs::read(fixture(ADTS)).unwrap();
     assert_watched_everything(&watching.await.unwrap(), &source);
 }

@@ -11,9 +11,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(m20261125_000001_core::Migration),
-            Box::new(m20261125_000002_contacts_sms::Migration),
-        ]
+        vec![Box::new(m20261125_000001_core::Migration), Box::new(m20261125_000002_contacts_sms::Migration)]
     }
 }

@@ -26,18 +26,11 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(Devices::Id).string().not_null().primary_key())
                 .col(ColumnDef::new(Devices::UserId).string().not_null())
                 .col(ColumnDef::new(Devices::Label).string().not_null())
-                .col(
-                    ColumnDef::new(Devices::TokenHash)
-                        .string()
-                        .not_null()
-                        .unique_key(),
-                )
+                .col(ColumnDef::new(Devices::TokenHash).string().not_null().unique_key())
                 .col(ColumnDef::new(Devices::CreatedAt).big_integer().not_null())
                 .col(ColumnDef::new(Devices::RevokedAt).big_integer().null())
                 .foreign_key(
-                    ForeignKey::create()
-                        .from(Devices::Table, Devices::UserId)
-                        .to(Users::Table, Users::Id),
+                    ForeignKey::create().from(Devices::Table, Devices::UserId).to(Users::Table, Users::Id),
                 )
                 .to_owned(),
         )
@@ -47,12 +40,7 @@ impl MigrationTrait for Migration {
                 .table(Responders::Table)
                 .col(ColumnDef::new(Responders::Id).string().not_null().primary_key())
                 .col(ColumnDef::new(Responders::Name).string().not_null())
-                .col(
-                    ColumnDef::new(Responders::TokenHash)
-                        .string()
-                        .not_null()
-                        .unique_key(),
-                )
+                .col(ColumnDef::new(Responders::TokenHash).string().not_null().unique_key())
                 .col(ColumnDef::new(Responders::CreatedAt).big_integer().not_null())
                 .col(ColumnDef::new(Responders::RevokedAt).big_integer().null())
                 .to_owned(),
@@ -71,9 +59,7 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(Alerts::EndedAt).big_integer().null())
                 .col(ColumnDef::new(Alerts::ClaimedBy).string().null())
                 .foreign_key(
-                    ForeignKey::create()
-                        .from(Alerts::Table, Alerts::UserId)
-                        .to(Users::Table, Users::Id),
+                    ForeignKey::create().from(Alerts::Table, Alerts::UserId).to(Users::Table, Users::Id),
                 )
                 .to_owned(),
         )
@@ -89,22 +75,13 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("alerts_status")
-                .table(Alerts::Table)
-                .col(Alerts::Status)
-                .to_owned(),
+            Index::create().name("alerts_status").table(Alerts::Table).col(Alerts::Status).to_owned(),
         )
         .await?;
         m.create_table(
             Table::create()
                 .table(WatchTokens::Table)
-                .col(
-                    ColumnDef::new(WatchTokens::TokenHash)
-                        .string()
-                        .not_null()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(WatchTokens::TokenHash).string().not_null().primary_key())
                 .col(ColumnDef::new(WatchTokens::AlertId).string().not_null())
                 .col(ColumnDef::new(WatchTokens::Label).string().not_null())
                 .col(ColumnDef::new(WatchTokens::CreatedAt).big_integer().not_null())
@@ -133,9 +110,7 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(Fixes::ReceivedAt).big_integer().not_null())
                 .primary_key(Index::create().col(Fixes::AlertId).col(Fixes::Seq))
                 .foreign_key(
-                    ForeignKey::create()
-                        .from(Fixes::Table, Fixes::AlertId)
-                        .to(Alerts::Table, Alerts::Id),
+                    ForeignKey::create().from(Fixes::Table, Fixes::AlertId).to(Alerts::Table, Alerts::Id),
                 )
                 .to_owned(),
         )
@@ -188,13 +163,7 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(AlertEvents::Table)
-                .col(
-                    ColumnDef::new(AlertEvents::Id)
-                        .big_integer()
-                        .not_null()
-                        .auto_increment()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(AlertEvents::Id).big_integer().not_null().auto_increment().primary_key())
                 .col(ColumnDef::new(AlertEvents::AlertId).string().not_null())
                 .col(ColumnDef::new(AlertEvents::Kind).string().not_null())
                 .col(ColumnDef::new(AlertEvents::Actor).string().null())

@@ -19,9 +19,7 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(Contacts::OptedOutAt).big_integer().null())
                 .col(ColumnDef::new(Contacts::CreatedAt).big_integer().not_null())
                 .foreign_key(
-                    ForeignKey::create()
-                        .from(Contacts::Table, Contacts::UserId)
-                        .to(Users::Table, Users::Id),
+                    ForeignKey::create().from(Contacts::Table, Contacts::UserId).to(Users::Table, Users::Id),
                 )
                 .to_owned(),
         )
@@ -37,24 +35,14 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("contacts_phone")
-                .table(Contacts::Table)
-                .col(Contacts::Phone)
-                .to_owned(),
+            Index::create().name("contacts_phone").table(Contacts::Table).col(Contacts::Phone).to_owned(),
         )
         .await?;
         // Outbox rows are never deleted: they are the delivery record of every text.
         m.create_table(
             Table::create()
                 .table(SmsOutbox::Table)
-                .col(
-                    ColumnDef::new(SmsOutbox::Id)
-                        .big_integer()
-                        .not_null()
-                        .auto_increment()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(SmsOutbox::Id).big_integer().not_null().auto_increment().primary_key())
                 .col(ColumnDef::new(SmsOutbox::Kind).string().not_null())
                 .col(ColumnDef::new(SmsOutbox::AlertId).string().null())
                 .col(ColumnDef::new(SmsOutbox::ContactId).string().null())
@@ -100,12 +88,7 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(Verifications::Table)
-                .col(
-                    ColumnDef::new(Verifications::Phone)
-                        .string()
-                        .not_null()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(Verifications::Phone).string().not_null().primary_key())
                 .col(ColumnDef::new(Verifications::CodeHash).string().not_null())
                 .col(ColumnDef::new(Verifications::ExpiresAt).big_integer().not_null())
                 .col(ColumnDef::new(Verifications::Tries).integer().not_null())

@@ -112,20 +112,12 @@ mod tests {
         let mut bad = f.clone();
         bad[0] = 9;
         assert_eq!(decode_phone_chunk(&bad), Err(FrameError::UnknownKind(9)));
-        assert_eq!(
-            decode_phone_chunk(&encode_phone_chunk(0, b"x")),
-            Err(FrameError::ZeroSeq)
-        );
+        assert_eq!(decode_phone_chunk(&encode_phone_chunk(0, b"x")), Err(FrameError::ZeroSeq));
     }
 
     #[test]
     fn watch_header_round_trips() {
-        let h = WatchHeader {
-            kind: KIND_UNIT,
-            flags: FLAG_SYNC,
-            part: 3,
-            ev: 99,
-        };
+        let h = WatchHeader { kind: KIND_UNIT, flags: FLAG_SYNC, part: 3, ev: 99 };
         let f = h.frame(b"xy");
         assert_eq!(WatchHeader::parse(&f), Some((h, &b"xy"[..])));
     }

@@ -201,6 +201,12 @@ pub enum PhoneServerMsg {
         /// Server time, ms since the epoch.
         server_ms: i64,
     },
+    /// Who was texted and how far each text got (sent on start and whenever it changes), so the
+    /// person in danger sees "3 contacts notified, 2 opened the link".
+    Deliveries {
+        /// One entry per contact texted about this alert.
+        deliveries: Vec<Delivery>,
+    },
     /// The alert ended (answer to `stop`, or ended by a responder).
     Stopped {
         /// Final status.
@@ -536,9 +542,7 @@ mod tests {
             r#"{"type":"fix","fixes":[{"seq":1,"lat":52.5,"lon":13.4,"accuracy_m":5,"time_ms":1}]}"#,
         )
         .unwrap();
-        let PhoneMsg::Fix { fixes } = &m else {
-            panic!("{m:?}")
-        };
+        let PhoneMsg::Fix { fixes } = &m else { panic!("{m:?}") };
         assert_eq!(fixes[0].seq, 1);
         assert!(fixes[0].validate().is_ok());
         let back = serde_json::to_string(&m).unwrap();

@@ -61,9 +61,8 @@ pub async fn start(
     if inserted.is_err() {
         // Most likely a concurrent start with the same client id won the unique index.
         drop(txn);
-        let existing = find(&state.db, &device.user_id, client_id)
-            .await?
-            .ok_or(Error::Internal(anyhow::anyhow!(
+        let existing =
+            find(&state.db, &device.user_id, client_id).await?.ok_or(Error::Internal(anyhow::anyhow!(
                 "alert insert failed: {}",
                 inserted.err().map(|e| e.to_string()).unwrap_or_default()
             )))?;
@@ -124,15 +123,15 @@ pub async fn session_for(state: &AppState, row: &alerts::Model) -> Result<Arc<Se
     } else {
         Arc::new(Session::new(seed, tokio::sync::broadcast::channel(1).0))
     };
-    session.set_deliveries(crate::sms::outbox::deliveries(&state.db, &row.id).await?);
+    {
+        let _reload = session.deliveries_reload.lock().await;
+        session.set_deliveries(crate::sms::outbox::deliveries(&state.db, &row.id).await?);
+    }
     Ok(session)
 }
 
 async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
-    let user = users::Entity::find_by_id(row.user_id.clone())
-        .one(&state.db)
-        .await?
-        .ok_or(Error::NotFound)?;
+    let user = users::Entity::find_by_id(row.user_id.clone()).one(&state.db).await?.ok_or(Error::NotFound)?;
     let trail = crate::db::entity::fixes::Entity::find()
         .filter(crate::db::entity::fixes::Column::AlertId.eq(row.id.clone()))
         .all(&state.db)
@@ -185,10 +184,8 @@ pub async fn end(state: &AppState, alert_id: &str, status: AlertStatus, actor: &
         .await?;
     if res.rows_affected == 0 {
         drop(txn);
-        let row = alerts::Entity::find_by_id(alert_id.to_owned())
-            .one(&state.db)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let row =
+            alerts::Entity::find_by_id(alert_id.to_owned()).one(&state.db).await?.ok_or(Error::NotFound)?;
         return Ok(AlertStatus::parse(&row.status).unwrap_or(status));
     }
     event(&txn, alert_id, status.as_str(), Some(actor), now).await?;
@@ -254,9 +251,7 @@ pub async fn restore_active(state: &AppState) -> anyhow::Result<usize> {
         .all(&state.db)
         .await?;
     for row in &rows {
-        session_for(state, row)
-            .await
-            .map_err(|e| anyhow::anyhow!("restoring alert {}: {e}", row.id))?;
+        session_for(state, row).await.map_err(|e| anyhow::anyhow!("restoring alert {}: {e}", row.id))?;
     }
     Ok(rows.len())
 }

@@ -156,10 +156,7 @@ impl Demuxer {
     fn flush(&mut self, out: &mut Vec<Unit>) {
         if !self.cur.is_empty() {
             let bytes = Bytes::from(std::mem::take(&mut self.cur));
-            out.push(Unit {
-                bytes,
-                sync: self.cur_sync,
-            });
+            out.push(Unit { bytes, sync: self.cur_sync });
         }
         self.cur_sync = false;
     }
@@ -442,21 +439,13 @@ fn adts_header(b: &[u8]) -> Option<(usize, AdtsParams)> {
     if len <= min {
         return None;
     }
-    Some((
-        len,
-        AdtsParams {
-            profile: b[2] >> 6,
-            sampling_index,
-            channels,
-        },
-    ))
+    Some((len, AdtsParams { profile: b[2] >> 6, sampling_index, channels }))
 }
 
 /// Seconds of audio in an ADTS stream (1024 samples a frame), for the phone simulator's pacing.
 pub fn adts_duration_secs(stream: &[u8]) -> Option<f64> {
-    const RATES: [u32; 13] = [
-        96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-    ];
+    const RATES: [u32; 13] =
+        [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
     let mut pos = 0;
     let mut frames = 0u64;
     let mut rate = None;
@@ -474,9 +463,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixture(p: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/audio")
-            .join(p)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/audio").join(p)
     }
 
     fn chunks(dir: &str) -> Vec<Vec<u8>> {
@@ -502,12 +489,7 @@ mod tests {
             all.extend_from_slice(&u.bytes);
         }
         let fed = chunks.concat();
-        assert!(
-            all == fed,
-            "init + units ({} B) must equal the stream ({} B)",
-            all.len(),
-            fed.len()
-        );
+        assert!(all == fed, "init + units ({} B) must equal the stream ({} B)", all.len(), fed.len());
         (d, units)
     }
 
@@ -535,10 +517,7 @@ mod tests {
         junk.extend_from_slice(&whole[..5000]);
         let units = d.push(&junk);
         let got: Vec<u8> = units.iter().flat_map(|u| u.bytes.to_vec()).collect();
-        assert!(
-            got.len() > 4000 && whole.starts_with(&got),
-            "garbage must be skipped, frames kept"
-        );
+        assert!(got.len() > 4000 && whole.starts_with(&got), "garbage must be skipped, frames kept");
     }
 
     #[test]
@@ -550,11 +529,7 @@ mod tests {
         assert!(init.len() < 400, "{}", init.len());
         assert!(units.iter().filter(|u| u.sync).count() > 5);
         for u in units.iter().filter(|u| u.sync) {
-            assert_eq!(
-                &u.bytes[..4],
-                &[0x1F, 0x43, 0xB6, 0x75],
-                "sync units start at a Cluster"
-            );
+            assert_eq!(&u.bytes[..4], &[0x1F, 0x43, 0xB6, 0x75], "sync units start at a Cluster");
         }
         assert!(Container::WebM.starts_recording(&cs[0]));
         assert!(!Container::WebM.starts_recording(&cs[1]));
@@ -564,11 +539,7 @@ mod tests {
     fn mp4_mediarecorder_chunks_give_init_and_fragments() {
         let cs = chunks("chunks/mediarecorder_mp4");
         let (d, units) = rebuilds(Container::Mp4, &cs);
-        assert_eq!(
-            d.init().unwrap().len(),
-            cs[0].len(),
-            "chunk 0 is exactly the init segment"
-        );
+        assert_eq!(d.init().unwrap().len(), cs[0].len(), "chunk 0 is exactly the init segment");
         for u in units.iter().filter(|u| u.sync) {
             assert_eq!(&u.bytes[4..8], b"moof");
         }
@@ -584,15 +555,9 @@ mod tests {
 
     #[test]
     fn mime_mapping() {
-        assert_eq!(
-            Container::from_mime("audio/webm;codecs=opus"),
-            Some(Container::WebM)
-        );
+        assert_eq!(Container::from_mime("audio/webm;codecs=opus"), Some(Container::WebM));
         assert_eq!(Container::from_mime("audio/AAC"), Some(Container::Adts));
-        assert_eq!(
-            Container::from_mime("audio/mp4; codecs=\"mp4a.40.2\""),
-            Some(Container::Mp4)
-        );
+        assert_eq!(Container::from_mime("audio/mp4; codecs=\"mp4a.40.2\""), Some(Container::Mp4));
         assert_eq!(Container::from_mime("audio/ogg;codecs=opus"), None);
     }
 }

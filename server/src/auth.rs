@@ -37,10 +37,7 @@ pub fn watch_token(secret: &[u8], alert_id: &str, label: &str) -> String {
     mac.update(alert_id.as_bytes());
     mac.update(b"\0");
     mac.update(label.as_bytes());
-    format!(
-        "{WATCH_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
+    format!("{WATCH_PREFIX}{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
 }
 
 /// A phone's identity.
@@ -72,10 +69,7 @@ pub async fn device(db: &DatabaseConnection, token: &str) -> Result<Device> {
         .one(db)
         .await?
         .ok_or(Error::Unauthorized)?;
-    Ok(Device {
-        id: row.id,
-        user_id: row.user_id,
-    })
+    Ok(Device { id: row.id, user_id: row.user_id })
 }
 
 /// Resolves a responder token.
@@ -89,10 +83,7 @@ pub async fn responder(db: &DatabaseConnection, token: &str) -> Result<Responder
         .one(db)
         .await?
         .ok_or(Error::Unauthorized)?;
-    Ok(Responder {
-        id: row.id,
-        name: row.name,
-    })
+    Ok(Responder { id: row.id, name: row.name })
 }
 
 /// Resolves a watch token to its alert id.

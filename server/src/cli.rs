@@ -13,17 +13,10 @@ use crate::db::{
 /// `alertme user add`: creates the user if new, adds a device, prints its token once.
 pub async fn user_add(name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()> {
     let phone = &crate::e164::normalize(phone)?;
-    ensure!(
-        !name.trim().is_empty() && name.len() <= 100,
-        "name must be 1-100 characters"
-    );
+    ensure!(!name.trim().is_empty() && name.len() <= 100, "name must be 1-100 characters");
     let conn = db::connect(&db.url()).await?;
     let now = crate::now_ms();
-    let user = match users::Entity::find()
-        .filter(users::Column::Phone.eq(phone))
-        .one(&conn)
-        .await?
-    {
+    let user = match users::Entity::find().filter(users::Column::Phone.eq(phone)).one(&conn).await? {
         Some(u) => u,
         None => {
             users::ActiveModel {
@@ -47,10 +40,7 @@ pub async fn user_add(name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()
     }
     .insert(&conn)
     .await?;
-    eprintln!(
-        "user {} ({}) — device token (shown once, keep it secret):",
-        user.name, user.id
-    );
+    eprintln!("user {} ({}) — device token (shown once, keep it secret):", user.name, user.id);
     println!("{token}");
     Ok(())
 }
@@ -69,20 +59,12 @@ async fn user_by_phone(conn: &sea_orm::DatabaseConnection, phone: &str) -> anyho
 pub async fn contact_add(user: &str, name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()> {
     let conn = db::connect(&db.url()).await?;
     let u = user_by_phone(&conn, user).await?;
-    let input = alertme_protocol::ContactInput {
-        name: name.to_owned(),
-        phone: phone.to_owned(),
-        position: None,
-    };
-    let (c, queued) = crate::contacts::add(&conn, &u.id, input)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let input =
+        alertme_protocol::ContactInput { name: name.to_owned(), phone: phone.to_owned(), position: None };
+    let (c, queued) = crate::contacts::add(&conn, &u.id, input).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}\t{}\t{}", c.id, c.name, c.phone);
     if !queued {
-        eprintln!(
-            "note: {} opted out of texts earlier (replied STOP); they will not be texted",
-            c.phone
-        );
+        eprintln!("note: {} opted out of texts earlier (replied STOP); they will not be texted", c.phone);
     }
     Ok(())
 }
@@ -91,27 +73,15 @@ pub async fn contact_add(user: &str, name: &str, phone: &str, db: &DbArgs) -> an
 pub async fn contact_list(user: &str, db: &DbArgs) -> anyhow::Result<()> {
     let conn = db::connect(&db.url()).await?;
     let u = user_by_phone(&conn, user).await?;
-    for c in crate::contacts::list(&conn, &u.id)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-    {
-        println!(
-            "{}\t{}\t{}\t{}",
-            c.id,
-            c.name,
-            c.phone,
-            if c.opted_out { "opted out" } else { "active" }
-        );
+    for c in crate::contacts::list(&conn, &u.id).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+        println!("{}\t{}\t{}\t{}", c.id, c.name, c.phone, if c.opted_out { "opted out" } else { "active" });
     }
     Ok(())
 }
 
 /// `alertme responder add`: creates a responder, prints the token once.
 pub async fn responder_add(name: &str, db: &DbArgs) -> anyhow::Result<()> {
-    ensure!(
-        !name.trim().is_empty() && name.len() <= 100,
-        "name must be 1-100 characters"
-    );
+    ensure!(!name.trim().is_empty() && name.len() <= 100, "name must be 1-100 characters");
     let conn = db::connect(&db.url()).await?;
     let token = auth::new_token(auth::RESPONDER_PREFIX);
     let r = responders::ActiveModel {
@@ -123,10 +93,7 @@ pub async fn responder_add(name: &str, db: &DbArgs) -> anyhow::Result<()> {
     }
     .insert(&conn)
     .await?;
-    eprintln!(
-        "responder {} ({}) — token (shown once, keep it secret):",
-        r.name, r.id
-    );
+    eprintln!("responder {} ({}) — token (shown once, keep it secret):", r.name, r.id);
     println!("{token}");
     Ok(())
 }

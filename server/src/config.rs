@@ -159,10 +159,6 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// Public base URL without a trailing slash; by default the address actually bound.
     pub fn public_url(&self, bound: SocketAddr) -> String {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{bound}"))
-            .trim_end_matches('/')
-            .to_owned()
+        self.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_owned()
     }
 }

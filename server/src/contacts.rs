@@ -51,19 +51,11 @@ pub async fn add(db: &DatabaseConnection, user_id: &str, input: ContactInput) ->
     let name = check_name(&input.name)?;
     let phone = crate::e164::normalize(&input.phone)?;
     let txn = crate::db::write_txn(db).await?;
-    let user = users::Entity::find_by_id(user_id.to_owned())
-        .one(&txn)
-        .await?
-        .ok_or(Error::NotFound)?;
+    let user = users::Entity::find_by_id(user_id.to_owned()).one(&txn).await?.ok_or(Error::NotFound)?;
     if user.phone == phone {
-        return Err(Error::BadRequest(
-            "your own number cannot be your emergency contact".into(),
-        ));
+        return Err(Error::BadRequest("your own number cannot be your emergency contact".into()));
     }
-    let count = contacts::Entity::find()
-        .filter(contacts::Column::UserId.eq(user_id))
-        .count(&txn)
-        .await?;
+    let count = contacts::Entity::find().filter(contacts::Column::UserId.eq(user_id)).count(&txn).await?;
     if count >= MAX_CONTACTS {
         return Err(Error::Conflict(format!("at most {MAX_CONTACTS} contacts")));
     }
@@ -73,9 +65,7 @@ pub async fn add(db: &DatabaseConnection, user_id: &str, input: ContactInput) ->
         .one(&txn)
         .await?;
     if exists.is_some() {
-        return Err(Error::Conflict(
-            "this number is already one of your contacts".into(),
-        ));
+        return Err(Error::Conflict("this number is already one of your contacts".into()));
     }
     // Someone who replied STOP to us stays opted out, whoever adds them.
     let opted_out = contacts::Entity::find()

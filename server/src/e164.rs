@@ -22,12 +22,7 @@ pub fn normalize(raw: &str) -> Result<String, InvalidPhone> {
 pub fn mask(e164: &str) -> String {
     let keep = e164.len().saturating_sub(4);
     let cc = e164.len().min(3);
-    format!(
-        "{}{}{}",
-        &e164[..cc],
-        "•".repeat(keep.saturating_sub(cc)),
-        &e164[keep.max(cc)..]
-    )
+    format!("{}{}{}", &e164[..cc], "•".repeat(keep.saturating_sub(cc)), &e164[keep.max(cc)..])
 }
 
 /// Numbering block used by the SMS-pumping guard: everything but the last 4 digits.
@@ -43,10 +38,7 @@ mod tests {
     fn normalizes_and_rejects() {
         assert_eq!(normalize(" +49 151 12345678 ").unwrap(), "+4915112345678");
         assert_eq!(normalize("+1 (415) 555-2671").unwrap(), "+14155552671");
-        assert!(
-            normalize("015112345678").is_err(),
-            "a national number has no country"
-        );
+        assert!(normalize("015112345678").is_err(), "a national number has no country");
         assert!(normalize("+491511234").is_err());
         assert!(normalize("+15551234567").is_err());
         assert_eq!(mask("+4915112345678"), "+49•••••••5678");

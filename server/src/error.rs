@@ -68,14 +68,7 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        (
-            status,
-            Json(ErrorBody {
-                error: code.to_owned(),
-                detail,
-            }),
-        )
-            .into_response()
+        (status, Json(ErrorBody { error: code.to_owned(), detail })).into_response()
     }
 }
 

@@ -32,9 +32,7 @@ use crate::store::Store;
 
 /// Milliseconds since the Unix epoch, server clock.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Runs the server on an already bound listener until `shutdown` resolves.
@@ -73,9 +71,7 @@ pub async fn serve(
         retry_base: Duration::from_millis(cfg.sms.sms_retry_ms.max(10)),
     };
     tokio::spawn(std::sync::Arc::new(sender).run(state.outbox.clone()));
-    let restored = alerts::restore_active(&state)
-        .await
-        .context("restoring active alerts")?;
+    let restored = alerts::restore_active(&state).await.context("restoring active alerts")?;
     hub.spawn_silence_watch(state.settings.phone_silence);
     let app = routes::router(state.clone(), &cfg.static_dir);
     tracing::info!(%addr, restored, "AlertMe listening");
@@ -86,12 +82,9 @@ pub async fn serve(
         state.settings.public_url, state.settings.public_url
     );
     println!("  health: http://{addr}/healthz");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving")?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving")?;
     Ok(())
 }

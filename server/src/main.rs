@@ -28,12 +28,9 @@ async fn main() -> anyhow::Result<()> {
         Command::User(UserCmd::Add { name, phone, db }) => {
             alertme_server::cli::user_add(&name, &phone, &db).await
         }
-        Command::Contact(ContactCmd::Add {
-            user,
-            name,
-            phone,
-            db,
-        }) => alertme_server::cli::contact_add(&user, &name, &phone, &db).await,
+        Command::Contact(ContactCmd::Add { user, name, phone, db }) => {
+            alertme_server::cli::contact_add(&user, &name, &phone, &db).await
+        }
         Command::Contact(ContactCmd::List { user, db }) => {
             alertme_server::cli::contact_list(&user, &db).await
         }

@@ -51,15 +51,8 @@ pub async fn alert_ended(txn: &DatabaseTransaction, alert_id: &str) -> Result<()
         .all(txn)
         .await?;
     for r in texted {
-        outbox::enqueue(
-            txn,
-            kind::ALL_CLEAR,
-            Some(alert_id),
-            r.contact_id.as_deref(),
-            &r.to_phone,
-            None,
-        )
-        .await?;
+        outbox::enqueue(txn, kind::ALL_CLEAR, Some(alert_id), r.contact_id.as_deref(), &r.to_phone, None)
+            .await?;
     }
     Ok(())
 }

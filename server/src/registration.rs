@@ -39,9 +39,7 @@ pub async fn request_code(state: &AppState, ip: IpAddr, phone: &str) -> Result<(
     let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
     let now = crate::now_ms();
     let txn = crate::db::write_txn(&state.db).await?;
-    verifications::Entity::delete_by_id(phone.clone())
-        .exec(&txn)
-        .await?;
+    verifications::Entity::delete_by_id(phone.clone()).exec(&txn).await?;
     verifications::ActiveModel {
         phone: Set(phone.clone()),
         code_hash: Set(code_hash(&state.secret, &phone, &code)),
@@ -68,10 +66,7 @@ pub async fn verify(state: &AppState, ip: IpAddr, req: VerifyRequest) -> Result<
     let phone = crate::e164::normalize(&req.phone)?;
     let code = req.code.trim();
     let now = crate::now_ms();
-    let Some(v) = verifications::Entity::find_by_id(phone.clone())
-        .one(&state.db)
-        .await?
-    else {
+    let Some(v) = verifications::Entity::find_by_id(phone.clone()).one(&state.db).await? else {
         return Err(Error::InvalidCode);
     };
     if v.expires_at <= now || v.tries >= MAX_TRIES {
@@ -97,19 +92,10 @@ pub async fn verify(state: &AppState, ip: IpAddr, req: VerifyRequest) -> Result<
     if used.rows_affected != 1 {
         return Err(Error::InvalidCode);
     }
-    let user = match users::Entity::find()
-        .filter(users::Column::Phone.eq(phone.clone()))
-        .one(&txn)
-        .await?
-    {
+    let user = match users::Entity::find().filter(users::Column::Phone.eq(phone.clone())).one(&txn).await? {
         Some(u) => u,
         None => {
-            let name = req
-                .name
-                .as_deref()
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .unwrap_or("AlertMe user");
+            let name = req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or("AlertMe user");
             if name.chars().count() > 100 {
                 return Err(Error::BadRequest("name must be at most 100 characters".into()));
             }
@@ -123,13 +109,7 @@ pub async fn verify(state: &AppState, ip: IpAddr, req: VerifyRequest) -> Result<
             .await?
         }
     };
-    let label: String = req
-        .device_label
-        .as_deref()
-        .unwrap_or("phone")
-        .chars()
-        .take(100)
-        .collect();
+    let label: String = req.device_label.as_deref().unwrap_or("phone").chars().take(100).collect();
     let token = auth::new_token(auth::DEVICE_PREFIX);
     let device = devices::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
@@ -142,11 +122,7 @@ pub async fn verify(state: &AppState, ip: IpAddr, req: VerifyRequest) -> Result<
     .insert(&txn)
     .await?;
     txn.commit().await?;
-    Ok(VerifyResponse {
-        user_id: user.id,
-        device_id: device.id,
-        device_token: token,
-    })
+    Ok(VerifyResponse { user_id: user.id, device_id: device.id, device_token: token })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -81,27 +81,13 @@ impl Store {
     pub fn start(db: DatabaseConnection, data_dir: &Path) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let audio_dir = data_dir.join("audio");
-        tokio::spawn(
-            Writer {
-                db,
-                audio_dir: audio_dir.clone(),
-                files: HashMap::new(),
-            }
-            .run(rx),
-        );
+        tokio::spawn(Writer { db, audio_dir: audio_dir.clone(), files: HashMap::new() }.run(rx));
         Self { tx, audio_dir }
     }
 
     /// Queues fixes for storage; waits only when the queue is full.
     pub async fn fixes(&self, session: Arc<Session>, fixes: Vec<Fix>, notice: mpsc::Sender<Notice>) {
-        let _ = self
-            .tx
-            .send(Job::Fixes {
-                session,
-                fixes,
-                notice,
-            })
-            .await;
+        let _ = self.tx.send(Job::Fixes { session, fixes, notice }).await;
     }
 
     /// Queues an audio chunk for storage; waits only when the queue is full.
@@ -113,16 +99,7 @@ impl Store {
         bytes: Bytes,
         notice: mpsc::Sender<Notice>,
     ) {
-        let _ = self
-            .tx
-            .send(Job::Audio {
-                session,
-                mime,
-                seq,
-                bytes,
-                notice,
-            })
-            .await;
+        let _ = self.tx.send(Job::Audio { session, mime, seq, bytes, notice }).await;
     }
 
     /// Drops the writer's open file of an ended alert (after anything queued before it).
@@ -174,18 +151,11 @@ pub async fn recover_audio(
         path.display()
     );
     if on_disk > len {
-        tracing::warn!(
-            alert = alert_id,
-            dropped = on_disk - len,
-            "trimming unacknowledged audio bytes"
-        );
+        tracing::warn!(alert = alert_id, dropped = on_disk - len, "trimming unacknowledged audio bytes");
         f.set_len(len)?;
         f.sync_all()?;
     }
-    Ok(AudioPosition {
-        acked: last.seq as u64,
-        part: Some((last.part as u16, part.mime, len)),
-    })
+    Ok(AudioPosition { acked: last.seq as u64, part: Some((last.part as u16, part.mime, len)) })
 }
 
 struct OpenPart {
@@ -234,24 +204,14 @@ impl Writer {
                 Job::Forget(id) => {
                     self.files.remove(&id);
                 }
-                Job::Fixes {
-                    session,
-                    fixes,
-                    notice,
-                } => {
+                Job::Fixes { session, fixes, notice } => {
                     for f in &fixes {
                         fix_rows.push(fix_row(&session.alert_id, f, now));
                     }
                     notices.push(notice);
                     done.push(Done::Fixes(session, fixes));
                 }
-                Job::Audio {
-                    session,
-                    mime,
-                    seq,
-                    bytes,
-                    notice,
-                } => {
+                Job::Audio { session, mime, seq, bytes, notice } => {
                     let Some(mime) = mime.filter(|m| Container::from_mime(m).is_some()) else {
                         let _ = notice.try_send(Notice::NoAudioFormat);
                         continue;
@@ -271,9 +231,7 @@ impl Writer {
                         continue;
                     }
                     if seq > open.next_seq {
-                        let _ = notice.try_send(Notice::AudioGap {
-                            expected: open.next_seq,
-                        });
+                        let _ = notice.try_send(Notice::AudioGap { expected: open.next_seq });
                         continue;
                     }
                     let container = Container::from_mime(&mime).expect("checked above");
@@ -302,11 +260,7 @@ impl Writer {
                         open.part = Some((p, mime.clone(), 0, Arc::new(file)));
                     }
                     let (p, _, len, file) = open.part.as_mut().expect("set above");
-                    writes.push(PlannedWrite {
-                        file: file.clone(),
-                        offset: *len,
-                        bytes: bytes.clone(),
-                    });
+                    writes.push(PlannedWrite { file: file.clone(), offset: *len, bytes: bytes.clone() });
                     chunk_rows.push(audio_chunks::ActiveModel {
                         alert_id: Set(id.clone()),
                         seq: Set(seq as i64),
@@ -338,14 +292,10 @@ impl Writer {
                     .await?;
             }
             if !part_rows.is_empty() {
-                audio_parts::Entity::insert_many(part_rows)
-                    .exec_without_returning(&txn)
-                    .await?;
+                audio_parts::Entity::insert_many(part_rows).exec_without_returning(&txn).await?;
             }
             for rows in chunk_rows.chunks(ROWS_PER_INSERT) {
-                audio_chunks::Entity::insert_many(rows.to_vec())
-                    .exec_without_returning(&txn)
-                    .await?;
+                audio_chunks::Entity::insert_many(rows.to_vec()).exec_without_returning(&txn).await?;
             }
             txn.commit().await?;
             anyhow::Ok(())
@@ -382,13 +332,7 @@ impl Writer {
                 }
                 None => None,
             };
-            self.files.insert(
-                alert_id.to_owned(),
-                OpenPart {
-                    next_seq: pos.acked + 1,
-                    part,
-                },
-            );
+            self.files.insert(alert_id.to_owned(), OpenPart { next_seq: pos.acked + 1, part });
         }
         Ok(self.files.get_mut(alert_id).expect("inserted above"))
     }
@@ -398,12 +342,7 @@ fn open_part_file(path: &Path) -> anyhow::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    Ok(std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)?)
+    Ok(std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?)
 }
 
 fn write_and_sync(writes: Vec<PlannedWrite>) -> anyhow::Result<()> {

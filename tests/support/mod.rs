@@ -21,9 +21,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_alertme");
 
 /// Where fixtures live.
 pub fn fixture(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(p)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(p)
 }
 
 /// Which database a test runs on.
@@ -69,31 +67,20 @@ impl Env {
         let data_dir = std::env::temp_dir().join(format!("alertme-test-{id}"));
         std::fs::create_dir_all(&data_dir).unwrap();
         let (url, pg_name) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}?mode=rwc", data_dir.join("alertme.db").display()),
-                None,
-            ),
+            Backend::Sqlite => (format!("sqlite://{}?mode=rwc", data_dir.join("alertme.db").display()), None),
             Backend::Postgres => {
                 let name = format!("alertme_t_{}", &id[..16]);
                 let admin = Database::connect(pg_admin_url())
                     .await
                     .expect("PostgreSQL on 127.0.0.1:5432 (see README)");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .unwrap();
+                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
                 admin.close().await.ok();
                 let base = pg_admin_url();
                 let base = base.rsplit_once('/').unwrap().0;
                 (format!("{base}/{name}"), Some(name))
             }
         };
-        Self {
-            backend,
-            url,
-            data_dir,
-            pg_name,
-        }
+        Self { backend, url, data_dir, pg_name }
     }
 
     /// Runs `alertme ARGS --database-url … --data-dir …` and returns its stdout.
@@ -105,11 +92,7 @@ impl Env {
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
@@ -132,11 +115,7 @@ impl Env {
     pub async fn scalar(&self, sql: &str) -> i64 {
         let db = self.db().await;
         let backend = db.get_database_backend();
-        let row = db
-            .query_one_raw(Statement::from_string(backend, sql.to_owned()))
-            .await
-            .unwrap()
-            .unwrap();
+        let row = db.query_one_raw(Statement::from_string(backend, sql.to_owned())).await.unwrap().unwrap();
         let v: i64 = row.try_get_by_index(0).unwrap();
         db.close().await.ok();
         v
@@ -158,10 +137,7 @@ impl Drop for Env {
         if let Some(name) = self.pg_name.take() {
             // Best effort, on a fresh runtime since we may be inside one that is shutting down.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 rt.block_on(async {
                     if let Ok(admin) = Database::connect(pg_admin_url()).await {
                         let _ = admin
@@ -190,16 +166,9 @@ impl Server {
             .args(["--static-dir"])
             .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../static"))
             .args(extra)
-            .env(
-                "RUST_LOG",
-                std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
-            .stderr(if std::env::var("TEST_LOG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -211,9 +180,7 @@ impl Server {
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not start within 30 s");
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start within 30 s");
         Self { child, addr }
     }
 
@@ -283,10 +250,8 @@ impl Phone {
             stderr: stderr_lines,
         };
         while p.alert_id.is_empty() || p.watch_url.is_empty() {
-            let line = p
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("phone printed no alert/watch line");
+            let line =
+                p.lines.recv_timeout(Duration::from_secs(30)).expect("phone printed no alert/watch line");
             if let Some(a) = line.strip_prefix("alert: ") {
                 p.alert_id = a.to_owned();
             } else if let Some(w) = line.strip_prefix("watch: ") {
@@ -309,10 +274,7 @@ impl Phone {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "phone did not finish within {within:?}"
-            );
+            assert!(std::time::Instant::now() < deadline, "phone did not finish within {within:?}");
             std::thread::sleep(Duration::from_millis(50));
         };
         while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
@@ -345,8 +307,7 @@ pub async fn connect(
 ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let mut req = url.into_client_request().unwrap();
     if let Some(t) = bearer {
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
     }
     if let Some(o) = origin {
         req.headers_mut().insert("origin", o.parse().unwrap());
@@ -357,9 +318,7 @@ pub async fn connect(
 /// Receives the next data message within 10 s (pings are answered by the library).
 pub async fn next(ws: &mut Ws) -> Option<Message> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("no message within 10 s")
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("no message within 10 s")
         {
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(m)) => return Some(m),
@@ -370,9 +329,7 @@ pub async fn next(ws: &mut Ws) -> Option<Message> {
 
 /// Sends a JSON text message.
 pub async fn send_json<T: serde::Serialize>(ws: &mut Ws, m: &T) {
-    ws.send(Message::Text(serde_json::to_string(m).unwrap().into()))
-        .await
-        .unwrap();
+    ws.send(Message::Text(serde_json::to_string(m).unwrap().into())).await.unwrap();
 }
 
 /// Everything one watcher saw, in order.
@@ -401,11 +358,7 @@ impl Watched {
 
     /// Concatenated payloads of init segments and units of `part`.
     pub fn audio_bytes(&self, part: u16) -> Vec<u8> {
-        self.audio
-            .iter()
-            .filter(|(h, _)| h.part == part)
-            .flat_map(|(_, b)| b.clone())
-            .collect()
+        self.audio.iter().filter(|(h, _)| h.part == part).flat_map(|(_, b)| b.clone()).collect()
     }
 }
 
@@ -420,9 +373,7 @@ pub async fn watch_until_close(mut ws: Ws, limit: Duration) -> Watched {
             Ok(Some(Ok(m))) => m,
         };
         match m {
-            Message::Text(t) => w
-                .msgs
-                .push(serde_json::from_str(t.as_str()).expect("valid WatchMsg")),
+            Message::Text(t) => w.msgs.push(serde_json::from_str(t.as_str()).expect("valid WatchMsg")),
             Message::Binary(b) => {
                 let (h, payload) = WatchHeader::parse(&b).expect("valid watch frame header");
                 w.audio.push((h, payload.to_vec()));
@@ -466,11 +417,7 @@ pub fn probe_packets(path: &Path) -> u64 {
         .arg(path)
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_end_matches(',')
-        .parse()
-        .unwrap_or(0)
+    String::from_utf8_lossy(&out.stdout).trim().trim_end_matches(',').parse().unwrap_or(0)
 }
 
 /// The fake Twilio binary.
@@ -492,14 +439,7 @@ pub struct FakeTwilio {
 impl FakeTwilio {
     pub fn start(extra: &[&str]) -> Self {
         let mut child = Command::new(FAKE_TWILIO_BIN)
-            .args([
-                "--bind",
-                "127.0.0.1:0",
-                "--account-sid",
-                TWILIO_SID,
-                "--auth-token",
-                TWILIO_TOKEN,
-            ])
+            .args(["--bind", "127.0.0.1:0", "--account-sid", TWILIO_SID, "--auth-token", TWILIO_TOKEN])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -514,14 +454,8 @@ impl FakeTwilio {
                 }
             }
         });
-        let base = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("fake twilio did not start");
-        Self {
-            child,
-            base,
-            http: reqwest::Client::new(),
-        }
+        let base = rx.recv_timeout(Duration::from_secs(30)).expect("fake twilio did not start");
+        Self { child, base, http: reqwest::Client::new() }
     }
 
     /// Server flags that point the Twilio provider at this fake.
@@ -549,26 +483,12 @@ impl FakeTwilio {
 
     /// Messages the fake accepted, oldest first.
     pub async fn messages(&self) -> Vec<serde_json::Value> {
-        self.http
-            .get(format!("{}/_fake/messages", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.http.get(format!("{}/_fake/messages", self.base)).send().await.unwrap().json().await.unwrap()
     }
 
     /// Every request to the Messages endpoint, with the scripted behaviour it got.
     pub async fn attempts(&self) -> Vec<serde_json::Value> {
-        self.http
-            .get(format!("{}/_fake/attempts", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.http.get(format!("{}/_fake/attempts", self.base)).send().await.unwrap().json().await.unwrap()
     }
 
     /// Scripts the next answers.
@@ -611,11 +531,7 @@ impl FakeTwilio {
 
     /// Messages to `to`.
     pub async fn to(&self, to: &str) -> Vec<serde_json::Value> {
-        self.messages()
-            .await
-            .into_iter()
-            .filter(|m| m["to"] == to)
-            .collect()
+        self.messages().await.into_iter().filter(|m| m["to"] == to).collect()
     }
 }
 
@@ -637,10 +553,7 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -76,9 +76,7 @@ async fn main() -> anyhow::Result<()> {
         messages: Mutex::new(Vec::new()),
         plan: Mutex::new(VecDeque::new()),
         attempts: Mutex::new(Vec::new()),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()?,
+        http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?,
     });
     let app = Router::new()
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(create).get(list))
@@ -104,17 +102,14 @@ fn error(status: u16, code: u32, message: &str) -> Response {
 }
 
 fn authorized(fake: &Fake, sid: &str, headers: &HeaderMap) -> bool {
-    let expected = format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{}", fake.args.account_sid, fake.args.auth_token))
-    );
+    let expected =
+        format!("Basic {}", STANDARD.encode(format!("{}:{}", fake.args.account_sid, fake.args.auth_token)));
     sid == fake.args.account_sid
         && headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
 }
 
 fn e164_like(s: &str) -> bool {
-    s.strip_prefix('+')
-        .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+    s.strip_prefix('+').is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 async fn create(
@@ -124,17 +119,9 @@ async fn create(
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let behaviour = fake
-        .plan
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| "ok".into());
+    let behaviour = fake.plan.lock().unwrap().pop_front().unwrap_or_else(|| "ok".into());
     let to = get("To").unwrap_or_default();
-    fake.attempts
-        .lock()
-        .unwrap()
-        .push(json!({ "to": to, "behaviour": behaviour, "at_ms": now_ms() }));
+    fake.attempts.lock().unwrap().push(json!({ "to": to, "behaviour": behaviour, "at_ms": now_ms() }));
     if !authorized(&fake, &sid, &headers) {
         return error(401, 20003, "Authenticate");
     }
@@ -154,11 +141,7 @@ async fn create(
         return error(400, 21602, "Message body is required.");
     };
     if body.chars().count() > 1600 {
-        return error(
-            400,
-            21617,
-            "The concatenated message body exceeds the 1600 character limit.",
-        );
+        return error(400, 21617, "The concatenated message body exceeds the 1600 character limit.");
     }
     if from.is_none() && mg.is_none() {
         return error(
@@ -188,18 +171,10 @@ async fn create(
     match to.as_str() {
         "+15005550001" => return error(400, 21211, "The 'To' number is not a valid phone number."),
         "+15005550002" => {
-            return error(
-                400,
-                21612,
-                "The 'To' phone number is not currently reachable via SMS.",
-            )
+            return error(400, 21612, "The 'To' phone number is not currently reachable via SMS.")
         }
         "+15005550003" => {
-            return error(
-                400,
-                21408,
-                "Permission to send an SMS has not been enabled for the region.",
-            )
+            return error(400, 21408, "Permission to send an SMS has not been enabled for the region.")
         }
         "+15005550004" => return error(400, 21610, "Attempt to send to unsubscribed recipient"),
         "+15005550009" => return error(400, 21614, "'To' number is not a valid mobile number"),
@@ -212,11 +187,7 @@ async fn create(
         from,
         messaging_service_sid: mg.clone(),
         body,
-        status: if mg.is_some() {
-            "accepted".into()
-        } else {
-            "queued".into()
-        },
+        status: if mg.is_some() { "accepted".into() } else { "queued".into() },
         status_callback: get("StatusCallback"),
         received_ms: now_ms(),
     };
@@ -347,14 +318,7 @@ async fn send_callback(
     tamper: bool,
     unsigned: bool,
 ) -> Result<u16, String> {
-    let m = fake
-        .messages
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|m| m.sid == sid)
-        .cloned()
-        .ok_or("no such message")?;
+    let m = fake.messages.lock().unwrap().iter().find(|m| m.sid == sid).cloned().ok_or("no such message")?;
     let url = m.status_callback.clone().ok_or("message has no StatusCallback")?;
     let mut params: Vec<(String, String)> = vec![
         ("AccountSid".into(), fake.args.account_sid.clone()),
@@ -371,11 +335,7 @@ async fn send_callback(
     }
     let sig = signature(&fake.args.auth_token, &url, &params);
     if tamper {
-        params
-            .iter_mut()
-            .find(|(k, _)| k == "MessageStatus")
-            .expect("present")
-            .1 = "delivered".into();
+        params.iter_mut().find(|(k, _)| k == "MessageStatus").expect("present").1 = "delivered".into();
         if status == "delivered" {
             params.iter_mut().find(|(k, _)| k == "To").expect("present").1 = "+10000000000".into();
         }
@@ -384,10 +344,7 @@ async fn send_callback(
     if !unsigned {
         req = req.header("X-Twilio-Signature", sig);
     }
-    req.send()
-        .await
-        .map(|r| r.status().as_u16())
-        .map_err(|e| e.to_string())
+    req.send().await.map(|r| r.status().as_u16()).map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]
@@ -403,21 +360,11 @@ async fn inbound(State(fake): State<Shared>, Json(r): Json<InboundReq>) -> Respo
         ("AccountSid".into(), fake.args.account_sid.clone()),
         ("Body".into(), r.body),
         ("From".into(), r.from),
-        (
-            "MessageSid".into(),
-            format!("SM{}", uuid::Uuid::new_v4().simple()),
-        ),
+        ("MessageSid".into(), format!("SM{}", uuid::Uuid::new_v4().simple())),
         ("To".into(), "+15005550006".into()),
     ];
     let sig = signature(&fake.args.auth_token, &r.url, &params);
-    match fake
-        .http
-        .post(&r.url)
-        .header("X-Twilio-Signature", sig)
-        .form(&params)
-        .send()
-        .await
-    {
+    match fake.http.post(&r.url).header("X-Twilio-Signature", sig).form(&params).send().await {
         Ok(res) => Json(res.status().as_u16()).into_response(),
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
@@ -443,13 +390,7 @@ fn rfc2822(ms: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    let mon = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
-    format!(
-        "{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} +0000",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        [(m - 1) as usize];
+    format!("{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} +0000", rem / 3600, rem % 3600 / 60, rem % 60)
 }

@@ -37,9 +37,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(15))
         });
-    let db = Database::connect(opts)
-        .await
-        .context("connecting to the database")?;
+    let db = Database::connect(opts).await.context("connecting to the database")?;
     if backend == DbBackend::Sqlite {
         check_sqlite_settings(&db).await?;
     }
@@ -53,10 +51,7 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
     if path.is_empty() || path == ":memory:" {
         return Ok(());
     }
-    if let Some(dir) = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())
@@ -64,16 +59,10 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
 
 async fn check_sqlite_settings(db: &DatabaseConnection) -> anyhow::Result<()> {
     let pragma = |name: &str| Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}"));
-    let mode: String = db
-        .query_one_raw(pragma("journal_mode"))
-        .await?
-        .context("no journal_mode")?
-        .try_get_by_index(0)?;
-    let sync: i64 = db
-        .query_one_raw(pragma("synchronous"))
-        .await?
-        .context("no synchronous")?
-        .try_get_by_index(0)?;
+    let mode: String =
+        db.query_one_raw(pragma("journal_mode")).await?.context("no journal_mode")?.try_get_by_index(0)?;
+    let sync: i64 =
+        db.query_one_raw(pragma("synchronous")).await?.context("no synchronous")?.try_get_by_index(0)?;
     if !mode.eq_ignore_ascii_case("wal") || sync != 2 {
         bail!("SQLite settings did not take: journal_mode={mode}, synchronous={sync} (want wal, 2=FULL)");
     }

@@ -37,13 +37,7 @@ impl Hub {
     pub fn new() -> Self {
         let (responders, _) = broadcast::channel(RESPONDER_FEED_CAPACITY);
         let (revoked, _) = broadcast::channel(64);
-        Self {
-            inner: Arc::new(Inner {
-                sessions: DashMap::new(),
-                responders,
-                revoked,
-            }),
-        }
+        Self { inner: Arc::new(Inner { sessions: DashMap::new(), responders, revoked }) }
     }
 
     /// The live session of an alert, if it is active.
@@ -55,12 +49,8 @@ impl Hub {
     pub fn open(&self, seed: SessionSeed) -> Arc<Session> {
         let id = seed.info.id.clone();
         let responders = self.inner.responders.clone();
-        let s = self
-            .inner
-            .sessions
-            .entry(id)
-            .or_insert_with(|| Arc::new(Session::new(seed, responders)))
-            .clone();
+        let s =
+            self.inner.sessions.entry(id).or_insert_with(|| Arc::new(Session::new(seed, responders))).clone();
         let _ = self.inner.responders.send(Message::Text(
             serde_json::to_string(&alertme_protocol::ResponderMsg::Update { alert: s.summary() })
                 .expect("serializes")

@@ -87,6 +87,11 @@ pub struct Session {
     tx: broadcast::Sender<Arc<LiveEvent>>,
     acks: watch::Sender<Acks>,
     status: watch::Sender<AlertStatus>,
+    /// Contacts' delivery state, for the phone's own socket.
+    deliveries: watch::Sender<Vec<Delivery>>,
+    /// Serializes reloads of the delivery state, so a slow, older reload can never overwrite a
+    /// newer one.
+    pub deliveries_reload: tokio::sync::Mutex<()>,
     /// Id of the phone connection currently streaming into this alert; older ones close.
     owner: watch::Sender<u64>,
     responders: broadcast::Sender<Message>,
@@ -116,10 +121,7 @@ impl Session {
             fix_above: BTreeSet::new(),
             audio_acked: seed.audio_acked,
             audio: None,
-            phone: PhoneLink {
-                connected: false,
-                last_seen_ms: None,
-            },
+            phone: PhoneLink { connected: false, last_seen_ms: None },
             last_heard: None,
             ev: 0,
             ring: VecDeque::new(),
@@ -136,12 +138,7 @@ impl Session {
             if let Some(c) = Container::from_mime(&mime) {
                 let mut demux = Demuxer::new(c);
                 let units = demux.push(&bytes);
-                let mut a = AudioLive {
-                    part,
-                    mime,
-                    demux,
-                    next_unit: 0,
-                };
+                let mut a = AudioLive { part, mime, demux, next_unit: 0 };
                 let now = Instant::now();
                 for u in units {
                     // Restored units predate this process: they seed the late-join ring only.
@@ -150,10 +147,7 @@ impl Session {
                 st.audio = Some(a);
             }
         }
-        let acks = Acks {
-            fix: st.fix_contig,
-            audio: st.audio_acked,
-        };
+        let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
         let status = st.info.status;
         Self {
             alert_id: st.info.id.clone(),
@@ -164,6 +158,8 @@ impl Session {
             acks: watch::channel(acks).0,
             status: watch::channel(status).0,
             owner: watch::channel(0).0,
+            deliveries: watch::channel(Vec::new()).0,
+            deliveries_reload: tokio::sync::Mutex::new(()),
             responders,
         }
     }
@@ -176,6 +172,11 @@ impl Session {
     /// Current acks, and a receiver that wakes when they move.
     pub fn acks(&self) -> watch::Receiver<Acks> {
         self.acks.subscribe()
+    }
+
+    /// Contacts' delivery state, and a receiver that wakes when it changes.
+    pub fn deliveries(&self) -> watch::Receiver<Vec<Delivery>> {
+        self.deliveries.subscribe()
     }
 
     /// Current status, and a receiver that wakes when it changes.
@@ -215,27 +216,18 @@ impl Session {
                 continue;
             }
             insert_sorted(&mut st.trail, f.clone());
-            let m = WatchMsg::Fix {
-                ev: st.ev + 1,
-                fix: f.clone(),
-            };
+            let m = WatchMsg::Fix { ev: st.ev + 1, fix: f.clone() };
             self.publish(&mut st, json(&m), None);
             any = true;
         }
         if any {
             let now = Instant::now();
-            if st
-                .last_responder_update
-                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-            {
+            if st.last_responder_update.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
                 st.last_responder_update = Some(now);
                 self.tell_responders(&st);
             }
         }
-        let acks = Acks {
-            fix: st.fix_contig,
-            audio: st.audio_acked,
-        };
+        let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
         drop(st);
         self.acks.send_if_modified(|a| std::mem::replace(a, acks) != acks);
     }
@@ -251,17 +243,9 @@ impl Session {
         let starts_part = st.audio.as_ref().is_none_or(|a| a.part != part);
         if starts_part {
             if let Some(c) = Container::from_mime(mime) {
-                st.audio = Some(AudioLive {
-                    part,
-                    mime: mime.to_owned(),
-                    demux: Demuxer::new(c),
-                    next_unit: 0,
-                });
-                let m = WatchMsg::AudioPart {
-                    ev: st.ev + 1,
-                    part,
-                    mime: mime.to_owned(),
-                };
+                st.audio =
+                    Some(AudioLive { part, mime: mime.to_owned(), demux: Demuxer::new(c), next_unit: 0 });
+                let m = WatchMsg::AudioPart { ev: st.ev + 1, part, mime: mime.to_owned() };
                 self.publish(&mut st, json(&m), None);
             }
         }
@@ -270,12 +254,7 @@ impl Session {
             let units = a.demux.push(bytes);
             if !had_init {
                 if let Some(init) = a.demux.init() {
-                    let h = WatchHeader {
-                        kind: KIND_INIT,
-                        flags: 0,
-                        part: a.part,
-                        ev: st.ev + 1,
-                    };
+                    let h = WatchHeader { kind: KIND_INIT, flags: 0, part: a.part, ev: st.ev + 1 };
                     let msg = Message::Binary(Bytes::from(h.frame(init)));
                     self.publish(&mut st, msg, None);
                 }
@@ -286,10 +265,7 @@ impl Session {
             }
             st.audio = Some(a);
         }
-        let acks = Acks {
-            fix: st.fix_contig,
-            audio: st.audio_acked,
-        };
+        let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
         drop(st);
         self.acks.send_if_modified(|a| std::mem::replace(a, acks) != acks);
     }
@@ -319,10 +295,7 @@ impl Session {
     }
 
     fn publish_phone(&self, st: &mut State) {
-        let m = WatchMsg::Phone {
-            ev: st.ev + 1,
-            phone: st.phone.clone(),
-        };
+        let m = WatchMsg::Phone { ev: st.ev + 1, phone: st.phone.clone() };
         self.publish(st, json(&m), None);
         self.tell_responders(st);
     }
@@ -334,10 +307,8 @@ impl Session {
             return;
         }
         st.deliveries = deliveries.clone();
-        let m = WatchMsg::Deliveries {
-            ev: st.ev + 1,
-            deliveries,
-        };
+        self.deliveries.send_replace(deliveries.clone());
+        let m = WatchMsg::Deliveries { ev: st.ev + 1, deliveries };
         self.publish(&mut st, json(&m), None);
         self.tell_responders(&st);
     }
@@ -346,22 +317,16 @@ impl Session {
     pub fn update_info(&self, f: impl FnOnce(&mut AlertInfo)) {
         let mut st = self.lock();
         f(&mut st.info);
-        let m = WatchMsg::Alert {
-            ev: st.ev + 1,
-            alert: st.info.clone(),
-        };
+        let m = WatchMsg::Alert { ev: st.ev + 1, alert: st.info.clone() };
         self.publish(&mut st, json(&m), None);
         self.tell_responders(&st);
         let status = st.info.status;
         drop(st);
-        self.status
-            .send_if_modified(|s| std::mem::replace(s, status) != status);
+        self.status.send_if_modified(|s| std::mem::replace(s, status) != status);
     }
 
     fn tell_responders(&self, st: &State) {
-        let m = ResponderMsg::Update {
-            alert: summary_of(st),
-        };
+        let m = ResponderMsg::Update { alert: summary_of(st) };
         let _ = self.responders.send(json(&m));
     }
 
@@ -378,10 +343,8 @@ impl Session {
         if let Some((epoch, ev)) = resume {
             let held = st.ring.front().map_or(st.ev, |e| e.ev - 1);
             if epoch == self.epoch && ev <= st.ev && ev >= held {
-                let mut frames = vec![json(&WatchMsg::Resumed {
-                    epoch: self.epoch.clone(),
-                    from_ev: ev + 1,
-                })];
+                let mut frames =
+                    vec![json(&WatchMsg::Resumed { epoch: self.epoch.clone(), from_ev: ev + 1 })];
                 frames.extend(st.ring.iter().filter(|e| e.ev > ev).map(|e| e.msg.clone()));
                 return Subscription { frames, rx };
             }
@@ -394,29 +357,18 @@ impl Session {
     pub fn resync(&self) -> Subscription {
         let st = self.lock();
         let rx = self.tx.subscribe();
-        Subscription {
-            frames: self.snapshot(&st, true),
-            rx,
-        }
+        Subscription { frames: self.snapshot(&st, true), rx }
     }
 
     fn snapshot(&self, st: &State, resync: bool) -> Vec<Message> {
         let mut audio_frames = Vec::new();
         let audio = st.audio.as_ref().map(|a| {
             if let Some(init) = a.demux.init() {
-                let h = WatchHeader {
-                    kind: KIND_INIT,
-                    flags: 0,
-                    part: a.part,
-                    ev: 0,
-                };
+                let h = WatchHeader { kind: KIND_INIT, flags: 0, part: a.part, ev: 0 };
                 audio_frames.push(Message::Binary(Bytes::from(h.frame(init))));
             }
-            let units: Vec<(&Arc<LiveEvent>, AudioRef)> = st
-                .ring
-                .iter()
-                .filter_map(|e| e.audio.filter(|r| r.part == a.part).map(|r| (e, r)))
-                .collect();
+            let units: Vec<(&Arc<LiveEvent>, AudioRef)> =
+                st.ring.iter().filter_map(|e| e.audio.filter(|r| r.part == a.part).map(|r| (e, r))).collect();
             let cutoff = Instant::now().checked_sub(LATE_JOIN_AUDIO);
             // Start at the earliest sync point inside the window, else the newest sync point.
             let start = units
@@ -478,12 +430,7 @@ fn publish(
         Message::Binary(b) => b.len(),
         _ => 0,
     };
-    let e = Arc::new(LiveEvent {
-        ev: st.ev,
-        msg,
-        at,
-        audio,
-    });
+    let e = Arc::new(LiveEvent { ev: st.ev, msg, at, audio });
     st.ring.push_back(e.clone());
     st.ring_bytes += size;
     while st.ring.len() > RING_MAX_EVENTS || st.ring_bytes > RING_MAX_BYTES {
@@ -506,25 +453,10 @@ fn push_unit(
     tx: &broadcast::Sender<Arc<LiveEvent>>,
 ) {
     let ev = st.ev + 1;
-    let h = WatchHeader {
-        kind: KIND_UNIT,
-        flags: if u.sync { FLAG_SYNC } else { 0 },
-        part: a.part,
-        ev,
-    };
-    let r = AudioRef {
-        part: a.part,
-        sync: u.sync,
-        unit: a.next_unit,
-    };
+    let h = WatchHeader { kind: KIND_UNIT, flags: if u.sync { FLAG_SYNC } else { 0 }, part: a.part, ev };
+    let r = AudioRef { part: a.part, sync: u.sync, unit: a.next_unit };
     a.next_unit += 1;
-    publish(
-        st,
-        tx,
-        Message::Binary(Bytes::from(h.frame(&u.bytes))),
-        Some(r),
-        at,
-    );
+    publish(st, tx, Message::Binary(Bytes::from(h.frame(&u.bytes))), Some(r), at);
 }
 
 /// Marks fix `seq` stored; false when it already was.
@@ -577,13 +509,7 @@ mod tests {
             claimed_by: None,
             audio_mime: None,
         };
-        let seed = SessionSeed {
-            info,
-            user_id: "u".into(),
-            trail: vec![],
-            audio_acked: 0,
-            audio_part: None,
-        };
+        let seed = SessionSeed { info, user_id: "u".into(), trail: vec![], audio_acked: 0, audio_part: None };
         Session::new(seed, broadcast::channel(4).0)
     }
 

@@ -39,10 +39,7 @@ async fn verify(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     AppJson(req): AppJson<VerifyRequest>,
 ) -> Result<(StatusCode, Json<VerifyResponse>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(registration::verify(&state, peer.ip(), req).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(registration::verify(&state, peer.ip(), req).await?)))
 }
 
 async fn list_devices(

@@ -34,9 +34,7 @@ pub async fn authorize_alert(
     alert_id: &str,
 ) -> Result<alerts::Model> {
     let token = sockets::token(headers, query)?;
-    let alert = alerts::Entity::find_by_id(alert_id.to_owned())
-        .one(&state.db)
-        .await?;
+    let alert = alerts::Entity::find_by_id(alert_id.to_owned()).one(&state.db).await?;
     let allowed = if token.starts_with(auth::WATCH_PREFIX) {
         auth::watch(&state.db, &token).await? == alert_id
     } else if token.starts_with(auth::RESPONDER_PREFIX) {

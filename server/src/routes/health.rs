@@ -14,7 +14,5 @@ pub fn router() -> Router<AppState> {
 
 async fn health(State(state): State<AppState>) -> Result<Json<Value>> {
     state.db.ping().await?;
-    Ok(Json(
-        json!({ "status": "ok", "live_alerts": state.hub.sessions().len() }),
-    ))
+    Ok(Json(json!({ "status": "ok", "live_alerts": state.hub.sessions().len() })))
 }

@@ -38,8 +38,5 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
 
 /// The REST API description.
 async fn openapi() -> impl axum::response::IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
-        include_str!("../../../docs/openapi.yaml"),
-    )
+    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], include_str!("../../../docs/openapi.yaml"))
 }

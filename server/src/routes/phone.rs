@@ -46,11 +46,13 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
     sockets::check_origin(&state, &headers)?;
+    // Listen for revocations before checking the token, so none can slip in between.
+    let revocations = state.hub.revocations();
     let device = auth::device(&state.db, &sockets::token(&headers, &query)?).await?;
     let active = alerts::active_of_user(&state.db, &device.user_id).await?;
     Ok(sockets::configure(ws).on_upgrade(move |socket| async move {
         let (conn, notices) = Conn::new(state, device);
-        conn.serve(socket, notices, active).await
+        conn.serve(socket, notices, revocations, active).await
     }))
 }
 
@@ -70,6 +72,7 @@ struct Conn {
     acks: Option<watch::Receiver<Acks>>,
     status: Option<watch::Receiver<AlertStatus>>,
     owner: Option<watch::Receiver<u64>>,
+    deliveries: Option<watch::Receiver<Vec<alertme_protocol::Delivery>>>,
     notice_tx: mpsc::Sender<Notice>,
     bad: u32,
 }
@@ -88,6 +91,7 @@ impl Conn {
             acks: None,
             status: None,
             owner: None,
+            deliveries: None,
             notice_tx,
             bad: 0,
         };
@@ -100,6 +104,7 @@ impl Conn {
         mut self,
         mut socket: WebSocket,
         mut notices: mpsc::Receiver<Notice>,
+        mut revocations: tokio::sync::broadcast::Receiver<String>,
         active: Option<alert_rows::Model>,
     ) {
         let s = self.state.settings.clone();
@@ -111,10 +116,7 @@ impl Conn {
                 max_fixes_per_message: MAX_FIXES_PER_MESSAGE,
                 heartbeat_ms: s.heartbeat.as_millis() as u64,
             },
-            active_alert: active.map(|a| ActiveAlertRef {
-                alert_id: a.id,
-                client_id: a.client_id,
-            }),
+            active_alert: active.map(|a| ActiveAlertRef { alert_id: a.id, client_id: a.client_id }),
         };
         if send(&mut socket, &welcome).await.is_err() {
             return;
@@ -131,7 +133,6 @@ impl Conn {
         let mut heartbeat = tokio::time::interval(s.heartbeat);
         heartbeat.tick().await;
         let mut last_recv = Instant::now();
-        let mut revocations = self.state.hub.revocations();
         let end = loop {
             tokio::select! {
                 Ok(device) = revocations.recv() => {
@@ -181,6 +182,12 @@ impl Conn {
                         break None;
                     }
                 }
+                Some(()) = changed(&mut self.deliveries) => {
+                    let deliveries = self.deliveries.as_mut().expect("some").borrow_and_update().clone();
+                    if send(&mut socket, &PhoneServerMsg::Deliveries { deliveries }).await.is_err() {
+                        break None;
+                    }
+                }
                 Some(()) = changed(&mut self.owner) => {
                     if *self.owner.as_mut().expect("some").borrow_and_update() != self.id {
                         break Some((close::SUPERSEDED, "a newer connection resumed this alert"));
@@ -217,29 +224,16 @@ impl Conn {
     async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Flow {
         let msg = match serde_json::from_str::<PhoneMsg>(text) {
             Ok(m) => m,
-            Err(e) => {
-                return self
-                    .bad(socket, "bad_message", &format!("not a valid message: {e}"))
-                    .await
-            }
+            Err(e) => return self.bad(socket, "bad_message", &format!("not a valid message: {e}")).await,
         };
         match msg {
             PhoneMsg::Ping { t } => {
-                let _ = send(
-                    socket,
-                    &PhoneServerMsg::Pong {
-                        t,
-                        server_ms: crate::now_ms(),
-                    },
-                )
-                .await;
+                let _ = send(socket, &PhoneServerMsg::Pong { t, server_ms: crate::now_ms() }).await;
                 Flow::Continue
             }
-            PhoneMsg::Start {
-                client_id,
-                audio_mime,
-                ..
-            } => self.on_start(socket, client_id, audio_mime).await,
+            PhoneMsg::Start { client_id, audio_mime, .. } => {
+                self.on_start(socket, client_id, audio_mime).await
+            }
             PhoneMsg::Fix { fixes } => self.on_fixes(socket, fixes).await,
             PhoneMsg::Stop { reason } => {
                 let Some(sess) = self.session.clone() else {
@@ -268,18 +262,12 @@ impl Conn {
         if let Some(current) = &self.client_id {
             if *current != client_id {
                 return self
-                    .bad(
-                        socket,
-                        "already_started",
-                        "this socket streams another alert; open a new one",
-                    )
+                    .bad(socket, "already_started", "this socket streams another alert; open a new one")
                     .await;
             }
         }
-        let supported = audio_mime
-            .as_deref()
-            .filter(|m| Container::from_mime(m).is_some())
-            .map(str::to_owned);
+        let supported =
+            audio_mime.as_deref().filter(|m| Container::from_mime(m).is_some()).map(str::to_owned);
         let (sess, mut row, created) =
             match alerts::start(&self.state, &self.device, &client_id, supported.as_deref()).await {
                 Ok(x) => x,
@@ -309,6 +297,10 @@ impl Conn {
             let mut st = sess.status();
             st.borrow_and_update();
             self.status = Some(st);
+            // Marked changed so the current state goes out right after `started`.
+            let mut d = sess.deliveries();
+            d.mark_changed();
+            self.deliveries = Some(d);
         }
         let acks = *sess.acks().borrow();
         self.session = Some(sess.clone());
@@ -317,9 +309,7 @@ impl Conn {
             client_id,
             created,
             status,
-            watch_url: self
-                .state
-                .watch_url(&alerts::device_watch_token(&self.state, &row.id)),
+            watch_url: self.state.watch_url(&alerts::device_watch_token(&self.state, &row.id)),
             acks,
         };
         let _ = send(socket, &started).await;
@@ -343,18 +333,15 @@ impl Conn {
             return self.bad(socket, "not_started", "send start first").await;
         };
         if fixes.len() > MAX_FIXES_PER_MESSAGE {
-            return self
-                .bad(socket, "too_many_fixes", "at most 100 fixes per message")
-                .await;
+            return self.bad(socket, "too_many_fixes", "at most 100 fixes per message").await;
         }
         let mut good = Vec::with_capacity(fixes.len());
         for f in fixes {
             match f.validate() {
                 Ok(()) => good.push(f),
                 Err(why) => {
-                    if let Flow::Close(c, w) = self
-                        .bad(socket, "bad_fix", &format!("fix {}: {why}", f.seq))
-                        .await
+                    if let Flow::Close(c, w) =
+                        self.bad(socket, "bad_fix", &format!("fix {}: {why}", f.seq)).await
                     {
                         return Flow::Close(c, w);
                     }
@@ -378,13 +365,7 @@ impl Conn {
         let offset = frame.len() - audio.len();
         self.state
             .store
-            .audio(
-                sess,
-                self.mime.clone(),
-                seq,
-                frame.slice(offset..),
-                self.notice_tx.clone(),
-            )
+            .audio(sess, self.mime.clone(), seq, frame.slice(offset..), self.notice_tx.clone())
             .await;
         Flow::Continue
     }
@@ -392,15 +373,9 @@ impl Conn {
     async fn bad(&mut self, socket: &mut WebSocket, code: &str, detail: &str) -> Flow {
         self.bad += 1;
         tracing::debug!(conn = self.id, code, "refused phone message");
-        let _ = send(
-            socket,
-            &PhoneServerMsg::Error {
-                code: code.into(),
-                detail: detail.into(),
-                expected: None,
-            },
-        )
-        .await;
+        let _ =
+            send(socket, &PhoneServerMsg::Error { code: code.into(), detail: detail.into(), expected: None })
+                .await;
         if self.bad > MAX_BAD_MESSAGES {
             Flow::Close(close::BAD_MESSAGES, "too many malformed messages")
         } else {
@@ -410,11 +385,7 @@ impl Conn {
 }
 
 async fn send(socket: &mut WebSocket, m: &PhoneServerMsg) -> Result<(), axum::Error> {
-    socket
-        .send(Message::Text(
-            serde_json::to_string(m).expect("serializes").into(),
-        ))
-        .await
+    socket.send(Message::Text(serde_json::to_string(m).expect("serializes").into())).await
 }
 
 /// Waits for a change on an optional watch; never resolves when there is none.

@@ -31,26 +31,18 @@ async fn parts(state: &AppState, alert_id: &str) -> Result<Vec<(audio_parts::Mod
     let ends: Vec<(i32, Option<i64>)> = audio_chunks::Entity::find()
         .select_only()
         .column(audio_chunks::Column::Part)
-        .expr(Func::max(
-            Expr::col(audio_chunks::Column::Offset).add(Expr::col(audio_chunks::Column::Len)),
-        ))
+        .expr(Func::max(Expr::col(audio_chunks::Column::Offset).add(Expr::col(audio_chunks::Column::Len))))
         .filter(audio_chunks::Column::AlertId.eq(alert_id))
         .group_by(audio_chunks::Column::Part)
         .into_tuple()
         .all(&state.db)
         .await?;
-    let rows = audio_parts::Entity::find()
-        .filter(audio_parts::Column::AlertId.eq(alert_id))
-        .all(&state.db)
-        .await?;
+    let rows =
+        audio_parts::Entity::find().filter(audio_parts::Column::AlertId.eq(alert_id)).all(&state.db).await?;
     Ok(rows
         .into_iter()
         .map(|p| {
-            let len = ends
-                .iter()
-                .find(|(n, _)| *n == p.part)
-                .and_then(|(_, e)| *e)
-                .unwrap_or(0);
+            let len = ends.iter().find(|(n, _)| *n == p.part).and_then(|(_, e)| *e).unwrap_or(0);
             (p, len as u64)
         })
         .collect())
@@ -84,23 +76,14 @@ async fn download(
     req: Request,
 ) -> Result<Response> {
     authorize_alert(&state, req.headers(), &query, &id).await?;
-    let (row, _) = parts(&state, &id)
-        .await?
-        .into_iter()
-        .find(|(p, _)| p.part == part as i32)
-        .ok_or(Error::NotFound)?;
+    let (row, _) =
+        parts(&state, &id).await?.into_iter().find(|(p, _)| p.part == part as i32).ok_or(Error::NotFound)?;
     let path = state.store.part_path(&id, part, &row.mime);
     let mime = HeaderValue::from_str(&row.mime).map_err(|e| Error::Internal(e.into()))?;
-    let mut res = ServeFile::new(path)
-        .oneshot(req)
-        .await
-        .map_err(|e| Error::Internal(e.into()))?
-        .map(Body::new);
+    let mut res =
+        ServeFile::new(path).oneshot(req).await.map_err(|e| Error::Internal(e.into()))?.map(Body::new);
     res.headers_mut().insert(header::CONTENT_TYPE, mime);
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(res.into_response())
 }
 

@@ -40,10 +40,7 @@ fn text(m: &ResponderMsg) -> Message {
 
 fn overview(state: &AppState, responder: &Responder) -> Message {
     let alerts = state.hub.sessions().iter().map(|s| s.summary()).collect();
-    text(&ResponderMsg::Overview {
-        responder: responder.name.clone(),
-        alerts,
-    })
+    text(&ResponderMsg::Overview { responder: responder.name.clone(), alerts })
 }
 
 async fn run(state: AppState, responder: Responder, mut socket: WebSocket) {
@@ -96,12 +93,7 @@ async fn run(state: AppState, responder: Responder, mut socket: WebSocket) {
 
 /// Runs one console command; returns an error message to send back, if any.
 async fn command(state: &AppState, responder: &Responder, text: &str) -> Option<ResponderMsg> {
-    let err = |code: &str, detail: String| {
-        Some(ResponderMsg::Error {
-            code: code.into(),
-            detail,
-        })
-    };
+    let err = |code: &str, detail: String| Some(ResponderMsg::Error { code: code.into(), detail });
     let cmd = match serde_json::from_str::<ResponderCmd>(text) {
         Ok(c) => c,
         Err(e) => return err("bad_message", format!("not a valid command: {e}")),
@@ -110,9 +102,7 @@ async fn command(state: &AppState, responder: &Responder, text: &str) -> Option<
         ResponderCmd::Ping => return None,
         ResponderCmd::Claim { alert_id } => alerts::claim(state, &alert_id, responder).await,
         ResponderCmd::Resolve { alert_id } => {
-            alerts::end(state, &alert_id, AlertStatus::Resolved, &responder.id)
-                .await
-                .map(|_| ())
+            alerts::end(state, &alert_id, AlertStatus::Resolved, &responder.id).await.map(|_| ())
         }
     };
     match result {
@@ -126,8 +116,5 @@ async fn command(state: &AppState, responder: &Responder, text: &str) -> Option<
 }
 
 async fn send(socket: &mut WebSocket, m: Message, s: &crate::state::Settings) -> bool {
-    matches!(
-        tokio::time::timeout(s.send_timeout, socket.send(m)).await,
-        Ok(Ok(()))
-    )
+    matches!(tokio::time::timeout(s.send_timeout, socket.send(m)).await, Ok(Ok(())))
 }

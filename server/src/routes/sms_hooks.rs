@@ -25,10 +25,7 @@ pub fn router() -> Router<AppState> {
 fn verified(state: &AppState, path: &str, headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>> {
     let twilio = state.sms.twilio().ok_or(Error::NotFound)?;
     let params: Vec<(String, String)> = form_urlencoded(body);
-    let sig = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let sig = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
     let url = format!("{}{path}", state.settings.public_url);
     if sig.is_empty() || !twilio.verify(&url, &params, sig) {
         tracing::warn!(path, "webhook with a missing or wrong signature refused");
@@ -38,11 +35,8 @@ fn verified(state: &AppState, path: &str, headers: &HeaderMap, body: &[u8]) -> R
 }
 
 fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        urlencoding::decode(&s.replace('+', " "))
-            .map(|c| c.into_owned())
-            .unwrap_or_default()
-    };
+    let decode =
+        |s: &str| urlencoding::decode(&s.replace('+', " ")).map(|c| c.into_owned()).unwrap_or_default();
     String::from_utf8_lossy(body)
         .split('&')
         .filter(|kv| !kv.is_empty())
@@ -65,17 +59,13 @@ async fn status_callback(
 ) -> Result<StatusCode> {
     let params = verified(&state, "/v1/sms/status", &headers, &body)?;
     let (Some(sid), Some(reported)) = (param(&params, "MessageSid"), param(&params, "MessageStatus")) else {
-        return Err(Error::BadRequest(
-            "MessageSid and MessageStatus are required".into(),
-        ));
+        return Err(Error::BadRequest("MessageSid and MessageStatus are required".into()));
     };
     let Some(new) = normalize_status(reported) else {
         return Ok(StatusCode::NO_CONTENT);
     };
-    let Some(row) = sms_outbox::Entity::find()
-        .filter(sms_outbox::Column::ProviderSid.eq(sid))
-        .one(&state.db)
-        .await?
+    let Some(row) =
+        sms_outbox::Entity::find().filter(sms_outbox::Column::ProviderSid.eq(sid)).one(&state.db).await?
     else {
         return Ok(StatusCode::NO_CONTENT);
     };
@@ -85,10 +75,7 @@ async fn status_callback(
     // Conditional on the status we read, so two racing callbacks cannot move it backwards.
     sms_outbox::Entity::update_many()
         .col_expr(sms_outbox::Column::Status, new.into())
-        .col_expr(
-            sms_outbox::Column::ErrorCode,
-            param(&params, "ErrorCode").map(str::to_owned).into(),
-        )
+        .col_expr(sms_outbox::Column::ErrorCode, param(&params, "ErrorCode").map(str::to_owned).into())
         .col_expr(sms_outbox::Column::UpdatedAt, crate::now_ms().into())
         .filter(sms_outbox::Column::Id.eq(row.id))
         .filter(sms_outbox::Column::Status.eq(row.status.clone()))
@@ -104,10 +91,7 @@ async fn status_callback(
 async fn inbound(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response> {
     let params = verified(&state, "/v1/sms/inbound", &headers, &body)?;
     let from = param(&params, "From").unwrap_or_default().to_owned();
-    let word = param(&params, "Body")
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_uppercase();
+    let word = param(&params, "Body").unwrap_or_default().trim().to_ascii_uppercase();
     let now = crate::now_ms();
     match word.as_str() {
         "STOP" | "STOPALL" | "UNSUBSCRIBE" | "CANCEL" | "END" | "QUIT" | "REVOKE" | "OPTOUT" => {
@@ -136,10 +120,7 @@ async fn inbound(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         }
         _ => {}
     }
-    Ok((
-        [(header::CONTENT_TYPE, "text/xml")],
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>",
-    )
+    Ok(([(header::CONTENT_TYPE, "text/xml")], "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>")
         .into_response())
 }
 

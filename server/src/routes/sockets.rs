@@ -50,11 +50,7 @@ pub fn token(headers: &HeaderMap, query: &HashMap<String, String>) -> Result<Str
             return Ok(t.trim().to_owned());
         }
     }
-    query
-        .get("token")
-        .filter(|t| !t.is_empty())
-        .cloned()
-        .ok_or(Error::Unauthorized)
+    query.get("token").filter(|t| !t.is_empty()).cloned().ok_or(Error::Unauthorized)
 }
 
 /// Browsers always send `Origin`; a page from another site must not drive our sockets with a
@@ -65,11 +61,7 @@ pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<()> {
     };
     let origin = origin.trim_end_matches('/');
     let ok = origin == state.settings.public_url
-        || state
-            .settings
-            .allowed_origins
-            .iter()
-            .any(|o| o.trim_end_matches('/') == origin);
+        || state.settings.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin);
     if ok {
         Ok(())
     } else {
@@ -80,15 +72,9 @@ pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<()> {
 
 /// Sends a close frame and ends the socket.
 pub async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        socket.send(Message::Close(Some(frame))),
-    )
-    .await;
+    let frame = CloseFrame { code, reason: reason.into() };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), socket.send(Message::Close(Some(frame))))
+        .await;
 }
 
 /// Close code to use for a receive error.

@@ -51,11 +51,7 @@ async fn upgrade(
     let resume = match (query.get("epoch"), query.get("ev").map(|e| e.parse::<u64>())) {
         (Some(epoch), Some(Ok(ev))) => Some((epoch.clone(), ev)),
         (None, None) => None,
-        _ => {
-            return Err(Error::BadRequest(
-                "resume needs both epoch and a numeric ev".into(),
-            ))
-        }
+        _ => return Err(Error::BadRequest("resume needs both epoch and a numeric ev".into())),
     };
     Ok(sockets::configure(ws).on_upgrade(move |socket| run(state, session, resume, socket)))
 }

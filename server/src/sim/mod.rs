@@ -102,10 +102,7 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
         schedule.push((at, Item::Audio(i as u64 + 1, c)));
     }
     schedule.sort_by_key(|(at, _)| *at);
-    let client_id = args
-        .client_id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let client_id = args.client_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut phone = Phone {
         url: ws_url(&args.server)?,
         token: args.token.clone(),
@@ -211,15 +208,9 @@ impl Phone {
                     break;
                 }
                 if !stop_sent {
-                    let reason = if args.finish == Finish::Cancel {
-                        StopReason::Cancel
-                    } else {
-                        StopReason::Resolve
-                    };
-                    if send_json(ws.as_mut().expect("connected"), &PhoneMsg::Stop { reason })
-                        .await
-                        .is_err()
-                    {
+                    let reason =
+                        if args.finish == Finish::Cancel { StopReason::Cancel } else { StopReason::Resolve };
+                    if send_json(ws.as_mut().expect("connected"), &PhoneMsg::Stop { reason }).await.is_err() {
                         ws = None;
                         continue;
                     }
@@ -309,9 +300,7 @@ impl Phone {
         match item {
             Item::Fix(f) => {
                 self.sent.0 += 1;
-                let m = PhoneMsg::Fix {
-                    fixes: vec![f.clone()],
-                };
+                let m = PhoneMsg::Fix { fixes: vec![f.clone()] };
                 self.fixes.insert(f.seq, f);
                 Message::Text(serde_json::to_string(&m).expect("serializes").into())
             }
@@ -326,8 +315,7 @@ impl Phone {
 
     async fn connect(&mut self) -> anyhow::Result<Ws> {
         let mut req = self.url.as_str().into_client_request()?;
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {}", self.token).parse()?);
+        req.headers_mut().insert("authorization", format!("Bearer {}", self.token).parse()?);
         let (mut ws, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(req))
             .await
             .context("connect timed out")??;
@@ -341,13 +329,7 @@ impl Phone {
             while let Some(m) = ws.next().await {
                 if let Message::Text(t) = m? {
                     match serde_json::from_str::<PhoneServerMsg>(t.as_str())? {
-                        PhoneServerMsg::Started {
-                            alert_id,
-                            watch_url,
-                            acks,
-                            created,
-                            ..
-                        } => {
+                        PhoneServerMsg::Started { alert_id, watch_url, acks, created, .. } => {
                             return anyhow::Ok((alert_id, watch_url, acks, created));
                         }
                         PhoneServerMsg::Error { code, detail, .. } => eprintln!("server: {code}: {detail}"),
@@ -381,27 +363,14 @@ impl Phone {
     async fn resend(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
         let mut fixes: Vec<Fix> = self.fixes.values().cloned().collect();
         if let Some(newest) = fixes.iter().max_by_key(|f| f.time_ms).cloned() {
-            send_json(
-                ws,
-                &PhoneMsg::Fix {
-                    fixes: vec![newest.clone()],
-                },
-            )
-            .await?;
+            send_json(ws, &PhoneMsg::Fix { fixes: vec![newest.clone()] }).await?;
             fixes.retain(|f| f.seq != newest.seq);
         }
         for batch in fixes.chunks(MAX_FIXES_PER_MESSAGE) {
-            send_json(
-                ws,
-                &PhoneMsg::Fix {
-                    fixes: batch.to_vec(),
-                },
-            )
-            .await?;
+            send_json(ws, &PhoneMsg::Fix { fixes: batch.to_vec() }).await?;
         }
         for (seq, bytes) in &self.audio {
-            ws.send(Message::Binary(encode_phone_chunk(*seq, bytes).into()))
-                .await?;
+            ws.send(Message::Binary(encode_phone_chunk(*seq, bytes).into())).await?;
         }
         Ok(())
     }
@@ -419,18 +388,11 @@ impl Phone {
         match serde_json::from_str::<PhoneServerMsg>(t.as_str()) {
             Ok(PhoneServerMsg::Ack { acks }) => self.apply(acks),
             Ok(PhoneServerMsg::Stopped { status }) => return Ok(Some(status.as_str().to_owned())),
-            Ok(PhoneServerMsg::Error {
-                code,
-                detail,
-                expected,
-            }) => {
+            Ok(PhoneServerMsg::Error { code, detail, expected }) => {
                 eprintln!("server: {code}: {detail}");
                 if let (Some(from), Some(s)) = (expected, ws.as_mut()) {
                     for (seq, bytes) in self.audio.range(from..) {
-                        if s.send(Message::Binary(encode_phone_chunk(*seq, bytes).into()))
-                            .await
-                            .is_err()
-                        {
+                        if s.send(Message::Binary(encode_phone_chunk(*seq, bytes).into())).await.is_err() {
                             *ws = None;
                             break;
                         }
@@ -464,10 +426,7 @@ async fn force_drop(mut ws: Ws, mid_frame: bool, audio: &BTreeMap<u64, Vec<u8>>)
         return;
     };
     if mid_frame {
-        let payload = audio
-            .iter()
-            .next()
-            .map_or_else(|| vec![0u8; 600], |(s, b)| encode_phone_chunk(*s, b));
+        let payload = audio.iter().next().map_or_else(|| vec![0u8; 600], |(s, b)| encode_phone_chunk(*s, b));
         let mut frame = vec![0x82u8];
         if payload.len() < 126 {
             frame.push(0x80 | payload.len() as u8);

@@ -20,8 +20,7 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Fix>> {
         bail!("{} holds no track points", path.display());
     }
     for f in &fixes {
-        f.validate()
-            .map_err(|e| anyhow::anyhow!("track point {}: {e}", f.seq))?;
+        f.validate().map_err(|e| anyhow::anyhow!("track point {}: {e}", f.seq))?;
     }
     Ok(fixes)
 }
@@ -31,16 +30,9 @@ fn gpx(text: &str) -> anyhow::Result<Vec<Fix>> {
     let mut out = Vec::new();
     for (i, pt) in doc.descendants().filter(|n| n.has_tag_name("trkpt")).enumerate() {
         let num = |name: &str| -> anyhow::Result<f64> {
-            pt.attribute(name)
-                .context("trkpt without lat/lon")?
-                .parse()
-                .context("bad lat/lon")
+            pt.attribute(name).context("trkpt without lat/lon")?.parse().context("bad lat/lon")
         };
-        let child = |name: &str| {
-            pt.children()
-                .find(|c| c.has_tag_name(name))
-                .and_then(|c| c.text())
-        };
+        let child = |name: &str| pt.children().find(|c| c.has_tag_name(name)).and_then(|c| c.text());
         let time = child("time").context("trkpt without <time>")?;
         out.push(Fix {
             seq: i as u64 + 1,
@@ -63,26 +55,16 @@ fn csv(text: &str) -> anyhow::Result<Vec<Fix>> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().context("empty CSV")?.split(',').collect();
     let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("CSV lacks column {name}"))
+        header.iter().position(|h| *h == name).with_context(|| format!("CSV lacks column {name}"))
     };
     let (t, lat, lon, acc) = (col("unix_ms")?, col("lat")?, col("lon")?, col("accuracy_m")?);
-    let (alt, speed, heading) = (
-        col("altitude_m").ok(),
-        col("speed_mps").ok(),
-        col("heading_deg").ok(),
-    );
+    let (alt, speed, heading) = (col("altitude_m").ok(), col("speed_mps").ok(), col("heading_deg").ok());
     let mut out = Vec::new();
     for (i, line) in lines.filter(|l| !l.trim().is_empty()).enumerate() {
         let f: Vec<&str> = line.split(',').collect();
         let opt = |c: Option<usize>| c.and_then(|c| f.get(c)).and_then(|v| v.parse::<f64>().ok());
         let req = |c: usize| -> anyhow::Result<f64> {
-            f.get(c)
-                .context("short CSV line")?
-                .parse::<f64>()
-                .with_context(|| format!("CSV line {}", i + 2))
+            f.get(c).context("short CSV line")?.parse::<f64>().with_context(|| format!("CSV line {}", i + 2))
         };
         out.push(Fix {
             seq: i as u64 + 1,
@@ -105,15 +87,9 @@ fn parse_rfc3339_ms(s: &str) -> anyhow::Result<i64> {
     let bad = || anyhow::anyhow!("unsupported GPX time {s:?} (want YYYY-MM-DDTHH:MM:SS[.fff]Z)");
     let s = s.strip_suffix('Z').ok_or_else(bad)?;
     let (date, time) = s.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|p| p.parse().map_err(|_| bad()))
-        .collect::<Result<_, _>>()?;
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().map_err(|_| bad())).collect::<Result<_, _>>()?;
     let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms
-        .split(':')
-        .map(|p| p.parse().map_err(|_| bad()))
-        .collect::<Result<_, _>>()?;
+    let t: Vec<i64> = hms.split(':').map(|p| p.parse().map_err(|_| bad())).collect::<Result<_, _>>()?;
     if d.len() != 3 || t.len() != 3 {
         return Err(bad());
     }

@@ -45,27 +45,18 @@ impl Console {
         while t.len() > KEEP {
             t.pop_front();
         }
-        Sent {
-            sid,
-            status: "sent".into(),
-        }
+        Sent { sid, status: "sent".into() }
     }
 
     pub(super) fn find(&self, to: &str, body: &str) -> Option<Sent> {
         let t = self.texts.lock().unwrap_or_else(|e| e.into_inner());
-        t.iter().find(|x| x.to == to && x.body == body).map(|x| Sent {
-            sid: x.sid.clone(),
-            status: "sent".into(),
-        })
+        t.iter()
+            .find(|x| x.to == to && x.body == body)
+            .map(|x| Sent { sid: x.sid.clone(), status: "sent".into() })
     }
 
     /// The texts kept, newest last.
     pub fn texts(&self) -> Vec<ConsoleText> {
-        self.texts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        self.texts.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
 }

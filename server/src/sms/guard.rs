@@ -34,9 +34,7 @@ pub struct Guard {
 
 fn per_hour(n: u32) -> Quota {
     let n = NonZeroU32::new(n.max(1)).expect("max(1)");
-    Quota::with_period(Duration::from_secs(3600) / n.get())
-        .expect("non-zero period")
-        .allow_burst(n)
+    Quota::with_period(Duration::from_secs(3600) / n.get()).expect("non-zero period").allow_burst(n)
 }
 
 impl Guard {
@@ -55,12 +53,8 @@ impl Guard {
     /// Takes one registration text from every quota, or says which one is spent.
     pub fn allow_code(&self, ip: IpAddr, e164: &str) -> Result<(), Refusal> {
         self.ip.check_key(&ip).map_err(|_| Refusal::Ip)?;
-        self.number
-            .check_key(&e164.to_owned())
-            .map_err(|_| Refusal::Number)?;
-        self.prefix
-            .check_key(&crate::e164::prefix(e164).to_owned())
-            .map_err(|_| Refusal::Prefix)?;
+        self.number.check_key(&e164.to_owned()).map_err(|_| Refusal::Number)?;
+        self.prefix.check_key(&crate::e164::prefix(e164).to_owned()).map_err(|_| Refusal::Prefix)?;
         self.global.check().map_err(|_| Refusal::Global)?;
         Ok(())
     }

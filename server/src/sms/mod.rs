@@ -104,10 +104,9 @@ impl SmsClient {
     pub fn from_config(cfg: &SmsConfig) -> anyhow::Result<Self> {
         Ok(match cfg.sms_provider {
             Provider::Console => Self::Console(console::Console::default()),
-            Provider::Twilio => Self::Twilio(twilio::Twilio::new(
-                cfg,
-                Duration::from_millis(cfg.sms_timeout_ms),
-            )?),
+            Provider::Twilio => {
+                Self::Twilio(twilio::Twilio::new(cfg, Duration::from_millis(cfg.sms_timeout_ms))?)
+            }
         })
     }
 

@@ -254,23 +254,16 @@ impl Sender {
                 .await?
                 .is_some_and(|c| c.opted_out_at.is_some());
             if opted {
-                return self
-                    .finish(&row, status::OPTED_OUT, None, Some("opted_out"))
-                    .await;
+                return self.finish(&row, status::OPTED_OUT, None, Some("opted_out")).await;
             }
         }
         let Some(body) = self.render(&row).await? else {
-            return self
-                .finish(&row, status::FAILED, None, Some("nothing_to_send"))
-                .await;
+            return self.finish(&row, status::FAILED, None, Some("nothing_to_send")).await;
         };
         if row.in_doubt {
             match self.client.find(&row.to_phone, &body).await {
                 Ok(Some(sent)) => {
-                    tracing::info!(
-                        row = row.id,
-                        "earlier attempt had reached the provider; not resending"
-                    );
+                    tracing::info!(row = row.id, "earlier attempt had reached the provider; not resending");
                     return self.accepted(&row, sent).await;
                 }
                 Ok(None) => {}
@@ -281,11 +274,7 @@ impl Sender {
         match self.client.send(&row.to_phone, &body, &callback).await {
             Ok(sent) => self.accepted(&row, sent).await,
             Err(SmsError::Rejected { code, opted_out }) => {
-                let st = if opted_out {
-                    status::OPTED_OUT
-                } else {
-                    status::FAILED
-                };
+                let st = if opted_out { status::OPTED_OUT } else { status::FAILED };
                 tracing::warn!(row = row.id, code = %code, "text rejected");
                 self.finish(&row, st, None, Some(&code)).await
             }
@@ -338,10 +327,7 @@ impl Sender {
             tracing::error!(row = row.id, attempts, "giving up on text");
             return self.finish(row, status::FAILED, None, Some("gave_up")).await;
         }
-        let backoff = self
-            .retry_base
-            .saturating_mul(1 << (attempts - 1).clamp(0, 16))
-            .min(MAX_BACKOFF);
+        let backoff = self.retry_base.saturating_mul(1 << (attempts - 1).clamp(0, 16)).min(MAX_BACKOFF);
         // ±20 % jitter so that many rows failing together do not retry in lockstep.
         let jitter = 0.8 + rand::random::<f64>() * 0.4;
         let next = crate::now_ms() + (backoff.as_millis() as f64 * jitter) as i64;
@@ -375,10 +361,7 @@ impl Sender {
             .map_or_else(|| "Someone".into(), |u| u.name);
         if row.kind == kind::ALERT {
             let token = crate::auth::watch_token(&self.secret, alert_id, &contact_label(contact_id));
-            return Ok(Some(format!(
-                "{name} needs help — watch live: {}/w/{token}",
-                self.public_url
-            )));
+            return Ok(Some(format!("{name} needs help — watch live: {}/w/{token}", self.public_url)));
         }
         Ok(Some(match AlertStatus::parse(&alert.status) {
             Some(AlertStatus::Cancelled) => {
@@ -403,14 +386,9 @@ pub async fn deliveries(db: &DatabaseConnection, alert_id: &str) -> Result<Vec<D
         .all(db)
         .await?;
     let ids: Vec<String> = rows.iter().filter_map(|r| r.contact_id.clone()).collect();
-    let people = contacts::Entity::find()
-        .filter(contacts::Column::Id.is_in(ids))
-        .all(db)
-        .await?;
-    let tokens = watch_tokens::Entity::find()
-        .filter(watch_tokens::Column::AlertId.eq(alert_id))
-        .all(db)
-        .await?;
+    let people = contacts::Entity::find().filter(contacts::Column::Id.is_in(ids)).all(db).await?;
+    let tokens =
+        watch_tokens::Entity::find().filter(watch_tokens::Column::AlertId.eq(alert_id)).all(db).await?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -423,9 +401,7 @@ pub async fn deliveries(db: &DatabaseConnection, alert_id: &str) -> Result<Vec<D
                     .map_or_else(|| "(removed contact)".into(), |c| c.name.clone()),
                 phone: crate::e164::mask(&r.to_phone),
                 status: r.status,
-                opened: tokens
-                    .iter()
-                    .any(|t| t.label == label && t.first_opened_at.is_some()),
+                opened: tokens.iter().any(|t| t.label == label && t.first_opened_at.is_some()),
             }
         })
         .collect())
@@ -434,6 +410,7 @@ pub async fn deliveries(db: &DatabaseConnection, alert_id: &str) -> Result<Vec<D
 /// Pushes an alert's delivery state to its live session, if any.
 pub async fn refresh(db: &DatabaseConnection, hub: &Hub, alert_id: &str) {
     let Some(session) = hub.get(alert_id) else { return };
+    let _reload = session.deliveries_reload.lock().await;
     match deliveries(db, alert_id).await {
         Ok(d) => session.set_deliveries(d),
         Err(e) => tracing::error!(error = %e, "loading delivery state failed"),

@@ -68,10 +68,8 @@ impl Twilio {
             .twilio_account_sid
             .clone()
             .context("TWILIO_ACCOUNT_SID is required for the twilio provider")?;
-        let auth_token = cfg
-            .twilio_auth_token
-            .clone()
-            .context("TWILIO_AUTH_TOKEN is required for the twilio provider")?;
+        let auth_token =
+            cfg.twilio_auth_token.clone().context("TWILIO_AUTH_TOKEN is required for the twilio provider")?;
         anyhow::ensure!(
             cfg.twilio_from.is_some() || cfg.twilio_messaging_service_sid.is_some(),
             "TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID is required for the twilio provider"
@@ -91,10 +89,7 @@ impl Twilio {
     }
 
     fn messages_url(&self) -> String {
-        format!(
-            "{}/2010-04-01/Accounts/{}/Messages.json",
-            self.base, self.account_sid
-        )
+        format!("{}/2010-04-01/Accounts/{}/Messages.json", self.base, self.account_sid)
     }
 
     /// `POST …/Messages.json`.
@@ -122,14 +117,9 @@ impl Twilio {
         };
         let status = res.status();
         if status.as_u16() == 201 || status.as_u16() == 200 {
-            let m: MessageResource = res
-                .json()
-                .await
-                .map_err(|_| SmsError::InDoubt("unreadable 201 body".into()))?;
-            return Ok(Sent {
-                sid: m.sid,
-                status: m.status,
-            });
+            let m: MessageResource =
+                res.json().await.map_err(|_| SmsError::InDoubt("unreadable 201 body".into()))?;
+            return Ok(Sent { sid: m.sid, status: m.status });
         }
         if status.as_u16() == 429 {
             return Err(SmsError::Retryable("429".into()));
@@ -137,23 +127,12 @@ impl Twilio {
         if status.is_server_error() {
             return Err(SmsError::InDoubt(status.as_u16().to_string()));
         }
-        let code = res
-            .json::<ErrorResource>()
-            .await
-            .ok()
-            .and_then(|e| e.code)
-            .unwrap_or(0);
+        let code = res.json::<ErrorResource>().await.ok().and_then(|e| e.code).unwrap_or(0);
         if retryable(code) {
-            tracing::error!(
-                code,
-                "Twilio refused the request; check the account settings. Retrying."
-            );
+            tracing::error!(code, "Twilio refused the request; check the account settings. Retrying.");
             return Err(SmsError::Retryable(code.to_string()));
         }
-        Err(SmsError::Rejected {
-            code: code.to_string(),
-            opted_out: opted_out(code),
-        })
+        Err(SmsError::Rejected { code: code.to_string(), opted_out: opted_out(code) })
     }
 
     /// Lists recent messages to `to` and returns the one with exactly this body, if any.
@@ -167,23 +146,15 @@ impl Twilio {
             .await
             .map_err(|_| SmsError::Retryable("reconcile request failed".into()))?;
         if !res.status().is_success() {
-            return Err(SmsError::Retryable(format!(
-                "reconcile got {}",
-                res.status().as_u16()
-            )));
+            return Err(SmsError::Retryable(format!("reconcile got {}", res.status().as_u16())));
         }
-        let list: MessageList = res
-            .json()
-            .await
-            .map_err(|_| SmsError::Retryable("unreadable message list".into()))?;
+        let list: MessageList =
+            res.json().await.map_err(|_| SmsError::Retryable("unreadable message list".into()))?;
         Ok(list
             .messages
             .into_iter()
             .find(|m| m.body.as_deref() == Some(body) && m.to.as_deref().is_none_or(|t| t == to))
-            .map(|m| Sent {
-                sid: m.sid,
-                status: m.status,
-            }))
+            .map(|m| Sent { sid: m.sid, status: m.status }))
     }
 
     /// Checks `X-Twilio-Signature` of a webhook to `url` with form `params`.
@@ -216,9 +187,7 @@ pub fn verify_signature(auth_token: &str, url: &str, params: &[(String, String)]
     let Ok(given) = STANDARD.decode(signature.trim()) else {
         return false;
     };
-    signature_mac(auth_token, url, params)
-        .verify_slice(&given)
-        .is_ok()
+    signature_mac(auth_token, url, params).verify_slice(&given).is_ok()
 }
 
 #[cfg(test)]
@@ -239,24 +208,9 @@ mod tests {
         .collect();
         let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
         assert_eq!(signature("12345", url, &params), "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
-        assert!(verify_signature(
-            "12345",
-            url,
-            &params,
-            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
-        ));
-        assert!(!verify_signature(
-            "12345",
-            url,
-            &params,
-            "1/KCTR6DLpKmkAf8muzZqo1nDgQ="
-        ));
-        assert!(!verify_signature(
-            "12346",
-            url,
-            &params,
-            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
-        ));
+        assert!(verify_signature("12345", url, &params, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
+        assert!(!verify_signature("12345", url, &params, "1/KCTR6DLpKmkAf8muzZqo1nDgQ="));
+        assert!(!verify_signature("12346", url, &params, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
         assert!(!verify_signature("12345", url, &params, "not base64!"));
     }
 }
