@@ -151,6 +151,21 @@ impl Drop for Env {
     }
 }
 
+/// Waits (at most 30 s) for a child to print a line starting with `prefix`; returns the rest.
+/// Keeps draining its stdout afterwards so it never blocks on a full pipe.
+fn announced(child: &mut Child, prefix: &'static str) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                let _ = tx.send(rest.to_owned());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no {prefix:?} line within 30 s"))
+}
+
 /// A running server process.
 pub struct Server {
     child: Child,
@@ -171,16 +186,7 @@ impl Server {
             .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std_mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(a) = line.strip_prefix("AlertMe is running on http://") {
-                    let _ = tx.send(a.to_owned());
-                }
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start within 30 s");
+        let addr = announced(&mut child, "AlertMe is running on http://");
         Self { child, addr }
     }
 
@@ -445,16 +451,7 @@ impl FakeTwilio {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std_mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(a) = line.strip_prefix("fake twilio listening on ") {
-                    let _ = tx.send(a.to_owned());
-                }
-            }
-        });
-        let base = rx.recv_timeout(Duration::from_secs(30)).expect("fake twilio did not start");
+        let base = announced(&mut child, "fake twilio listening on ");
         Self { child, base, http: reqwest::Client::new() }
     }
 
