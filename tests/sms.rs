@@ -296,7 +296,7 @@ async fn callbacks_and_stop(backend: Backend) {
     let env = Env::new(backend).await;
     let fake = FakeTwilio::start(&[]);
     let token = env.user("Ana", ANA);
-    let server = start_server(&env, &fake, &[]);
+    let server = start_server(&env, &fake, &["--sms-status-poll-secs", "1"]);
     add_contacts(&server, &token, &CONTACTS[..2]).await;
     let (mut phone, alert, _) = sos(&server, &token, "sos-1").await;
     let texts = eventually(Duration::from_secs(10), "alert texts", || async {
@@ -326,6 +326,31 @@ async fn callbacks_and_stop(backend: Backend) {
     assert_eq!(fake.callback(&ben, &["undelivered", "sent"], false, false).await, vec![204, 204]);
     assert_eq!(status_of("Ben").await, "undelivered");
     send_json(&mut phone, &PhoneMsg::Stop { reason: StopReason::Cancel }).await;
+
+    // Lost delivery reports: the all-clear texts' callbacks never arrive (refused here), yet
+    // the server fetches their status once they are stale and records the final state.
+    let clear = eventually(Duration::from_secs(10), "all-clear texts", || async {
+        let m: Vec<Value> = fake
+            .messages()
+            .await
+            .into_iter()
+            .filter(|m| m["body"].as_str().unwrap().starts_with("All clear"))
+            .collect();
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    for m in &clear {
+        assert_eq!(fake.callback(m["sid"].as_str().unwrap(), &["delivered"], false, true).await, vec![403]);
+    }
+    eventually(Duration::from_secs(10), "polled final states", || async {
+        let n = env
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM sms_outbox WHERE alert_id = '{alert}' AND kind = 'all_clear' AND status = 'delivered'"
+            ))
+            .await;
+        (n == 2).then_some(())
+    })
+    .await;
 
     // Cleo replies STOP: she is opted out and not texted about the next SOS.
     assert_eq!(fake.inbound(&server.http("/v1/sms/inbound"), CONTACTS[1].1, " stop ").await, 200);

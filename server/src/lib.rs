@@ -69,6 +69,7 @@ pub async fn serve(
         secret: state.secret.clone(),
         public_url: state.settings.public_url.clone(),
         retry_base: Duration::from_millis(cfg.sms.sms_retry_ms.max(10)),
+        status_poll: Duration::from_secs(cfg.sms.sms_status_poll_secs.max(1)),
     };
     tokio::spawn(std::sync::Arc::new(sender).run(state.outbox.clone()));
     let restored = alerts::restore_active(&state).await.context("restoring active alerts")?;

@@ -80,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let app = Router::new()
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(create).get(list))
+        .route("/2010-04-01/Accounts/{sid}/Messages/{msid}", get(fetch))
         .route("/_fake/messages", get(messages))
         .route("/_fake/attempts", get(attempts))
         .route("/_fake/plan", post(plan))
@@ -268,6 +269,21 @@ async fn list(
     Json(json!({ "messages": msgs, "page": 0, "page_size": 50, "first_page_uri": null, "next_page_uri": null })).into_response()
 }
 
+async fn fetch(
+    State(fake): State<Shared>,
+    Path((sid, msid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&fake, &sid, &headers) {
+        return error(401, 20003, "Authenticate");
+    }
+    let msid = msid.trim_end_matches(".json");
+    match fake.messages.lock().unwrap().iter().find(|m| m.sid == msid) {
+        Some(m) => Json(resource(&fake, m)).into_response(),
+        None => error(404, 20404, "The requested resource was not found"),
+    }
+}
+
 async fn messages(State(fake): State<Shared>) -> Json<Vec<Message>> {
     Json(fake.messages.lock().unwrap().clone())
 }
@@ -318,7 +334,12 @@ async fn send_callback(
     tamper: bool,
     unsigned: bool,
 ) -> Result<u16, String> {
-    let m = fake.messages.lock().unwrap().iter().find(|m| m.sid == sid).cloned().ok_or("no such message")?;
+    let m = {
+        let mut all = fake.messages.lock().unwrap();
+        let m = all.iter_mut().find(|m| m.sid == sid).ok_or("no such message")?;
+        m.status = status.to_owned();
+        m.clone()
+    };
     let url = m.status_callback.clone().ok_or("message has no StatusCallback")?;
     let mut params: Vec<(String, String)> = vec![
         ("AccountSid".into(), fake.args.account_sid.clone()),

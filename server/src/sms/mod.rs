@@ -73,6 +73,10 @@ pub struct SmsConfig {
     /// First retry delay in ms; doubles per attempt up to a minute.
     #[arg(long, env = "ALERTME_SMS_RETRY_MS", default_value_t = 1_000)]
     pub sms_retry_ms: u64,
+    /// A text still `queued` this many seconds after the provider took it (its delivery reports
+    /// lost) has its status fetched from the provider.
+    #[arg(long, env = "ALERTME_SMS_STATUS_POLL_SECS", default_value_t = 300)]
+    pub sms_status_poll_secs: u64,
     /// Verification codes expire after this many seconds.
     #[arg(long, env = "ALERTME_CODE_TTL_SECS", default_value_t = 600)]
     pub code_ttl_secs: u64,
@@ -123,6 +127,14 @@ impl SmsClient {
         match self {
             Self::Console(c) => Ok(c.find(to, body)),
             Self::Twilio(t) => t.find(to, body).await,
+        }
+    }
+
+    /// The provider's current status of a message; `None` when the provider has no such query.
+    pub async fn status(&self, sid: &str) -> Result<Option<String>, SmsError> {
+        match self {
+            Self::Console(_) => Ok(None),
+            Self::Twilio(t) => t.status(sid).await.map(Some),
         }
     }
 

@@ -148,6 +148,8 @@ pub struct Sender {
     pub public_url: String,
     /// First retry delay.
     pub retry_base: Duration,
+    /// Age after which a `queued` text's status is fetched instead of awaited.
+    pub status_poll: Duration,
 }
 
 impl Sender {
@@ -163,6 +165,7 @@ impl Sender {
         {
             tracing::error!(error = %e, "outbox recovery failed");
         }
+        let mut poll = tokio::time::interval((self.status_poll / 2).max(Duration::from_millis(200)));
         loop {
             let next = match self.send_due().await {
                 Ok(n) => n,
@@ -180,8 +183,50 @@ impl Sender {
             tokio::select! {
                 _ = outbox.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
+                _ = poll.tick() => {
+                    if let Err(e) = self.poll_stale().await {
+                        tracing::error!(error = %e, "status poll failed");
+                    }
+                }
             }
         }
+    }
+
+    /// Delivery reports can be lost (a webhook outage, a wrong public URL): texts the provider
+    /// took but that stayed `queued` get their status fetched, so every recipient reaches a
+    /// final state.
+    async fn poll_stale(&self) -> Result<(), DbErr> {
+        let cutoff = crate::now_ms() - self.status_poll.as_millis() as i64;
+        let stale = sms_outbox::Entity::find()
+            .filter(sms_outbox::Column::Status.eq(status::QUEUED))
+            .filter(sms_outbox::Column::UpdatedAt.lt(cutoff))
+            .limit(100)
+            .all(&self.db)
+            .await?;
+        for row in stale {
+            let Some(sid) = &row.provider_sid else { continue };
+            let reported = match self.client.status(sid).await {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(row = row.id, error = %e, "status poll failed");
+                    continue;
+                }
+            };
+            let new =
+                normalize_status(&reported).filter(|n| rank(n) > rank(&row.status)).unwrap_or(status::QUEUED);
+            sms_outbox::Entity::update_many()
+                .col_expr(sms_outbox::Column::Status, new.into())
+                .col_expr(sms_outbox::Column::UpdatedAt, crate::now_ms().into())
+                .filter(sms_outbox::Column::Id.eq(row.id))
+                .filter(sms_outbox::Column::Status.eq(status::QUEUED))
+                .exec(&self.db)
+                .await?;
+            if let (true, Some(alert)) = (new != status::QUEUED, &row.alert_id) {
+                refresh(&self.db, &self.hub, alert).await;
+            }
+        }
+        Ok(())
     }
 
     /// Sends every due row; returns when the next pending row is due.

@@ -135,6 +135,24 @@ impl Twilio {
         Err(SmsError::Rejected { code: code.to_string(), opted_out: opted_out(code) })
     }
 
+    /// The provider's current status of a message (for texts whose callbacks never came).
+    pub async fn status(&self, sid: &str) -> Result<String, SmsError> {
+        let url = format!("{}/2010-04-01/Accounts/{}/Messages/{sid}.json", self.base, self.account_sid);
+        let res = self
+            .http
+            .get(url)
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .send()
+            .await
+            .map_err(|_| SmsError::Retryable("status request failed".into()))?;
+        if !res.status().is_success() {
+            return Err(SmsError::Retryable(format!("status request got {}", res.status().as_u16())));
+        }
+        let m: MessageResource =
+            res.json().await.map_err(|_| SmsError::Retryable("unreadable message".into()))?;
+        Ok(m.status)
+    }
+
     /// Lists recent messages to `to` and returns the one with exactly this body, if any.
     pub async fn find(&self, to: &str, body: &str) -> Result<Option<Sent>, SmsError> {
         let res = self
