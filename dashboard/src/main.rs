@@ -1,13 +1,14 @@
-//! AlertMe dashboard entry point: mounts the Leptos app (the watch page and console come next).
+//! AlertMe dashboard entry point: installs the panic hook and mounts the app.
 
-use leptos::prelude::*;
-
-/// Root component.
-#[component]
-fn App() -> impl IntoView {
-    view! { <main><h1>"AlertMe"</h1></main> }
-}
+mod api;
+mod app;
+mod audio;
+mod components;
+mod live;
+mod pages;
+mod ws;
 
 fn main() {
-    mount_to_body(App);
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
 }

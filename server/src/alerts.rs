@@ -255,3 +255,27 @@ pub async fn restore_active(state: &AppState) -> anyhow::Result<usize> {
     }
     Ok(rows.len())
 }
+
+/// Alerts for the console's lists, newest first: active ones, or ended ones whose person's name
+/// contains `q` (case-insensitive).
+pub async fn history(state: &AppState, ended: bool, q: Option<&str>, limit: u64) -> Result<Vec<AlertInfo>> {
+    use sea_orm::QuerySelect;
+    let mut find = alerts::Entity::find().order_by_desc(alerts::Column::StartedAt);
+    find = if ended {
+        find.filter(alerts::Column::Status.ne(AlertStatus::Active.as_str()))
+    } else {
+        find.filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+    };
+    let mut matching = users::Entity::find();
+    if let Some(q) = q {
+        matching = matching
+            .filter(sea_orm::sea_query::Expr::cust_with_values("LOWER(name) LIKE ?", [format!("%{q}%")]));
+    }
+    let people = matching.all(&state.db).await?;
+    let ids: Vec<String> = people.iter().map(|u| u.id.clone()).collect();
+    let rows = find.filter(alerts::Column::UserId.is_in(ids)).limit(limit).all(&state.db).await?;
+    Ok(rows
+        .iter()
+        .map(|r| info_of(r, people.iter().find(|u| u.id == r.user_id).map_or("", |u| u.name.as_str())))
+        .collect())
+}

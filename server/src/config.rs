@@ -151,6 +151,17 @@ pub struct ServeConfig {
     /// Text messages.
     #[command(flatten)]
     pub sms: crate::sms::SmsConfig,
+    /// Map tiles for the dashboard, `{z}/{x}/{y}` template; empty for none (the trail still
+    /// draws on a plain background with a scale).
+    #[arg(long, env = "ALERTME_TILE_URL", default_value = "https://tile.openstreetmap.org/{z}/{x}/{y}.png")]
+    pub tile_url: String,
+    /// Attribution the tile provider requires.
+    #[arg(long, env = "ALERTME_TILE_ATTRIBUTION", default_value = "© OpenStreetMap contributors")]
+    pub tile_attribution: String,
+    /// Also run a simulated phone that streams a demo walk and recording in a loop, and print
+    /// a watch link and a responder token to try the dashboard at once.
+    #[arg(long, env = "ALERTME_DEMO")]
+    pub demo: bool,
     /// Directory of static files (the dashboard build) served at `/`.
     #[arg(long, env = "ALERTME_STATIC_DIR", default_value = "static")]
     pub static_dir: PathBuf,

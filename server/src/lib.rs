@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod contacts;
 pub mod db;
+pub mod demo;
 pub mod e164;
 pub mod error;
 pub mod hub;
@@ -56,6 +57,8 @@ pub async fn serve(
         phone_kib_per_sec: cfg.phone_kib_per_sec,
         audio_dir: cfg.db.data_dir.join("audio"),
         code_ttl: Duration::from_secs(cfg.sms.code_ttl_secs.max(1)),
+        tile_url: cfg.tile_url.clone(),
+        tile_attribution: cfg.tile_attribution.clone(),
     };
     let sms = sms::SmsClient::from_config(&cfg.sms)?;
     let guard = sms::guard::Guard::new(&cfg.sms);
@@ -83,6 +86,9 @@ pub async fn serve(
         state.settings.public_url, state.settings.public_url
     );
     println!("  health: http://{addr}/healthz");
+    if cfg.demo {
+        demo::start(&state, addr, cfg.static_dir.clone()).await.context("starting the demo")?;
+    }
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

@@ -30,6 +30,10 @@ pub struct Settings {
     pub audio_dir: std::path::PathBuf,
     /// Verification codes live this long.
     pub code_ttl: Duration,
+    /// Map tile URL template for the dashboard (`{z}/{x}/{y}`); empty for no tiles.
+    pub tile_url: String,
+    /// Attribution shown under the map.
+    pub tile_attribution: String,
 }
 
 /// Everything a request handler needs. Cheap to clone.

@@ -1,6 +1,7 @@
 //! HTTP and WebSocket routes, one module per surface, merged into one router here.
 
 mod account;
+mod config;
 mod contacts;
 mod extract;
 mod health;
@@ -22,6 +23,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
     Router::new()
         .merge(health::router())
         .merge(account::router())
+        .merge(config::router())
         .merge(contacts::router())
         .merge(sms_hooks::router())
         .route("/openapi.yaml", axum::routing::get(openapi))

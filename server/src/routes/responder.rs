@@ -17,10 +17,11 @@ use super::sockets::{self, close};
 use crate::alerts;
 use crate::auth::{self, Responder};
 use crate::error::Result;
+
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/responder", get(upgrade))
+    Router::new().route("/v1/responder", get(upgrade)).route("/v1/alerts", get(list_alerts))
 }
 
 async fn upgrade(
@@ -32,6 +33,19 @@ async fn upgrade(
     sockets::check_origin(&state, &headers)?;
     let responder = auth::responder(&state.db, &sockets::token(&headers, &query)?).await?;
     Ok(sockets::configure(ws).on_upgrade(move |socket| run(state, responder, socket)))
+}
+
+/// `GET /v1/alerts?status=active|ended&q=NAME&limit=N`: the console's alert history.
+async fn list_alerts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<axum::Json<Vec<alertme_protocol::AlertInfo>>> {
+    auth::responder(&state.db, &sockets::token(&headers, &query)?).await?;
+    let limit = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(50u64).min(500);
+    let ended = query.get("status").map(String::as_str) == Some("ended");
+    let q = query.get("q").map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
+    Ok(axum::Json(alerts::history(&state, ended, q.as_deref(), limit).await?))
 }
 
 fn text(m: &ResponderMsg) -> Message {

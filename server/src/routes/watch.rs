@@ -29,7 +29,7 @@ const MAX_RESYNCS: u32 = 3;
 const MAX_CLIENT_MSGS_PER_BEAT: u32 = 50;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/watch", get(upgrade))
+    Router::new().route("/v1/watch", get(upgrade)).route("/v1/watch/alert", get(alert_of_link))
 }
 
 async fn upgrade(
@@ -39,14 +39,7 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
     sockets::check_origin(&state, &headers)?;
-    let token = auth::watch_row(&state.db, &sockets::token(&headers, &query)?).await?;
-    let row = alert_rows::Entity::find_by_id(token.alert_id.clone())
-        .one(&state.db)
-        .await?
-        .ok_or(Error::NotFound)?;
-    if token.first_opened_at.is_none() {
-        mark_opened(&state, &token).await?;
-    }
+    let row = watched_alert(&state, &headers, &query).await?;
     let session = alerts::session_for(&state, &row).await?;
     let resume = match (query.get("epoch"), query.get("ev").map(|e| e.parse::<u64>())) {
         (Some(epoch), Some(Ok(ev))) => Some((epoch.clone(), ev)),
@@ -54,6 +47,41 @@ async fn upgrade(
         _ => return Err(Error::BadRequest("resume needs both epoch and a numeric ev".into())),
     };
     Ok(sockets::configure(ws).on_upgrade(move |socket| run(state, session, resume, socket)))
+}
+
+/// The alert a watch request may see: a watch token's own alert, or with a responder token the
+/// alert named by `alert=ID`. Opening a contact's link is recorded as "opened".
+async fn watched_alert(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<alert_rows::Model> {
+    let raw = sockets::token(headers, query)?;
+    let alert_id = if raw.starts_with(auth::RESPONDER_PREFIX) {
+        auth::responder(&state.db, &raw).await?;
+        query
+            .get("alert")
+            .cloned()
+            .ok_or_else(|| Error::BadRequest("responders name the alert: alert=ID".into()))?
+    } else {
+        let token = auth::watch_row(&state.db, &raw).await?;
+        if token.first_opened_at.is_none() {
+            mark_opened(state, &token).await?;
+        }
+        token.alert_id
+    };
+    alert_rows::Entity::find_by_id(alert_id).one(&state.db).await?.ok_or(Error::NotFound)
+}
+
+/// `GET /v1/watch/alert?token=…`: what a watch link shows before its socket opens, and a clear
+/// answer (401) for a bad or revoked link, so the page can say so instead of going blank.
+async fn alert_of_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<axum::Json<alertme_protocol::AlertInfo>> {
+    let row = watched_alert(&state, &headers, &query).await?;
+    Ok(axum::Json(alerts::session_for(&state, &row).await?.info()))
 }
 
 /// Records the first time a contact opened their link, so the person and responders see it.

@@ -69,6 +69,9 @@ pub struct PhoneArgs {
     /// Client id of the alert (default: random); reuse it to resume an alert.
     #[arg(long)]
     pub client_id: Option<String>,
+    /// Repeat the (ADTS) recording until the track ends, as a phone that keeps recording does.
+    #[arg(long)]
+    pub loop_audio: bool,
     /// Give up (exit 1) when data stays unacknowledged this many seconds after the last was recorded.
     #[arg(long, default_value_t = 60.0)]
     pub ack_timeout: f64,
@@ -92,6 +95,14 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
         None => (None, Vec::new()),
     };
     let t0_track = fixes[0].time_ms;
+    let chunks = if args.loop_audio && !chunks.is_empty() {
+        anyhow::ensure!(mime.as_deref() == Some("audio/aac"), "--loop-audio needs ADTS audio (audio/aac)");
+        let track_ms = (fixes[fixes.len() - 1].time_ms - t0_track).max(0) as u64;
+        let needed = (track_ms / args.chunk_ms.max(1)) as usize + 1;
+        chunks.iter().cycle().take(needed.max(chunks.len())).cloned().collect()
+    } else {
+        chunks
+    };
     let mut schedule: Vec<(Duration, Item)> = Vec::new();
     for f in fixes {
         let at = Duration::from_secs_f64((f.time_ms - t0_track).max(0) as f64 / 1000.0 / args.speed);

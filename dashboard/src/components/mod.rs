@@ -1,0 +1,4 @@
+//! Reusable view pieces.
+
+pub mod map;
+pub mod timeline;

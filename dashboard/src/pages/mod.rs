@@ -1,0 +1,5 @@
+//! Pages, one per route.
+
+pub mod console;
+pub mod home;
+pub mod watch;

@@ -1,0 +1,229 @@
+//! `/w/TOKEN`: where a contact's link lands. Where the person is now, what they hear, what is
+//! being done; after the SOS, the trail and the recording on one timeline.
+
+use alertme_protocol::{AlertStatus, RecordingPart};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::api::{self, ApiError, Config};
+use crate::audio::Support;
+use crate::components::map::Map;
+use crate::components::timeline::Timeline;
+use crate::live::{self, Link, Live};
+
+/// Why the page cannot show an alert.
+#[derive(Clone, Copy, PartialEq)]
+enum Load {
+    Loading,
+    Ready,
+    Invalid,
+    Offline,
+}
+
+fn query_value(s: &str) -> String {
+    js_sys::encode_uri_component(s).as_string().unwrap_or_default()
+}
+
+/// The live view of one alert, opened with a watch token (or, from the console, a responder
+/// token plus the alert id).
+#[component]
+pub fn Watch(
+    /// Watch token from the link, or a responder token.
+    token: String,
+    /// Alert id, when `token` is a responder's.
+    alert: Option<String>,
+) -> impl IntoView {
+    let live = Live::new();
+    let load = RwSignal::new(Load::Loading);
+    let tiles = RwSignal::new(String::new());
+    let attribution = RwSignal::new(String::new());
+    let now = RwSignal::new(api::now_ms());
+    let playing = RwSignal::new(false);
+    let replay_ms = RwSignal::new(None::<f64>);
+    let parts = RwSignal::new(Vec::<RecordingPart>::new());
+    let audio_ref = NodeRef::<leptos::html::Audio>::new();
+    let socket = StoredValue::new_local(None::<crate::ws::Socket>);
+
+    let mut query = format!("token={}", query_value(&token));
+    if let Some(a) = &alert {
+        query.push_str(&format!("&alert={}", query_value(a)));
+    }
+    set_interval(move || now.set(api::now_ms()), std::time::Duration::from_secs(1));
+    // Leaving the view (the console switching alerts) closes its socket.
+    on_cleanup(move || {
+        socket.with_value(|s| {
+            if let Some(s) = s {
+                s.close();
+            }
+        })
+    });
+
+    {
+        let query = query.clone();
+        leptos::task::spawn_local(async move {
+            if let Ok(c) = api::get_json::<Config>("/v1/config").await {
+                tiles.set(c.tile_url);
+                attribution.set(c.tile_attribution);
+            }
+            match api::get_json::<alertme_protocol::AlertInfo>(&format!("/v1/watch/alert?{query}")).await {
+                Ok(info) => {
+                    live.alert.set(Some(info));
+                    load.set(Load::Ready);
+                }
+                Err(ApiError::Status(400 | 401 | 403 | 404)) => {
+                    load.set(Load::Invalid);
+                    return;
+                }
+                Err(_) => {
+                    load.set(Load::Offline);
+                    return;
+                }
+            }
+            let Some(audio) = audio_ref.get_untracked() else { return };
+            let el: web_sys::HtmlAudioElement = audio.unchecked_into();
+            socket.set_value(Some(live::follow(live, format!("/v1/watch?{query}"), el)));
+        });
+    }
+
+    // Once over, offer the stored recording.
+    Effect::new(move |_| {
+        let ended = live.alert.with(|a| a.as_ref().is_some_and(|a| a.status != AlertStatus::Active));
+        let id = live.alert.with(|a| a.as_ref().map(|a| a.id.clone()));
+        let (true, Some(id)) = (ended, id) else { return };
+        let query = query.clone();
+        leptos::task::spawn_local(async move {
+            if let Ok(p) =
+                api::get_json::<Vec<RecordingPart>>(&format!("/v1/alerts/{id}/recording?{query}")).await
+            {
+                parts.set(
+                    p.into_iter()
+                        .map(|mut r| {
+                            r.url = format!("{}?{query}", r.url);
+                            r
+                        })
+                        .collect(),
+                );
+            }
+        });
+    });
+
+    let trail = Signal::derive(move || {
+        let t = live.trail.get();
+        match (replay_ms.get(), t.first().map(|f| f.time_ms)) {
+            (Some(ms), Some(t0)) => t.into_iter().filter(|f| (f.time_ms - t0) as f64 <= ms).collect(),
+            _ => t,
+        }
+    });
+    let title = move || {
+        live.alert.get().map_or_else(
+            || "AlertMe".to_owned(),
+            |a| match a.status {
+                AlertStatus::Active => format!("{} needs help", a.user_name),
+                AlertStatus::Resolved => format!("{} — resolved", a.user_name),
+                AlertStatus::Cancelled => format!("{} — cancelled", a.user_name),
+            },
+        )
+    };
+    let updated = move || {
+        let seen = live.fix_seen_ms.get()?;
+        let secs = ((now.get() - seen) / 1000.0).max(0.0).round();
+        Some(if secs < 2.0 { "updated just now".to_owned() } else { format!("updated {secs} s ago") })
+    };
+    let health = move || {
+        let link = live.link.get();
+        let phone = live.phone.get();
+        let battery = live.current().and_then(|f| f.battery_pct);
+        let (class, text) = match link {
+            Link::Connecting => ("warn", "connecting…".to_owned()),
+            Link::Reconnecting => ("warn", "reconnecting to the server…".to_owned()),
+            Link::Ended => ("ok", "alert over".to_owned()),
+            Link::Live if !phone.connected => ("bad", "connection to phone lost".to_owned()),
+            Link::Live => ("ok", "phone connected".to_owned()),
+        };
+        view! {
+            <div class=format!("health {class}") data-testid="health">
+                <span>{text}</span>
+                {battery.map(|b| view! { <span class="battery">{format!("battery {b}%")}</span> })}
+                <span class="updated" data-testid="updated">{updated}</span>
+            </div>
+        }
+    };
+    let play = move |_| {
+        let Some(audio) = audio_ref.get_untracked() else { return };
+        let el: web_sys::HtmlMediaElement = audio.unchecked_into();
+        el.set_muted(false);
+        el.set_autoplay(true);
+        let _ = el.play();
+        playing.set(true);
+    };
+    let audio_panel = move || {
+        match live.audio.get() {
+        Support::Unknown => view! { <p class="muted">"No audio yet"</p> }.into_any(),
+        Support::Unsupported => view! {
+            <p class="muted">"This browser cannot play the live audio; the recording is kept and can be played after the alert."</p>
+        }
+        .into_any(),
+        Support::Live => view! {
+            <button class="play" data-testid="play" class:on=move || playing.get() on:click=play>
+                {move || if playing.get() { "■ Listening live" } else { "▶ Tap to listen live" }}
+            </button>
+        }
+        .into_any(),
+    }
+    };
+    let replay = move || {
+        let p = parts.get();
+        (!p.is_empty()).then(|| {
+            let players = p
+                .into_iter()
+                .map(|r| {
+                    view! {
+                        <audio controls preload="metadata" src=r.url.clone() data-testid="recording"
+                            on:timeupdate=move |e| {
+                                let el: web_sys::HtmlMediaElement = event_target(&e);
+                                replay_ms.set(Some(el.current_time() * 1000.0));
+                            }
+                        ></audio>
+                    }
+                })
+                .collect::<Vec<_>>();
+            view! {
+                <section class="replay">
+                    <h2>"Recording"</h2>
+                    <p class="muted">"Playing it moves the marker along the trail."</p>
+                    {players}
+                </section>
+            }
+        })
+    };
+
+    view! {
+        <main class="watch">
+            <Show when=move || load.get() != Load::Invalid fallback=|| view! {
+                <section class="invalid" data-testid="invalid">
+                    <h1>"This link is not valid"</h1>
+                    <p>"It may have been mistyped, revoked, or be for another server. Ask the person who sent it, or call the emergency services if someone is in danger."</p>
+                </section>
+            }>
+                <header class=move || format!("status {}", live.alert.get().map_or("loading", |a| if a.status == AlertStatus::Active { "active" } else { "ended" }))>
+                    <h1 data-testid="title">{title}</h1>
+                </header>
+                <Show when=move || load.get() == Load::Offline>
+                    <p class="bad">"Cannot reach the server. Retrying when the page is reloaded."</p>
+                </Show>
+                {health}
+                <Map trail=trail pins=Signal::derive(Vec::new) tiles=tiles follow=true />
+                <p class="attribution">{move || if tiles.get().is_empty() { String::new() } else { attribution.get() }}</p>
+                <div hidden data-testid="perf"
+                    data-first-fix=move || live.first_fix_ms.get().map(|v| v.round().to_string())
+                    data-first-audio=move || live.first_audio_ms.get().map(|v| v.round().to_string())></div>
+                <section class="audio">
+                    <audio node_ref=audio_ref data-testid="live-audio"></audio>
+                    {audio_panel}
+                </section>
+                <Timeline alert=live.alert deliveries=live.deliveries />
+                {replay}
+            </Show>
+        </main>
+    }
+}

@@ -1,0 +1,306 @@
+//! The dashboard in a real browser: headless Debian Chromium driven over WebDriver, against the
+//! real server and the phone simulator streaming the fixtures.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use support::*;
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+    profile: PathBuf,
+}
+
+impl Driver {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian chromium-driver; .ci/run installs it)");
+        let profile = std::env::temp_dir().join(format!("alertme-chrome-{}", uuid::Uuid::new_v4().simple()));
+        Self { child, port, profile }
+    }
+
+    async fn browser(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--window-size=420,900", format!("--user-data-dir={}", self.profile.display()),
+                ]
+            }),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{}", self.port))
+                .await
+            {
+                Ok(c) => return c,
+                Err(e) if Instant::now() > deadline => panic!("no WebDriver session: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn require_dashboard_build() {
+    let pkg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../static/pkg/dashboard_bg.wasm");
+    assert!(
+        pkg.exists(),
+        "the dashboard is not built: run `cargo xtask test` (or `cargo xtask build` first)"
+    );
+}
+
+async fn attr(c: &Client, css: &str, name: &str) -> Option<String> {
+    c.find(Locator::Css(css)).await.ok()?.attr(name).await.ok()?
+}
+
+async fn js_f64(c: &Client, script: &str) -> f64 {
+    c.execute(script, vec![]).await.unwrap().as_f64().unwrap_or(-1.0)
+}
+
+async fn until<F, Fut>(what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn save_screenshot(name: &str, png: &[u8]) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+/// The watch page follows the phone and plays its audio; the console claims and resolves, and
+/// the watch page shows both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_page_and_console() {
+    require_dashboard_build();
+    let env = Env::new(Backend::Sqlite).await;
+    let token = env.user("Ana", "+4915112345678");
+    let responder = env.responder("Rita");
+    let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", ""]);
+    let phone = Phone::start(
+        &server,
+        &token,
+        &[
+            "--gpx",
+            &fixture("gps/gps_walk_10min.gpx").display().to_string(),
+            "--audio",
+            &fixture("audio/speech_aac32k.aac").display().to_string(),
+            "--speed",
+            "3",
+            "--finish",
+            "keep",
+        ],
+    );
+    let driver = Driver::start();
+    let c = driver.browser().await;
+    c.goto(&phone.watch_url).await.unwrap();
+    let title = c
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=title]"))
+        .await
+        .unwrap();
+    until("title", Duration::from_secs(10), || async {
+        title.text().await.unwrap_or_default().contains("Ana needs help")
+    })
+    .await;
+
+    // The marker moves along the trail.
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=marker]"))
+        .await
+        .unwrap();
+    let first: u64 = attr(&c, "[data-testid=marker]", "data-seq").await.unwrap().parse().unwrap();
+    let lat0 = attr(&c, "[data-testid=marker]", "data-lat").await.unwrap();
+    until("the marker to move", Duration::from_secs(10), || async {
+        let seq: u64 =
+            attr(&c, "[data-testid=marker]", "data-seq").await.and_then(|s| s.parse().ok()).unwrap_or(0);
+        seq >= first + 5
+    })
+    .await;
+    let lat1 = attr(&c, "[data-testid=marker]", "data-lat").await.unwrap();
+    assert_ne!(lat0, lat1, "the marker's position changed");
+    let points = attr(&c, "[data-testid=trail]", "points").await.unwrap();
+    assert!(points.split(' ').count() > 5, "the trail is drawn");
+    assert!(c.find(Locator::Css("[data-testid=scale]")).await.is_ok(), "a scale without tiles");
+
+    // Live audio: tap to listen, and the element's clock runs (the stream really decodes).
+    let play = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=play]"))
+        .await
+        .unwrap();
+    play.click().await.unwrap();
+    until("audio to play", Duration::from_secs(15), || async {
+        js_f64(&c, "const a = document.querySelector('[data-testid=live-audio]'); return a.paused ? -1 : a.currentTime;").await > 1.5
+    })
+    .await;
+    let errors = js_f64(
+        &c,
+        "const a = document.querySelector('[data-testid=live-audio]'); return a.error ? a.error.code : 0;",
+    )
+    .await;
+    assert_eq!(errors, 0.0, "no media error");
+    save_screenshot("watch.png", &c.screenshot().await.unwrap());
+
+    // The console in a second tab: sign in, see the alert, claim it.
+    let watch_tab = c.window().await.unwrap();
+    let tab = c.new_window(true).await.unwrap();
+    c.switch_to_window(tab.handle.clone()).await.unwrap();
+    c.goto(&server.http("/console")).await.unwrap();
+    let input = c
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=token]"))
+        .await
+        .unwrap();
+    input.send_keys(&responder).await.unwrap();
+    c.find(Locator::Css("[data-testid=signin]")).await.unwrap().click().await.unwrap();
+    let row = c
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=alert-row]"))
+        .await
+        .unwrap();
+    assert!(row.text().await.unwrap().contains("Ana"));
+    c.find(Locator::Css("[data-testid=claim]")).await.unwrap().click().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//*[contains(text(), 'Rita is on it')]"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    save_screenshot("console.png", &c.screenshot().await.unwrap());
+
+    c.switch_to_window(watch_tab.clone()).await.unwrap();
+    let claimed = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=claimed]"))
+        .await
+        .unwrap();
+    assert!(claimed.text().await.unwrap().contains("Rita is on it"));
+
+    // Resolve from the console; the watch page shows it ended.
+    c.switch_to_window(tab.handle).await.unwrap();
+    c.find(Locator::Css("[data-testid=resolve]")).await.unwrap().click().await.unwrap();
+    c.switch_to_window(watch_tab).await.unwrap();
+    let ended = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=ended]"))
+        .await
+        .unwrap();
+    assert!(ended.text().await.unwrap().contains("Resolved"));
+    // After the SOS, the recording is offered for replay.
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=recording]"))
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+}
+
+/// Opening the link mid-stream: map and audio are there within 1.5 s of navigation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiner_starts_fast() {
+    require_dashboard_build();
+    let env = Env::new(Backend::Sqlite).await;
+    let token = env.user("Ana", "+4915112345678");
+    let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", ""]);
+    let phone = Phone::start(
+        &server,
+        &token,
+        &[
+            "--gpx",
+            &fixture("gps/gps_walk_10min.gpx").display().to_string(),
+            "--audio",
+            &fixture("audio/chunks/mediarecorder_webm").display().to_string(),
+            "--chunk-ms",
+            "300",
+            "--speed",
+            "2",
+            "--finish",
+            "keep",
+        ],
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let driver = Driver::start();
+    let c = driver.browser().await;
+    c.goto(&phone.watch_url).await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=marker]"))
+        .await
+        .unwrap();
+    until("first audio", Duration::from_secs(10), || async {
+        attr(&c, "[data-testid=perf]", "data-first-audio").await.is_some()
+    })
+    .await;
+    let fix_ms: f64 = attr(&c, "[data-testid=perf]", "data-first-fix").await.unwrap().parse().unwrap();
+    let audio_ms: f64 = attr(&c, "[data-testid=perf]", "data-first-audio").await.unwrap().parse().unwrap();
+    println!("late joiner: position after {fix_ms} ms, audio buffered after {audio_ms} ms (from navigation)");
+    assert!(fix_ms <= 1500.0, "position took {fix_ms} ms");
+    assert!(audio_ms <= 1500.0, "audio took {audio_ms} ms");
+    c.find(Locator::Css("[data-testid=play]")).await.unwrap().click().await.unwrap();
+    until("late-join audio to play", Duration::from_secs(15), || async {
+        js_f64(&c, "const a = document.querySelector('[data-testid=live-audio]'); return a.paused ? -1 : a.currentTime;").await > 1.0
+    })
+    .await;
+    c.close().await.unwrap();
+}
+
+/// A bad link shows a clear page, not a blank screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_link_is_explained() {
+    require_dashboard_build();
+    let env = Env::new(Backend::Sqlite).await;
+    let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", ""]);
+    let driver = Driver::start();
+    let c = driver.browser().await;
+    c.goto(&server.http("/w/amw_this-is-not-a-real-token")).await.unwrap();
+    let msg = c
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=invalid]"))
+        .await
+        .unwrap();
+    assert!(msg.text().await.unwrap().contains("This link is not valid"));
+    c.close().await.unwrap();
+}
