@@ -205,6 +205,15 @@ async fn watch_page_and_console() {
         .for_element(Locator::XPath("//*[contains(text(), 'Rita is on it')]"))
         .await
         .unwrap();
+    let note = c.find(Locator::Css("[data-testid=note-input]")).await.unwrap();
+    note.send_keys("Police informed, on the way\n").await.unwrap();
+    let shown = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=note]"))
+        .await
+        .unwrap();
+    assert!(shown.text().await.unwrap().contains("Rita at"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     save_screenshot("console.png", &c.screenshot().await.unwrap());
 
@@ -302,5 +311,46 @@ async fn bad_link_is_explained() {
         .await
         .unwrap();
     assert!(msg.text().await.unwrap().contains("This link is not valid"));
+    c.close().await.unwrap();
+}
+
+/// Where MediaSource cannot take AAC (Firefox), ADTS is decoded with WebCodecs instead; forced
+/// here with `?audio=webcodecs` since Chromium's MediaSource would take it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webcodecs_fallback_decodes_adts() {
+    require_dashboard_build();
+    let env = Env::new(Backend::Sqlite).await;
+    let token = env.user("Ana", "+4915112345678");
+    let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", ""]);
+    let phone = Phone::start(
+        &server,
+        &token,
+        &[
+            "--gpx",
+            &fixture("gps/gps_walk_10min.gpx").display().to_string(),
+            "--audio",
+            &fixture("audio/speech_aac32k.aac").display().to_string(),
+            "--speed",
+            "2",
+            "--finish",
+            "keep",
+        ],
+    );
+    let driver = Driver::start();
+    let c = driver.browser().await;
+    c.goto(&format!("{}?audio=webcodecs", phone.watch_url)).await.unwrap();
+    until("the decoder to take over", Duration::from_secs(15), || async {
+        attr(&c, "[data-testid=perf]", "data-audio-mode").await.as_deref() == Some("Decoder")
+    })
+    .await;
+    c.find(Locator::Css("[data-testid=play]")).await.unwrap().click().await.unwrap();
+    until("decoded audio", Duration::from_secs(15), || async {
+        attr(&c, "[data-testid=perf]", "data-decoded-frames")
+            .await
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+            > 100
+    })
+    .await;
     c.close().await.unwrap();
 }

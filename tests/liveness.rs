@@ -147,6 +147,33 @@ async fn protocol_behaviour(backend: Backend) {
     let ResponderMsg::Overview { alerts, .. } = serde_json::from_str(t.as_str()).unwrap() else { panic!() };
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].last_fix.as_ref().map(|f| f.seq), Some(5));
+    // Notes reach every console (and later ones), never the contacts' watch pages.
+    send_json(
+        &mut console,
+        &ResponderCmd::Note { alert_id: alert_id.clone(), text: "Police informed".into() },
+    )
+    .await;
+    loop {
+        let Some(Message::Text(t)) = next(&mut console).await else { panic!() };
+        if let ResponderMsg::Update { alert } = serde_json::from_str(t.as_str()).unwrap() {
+            if let Some(n) = alert.notes.first() {
+                assert_eq!((n.by.as_str(), n.text.as_str()), ("Rita", "Police informed"));
+                break;
+            }
+        }
+    }
+    send_json(&mut console, &ResponderCmd::Note { alert_id: alert_id.clone(), text: "x".repeat(1001) }).await;
+    loop {
+        let Some(Message::Text(t)) = next(&mut console).await else { panic!() };
+        if let ResponderMsg::Error { code, .. } = serde_json::from_str(t.as_str()).unwrap() {
+            assert_eq!(code, "bad_request");
+            break;
+        }
+    }
+    let mut second = connect(&server.ws("/v1/responder"), Some(&responder), None).await.unwrap();
+    let Some(Message::Text(t)) = next(&mut second).await else { panic!() };
+    let ResponderMsg::Overview { alerts, .. } = serde_json::from_str(t.as_str()).unwrap() else { panic!() };
+    assert_eq!(alerts[0].notes.len(), 1);
     send_json(&mut console, &ResponderCmd::Resolve { alert_id: alert_id.clone() }).await;
     loop {
         if let PhoneServerMsg::Stopped { status } = phone_msg(&mut ws).await {

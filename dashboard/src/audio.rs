@@ -23,6 +23,8 @@ pub enum Support {
     Unknown,
     /// MediaSource takes the format.
     Live,
+    /// MediaSource cannot, but WebCodecs decodes it (ADTS on Firefox).
+    Decoder,
     /// This browser cannot play the format live.
     Unsupported,
 }
@@ -55,6 +57,10 @@ struct State {
     fresh: bool,
     on_support: Rc<dyn Fn(Support)>,
     on_first_audio: Option<Box<dyn FnOnce()>>,
+    on_decoded: Rc<dyn Fn(u32)>,
+    decoder: Option<crate::webcodecs::AdtsPlayer>,
+    /// `?audio=webcodecs` in the page URL: use the decoder even where MediaSource would do.
+    force_decoder: bool,
 }
 
 /// Feeds one `<audio>` element from the watch socket's audio frames.
@@ -70,7 +76,11 @@ impl Player {
         audio: HtmlAudioElement,
         on_support: impl Fn(Support) + 'static,
         on_first_audio: impl FnOnce() + 'static,
+        on_decoded: impl Fn(u32) + 'static,
     ) -> Self {
+        let force_decoder = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .is_some_and(|q| q.contains("audio=webcodecs"));
         let p = Self {
             st: Rc::new(RefCell::new(State {
                 audio: audio.clone(),
@@ -84,6 +94,9 @@ impl Player {
                 fresh: true,
                 on_support: Rc::new(on_support),
                 on_first_audio: Some(Box::new(on_first_audio)),
+                on_decoded: Rc::new(on_decoded),
+                decoder: None,
+                force_decoder,
             })),
         };
         // Stalled at a gap (a lost stretch): jump to where audio continues.
@@ -118,11 +131,24 @@ impl Player {
         self.push(part, bytes);
     }
 
+    /// The user pressed play: start the decoder's audio context, if that is what plays.
+    pub fn resume(&self) {
+        if let Some(d) = &self.st.borrow().decoder {
+            d.resume();
+        }
+    }
+
     /// Whole audio units.
     pub fn push(&self, part: u16, bytes: Vec<u8>) {
         let fresh = {
             let mut st = self.st.borrow_mut();
             if st.part != Some(part) || st.support == Support::Unsupported {
+                return;
+            }
+            if st.support == Support::Decoder && !st.fresh {
+                if let Some(d) = &st.decoder {
+                    d.push(&bytes);
+                }
                 return;
             }
             st.queue.push_back(bytes);
@@ -143,6 +169,11 @@ impl Player {
         };
         let supported = ty.as_deref().is_some_and(MediaSource::is_type_supported);
         let on_support = self.st.borrow().on_support.clone();
+        let adts = ty.as_deref() == Some("audio/aac");
+        if adts && (!supported || self.st.borrow().force_decoder) && crate::webcodecs::available() {
+            self.start_decoder(on_support);
+            return;
+        }
         if !supported {
             self.st.borrow_mut().support = Support::Unsupported;
             on_support(Support::Unsupported);
@@ -179,6 +210,30 @@ impl Player {
         }
         on_support(Support::Live);
         audio.set_src(&url);
+    }
+
+    /// Plays ADTS through WebCodecs: everything queued now, and every unit after.
+    fn start_decoder(&self, on_support: Rc<dyn Fn(Support)>) {
+        let mut st = self.st.borrow_mut();
+        if st.decoder.is_none() {
+            let cb = st.on_decoded.clone();
+            st.decoder = crate::webcodecs::AdtsPlayer::new(move |n| cb(n)).ok();
+        }
+        let Some(decoder) = st.decoder.clone() else {
+            st.support = Support::Unsupported;
+            drop(st);
+            return on_support(Support::Unsupported);
+        };
+        st.support = Support::Decoder;
+        for unit in st.queue.drain(..) {
+            decoder.push(&unit);
+        }
+        let first = st.on_first_audio.take();
+        drop(st);
+        on_support(Support::Decoder);
+        if let Some(cb) = first {
+            cb();
+        }
     }
 
     /// Appends the next queued chunk when the buffer is idle.

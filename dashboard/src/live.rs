@@ -46,6 +46,8 @@ pub struct Live {
     pub first_fix_ms: RwSignal<Option<f64>>,
     /// See `first_fix_ms`.
     pub first_audio_ms: RwSignal<Option<f64>>,
+    /// Frames decoded by the WebCodecs fallback.
+    pub decoded_frames: RwSignal<u32>,
 }
 
 impl Live {
@@ -61,6 +63,7 @@ impl Live {
             audio: RwSignal::new(Support::Unknown),
             first_fix_ms: RwSignal::new(None),
             first_audio_ms: RwSignal::new(None),
+            decoded_frames: RwSignal::new(0),
         }
     }
 
@@ -139,7 +142,7 @@ struct Resume {
 
 /// Opens the watch socket at `path_and_query` (`/v1/watch?token=…`) and keeps `live` and the
 /// player fed until the alert ends.
-pub fn follow(live: Live, path_and_query: String, audio: web_sys::HtmlAudioElement) -> Socket {
+pub fn follow(live: Live, path_and_query: String, audio: web_sys::HtmlAudioElement) -> (Socket, Player) {
     let player = Player::new(
         audio,
         move |s| live.audio.set(s),
@@ -148,7 +151,9 @@ pub fn follow(live: Live, path_and_query: String, audio: web_sys::HtmlAudioEleme
                 live.first_audio_ms.set(Some(api::since_navigation_ms()));
             }
         },
+        move |n| live.decoded_frames.set(n),
     );
+    let handle = player.clone();
     let resume = Rc::new(Resume::default());
     let r = resume.clone();
     let url = move || {
@@ -158,7 +163,7 @@ pub fn follow(live: Live, path_and_query: String, audio: web_sys::HtmlAudioEleme
             None => base,
         }
     };
-    Socket::open(url, move |e| match e {
+    let socket = Socket::open(url, move |e| match e {
         Event::Open => {
             live.link.set(Link::Live);
             true
@@ -192,5 +197,6 @@ pub fn follow(live: Live, path_and_query: String, audio: web_sys::HtmlAudioEleme
                 true
             }
         }
-    })
+    });
+    (socket, handle)
 }

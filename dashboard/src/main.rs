@@ -6,6 +6,7 @@ mod audio;
 mod components;
 mod live;
 mod pages;
+mod webcodecs;
 mod ws;
 
 fn main() {

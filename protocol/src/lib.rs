@@ -401,6 +401,20 @@ pub struct AlertSummary {
     /// Contacts texted and their delivery state.
     #[serde(default)]
     pub deliveries: Vec<Delivery>,
+    /// Responders' notes, oldest first (responders only; contacts never see them).
+    #[serde(default)]
+    pub notes: Vec<Note>,
+}
+
+/// A responder's note on an alert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    /// Responder name.
+    pub by: String,
+    /// The note.
+    pub text: String,
+    /// Server time, ms since the epoch.
+    pub at_ms: i64,
 }
 
 /// One emergency contact's alert text, as the person, watchers and responders see it.
@@ -500,6 +514,13 @@ pub enum ResponderCmd {
     Claim {
         /// Alert id.
         alert_id: String,
+    },
+    /// Add a note for the other responders (at most 1,000 characters).
+    Note {
+        /// Alert id.
+        alert_id: String,
+        /// The note.
+        text: String,
     },
     /// End the alert as resolved.
     Resolve {

@@ -149,7 +149,31 @@ async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
         }
         None => None,
     };
+    let note_rows = alert_events::Entity::find()
+        .filter(alert_events::Column::AlertId.eq(row.id.clone()))
+        .filter(alert_events::Column::Kind.eq("note"))
+        .order_by_asc(alert_events::Column::Id)
+        .all(&state.db)
+        .await?;
+    let authors = crate::db::entity::responders::Entity::find()
+        .filter(
+            crate::db::entity::responders::Column::Id.is_in(note_rows.iter().filter_map(|n| n.actor.clone())),
+        )
+        .all(&state.db)
+        .await?;
+    let notes = note_rows
+        .into_iter()
+        .map(|n| alertme_protocol::Note {
+            by: authors
+                .iter()
+                .find(|a| Some(&a.id) == n.actor.as_ref())
+                .map_or_else(String::new, |a| a.name.clone()),
+            text: n.detail.unwrap_or_default(),
+            at_ms: n.at,
+        })
+        .collect();
     Ok(SessionSeed {
+        notes,
         info: info_of(row, &user.name),
         user_id: row.user_id.clone(),
         trail,
@@ -241,6 +265,33 @@ async fn event<C: ConnectionTrait>(
     }
     .insert(db)
     .await?;
+    Ok(())
+}
+
+/// Longest note a responder can add.
+pub const MAX_NOTE_CHARS: usize = 1000;
+
+/// Adds a responder's note to an alert (active or ended) and tells the other consoles.
+pub async fn note(state: &AppState, alert_id: &str, responder: &auth::Responder, text: &str) -> Result<()> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
+        return Err(Error::BadRequest(format!("a note is 1 to {MAX_NOTE_CHARS} characters")));
+    }
+    alerts::Entity::find_by_id(alert_id.to_owned()).one(&state.db).await?.ok_or(Error::NotFound)?;
+    let now = crate::now_ms();
+    alert_events::ActiveModel {
+        alert_id: Set(alert_id.to_owned()),
+        kind: Set("note".into()),
+        actor: Set(Some(responder.id.clone())),
+        at: Set(now),
+        detail: Set(Some(text.to_owned())),
+        ..Default::default()
+    }
+    .insert(&state.db)
+    .await?;
+    if let Some(s) = state.hub.get(alert_id) {
+        s.add_note(alertme_protocol::Note { by: responder.name.clone(), text: text.to_owned(), at_ms: now });
+    }
     Ok(())
 }
 

@@ -200,6 +200,9 @@ pub fn Console() -> impl IntoView {
         let (claim_id, resolve_id, open_id) = (id.clone(), id.clone(), id.clone());
         let claimed = a.alert.claimed_by.clone();
         let unclaimed = claimed.is_none();
+        let notes = a.notes.clone();
+        let note_id = id.clone();
+        let draft = RwSignal::new(String::new());
         let age_min = ((api::now_ms() - a.alert.started_ms as f64) / 60_000.0).floor();
         view! {
             <li class:unclaimed=unclaimed data-testid="alert-row" data-alert=id.clone()>
@@ -213,6 +216,23 @@ pub fn Console() -> impl IntoView {
                     }.into_any(),
                 }}
                 <button data-testid="resolve" on:click=move |_| send(ResponderCmd::Resolve { alert_id: resolve_id.clone() })>"Resolve"</button>
+                <div class="notes">
+                    {notes.iter().map(|n| view! {
+                        <p class="note" data-testid="note">{format!("{} at {}: {}", n.by, clock(n.at_ms), n.text)}</p>
+                    }).collect::<Vec<_>>()}
+                    <form on:submit=move |e| {
+                        e.prevent_default();
+                        let text = draft.get_untracked();
+                        if !text.trim().is_empty() {
+                            send(ResponderCmd::Note { alert_id: note_id.clone(), text });
+                            draft.set(String::new());
+                        }
+                    }>
+                        <input placeholder="Note for the team" data-testid="note-input" prop:value=move || draft.get()
+                            on:input=move |e| draft.set(event_target_value(&e)) />
+                        <button type="submit">"Add note"</button>
+                    </form>
+                </div>
             </li>
         }
     };
@@ -228,7 +248,7 @@ pub fn Console() -> impl IntoView {
                     <div>
                         <Map trail=Signal::derive(Vec::new) pins=pins tiles=tiles follow=false />
                         <ul class="alerts">
-                            <For each=move || sorted.get() key=|a| (a.alert.id.clone(), a.alert.claimed_by.clone(), a.phone.connected) children=row />
+                            <For each=move || sorted.get() key=|a| (a.alert.id.clone(), a.alert.claimed_by.clone(), a.phone.connected, a.notes.len()) children=row />
                         </ul>
                         <Show when=move || alerts.get().is_empty()>
                             <p class="muted">"No active alerts."</p>

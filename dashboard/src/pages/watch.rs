@@ -43,6 +43,7 @@ pub fn Watch(
     let parts = RwSignal::new(Vec::<RecordingPart>::new());
     let audio_ref = NodeRef::<leptos::html::Audio>::new();
     let socket = StoredValue::new_local(None::<crate::ws::Socket>);
+    let player = StoredValue::new_local(None::<crate::audio::Player>);
 
     let mut query = format!("token={}", query_value(&token));
     if let Some(a) = &alert {
@@ -81,7 +82,9 @@ pub fn Watch(
             }
             let Some(audio) = audio_ref.get_untracked() else { return };
             let el: web_sys::HtmlAudioElement = audio.unchecked_into();
-            socket.set_value(Some(live::follow(live, format!("/v1/watch?{query}"), el)));
+            let (s, p) = live::follow(live, format!("/v1/watch?{query}"), el);
+            socket.set_value(Some(s));
+            player.set_value(Some(p));
         });
     }
 
@@ -154,6 +157,11 @@ pub fn Watch(
         el.set_muted(false);
         el.set_autoplay(true);
         let _ = el.play();
+        player.with_value(|p| {
+            if let Some(p) = p {
+                p.resume();
+            }
+        });
         playing.set(true);
     };
     let audio_panel = move || {
@@ -163,7 +171,7 @@ pub fn Watch(
             <p class="muted">"This browser cannot play the live audio; the recording is kept and can be played after the alert."</p>
         }
         .into_any(),
-        Support::Live => view! {
+        Support::Live | Support::Decoder => view! {
             <button class="play" data-testid="play" class:on=move || playing.get() on:click=play>
                 {move || if playing.get() { "■ Listening live" } else { "▶ Tap to listen live" }}
             </button>
@@ -216,7 +224,9 @@ pub fn Watch(
                 <p class="attribution">{move || if tiles.get().is_empty() { String::new() } else { attribution.get() }}</p>
                 <div hidden data-testid="perf"
                     data-first-fix=move || live.first_fix_ms.get().map(|v| v.round().to_string())
-                    data-first-audio=move || live.first_audio_ms.get().map(|v| v.round().to_string())></div>
+                    data-first-audio=move || live.first_audio_ms.get().map(|v| v.round().to_string())
+                    data-decoded-frames=move || live.decoded_frames.get().to_string()
+                    data-audio-mode=move || format!("{:?}", live.audio.get())></div>
                 <section class="audio">
                     <audio node_ref=audio_ref data-testid="live-audio"></audio>
                     {audio_panel}

@@ -207,6 +207,7 @@ pub mod alert_events {
         pub kind: String,
         pub actor: Option<String>,
         pub at: i64,
+        pub detail: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use alertme_protocol::audio::{WatchHeader, FLAG_SYNC, KIND_INIT, KIND_UNIT};
 use alertme_protocol::{
-    Acks, AlertInfo, AlertStatus, AlertSummary, AudioSnapshot, Delivery, Fix, PhoneLink, ResponderMsg,
+    Acks, AlertInfo, AlertStatus, AlertSummary, AudioSnapshot, Delivery, Fix, Note, PhoneLink, ResponderMsg,
     WatchMsg,
 };
 use axum::extract::ws::Message;
@@ -73,6 +73,7 @@ struct State {
     ring_bytes: usize,
     last_responder_update: Option<Instant>,
     deliveries: Vec<Delivery>,
+    notes: Vec<Note>,
 }
 
 /// A live alert. Cheap to share (`Arc<Session>`); the lock is only held for short, non-async work.
@@ -109,6 +110,8 @@ pub struct SessionSeed {
     pub audio_acked: u64,
     /// Current audio part and its stored bytes, to restore the demuxer.
     pub audio_part: Option<(u16, String, Vec<u8>)>,
+    /// Responders' notes so far.
+    pub notes: Vec<Note>,
 }
 
 impl Session {
@@ -128,6 +131,7 @@ impl Session {
             ring_bytes: 0,
             last_responder_update: None,
             deliveries: Vec::new(),
+            notes: seed.notes,
         };
         for f in seed.trail {
             if mark_stored(&mut st, f.seq) {
@@ -313,6 +317,13 @@ impl Session {
         self.tell_responders(&st);
     }
 
+    /// Adds a responder's note and tells the consoles (not the contacts' watch pages).
+    pub fn add_note(&self, note: Note) {
+        let mut st = self.lock();
+        st.notes.push(note);
+        self.tell_responders(&st);
+    }
+
     /// Applies a new status or claim and tells everyone.
     pub fn update_info(&self, f: impl FnOnce(&mut AlertInfo)) {
         let mut st = self.lock();
@@ -414,6 +425,7 @@ fn summary_of(st: &State) -> AlertSummary {
         last_fix: st.trail.last().cloned(),
         phone: st.phone.clone(),
         deliveries: st.deliveries.clone(),
+        notes: st.notes.clone(),
     }
 }
 
@@ -509,7 +521,14 @@ mod tests {
             claimed_by: None,
             audio_mime: None,
         };
-        let seed = SessionSeed { info, user_id: "u".into(), trail: vec![], audio_acked: 0, audio_part: None };
+        let seed = SessionSeed {
+            info,
+            user_id: "u".into(),
+            trail: vec![],
+            audio_acked: 0,
+            audio_part: None,
+            notes: vec![],
+        };
         Session::new(seed, broadcast::channel(4).0)
     }
 

@@ -115,6 +115,7 @@ async fn command(state: &AppState, responder: &Responder, text: &str) -> Option<
     let result = match cmd {
         ResponderCmd::Ping => return None,
         ResponderCmd::Claim { alert_id } => alerts::claim(state, &alert_id, responder).await,
+        ResponderCmd::Note { alert_id, text } => alerts::note(state, &alert_id, responder, &text).await,
         ResponderCmd::Resolve { alert_id } => {
             alerts::end(state, &alert_id, AlertStatus::Resolved, &responder.id).await.map(|_| ())
         }
@@ -122,6 +123,7 @@ async fn command(state: &AppState, responder: &Responder, text: &str) -> Option<
     match result {
         Ok(()) => None,
         Err(crate::error::Error::NotFound) => err("not_found", "no such active alert".into()),
+        Err(crate::error::Error::BadRequest(d)) => err("bad_request", d),
         Err(e) => {
             tracing::error!(error = %e, "responder command failed");
             err("internal", "command failed; retry".into())
