@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_core;
 mod m20261125_000002_contacts_sms;
 mod m20261125_000003_event_detail;
+mod m20261125_000004_timers;
 
 /// Runs AlertMe's migrations in order.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_core::Migration),
             Box::new(m20261125_000002_contacts_sms::Migration),
             Box::new(m20261125_000003_event_detail::Migration),
+            Box::new(m20261125_000004_timers::Migration),
         ]
     }
 }

@@ -144,6 +144,12 @@ pub enum PhoneMsg {
         /// The fixes, in any order.
         fixes: Vec<Fix>,
     },
+    /// A position outside an SOS (e.g. once a minute while a check-in timer runs): kept as the
+    /// last known position. Not acknowledged; it needs no `start`.
+    Track {
+        /// The fix (`seq` is ignored).
+        fix: Fix,
+    },
     /// Keep-alive; the server answers `pong`.
     Ping {
         /// Echoed back.
@@ -207,6 +213,14 @@ pub enum PhoneServerMsg {
         /// One entry per contact texted about this alert.
         deliveries: Vec<Delivery>,
     },
+    /// A check-in timer reached its deadline: check in (with the PIN) before `fires_at_ms` or
+    /// contacts are alerted.
+    CheckInDue {
+        /// The timer.
+        timer_id: String,
+        /// Server time the alert will be raised, ms since the epoch.
+        fires_at_ms: i64,
+    },
     /// The alert ended (answer to `stop`, or ended by a responder).
     Stopped {
         /// Final status.
@@ -267,6 +281,19 @@ pub struct AlertInfo {
     /// Audio MIME type, when the phone sends audio.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_mime: Option<String>,
+    /// What raised it: `sos` (the button), `timer` (a missed check-in).
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// Context, e.g. the check-in timer's note ("walking home").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Raised by the duress PIN: the person may be forced to cancel. Never shown on the phone.
+    #[serde(default)]
+    pub duress: bool,
+}
+
+fn default_source() -> String {
+    "sos".into()
 }
 
 /// The phone's link health as watchers see it.
@@ -591,4 +618,56 @@ mod tests {
         f.seq = 0;
         assert!(f.validate().is_err());
     }
+}
+
+/// `POST /v1/timers`: start a check-in timer ("walking home, 25 min").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimerStart {
+    /// Seconds until the deadline (60 s to 24 h).
+    pub duration_s: u64,
+    /// What the person is doing, shown to contacts if the timer fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where they are going.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// Seconds between the "check in now" prompt and the alert (0 to 600; default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_s: Option<u64>,
+}
+
+/// A check-in timer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timer {
+    /// Timer id.
+    pub id: String,
+    /// `active`, `grace` (prompted), `checked_in`, `cancelled` or `fired`.
+    pub status: String,
+    /// Server time of the deadline (or, in grace, of the alert), ms since the epoch.
+    pub deadline_ms: i64,
+    /// Grace seconds after the deadline.
+    pub grace_s: u64,
+    /// Note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+}
+
+/// Body of check-in and cancel: the PIN.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PinBody {
+    /// The person's PIN (or, under duress, their duress PIN: the answer looks the same).
+    pub pin: String,
+}
+
+/// `PUT /v1/pin`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PinSetup {
+    /// 4 to 8 digits.
+    pub pin: String,
+    /// A different 4 to 8 digits that cancels visibly but raises a silent alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duress_pin: Option<String>,
 }

@@ -32,60 +32,76 @@ pub async fn start(
     if let Some(existing) = find(&state.db, &device.user_id, client_id).await? {
         return Ok((session_for(state, &existing).await?, existing, false));
     }
-    let now = crate::now_ms();
-    let row = alerts::Model {
+    let row = new_row(&device.user_id, &device.id, client_id, audio_mime, None, None, false);
+    let txn = crate::db::write_txn(&state.db).await?;
+    if let Err(e) = create_in(state, &txn, &row).await {
+        // Most likely a concurrent start with the same client id won the unique index.
+        drop(txn);
+        let existing = find(&state.db, &device.user_id, client_id)
+            .await?
+            .ok_or(Error::Internal(anyhow::anyhow!("alert insert failed: {e}")))?;
+        return Ok((session_for(state, &existing).await?, existing, false));
+    }
+    txn.commit().await?;
+    Ok((opened(state, &row).await?, row, true))
+}
+
+/// A new alert row, not yet stored.
+pub fn new_row(
+    user_id: &str,
+    device_id: &str,
+    client_id: &str,
+    audio_mime: Option<&str>,
+    source: Option<&str>,
+    note: Option<String>,
+    duress: bool,
+) -> alerts::Model {
+    alerts::Model {
         id: uuid::Uuid::now_v7().to_string(),
-        user_id: device.user_id.clone(),
-        device_id: device.id.clone(),
+        user_id: user_id.to_owned(),
+        device_id: device_id.to_owned(),
         client_id: client_id.to_owned(),
         status: AlertStatus::Active.as_str().to_owned(),
         audio_mime: audio_mime.map(str::to_owned),
-        started_at: now,
+        started_at: crate::now_ms(),
         ended_at: None,
         claimed_by: None,
-    };
-    let txn = crate::db::write_txn(&state.db).await?;
-    let inserted = alerts::ActiveModel {
-        id: Set(row.id.clone()),
-        user_id: Set(row.user_id.clone()),
-        device_id: Set(row.device_id.clone()),
-        client_id: Set(row.client_id.clone()),
-        status: Set(row.status.clone()),
-        audio_mime: Set(row.audio_mime.clone()),
-        started_at: Set(now),
-        ended_at: Set(None),
-        claimed_by: Set(None),
+        source: source.map(str::to_owned),
+        note,
+        duress: duress.then_some(true),
     }
-    .insert(&txn)
-    .await;
-    if inserted.is_err() {
-        // Most likely a concurrent start with the same client id won the unique index.
-        drop(txn);
-        let existing =
-            find(&state.db, &device.user_id, client_id).await?.ok_or(Error::Internal(anyhow::anyhow!(
-                "alert insert failed: {}",
-                inserted.err().map(|e| e.to_string()).unwrap_or_default()
-            )))?;
-        return Ok((session_for(state, &existing).await?, existing, false));
-    }
-    event(&txn, &row.id, "triggered", None, now).await?;
+}
+
+/// Stores a new alert inside `txn`: the row, its "triggered" event, the phone's watch token,
+/// and the contacts' texts (all or nothing).
+pub async fn create_in(
+    state: &AppState,
+    txn: &sea_orm::DatabaseTransaction,
+    row: &alerts::Model,
+) -> Result<()> {
+    alerts::ActiveModel::from(row.clone()).insert(txn).await?;
+    event(txn, &row.id, "triggered", None, row.started_at).await?;
     watch_tokens::ActiveModel {
         token_hash: Set(auth::hash_token(&device_watch_token(state, &row.id))),
         alert_id: Set(row.id.clone()),
         label: Set(DEVICE_WATCH_LABEL.to_owned()),
-        created_at: Set(now),
+        created_at: Set(row.started_at),
         revoked_at: Set(None),
         first_opened_at: Set(None),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
-    crate::notify::alert_started(&txn, &row, &state.secret).await?;
-    txn.commit().await?;
+    crate::notify::alert_started(txn, row, &state.secret).await?;
+    Ok(())
+}
+
+/// After a new alert committed: send its texts, bring it live, publish delivery state.
+pub async fn opened(state: &AppState, row: &alerts::Model) -> Result<Arc<Session>> {
     state.outbox.wake();
-    tracing::info!(alert = %row.id, "SOS started");
-    let session = session_for(state, &row).await?;
+    tracing::info!(alert = %row.id, source = row.source.as_deref().unwrap_or("sos"), "alert raised");
+    let session = session_for(state, row).await?;
     crate::sms::outbox::refresh(&state.db, &state.hub, &row.id).await;
-    Ok((session, row, true))
+    Ok(session)
 }
 
 /// The phone's own watch token for an alert.
@@ -106,6 +122,8 @@ pub async fn active_of_user(db: &DatabaseConnection, user_id: &str) -> Result<Op
     Ok(alerts::Entity::find()
         .filter(alerts::Column::UserId.eq(user_id))
         .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        // A duress alert must stay invisible on the phone: whoever holds it may be watching.
+        .filter(alerts::Column::Duress.is_null())
         .order_by_desc(alerts::Column::StartedAt)
         .one(db)
         .await?)
@@ -192,6 +210,9 @@ pub fn info_of(row: &alerts::Model, user_name: &str) -> AlertInfo {
         ended_ms: row.ended_at,
         claimed_by: row.claimed_by.clone(),
         audio_mime: row.audio_mime.clone(),
+        source: row.source.clone().unwrap_or_else(|| "sos".into()),
+        note: row.note.clone(),
+        duress: row.duress.unwrap_or(false),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audio;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod contacts;
 pub mod db;
@@ -19,6 +20,7 @@ pub mod sim;
 pub mod sms;
 pub mod state;
 pub mod store;
+pub mod timers;
 
 use std::future::Future;
 use std::time::Duration;
@@ -64,7 +66,14 @@ pub async fn serve(
     let guard = sms::guard::Guard::new(&cfg.sms);
     let hub = Hub::new();
     let store = Store::start(db.clone(), &cfg.db.data_dir);
-    let state = AppState::new(db, hub.clone(), store, settings, secret, sms, guard);
+    let clock = if cfg.test_clock {
+        tracing::warn!("test clock enabled: POST /v1/test/clock moves time forward");
+        clock::Clock::controllable(cfg.db.data_dir.join("test-clock-offset-ms"))
+    } else {
+        clock::Clock::system()
+    };
+    let state = AppState::new(db, hub.clone(), store, settings, secret, sms, guard, clock);
+    tokio::spawn(timers::run(state.clone(), state.timers_wake.clone()));
     let sender = sms::outbox::Sender {
         db: state.db.clone(),
         client: state.sms.clone(),

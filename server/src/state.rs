@@ -55,6 +55,10 @@ pub struct AppState {
     pub sms: crate::sms::SmsClient,
     /// Registration-text guards.
     pub guard: Arc<crate::sms::guard::Guard>,
+    /// Clock for deadlines (controllable in tests).
+    pub clock: Arc<crate::clock::Clock>,
+    /// Wakes the timer scheduler when timers change.
+    pub timers_wake: Arc<tokio::sync::Notify>,
     conn_ids: Arc<AtomicU64>,
 }
 
@@ -68,6 +72,7 @@ impl AppState {
         secret: Vec<u8>,
         sms: crate::sms::SmsClient,
         guard: crate::sms::guard::Guard,
+        clock: crate::clock::Clock,
     ) -> Self {
         Self {
             db,
@@ -78,6 +83,8 @@ impl AppState {
             outbox: Default::default(),
             sms,
             guard: Arc::new(guard),
+            clock: Arc::new(clock),
+            timers_wake: Arc::new(tokio::sync::Notify::new()),
             conn_ids: Arc::new(AtomicU64::new(1)),
         }
     }

@@ -175,9 +175,14 @@ pub struct Server {
 impl Server {
     /// Starts the server on `bind` (use "127.0.0.1:0" for any port) with extra flags.
     pub fn start(env: &Env, bind: &str, extra: &[&str]) -> Self {
+        Self::start_in(env, &env.data_dir, bind, extra)
+    }
+
+    /// Like `start`, with its own data directory (a second server on the same database).
+    pub fn start_in(env: &Env, data_dir: &Path, bind: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--bind", bind, "--database-url", &env.url, "--data-dir"])
-            .arg(&env.data_dir)
+            .arg(data_dir)
             .args(["--static-dir"])
             .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../static"))
             .args(extra)

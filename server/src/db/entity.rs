@@ -85,6 +85,12 @@ pub mod alerts {
         pub started_at: i64,
         pub ended_at: Option<i64>,
         pub claimed_by: Option<String>,
+        /// `sos` (or NULL), `timer`.
+        pub source: Option<String>,
+        /// Context, e.g. the check-in timer's note.
+        pub note: Option<String>,
+        /// Raised by a duress PIN.
+        pub duress: Option<bool>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -286,6 +292,77 @@ pub mod verifications {
         pub expires_at: i64,
         pub tries: i32,
         pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Check-in timers: an alert is raised unless the person checks in before the deadline.
+pub mod timers {
+    use sea_orm::entity::prelude::*;
+
+    /// A timer row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "timers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub device_id: String,
+        pub note: Option<String>,
+        pub destination: Option<String>,
+        pub deadline_at: i64,
+        pub grace_ms: i64,
+        pub status: String,
+        pub alert_id: Option<String>,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Hashed PINs (and duress PINs) that guard check-in and cancel.
+pub mod user_pins {
+    use sea_orm::entity::prelude::*;
+
+    /// A PIN row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "user_pins")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub pin_hash: String,
+        pub duress_pin_hash: Option<String>,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The last position each person's phone reported (tracking or SOS).
+pub mod user_positions {
+    use sea_orm::entity::prelude::*;
+
+    /// A position row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "user_positions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub lat: f64,
+        pub lon: f64,
+        pub accuracy_m: f64,
+        pub time_ms: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

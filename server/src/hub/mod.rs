@@ -24,6 +24,7 @@ struct Inner {
     sessions: DashMap<String, Arc<Session>>,
     responders: broadcast::Sender<Message>,
     revoked: broadcast::Sender<String>,
+    users: broadcast::Sender<(String, Message)>,
 }
 
 impl Default for Hub {
@@ -37,7 +38,8 @@ impl Hub {
     pub fn new() -> Self {
         let (responders, _) = broadcast::channel(RESPONDER_FEED_CAPACITY);
         let (revoked, _) = broadcast::channel(64);
-        Self { inner: Arc::new(Inner { sessions: DashMap::new(), responders, revoked }) }
+        let (users, _) = broadcast::channel(256);
+        Self { inner: Arc::new(Inner { sessions: DashMap::new(), responders, revoked, users }) }
     }
 
     /// The live session of an alert, if it is active.
@@ -79,6 +81,17 @@ impl Hub {
     /// Receives ids of revoked devices.
     pub fn revocations(&self) -> broadcast::Receiver<String> {
         self.inner.revoked.subscribe()
+    }
+
+    /// Sends a message to every live phone socket of a person (a check-in prompt).
+    pub fn tell_user(&self, user_id: &str, m: &alertme_protocol::PhoneServerMsg) {
+        let text = Message::Text(serde_json::to_string(m).expect("serializes").into());
+        let _ = self.inner.users.send((user_id.to_owned(), text));
+    }
+
+    /// Receives messages for people's phones (filter by user id).
+    pub fn user_messages(&self) -> broadcast::Receiver<(String, Message)> {
+        self.inner.users.subscribe()
     }
 
     /// Subscribes to responder updates.

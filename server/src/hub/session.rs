@@ -134,7 +134,7 @@ impl Session {
             notes: seed.notes,
         };
         for f in seed.trail {
-            if mark_stored(&mut st, f.seq) {
+            if f.seq == 0 || mark_stored(&mut st, f.seq) {
                 insert_sorted(&mut st.trail, f);
             }
         }
@@ -520,6 +520,9 @@ mod tests {
             ended_ms: None,
             claimed_by: None,
             audio_mime: None,
+            source: "sos".into(),
+            note: None,
+            duress: false,
         };
         let seed = SessionSeed {
             info,

@@ -10,6 +10,7 @@ mod recording;
 mod responder;
 mod sms_hooks;
 mod sockets;
+mod timers;
 mod watch;
 
 use axum::Router;
@@ -26,6 +27,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .merge(config::router())
         .merge(contacts::router())
         .merge(sms_hooks::router())
+        .merge(timers::router())
         .route("/openapi.yaml", axum::routing::get(openapi))
         .merge(phone::router())
         .merge(watch::router())

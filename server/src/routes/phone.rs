@@ -133,8 +133,14 @@ impl Conn {
         let mut heartbeat = tokio::time::interval(s.heartbeat);
         heartbeat.tick().await;
         let mut last_recv = Instant::now();
+        let mut user_msgs = self.state.hub.user_messages();
         let end = loop {
             tokio::select! {
+                Ok((user, msg)) = user_msgs.recv() => {
+                    if user == self.device.user_id && socket.send(msg).await.is_err() {
+                        break None;
+                    }
+                }
                 Ok(device) = revocations.recv() => {
                     if device == self.device.id {
                         break Some((close::UNAUTHORIZED, "device token revoked"));
@@ -230,6 +236,16 @@ impl Conn {
             PhoneMsg::Ping { t } => {
                 let _ = send(socket, &PhoneServerMsg::Pong { t, server_ms: crate::now_ms() }).await;
                 Flow::Continue
+            }
+            PhoneMsg::Track { fix } => {
+                match crate::timers::track(&self.state, &self.device.user_id, &fix).await {
+                    Ok(()) => Flow::Continue,
+                    Err(crate::error::Error::BadRequest(why)) => self.bad(socket, "bad_fix", &why).await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "storing a tracking fix failed");
+                        Flow::Continue
+                    }
+                }
             }
             PhoneMsg::Start { client_id, audio_mime, .. } => {
                 self.on_start(socket, client_id, audio_mime).await

@@ -406,7 +406,16 @@ impl Sender {
             .map_or_else(|| "Someone".into(), |u| u.name);
         if row.kind == kind::ALERT {
             let token = crate::auth::watch_token(&self.secret, alert_id, &contact_label(contact_id));
-            return Ok(Some(format!("{name} needs help — watch live: {}/w/{token}", self.public_url)));
+            let link = format!("{}/w/{token}", self.public_url);
+            return Ok(Some(match (alert.duress, alert.source.as_deref(), &alert.note) {
+                (Some(true), _, _) => {
+                    format!("{name} may be in danger (possible duress) — watch live: {link}")
+                }
+                (_, Some("timer"), Some(note)) => {
+                    format!("{name} needs help — {note}. Last known position: {link}")
+                }
+                _ => format!("{name} needs help — watch live: {link}"),
+            }));
         }
         Ok(Some(match AlertStatus::parse(&alert.status) {
             Some(AlertStatus::Cancelled) => {

@@ -1,0 +1,248 @@
+//! Check-in timers with a controllable clock: they fire exactly when and as often as they should,
+//! across restarts and with two servers on one PostgreSQL database; the duress PIN.
+
+mod support;
+
+use std::time::Duration;
+
+use alertme_protocol::{Fix, PhoneMsg, PhoneServerMsg, Timer};
+use serde_json::json;
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+
+const ANA: &str = "+4915112345678";
+
+struct Person {
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Person {
+    async fn new(env: &Env, server: &Server) -> Self {
+        let token = env.user("Ana", ANA);
+        let http = reqwest::Client::new();
+        let r = http
+            .put(server.http("/v1/pin"))
+            .bearer_auth(&token)
+            .json(&json!({"pin": "1234", "duress_pin": "9999"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let r = http
+            .post(server.http("/v1/contacts"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "Ben", "phone": "+4915211111111"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        Self { token, http }
+    }
+
+    async fn start_timer(&self, server: &Server, secs: u64, grace: u64) -> Timer {
+        let r = self
+            .http
+            .post(server.http("/v1/timers"))
+            .bearer_auth(&self.token)
+            .json(&json!({"duration_s": secs, "grace_s": grace, "note": "walking home", "destination": "Kreuzberg"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json().await.unwrap()
+    }
+
+    async fn end_timer(&self, server: &Server, id: &str, how: &str, pin: &str) -> (u16, String) {
+        let r = self
+            .http
+            .post(server.http(&format!("/v1/timers/{id}/{how}")))
+            .bearer_auth(&self.token)
+            .json(&json!({"pin": pin}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+async fn advance(server: &Server, ms: i64) {
+    let r = reqwest::Client::new()
+        .post(server.http("/v1/test/clock"))
+        .json(&json!({"advance_ms": ms}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}
+
+async fn timer_alerts(env: &Env) -> i64 {
+    env.scalar("SELECT COUNT(*) FROM alerts WHERE source = 'timer'").await
+}
+
+/// Waits a little for the scheduler and returns the count of timer alerts.
+async fn settled_alerts(env: &Env) -> i64 {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    timer_alerts(env).await
+}
+
+/// Fires once at deadline + grace, after prompting the phone; never again.
+async fn fires_once(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    let ana = Person::new(&env, &server).await;
+    let mut phone = connect(&server.ws("/v1/phone"), Some(&ana.token), None).await.unwrap();
+    let _welcome = next(&mut phone).await;
+    let fix = Fix {
+        seq: 1,
+        lat: 52.5,
+        lon: 13.4,
+        accuracy_m: 8.0,
+        time_ms: 1_700_000_000_000,
+        battery_pct: None,
+        speed_mps: None,
+        heading_deg: None,
+        altitude_m: None,
+    };
+    send_json(&mut phone, &PhoneMsg::Track { fix }).await;
+    let t = ana.start_timer(&server, 1500, 60).await;
+    assert_eq!(t.status, "active");
+    advance(&server, 1_499_000).await;
+    assert_eq!(settled_alerts(&env).await, 0, "not before the deadline");
+    advance(&server, 2_000).await;
+    let prompt = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let Some(Message::Text(t)) = next(&mut phone).await else { panic!("phone closed") };
+            if let PhoneServerMsg::CheckInDue { timer_id, fires_at_ms } =
+                serde_json::from_str(t.as_str()).unwrap()
+            {
+                return (timer_id, fires_at_ms);
+            }
+        }
+    })
+    .await
+    .expect("the phone is prompted at the deadline");
+    assert_eq!(prompt.0, t.id);
+    assert_eq!(prompt.1, t.deadline_ms + 60_000);
+    assert_eq!(settled_alerts(&env).await, 0, "not during the grace period");
+    advance(&server, 60_000).await;
+    eventually(Duration::from_secs(5), "the alert", || async {
+        (timer_alerts(&env).await == 1).then_some(())
+    })
+    .await;
+    advance(&server, 3_600_000).await;
+    assert_eq!(settled_alerts(&env).await, 1, "exactly once");
+    let alert = env.scalar("SELECT COUNT(*) FROM fixes f JOIN alerts a ON a.id = f.alert_id WHERE a.source = 'timer' AND f.seq = 0 AND f.lat = 52.5").await;
+    assert_eq!(alert, 1, "the alert carries the last known position");
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'alert'").await,
+        1,
+        "the contact is texted once"
+    );
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM timers WHERE status = 'fired'").await, 1);
+}
+both!(fires_once_after_grace, fires_once);
+
+/// A check-in (with the PIN) stops it for good; a wrong PIN does not.
+async fn check_in_stops_it(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    let ana = Person::new(&env, &server).await;
+    let t = ana.start_timer(&server, 600, 0).await;
+    assert_eq!(ana.end_timer(&server, &t.id, "checkin", "0000").await.0, 403);
+    let (status, body) = ana.end_timer(&server, &t.id, "checkin", "1234").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("checked_in"));
+    advance(&server, 7_200_000).await;
+    assert_eq!(settled_alerts(&env).await, 0);
+    assert_eq!(ana.end_timer(&server, &t.id, "cancel", "1234").await.0, 404, "already over");
+}
+both!(check_in_never_fires, check_in_stops_it);
+
+/// A deadline that passes while the server is down fires right after start, once.
+async fn restart_spanning_deadline(backend: Backend) {
+    let env = Env::new(backend).await;
+    let mut server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    let ana = Person::new(&env, &server).await;
+    ana.start_timer(&server, 600, 0).await;
+    server.kill();
+    // Time passes while the server is down.
+    let f = env.data_dir.join("test-clock-offset-ms");
+    let offset: i64 = std::fs::read_to_string(&f).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    std::fs::write(&f, (offset + 700_000).to_string()).unwrap();
+    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    eventually(Duration::from_secs(5), "the alert after restart", || async {
+        (timer_alerts(&env).await == 1).then_some(())
+    })
+    .await;
+    advance(&server, 3_600_000).await;
+    assert_eq!(settled_alerts(&env).await, 1);
+}
+both!(restart_spans_deadline, restart_spanning_deadline);
+
+/// Two servers on one PostgreSQL database: one alert, one text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_fire_once() {
+    let env = Env::new(Backend::Postgres).await;
+    let secret = ["--secret", "shared-secret-for-both-servers"];
+    let a = Server::start(&env, "127.0.0.1:0", &["--test-clock", secret[0], secret[1]]);
+    let ana = Person::new(&env, &a).await;
+    let other_dir = env.data_dir.join("second");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let b = Server::start_in(&env, &other_dir, "127.0.0.1:0", &["--test-clock", secret[0], secret[1]]);
+    for _ in 0..5 {
+        ana.start_timer(&a, 600, 0).await;
+    }
+    // Both clocks pass the deadlines at the same moment.
+    tokio::join!(advance(&a, 601_000), advance(&b, 601_000));
+    eventually(Duration::from_secs(10), "five alerts", || async {
+        (timer_alerts(&env).await >= 5).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(timer_alerts(&env).await, 5, "each timer fired once");
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'alert'").await,
+        5,
+        "one text per timer"
+    );
+}
+
+/// The duress PIN cancels like the real one for whoever holds the phone, and raises a silent alert.
+async fn duress(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    let ana = Person::new(&env, &server).await;
+    let normal = ana.start_timer(&server, 600, 60).await;
+    let forced = ana.start_timer(&server, 600, 60).await;
+    let (s1, b1) = ana.end_timer(&server, &normal.id, "cancel", "1234").await;
+    let (s2, b2) = ana.end_timer(&server, &forced.id, "cancel", "9999").await;
+    assert_eq!((s1, s2), (200, 200));
+    let strip = |b: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(b).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("id");
+        o.remove("deadline_ms");
+        v
+    };
+    assert_eq!(strip(&b1), strip(&b2), "the answer does not betray the duress PIN");
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM alerts WHERE duress = TRUE").await, 1);
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM alerts").await, 1, "the normal cancel raised nothing");
+    // The phone sees no active alert; contacts are told it may be duress.
+    let mut phone = connect(&server.ws("/v1/phone"), Some(&ana.token), None).await.unwrap();
+    let Some(Message::Text(t)) = next(&mut phone).await else { panic!() };
+    let PhoneServerMsg::Welcome { active_alert, .. } = serde_json::from_str(t.as_str()).unwrap() else {
+        panic!()
+    };
+    assert!(active_alert.is_none(), "nothing on the phone gives the alert away");
+    let texts = eventually(Duration::from_secs(10), "console text", || async {
+        let list: Vec<serde_json::Value> =
+            reqwest::get(server.http("/v1/dev/sms")).await.unwrap().json().await.unwrap();
+        let alert: Vec<serde_json::Value> =
+            list.into_iter().filter(|m| m["body"].as_str().unwrap().contains("watch live")).collect();
+        (!alert.is_empty()).then_some(alert)
+    })
+    .await;
+    assert!(texts[0]["body"].as_str().unwrap().contains("possible duress"), "{texts:?}");
+}
+both!(duress_pin, duress);
