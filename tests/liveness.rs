@@ -25,16 +25,6 @@ fn fix(seq: u64, time_ms: i64) -> Fix {
     }
 }
 
-async fn phone_msg(ws: &mut Ws) -> PhoneServerMsg {
-    loop {
-        match next(ws).await {
-            Some(Message::Text(t)) => return serde_json::from_str(t.as_str()).unwrap(),
-            Some(_) => continue,
-            None => panic!("phone socket closed"),
-        }
-    }
-}
-
 /// Opens a phone socket and starts (or resumes) alert `client_id`.
 async fn start(server: &Server, token: &str, client_id: &str) -> (Ws, String, String, bool, Acks) {
     let mut ws = connect(&server.ws("/v1/phone"), Some(token), None).await.unwrap();

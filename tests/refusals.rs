@@ -18,19 +18,9 @@ fn http_status(e: WsError) -> u16 {
     }
 }
 
-async fn server_msg(ws: &mut Ws) -> PhoneServerMsg {
-    loop {
-        match next(ws).await {
-            Some(Message::Text(t)) => return serde_json::from_str(t.as_str()).unwrap(),
-            Some(_) => continue,
-            None => panic!("socket closed"),
-        }
-    }
-}
-
 async fn error_code(ws: &mut Ws) -> String {
     loop {
-        if let PhoneServerMsg::Error { code, .. } = server_msg(ws).await {
+        if let PhoneServerMsg::Error { code, .. } = phone_msg(ws).await {
             return code;
         }
     }
@@ -68,7 +58,7 @@ async fn refuses_bad_traffic(backend: Backend) {
     assert!(allowed.is_ok(), "configured origin is accepted");
 
     let mut ws = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();
-    assert!(matches!(server_msg(&mut ws).await, PhoneServerMsg::Welcome { protocol: 1, .. }));
+    assert!(matches!(phone_msg(&mut ws).await, PhoneServerMsg::Welcome { protocol: 1, .. }));
     // Before start, nothing streams.
     send_json(&mut ws, &serde_json::json!({"type": "fix", "fixes": []})).await;
     assert_eq!(error_code(&mut ws).await, "not_started");
@@ -88,7 +78,7 @@ async fn refuses_bad_traffic(backend: Backend) {
         },
     )
     .await;
-    let PhoneServerMsg::Started { alert_id, watch_url, .. } = server_msg(&mut ws).await else {
+    let PhoneServerMsg::Started { alert_id, watch_url, .. } = phone_msg(&mut ws).await else {
         panic!("no started")
     };
     // Out-of-range fixes are refused one by one, with the reason.
@@ -100,7 +90,7 @@ async fn refuses_bad_traffic(backend: Backend) {
     assert_eq!(error_code(&mut ws).await, "bad_fix");
     // Audio must come in order: a chunk ahead of a missing one is refused with what to resend.
     ws.send(Message::Binary(encode_phone_chunk(5, b"\xff\xf1").into())).await.unwrap();
-    match server_msg(&mut ws).await {
+    match phone_msg(&mut ws).await {
         PhoneServerMsg::Error { code, expected, .. } => {
             assert_eq!(code, "audio_gap");
             assert_eq!(expected, Some(1));

@@ -338,6 +338,21 @@ pub async fn next(ws: &mut Ws) -> Option<Message> {
     }
 }
 
+/// The next phone-socket message, skipping the unsolicited `deliveries` updates (they may come
+/// at any time after `started`).
+pub async fn phone_msg(ws: &mut Ws) -> alertme_protocol::PhoneServerMsg {
+    loop {
+        match next(ws).await {
+            Some(Message::Text(t)) => match serde_json::from_str(t.as_str()).unwrap() {
+                alertme_protocol::PhoneServerMsg::Deliveries { .. } => continue,
+                m => return m,
+            },
+            Some(_) => continue,
+            None => panic!("phone socket closed"),
+        }
+    }
+}
+
 /// Sends a JSON text message.
 pub async fn send_json<T: serde::Serialize>(ws: &mut Ws, m: &T) {
     ws.send(Message::Text(serde_json::to_string(m).unwrap().into())).await.unwrap();
