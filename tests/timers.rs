@@ -1,5 +1,5 @@
-//! Check-in timers with a controllable clock: they fire exactly when and as often as they should,
-//! across restarts and with two servers on one PostgreSQL database; the duress PIN.
+//! Escalation without the button: check-in timers with a controllable clock (exactly when and as
+//! often as they should, across restarts and two servers), the duress PIN, a silent SOS phone.
 
 mod support;
 
@@ -246,3 +246,46 @@ async fn duress(backend: Backend) {
     assert!(texts[0]["body"].as_str().unwrap().contains("possible duress"), "{texts:?}");
 }
 both!(duress_pin, duress);
+
+/// An SOS phone that goes silent: watchers see the link lost, contacts are texted once with the
+/// last known position.
+async fn silent_phone(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server =
+        Server::start(&env, "127.0.0.1:0", &["--phone-silence-ms", "300", "--phone-silent-text-ms", "800"]);
+    let ana = Person::new(&env, &server).await;
+    let mut phone = connect(&server.ws("/v1/phone"), Some(&ana.token), None).await.unwrap();
+    let _welcome = next(&mut phone).await;
+    send_json(
+        &mut phone,
+        &PhoneMsg::Start { client_id: "sos".into(), audio_mime: None, pressed_at_ms: None },
+    )
+    .await;
+    let fix = Fix {
+        seq: 1,
+        lat: 52.51234,
+        lon: 13.41234,
+        accuracy_m: 6.0,
+        time_ms: 1_700_000_000_000,
+        battery_pct: Some(9),
+        speed_mps: None,
+        heading_deg: None,
+        altitude_m: None,
+    };
+    send_json(&mut phone, &PhoneMsg::Fix { fixes: vec![fix] }).await;
+    // Then nothing: no fix, no audio, no ping.
+    let texts = eventually(Duration::from_secs(10), "phone-silent text", || async {
+        let list: Vec<serde_json::Value> =
+            reqwest::get(server.http("/v1/dev/sms")).await.unwrap().json().await.unwrap();
+        let t: Vec<serde_json::Value> =
+            list.into_iter().filter(|m| m["body"].as_str().unwrap().contains("gone silent")).collect();
+        (!t.is_empty()).then_some(t)
+    })
+    .await;
+    let body = texts[0]["body"].as_str().unwrap();
+    assert!(body.contains("mlat=52.51234&mlon=13.41234"), "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'phone_silent'").await, 1, "once");
+    drop(phone);
+}
+both!(silent_phone_texts_once, silent_phone);

@@ -6,6 +6,7 @@ mod m20261125_000001_core;
 mod m20261125_000002_contacts_sms;
 mod m20261125_000003_event_detail;
 mod m20261125_000004_timers;
+mod m20261125_000005_silence_geozones;
 
 /// Runs AlertMe's migrations in order.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_contacts_sms::Migration),
             Box::new(m20261125_000003_event_detail::Migration),
             Box::new(m20261125_000004_timers::Migration),
+            Box::new(m20261125_000005_silence_geozones::Migration),
         ]
     }
 }

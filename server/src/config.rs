@@ -139,6 +139,10 @@ pub struct ServeConfig {
     /// A phone heard from less recently than this (ms) is shown to watchers as "connection lost".
     #[arg(long, env = "ALERTME_PHONE_SILENCE_MS", default_value_t = 20_000)]
     pub phone_silence_ms: u64,
+    /// An SOS phone silent (no fix, audio or heartbeat) this many ms gets its contacts texted,
+    /// once, with the last known position.
+    #[arg(long, env = "ALERTME_PHONE_SILENT_TEXT_MS", default_value_t = 120_000)]
+    pub phone_silent_text_ms: u64,
     /// A send to a watcher that does not complete within this many ms closes that watcher.
     #[arg(long, env = "ALERTME_SEND_TIMEOUT_MS", default_value_t = 5_000)]
     pub send_timeout_ms: u64,

@@ -74,6 +74,10 @@ pub async fn serve(
     };
     let state = AppState::new(db, hub.clone(), store, settings, secret, sms, guard, clock);
     tokio::spawn(timers::run(state.clone(), state.timers_wake.clone()));
+    tokio::spawn(alerts::watch_silence(
+        state.clone(),
+        Duration::from_millis(cfg.phone_silent_text_ms.max(100)),
+    ));
     let sender = sms::outbox::Sender {
         db: state.db.clone(),
         client: state.sms.clone(),

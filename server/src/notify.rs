@@ -45,14 +45,22 @@ pub async fn alert_started(
 
 /// Queues an "all clear" to every contact who was texted about the alert.
 pub async fn alert_ended(txn: &DatabaseTransaction, alert_id: &str) -> Result<(), DbErr> {
+    follow_up(txn, alert_id, kind::ALL_CLEAR).await
+}
+
+/// Queues "the phone went silent, last known position …" to every contact texted about the alert.
+pub async fn phone_silent(txn: &DatabaseTransaction, alert_id: &str) -> Result<(), DbErr> {
+    follow_up(txn, alert_id, kind::PHONE_SILENT).await
+}
+
+async fn follow_up(txn: &DatabaseTransaction, alert_id: &str, what: &str) -> Result<(), DbErr> {
     let texted = sms_outbox::Entity::find()
         .filter(sms_outbox::Column::AlertId.eq(alert_id))
         .filter(sms_outbox::Column::Kind.eq(kind::ALERT))
         .all(txn)
         .await?;
     for r in texted {
-        outbox::enqueue(txn, kind::ALL_CLEAR, Some(alert_id), r.contact_id.as_deref(), &r.to_phone, None)
-            .await?;
+        outbox::enqueue(txn, what, Some(alert_id), r.contact_id.as_deref(), &r.to_phone, None).await?;
     }
     Ok(())
 }

@@ -91,6 +91,8 @@ pub mod alerts {
         pub note: Option<String>,
         /// Raised by a duress PIN.
         pub duress: Option<bool>,
+        /// When contacts were told the phone went silent (at most once).
+        pub silent_texted_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -363,6 +365,39 @@ pub mod user_positions {
         pub lon: f64,
         pub accuracy_m: f64,
         pub time_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Geozones and their persisted inside/outside state.
+pub mod geozones {
+    use sea_orm::entity::prelude::*;
+
+    /// A geozone row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "geozones")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub name: String,
+        /// `safe` (alert on leaving) or `danger` (alert on entering).
+        pub kind: String,
+        /// GeoJSON geometry: a Point (with `radius_m`) or a Polygon.
+        pub geometry: String,
+        pub radius_m: Option<f64>,
+        /// Confirmed state; NULL until a clear first fix.
+        pub inside: Option<bool>,
+        /// State a crossing is pending towards.
+        pub candidate: Option<bool>,
+        pub candidate_count: i32,
+        pub candidate_since: Option<i64>,
+        pub last_fix_time: Option<i64>,
+        pub created_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -68,6 +68,8 @@ struct State {
     audio: Option<AudioLive>,
     phone: PhoneLink,
     last_heard: Option<Instant>,
+    /// Since when the phone has been shown as lost.
+    lost_since: Option<Instant>,
     ev: u64,
     ring: VecDeque<Arc<LiveEvent>>,
     ring_bytes: usize,
@@ -126,6 +128,7 @@ impl Session {
             audio: None,
             phone: PhoneLink { connected: false, last_seen_ms: None },
             last_heard: None,
+            lost_since: None,
             ev: 0,
             ring: VecDeque::new(),
             ring_bytes: 0,
@@ -198,6 +201,11 @@ impl Session {
     /// The phone connection currently streaming into this alert.
     pub fn owner(&self) -> u64 {
         *self.owner.borrow()
+    }
+
+    /// How long the phone has been lost (`None` while connected or never heard from).
+    pub fn silent_for(&self) -> Option<Duration> {
+        self.lock().lost_since.map(|t| t.elapsed())
     }
 
     /// Alert summary now.
@@ -278,6 +286,7 @@ impl Session {
     pub fn phone_heard(&self, now_ms: i64) {
         let mut st = self.lock();
         st.last_heard = Some(Instant::now());
+        st.lost_since = None;
         st.phone.last_seen_ms = Some(now_ms);
         if !st.phone.connected {
             st.phone.connected = true;
@@ -292,6 +301,7 @@ impl Session {
         let silent = st.last_heard.is_none_or(|t| t.elapsed() >= silence);
         if st.phone.connected && (force || silent) {
             st.phone.connected = false;
+            st.lost_since = Some(Instant::now());
             self.publish_phone(&mut st);
             return true;
         }

@@ -37,6 +37,8 @@ pub mod kind {
     pub const ALERT: &str = "alert";
     /// The alert ended.
     pub const ALL_CLEAR: &str = "all_clear";
+    /// The SOS phone went silent: last known position.
+    pub const PHONE_SILENT: &str = "phone_silent";
     /// Informational text to a new contact.
     pub const CONTACT_ADDED: &str = "contact_added";
     /// Verification code.
@@ -363,10 +365,10 @@ impl Sender {
         in_doubt: bool,
         why: &SmsError,
     ) -> Result<(), DbErr> {
-        let max = if row.kind == kind::ALERT || row.kind == kind::ALL_CLEAR {
-            MAX_ATTEMPTS_ALERT
-        } else {
+        let max = if row.kind == kind::CODE || row.kind == kind::CONTACT_ADDED {
             MAX_ATTEMPTS_OTHER
+        } else {
+            MAX_ATTEMPTS_ALERT
         };
         if attempts >= max {
             tracing::error!(row = row.id, attempts, "giving up on text");
@@ -391,7 +393,7 @@ impl Sender {
     /// The text of a row. Alert texts are rendered now rather than stored, so the database never
     /// holds a usable watch link; rendering is deterministic, which reconciliation relies on.
     async fn render(&self, row: &sms_outbox::Model) -> Result<Option<String>, DbErr> {
-        if row.kind != kind::ALERT && row.kind != kind::ALL_CLEAR {
+        if row.kind != kind::ALERT && row.kind != kind::ALL_CLEAR && row.kind != kind::PHONE_SILENT {
             return Ok(row.body.clone());
         }
         let (Some(alert_id), Some(contact_id)) = (&row.alert_id, &row.contact_id) else {
@@ -416,6 +418,22 @@ impl Sender {
                 }
                 _ => format!("{name} needs help — watch live: {link}"),
             }));
+        }
+        if row.kind == kind::PHONE_SILENT {
+            let token = crate::auth::watch_token(&self.secret, alert_id, &contact_label(contact_id));
+            let last = crate::db::entity::fixes::Entity::find()
+                .filter(crate::db::entity::fixes::Column::AlertId.eq(alert_id.clone()))
+                .order_by_desc(crate::db::entity::fixes::Column::DeviceTime)
+                .one(&self.db)
+                .await?;
+            let place = last.map_or_else(
+                || "no position was received".to_owned(),
+                |f| format!("last known position https://www.openstreetmap.org/?mlat={:.5}&mlon={:.5}#map=17/{:.5}/{:.5}", f.lat, f.lon, f.lat, f.lon),
+            );
+            return Ok(Some(format!(
+                "{name}'s phone has gone silent during their SOS; {place} — watch: {}/w/{token}",
+                self.public_url
+            )));
         }
         Ok(Some(match AlertStatus::parse(&alert.status) {
             Some(AlertStatus::Cancelled) => {
