@@ -289,3 +289,66 @@ async fn silent_phone(backend: Backend) {
     drop(phone);
 }
 both!(silent_phone_texts_once, silent_phone);
+
+/// The 10-minute walk against a 150 m safe zone around its start: exactly one exit, where the
+/// walk really leaves it, and none again after a crash and a resend of the same fixes.
+async fn walk_leaves_safe_zone_once(backend: Backend) {
+    let env = Env::new(backend).await;
+    let mut server = Server::start(&env, "127.0.0.1:0", &[]);
+    let addr = server.addr.clone();
+    let ana = Person::new(&env, &server).await;
+    let track = alertme_server::sim::track::load(&fixture("gps/gps_walk_10min.gpx")).unwrap();
+    let start = &track[0];
+    let zone = json!({"name": "Home", "kind": "safe", "radius_m": 150.0,
+        "geometry": {"type": "Point", "coordinates": [start.lon, start.lat]}});
+    let r =
+        ana.http.post(server.http("/v1/geozones")).bearer_auth(&ana.token).json(&zone).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let send = |range: std::ops::Range<usize>, server_ws: String| {
+        let (token, track) = (ana.token.clone(), track.clone());
+        async move {
+            let mut phone = connect(&server_ws, Some(&token), None).await.unwrap();
+            let _welcome = next(&mut phone).await;
+            for f in &track[range] {
+                send_json(&mut phone, &PhoneMsg::Track { fix: f.clone() }).await;
+            }
+            send_json(&mut phone, &PhoneMsg::Ping { t: Some(1) }).await;
+            // The pong comes after every track message before it was handled.
+            loop {
+                if let PhoneServerMsg::Pong { .. } = phone_msg(&mut phone).await {
+                    break;
+                }
+            }
+        }
+    };
+    // Where the walk confirms the exit, by the same rules: the server dies one fix before it.
+    let shape = alertme_server::geozones::Shape::Circle { lat: start.lat, lon: start.lon, radius_m: 150.0 };
+    let mut st = alertme_server::geozones::ZoneState::default();
+    let k = track
+        .iter()
+        .position(|f| {
+            alertme_server::geozones::observe(
+                &mut st,
+                shape.signed_distance(f.lat, f.lon),
+                f.accuracy_m,
+                f.time_ms,
+            )
+            .is_some()
+        })
+        .expect("the walk leaves the zone");
+    send(0..k, server.ws("/v1/phone")).await;
+    let alerts = || env.scalar("SELECT COUNT(*) FROM alerts WHERE source = 'geozone'");
+    assert_eq!(alerts().await, 0, "not yet: one clear fix outside is pending");
+    server.kill();
+    let server = Server::start(&env, &addr, &[]);
+    // After the restart the phone resends an overlapping stretch (ignored as backfill), then the rest.
+    send(k - 5..600, server.ws("/v1/phone")).await;
+    assert_eq!(alerts().await, 1, "exactly one exit: the pending crossing survived the crash");
+    let lat = env.scalar("SELECT CAST(f.lat * 10000000 AS BIGINT) FROM fixes f JOIN alerts a ON a.id = f.alert_id WHERE a.source = 'geozone'").await as f64 / 1e7;
+    let lon = env.scalar("SELECT CAST(f.lon * 10000000 AS BIGINT) FROM fixes f JOIN alerts a ON a.id = f.alert_id WHERE a.source = 'geozone'").await as f64 / 1e7;
+    let d = 150.0 - shape.signed_distance(lat, lon);
+    println!("safe zone left at fix {} ({d:.0} m from its centre)", k + 1);
+    assert!((150.0..=230.0).contains(&d), "exit reported {d:.0} m from the centre");
+    assert!((lat - track[k].lat).abs() < 1e-6 && (lon - track[k].lon).abs() < 1e-6, "at the confirming fix");
+}
+both!(geozone_walk, walk_leaves_safe_zone_once);

@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod e164;
 pub mod error;
+pub mod geozones;
 pub mod hub;
 pub mod notify;
 pub mod registration;

@@ -270,8 +270,7 @@ pub async fn track(state: &AppState, user_id: &str, fix: &Fix) -> Result<()> {
     Ok(())
 }
 
-/// Puts the person's last known position on a server-raised alert as fix `seq` 0 (phones
-/// number theirs from 1, so it never collides with what a phone streams later).
+/// Puts the person's last known position on a server-raised alert.
 async fn add_last_position(
     state: &AppState,
     txn: &sea_orm::DatabaseTransaction,
@@ -281,17 +280,39 @@ async fn add_last_position(
     let Some(p) = user_positions::Entity::find_by_id(user_id.to_owned()).one(txn).await? else {
         return Ok(());
     };
+    let fix = Fix {
+        seq: 0,
+        lat: p.lat,
+        lon: p.lon,
+        accuracy_m: p.accuracy_m,
+        time_ms: p.time_ms,
+        battery_pct: None,
+        speed_mps: None,
+        heading_deg: None,
+        altitude_m: None,
+    };
+    add_fix_zero(state, txn, alert_id, &fix).await
+}
+
+/// Stores `fix` as fix `seq` 0 of a server-raised alert (phones number theirs from 1, so it
+/// never collides with what a phone streams into the alert later).
+pub async fn add_fix_zero(
+    state: &AppState,
+    txn: &sea_orm::DatabaseTransaction,
+    alert_id: &str,
+    fix: &Fix,
+) -> Result<()> {
     fixes::ActiveModel {
         alert_id: Set(alert_id.to_owned()),
         seq: Set(0),
-        lat: Set(p.lat),
-        lon: Set(p.lon),
-        accuracy_m: Set(p.accuracy_m),
-        device_time: Set(p.time_ms),
-        battery_pct: Set(None),
-        speed_mps: Set(None),
-        heading_deg: Set(None),
-        altitude_m: Set(None),
+        lat: Set(fix.lat),
+        lon: Set(fix.lon),
+        accuracy_m: Set(fix.accuracy_m),
+        device_time: Set(fix.time_ms),
+        battery_pct: Set(fix.battery_pct.map(i16::from)),
+        speed_mps: Set(fix.speed_mps),
+        heading_deg: Set(fix.heading_deg),
+        altitude_m: Set(fix.altitude_m),
         received_at: Set(state.clock.now_ms()),
     }
     .insert(txn)

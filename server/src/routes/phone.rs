@@ -239,7 +239,13 @@ impl Conn {
             }
             PhoneMsg::Track { fix } => {
                 match crate::timers::track(&self.state, &self.device.user_id, &fix).await {
-                    Ok(()) => Flow::Continue,
+                    Ok(()) => {
+                        let (user, device) = (&self.device.user_id, &self.device.id);
+                        if let Err(e) = crate::geozones::check(&self.state, user, device, &fix).await {
+                            tracing::error!(error = %e, "geozone check failed");
+                        }
+                        Flow::Continue
+                    }
                     Err(crate::error::Error::BadRequest(why)) => self.bad(socket, "bad_fix", &why).await,
                     Err(e) => {
                         tracing::error!(error = %e, "storing a tracking fix failed");
@@ -365,6 +371,12 @@ impl Conn {
             }
         }
         if !good.is_empty() {
+            for f in &good {
+                let (user, device) = (&self.device.user_id, &self.device.id);
+                if let Err(e) = crate::geozones::check(&self.state, user, device, f).await {
+                    tracing::error!(error = %e, "geozone check failed");
+                }
+            }
             self.state.store.fixes(sess, good, self.notice_tx.clone()).await;
         }
         Flow::Continue

@@ -1,4 +1,4 @@
-//! `/v1/timers` (check-in timers), `/v1/pin`, and the test clock.
+//! `/v1/timers` (check-in timers), `/v1/pin`, `/v1/geozones`, and the test clock.
 
 use alertme_protocol::{PinBody, PinSetup, Timer, TimerStart};
 use axum::extract::{Path, State};
@@ -20,6 +20,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/timers/{id}/checkin", post(check_in))
         .route("/v1/timers/{id}/cancel", post(cancel))
         .route("/v1/test/clock", post(advance_clock))
+        .route("/v1/geozones", post(add_zone).get(list_zones))
+        .route("/v1/geozones/{id}", axum::routing::delete(remove_zone))
 }
 
 async fn set_pin(
@@ -90,4 +92,28 @@ async fn advance_clock(
     }
     state.clock.advance(b.advance_ms).map_err(|e| Error::Internal(e.into()))?;
     Ok(Json(serde_json::json!({ "now_ms": state.clock.now_ms() })))
+}
+
+async fn add_zone(
+    State(state): State<AppState>,
+    DeviceAuth(me): DeviceAuth,
+    AppJson(z): AppJson<crate::geozones::Zone>,
+) -> Result<(StatusCode, Json<crate::geozones::Zone>)> {
+    Ok((StatusCode::CREATED, Json(crate::geozones::create(&state, &me.user_id, z).await?)))
+}
+
+async fn list_zones(
+    State(state): State<AppState>,
+    DeviceAuth(me): DeviceAuth,
+) -> Result<Json<Vec<crate::geozones::Zone>>> {
+    Ok(Json(crate::geozones::list(&state, &me.user_id).await?))
+}
+
+async fn remove_zone(
+    State(state): State<AppState>,
+    DeviceAuth(me): DeviceAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    crate::geozones::remove(&state, &me.user_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
