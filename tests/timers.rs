@@ -352,3 +352,26 @@ async fn walk_leaves_safe_zone_once(backend: Backend) {
     assert!((lat - track[k].lat).abs() < 1e-6 && (lon - track[k].lon).abs() < 1e-6, "at the confirming fix");
 }
 both!(geozone_walk, walk_leaves_safe_zone_once);
+
+/// The phone-side CLI drives the same API: start a timer, check in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_from_the_command_line() {
+    let env = Env::new(Backend::Sqlite).await;
+    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    let ana = Person::new(&env, &server).await;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(["timer", "--server", &server.http(""), "--token", &ana.token])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = run(&["start", "--minutes", "25", "--note", "walking home"]);
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    assert!(out.contains("active"), "{out}");
+    assert!(run(&["checkin", &id, "--pin", "1234"]).contains("checked_in"));
+    advance(&server, 3_600_000).await;
+    assert_eq!(settled_alerts(&env).await, 0);
+}

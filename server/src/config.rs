@@ -30,6 +30,8 @@ pub enum Command {
     Responder(ResponderCmd),
     /// Simulate a phone: stream a GPX track and an audio recording as an SOS.
     Phone(crate::sim::PhoneArgs),
+    /// Check-in timers from the command line, as a phone would use them (`alertme timer --help`).
+    Timer(crate::sim::timer::TimerArgs),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
 }

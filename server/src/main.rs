@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
             alertme_server::cli::responder_add(&name, &db).await
         }
         Command::Phone(args) => alertme_server::sim::run(args).await,
+        Command::Timer(args) => alertme_server::sim::timer::run(args).await,
         Command::Migrate(db) => alertme_server::db::connect(&db.url()).await.map(|_| ()),
     }
 }

@@ -4,6 +4,7 @@
 //! it, across dropped connections; on reconnect it resumes the same alert, sends the newest fix
 //! first, then the fix backlog, then the audio. It exits non-zero if anything stayed unacknowledged.
 
+pub mod timer;
 pub mod track;
 
 use std::collections::BTreeMap;
