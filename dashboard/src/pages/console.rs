@@ -208,6 +208,8 @@ pub fn Console() -> impl IntoView {
             <li class:unclaimed=unclaimed data-testid="alert-row" data-alert=id.clone()>
                 <button class="name" on:click=move |_| selected.set(Some(open_id.clone()))>{a.alert.user_name.clone()}</button>
                 <span class="meta">{format!("since {} ({age_min} min)", clock(a.alert.started_ms))}</span>
+                {a.alert.duress.then(|| view! { <span class="duress">"POSSIBLE DURESS"</span> })}
+                {a.alert.note.clone().map(|n| view! { <span class="meta">{n}</span> })}
                 <span class="meta">{if a.phone.connected { "phone connected" } else { "phone lost" }}</span>
                 {match claimed {
                     Some(r) => view! { <span class="claimed">{format!("{r} is on it")}</span> }.into_any(),

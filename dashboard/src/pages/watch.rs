@@ -215,6 +215,14 @@ pub fn Watch(
             }>
                 <header class=move || format!("status {}", live.alert.get().map_or("loading", |a| if a.status == AlertStatus::Active { "active" } else { "ended" }))>
                     <h1 data-testid="title">{title}</h1>
+                    {move || live.alert.get().and_then(|a| {
+                        let why = match (a.duress, a.note) {
+                            (true, _) => Some("Possible duress: they may be forced to act normally.".to_owned()),
+                            (false, Some(n)) => Some(format!("Raised automatically: {n}.")),
+                            _ => None,
+                        };
+                        why.map(|w| view! { <p class="why" data-testid="why">{w}</p> })
+                    })}
                 </header>
                 <Show when=move || load.get() == Load::Offline>
                     <p class="bad">"Cannot reach the server. Retrying when the page is reloaded."</p>
