@@ -97,3 +97,39 @@ pub async fn responder_add(name: &str, db: &DbArgs) -> anyhow::Result<()> {
     println!("{token}");
     Ok(())
 }
+
+/// `alertme bench-users`: many users with one device token each, for the load generator.
+pub async fn bench_users(count: usize, db: &DbArgs) -> anyhow::Result<()> {
+    let conn = db::connect(&db.url()).await?;
+    let now = crate::now_ms();
+    let mut tokens = Vec::with_capacity(count);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(200) {
+        let mut us = Vec::new();
+        let mut ds = Vec::new();
+        for &i in chunk {
+            let uid = uuid::Uuid::now_v7().to_string();
+            us.push(users::ActiveModel {
+                id: Set(uid.clone()),
+                name: Set(format!("Bench {i}")),
+                phone: Set(format!("+49100{:08}", i)),
+                created_at: Set(now),
+            });
+            let token = auth::new_token(auth::DEVICE_PREFIX);
+            ds.push(devices::ActiveModel {
+                id: Set(uuid::Uuid::now_v7().to_string()),
+                user_id: Set(uid),
+                label: Set("bench".into()),
+                token_hash: Set(auth::hash_token(&token)),
+                created_at: Set(now),
+                revoked_at: Set(None),
+            });
+            tokens.push(token);
+        }
+        users::Entity::insert_many(us).exec_without_returning(&conn).await?;
+        devices::Entity::insert_many(ds).exec_without_returning(&conn).await?;
+    }
+    for t in tokens {
+        println!("{t}");
+    }
+    Ok(())
+}

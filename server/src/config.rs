@@ -32,6 +32,18 @@ pub enum Command {
     Phone(crate::sim::PhoneArgs),
     /// Check-in timers from the command line, as a phone would use them (`alertme timer --help`).
     Timer(crate::sim::timer::TimerArgs),
+    /// Load generator: drive phones and watchers against a server on loopback and report.
+    Bench(crate::bench::BenchArgs),
+    /// Create N users with a device token each, printing the tokens (used by `bench`).
+    #[command(hide = true)]
+    BenchUsers {
+        /// How many.
+        #[arg(long)]
+        count: usize,
+        /// Database location.
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Apply database migrations and exit.
     Migrate(DbArgs),
 }

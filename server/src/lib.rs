@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod audio;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

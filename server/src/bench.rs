@@ -1,0 +1,638 @@
+//! `alertme bench SCENARIO`: a load generator that drives real phones and watchers over the real
+//! protocol against a server it starts on loopback (and, for comparison, a Node.js `ws`
+//! broadcast hub doing the same fan-out), and reports throughput, latency, CPU and memory.
+//!
+//! Latency is measured from timestamps in the payload: a fix's `time_ms` and the first bytes
+//! after an audio frame's ADTS header carry microseconds since the run started.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alertme_protocol::audio::{encode_phone_chunk, WatchHeader, PHONE_HEADER_LEN};
+use alertme_protocol::{Fix, PhoneMsg, PhoneServerMsg, WatchMsg};
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// SOS sessions × watchers: each phone 1 fix/s and 24 kbit/s audio in 200 ms chunks.
+    Fanout,
+    /// Few sessions with many watchers each (defaults 200 × 50).
+    Wide,
+    /// Many idle watcher sockets: memory per socket.
+    Idle,
+    /// Many phones streaming with durable acks: ack latency.
+    Ingest,
+}
+
+/// Options of `alertme bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// SOS sessions (phones).
+    #[arg(long)]
+    pub sessions: Option<usize>,
+    /// Watchers per session.
+    #[arg(long)]
+    pub watchers: Option<usize>,
+    /// Idle sockets (idle scenario).
+    #[arg(long, default_value_t = 2000)]
+    pub sockets: usize,
+    /// Seconds of measured load.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Also drive the Node.js `ws` peer (bench/peers/ws-hub.js) and report ratios.
+    #[arg(long)]
+    pub peer: bool,
+    /// Database for the server under test (default: a fresh SQLite file).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Results of one target.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// `alertme` or `node-ws`.
+    pub target: String,
+    /// Frames delivered to watchers per second.
+    pub delivered_per_s: f64,
+    /// End-to-end latency percentiles, µs.
+    pub latency_us: Percentiles,
+    /// Server CPU time per delivered frame, µs.
+    pub cpu_us_per_frame: f64,
+    /// Server resident memory at the end, KiB.
+    pub rss_kib: u64,
+    /// Extra resident memory per idle socket, bytes (idle scenario).
+    pub idle_bytes_per_socket: Option<f64>,
+    /// Phone → ack latency percentiles, µs (ingest).
+    pub ack_us: Option<Percentiles>,
+    /// Fixes a watcher never got.
+    pub lost: u64,
+    /// Fixes a watcher got twice.
+    pub duplicates: u64,
+    /// Machine load average (1 min) at the end; > cores means a noisy run.
+    pub load_avg: f64,
+}
+
+/// Latency percentiles in µs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: u64,
+    /// 90th.
+    pub p90: u64,
+    /// 99th.
+    pub p99: u64,
+    /// 99.9th.
+    pub p999: u64,
+    /// Samples.
+    pub n: usize,
+}
+
+fn percentiles(mut v: Vec<u64>) -> Percentiles {
+    if v.is_empty() {
+        return Percentiles::default();
+    }
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+    Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), n: v.len() }
+}
+
+/// Raises the open-files limit to the hard limit: the idle scenario opens thousands of sockets.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+/// CPU time (user + system) of a process, µs, from /proc.
+fn cpu_us(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1_000_000 / hz
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn load_avg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A process under test, killed on drop.
+struct Target {
+    child: Child,
+    base: String,
+    name: &'static str,
+    /// Device tokens (alertme) or room names (peer), one per session.
+    phones: Vec<String>,
+    dir: Option<PathBuf>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn wait_line(child: &mut Child, prefix: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, BufReader};
+    let out = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(out).lines();
+    let prefix = prefix.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines.by_ref().map_while(Result::ok) {
+            if let Some(rest) = l.strip_prefix(&prefix) {
+                let _ = tx.send(rest.to_owned());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30)).context("process did not start")
+}
+
+fn start_alertme(args: &BenchArgs, sessions: usize) -> anyhow::Result<Target> {
+    let exe = std::env::current_exe()?;
+    let dir = std::env::temp_dir().join(format!("alertme-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
+    // Accounts first, through the same code as `alertme user add`.
+    let mut phones = Vec::new();
+    let rt_phones = sessions;
+    let out = Command::new(&exe)
+        .args(["bench-users", "--count", &rt_phones.to_string(), "--database-url", &url, "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "error")
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("creating bench users failed");
+    }
+    phones.extend(String::from_utf8(out.stdout)?.lines().map(str::to_owned));
+    let mut child = Command::new(&exe)
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &url, "--data-dir"])
+        .arg(&dir)
+        .args(["--heartbeat-ms", "60000", "--phone-silence-ms", "600000", "--static-dir", "/nonexistent"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let addr = wait_line(&mut child, "AlertMe is running on http://")?;
+    Ok(Target { child, base: format!("ws://{addr}"), name: "alertme", phones, dir: Some(dir) })
+}
+
+fn start_peer(sessions: usize) -> anyhow::Result<Target> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/peers/ws-hub.js");
+    let mut child = Command::new("node")
+        .arg(&script)
+        .arg("0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("running node (install Node.js, then `npm install` in bench/peers)")?;
+    let port = wait_line(&mut child, "peer listening on ")?;
+    Ok(Target {
+        child,
+        base: format!("ws://127.0.0.1:{port}"),
+        name: "node-ws",
+        phones: (0..sessions).map(|i| format!("room{i}")).collect(),
+        dir: None,
+    })
+}
+
+/// Microseconds since the run's epoch.
+fn us(epoch: Instant) -> u64 {
+    epoch.elapsed().as_micros() as u64
+}
+
+/// One synthetic ADTS frame carrying a timestamp (valid header, so the hub relays it whole).
+fn adts_frame(t_us: u64, len: usize) -> Vec<u8> {
+    let len = len.clamp(16, 8191);
+    let mut f = vec![0u8; len];
+    f[0] = 0xFF;
+    f[1] = 0xF1; // MPEG-4, layer 0, no CRC
+    f[2] = (1 << 6) | (4 << 2); // AAC LC, 44.1 kHz
+    f[3] = (1 << 6) | ((len >> 11) & 0x03) as u8; // mono
+    f[4] = ((len >> 3) & 0xFF) as u8;
+    f[5] = (((len & 0x07) << 5) | 0x1F) as u8;
+    f[6] = 0xFC;
+    f[7..15].copy_from_slice(&t_us.to_be_bytes());
+    f
+}
+
+struct Shared {
+    epoch: Instant,
+    latencies: Mutex<Vec<u64>>,
+    acks: Mutex<Vec<u64>>,
+    delivered: AtomicU64,
+    measuring: std::sync::atomic::AtomicBool,
+    seen: Mutex<Vec<Vec<u32>>>,
+}
+
+async fn connect(
+    url: &str,
+    token: Option<&str>,
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
+    let mut req = url.into_client_request()?;
+    if let Some(t) = token {
+        req.headers_mut().insert("authorization", format!("Bearer {t}").parse()?);
+    }
+    Ok(tokio_tungstenite::connect_async(req).await?.0)
+}
+
+/// A phone: starts its alert (alertme) and streams fixes and audio until `stop`.
+async fn phone(
+    target_base: String,
+    alertme: bool,
+    id: String,
+    session: usize,
+    shared: Arc<Shared>,
+    stop: Instant,
+    watch_tx: tokio::sync::oneshot::Sender<String>,
+) -> anyhow::Result<()> {
+    let url =
+        if alertme { format!("{target_base}/v1/phone") } else { format!("{target_base}/v1/phone?room={id}") };
+    let mut ws = connect(&url, alertme.then_some(id.as_str())).await?;
+    let mut sent_at = std::collections::HashMap::new();
+    if alertme {
+        ws.next().await; // welcome
+        let start = PhoneMsg::Start {
+            client_id: format!("bench-{session}"),
+            audio_mime: Some("audio/aac".into()),
+            pressed_at_ms: None,
+        };
+        ws.send(Message::Text(serde_json::to_string(&start)?.into())).await?;
+        loop {
+            let Some(Ok(Message::Text(t))) = ws.next().await else { bail!("no started") };
+            if let Ok(PhoneServerMsg::Started { watch_url, .. }) = serde_json::from_str(t.as_str()) {
+                let _ = watch_tx.send(watch_url.rsplit('/').next().unwrap_or_default().to_owned());
+                break;
+            }
+        }
+    } else {
+        let _ = watch_tx.send(id.clone());
+    }
+    // Give watchers time to join before the measured stream starts.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    shared.measuring.store(true, Ordering::Relaxed);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let (mut fix_seq, mut audio_seq, mut n) = (0u64, 0u64, 0u64);
+    while Instant::now() < stop {
+        tokio::select! {
+            _ = tick.tick() => {
+                n += 1;
+                audio_seq += 1;
+                // 24 kbit/s in 200 ms chunks: 600 bytes.
+                let chunk = encode_phone_chunk(audio_seq, &adts_frame(us(shared.epoch), 600));
+                ws.send(Message::Binary(chunk.into())).await?;
+                if n % 5 == 0 {
+                    fix_seq += 1;
+                    let t = us(shared.epoch);
+                    sent_at.insert(fix_seq, t);
+                    let fix = Fix { seq: fix_seq, lat: 52.5, lon: 13.4, accuracy_m: 5.0, time_ms: t as i64, battery_pct: None, speed_mps: None, heading_deg: None, altitude_m: None };
+                    ws.send(Message::Text(serde_json::to_string(&PhoneMsg::Fix { fixes: vec![fix] })?.into())).await?;
+                }
+            }
+            m = ws.next() => {
+                let Some(Ok(Message::Text(t))) = m else { continue };
+                if let Ok(PhoneServerMsg::Ack { acks }) = serde_json::from_str(t.as_str()) {
+                    let now = us(shared.epoch);
+                    let mut a = shared.acks.lock().unwrap();
+                    sent_at.retain(|s, at| if *s <= acks.fix { a.push(now - *at); false } else { true });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A watcher: counts what arrives and measures latency from the payload timestamps.
+async fn watcher(url: String, session: usize, shared: Arc<Shared>, stop: Instant) -> anyhow::Result<()> {
+    let mut ws = connect(&url, None).await?;
+    let deadline = tokio::time::Instant::from_std(stop + Duration::from_secs(2));
+    let mut seqs = Vec::new();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        let now = us(shared.epoch);
+        let t = match &m {
+            Message::Text(t) => match serde_json::from_str::<WatchMsg>(t.as_str()) {
+                Ok(WatchMsg::Fix { fix, .. }) => {
+                    seqs.push(fix.seq as u32);
+                    Some(fix.time_ms as u64)
+                }
+                Ok(_) => None,
+                // The peer relays the phone's own messages.
+                Err(_) => match serde_json::from_str::<PhoneMsg>(t.as_str()) {
+                    Ok(PhoneMsg::Fix { fixes }) => fixes.first().map(|f| {
+                        seqs.push(f.seq as u32);
+                        f.time_ms as u64
+                    }),
+                    _ => None,
+                },
+            },
+            Message::Binary(b) => {
+                let payload = match WatchHeader::parse(b) {
+                    Some((h, p)) if h.kind == alertme_protocol::audio::KIND_UNIT => Some(p),
+                    _ if b.first() == Some(&alertme_protocol::audio::KIND_PHONE_AUDIO) => {
+                        b.get(PHONE_HEADER_LEN..)
+                    }
+                    _ => None,
+                };
+                payload
+                    .and_then(|p| p.get(7..15))
+                    .map(|ts| u64::from_be_bytes(ts.try_into().expect("8 bytes")))
+            }
+            _ => None,
+        };
+        if let Some(t) = t {
+            if shared.measuring.load(Ordering::Relaxed) {
+                shared.delivered.fetch_add(1, Ordering::Relaxed);
+                shared.latencies.lock().unwrap().push(now.saturating_sub(t));
+            }
+        }
+    }
+    shared.seen.lock().unwrap()[session].extend(seqs);
+    Ok(())
+}
+
+async fn run_stream(
+    target: &Target,
+    sessions: usize,
+    watchers: usize,
+    seconds: f64,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Report> {
+    let alertme = target.name == "alertme";
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        latencies: Mutex::new(Vec::new()),
+        acks: Mutex::new(Vec::new()),
+        delivered: AtomicU64::new(0),
+        measuring: Default::default(),
+        seen: Mutex::new(vec![Vec::new(); sessions]),
+    });
+    let stop = Instant::now() + Duration::from_secs_f64(seconds + 1.5);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rooms = Vec::new();
+    for (i, id) in target.phones.iter().take(sessions).enumerate() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tasks.spawn(phone(target.base.clone(), alertme, id.clone(), i, shared.clone(), stop, tx));
+        rooms.push(rx);
+    }
+    for (i, rx) in rooms.into_iter().enumerate() {
+        let key = rx.await.context("a phone did not start")?;
+        let url = if alertme {
+            format!("{}/v1/watch?token={key}", target.base)
+        } else {
+            format!("{}/v1/watch?room={key}", target.base)
+        };
+        for _ in 0..watchers {
+            tasks.spawn(watcher(url.clone(), i, shared.clone(), stop));
+        }
+    }
+    let pid = target.child.id();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cpu0 = cpu_us(pid);
+    let d0 = shared.delivered.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    while Instant::now() < stop {
+        bar.set_message(format!(
+            "{}: {} frames delivered",
+            target.name,
+            shared.delivered.load(Ordering::Relaxed)
+        ));
+        bar.tick();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let frames = shared.delivered.load(Ordering::Relaxed) - d0;
+    let cpu = cpu_us(pid) - cpu0;
+    let rss = rss_kib(pid);
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "bench client failed");
+        }
+    }
+    // Loss and duplicates: each watcher must see fixes 1..=n once (n = the phone's last).
+    let (mut lost, mut dups) = (0u64, 0u64);
+    for seqs in shared.seen.lock().unwrap().iter() {
+        let Some(&max) = seqs.iter().max() else { continue };
+        let mut counts = vec![0u32; max as usize + 1];
+        for &s in seqs {
+            counts[s as usize] += 1;
+        }
+        // Watchers of one session share the list: each seq should appear `watchers` times.
+        for c in &counts[1..] {
+            let c = *c as u64;
+            let w = watchers as u64;
+            if c < w {
+                lost += w - c;
+            } else if c > w {
+                dups += c - w;
+            }
+        }
+    }
+    let lat = std::mem::take(&mut *shared.latencies.lock().unwrap());
+    let acks = std::mem::take(&mut *shared.acks.lock().unwrap());
+    Ok(Report {
+        target: target.name.into(),
+        delivered_per_s: frames as f64 / secs,
+        latency_us: percentiles(lat),
+        cpu_us_per_frame: if frames > 0 { cpu as f64 / frames as f64 } else { 0.0 },
+        rss_kib: rss,
+        idle_bytes_per_socket: None,
+        ack_us: (!acks.is_empty()).then(|| percentiles(acks)),
+        lost,
+        duplicates: dups,
+        load_avg: load_avg(),
+    })
+}
+
+async fn run_idle(target: &Target, sockets: usize, bar: &indicatif::ProgressBar) -> anyhow::Result<Report> {
+    let alertme = target.name == "alertme";
+    let key = if alertme {
+        // One alert to watch.
+        let mut ws = connect(&format!("{}/v1/phone", target.base), Some(&target.phones[0])).await?;
+        ws.next().await;
+        let start = PhoneMsg::Start { client_id: "bench-idle".into(), audio_mime: None, pressed_at_ms: None };
+        ws.send(Message::Text(serde_json::to_string(&start)?.into())).await?;
+        loop {
+            let Some(Ok(Message::Text(t))) = ws.next().await else { bail!("no started") };
+            if let Ok(PhoneServerMsg::Started { watch_url, .. }) = serde_json::from_str(t.as_str()) {
+                tokio::spawn(async move {
+                    let _keep = ws;
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                });
+                break watch_url.rsplit('/').next().unwrap_or_default().to_owned();
+            }
+        }
+    } else {
+        "room0".to_owned()
+    };
+    let url = if alertme {
+        format!("{}/v1/watch?token={key}", target.base)
+    } else {
+        format!("{}/v1/watch?room={key}", target.base)
+    };
+    let pid = target.child.id();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss0 = rss_kib(pid);
+    let mut open = Vec::with_capacity(sockets);
+    let port: u16 = target.base.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    for i in 0..sockets {
+        // Spread over 127.0.0.x sources: one source address has ~28k ephemeral ports.
+        let src = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i / 10_000) as u8);
+        let sock = tokio::net::TcpSocket::new_v4()?;
+        sock.bind((src, 0).into())?;
+        let stream = sock.connect((std::net::Ipv4Addr::LOCALHOST, port).into()).await?;
+        let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream).await?;
+        open.push(ws);
+        if i % 500 == 0 {
+            bar.set_message(format!("{}: {i} idle sockets", target.name));
+            bar.tick();
+        }
+    }
+    // Let snapshots drain and the server settle.
+    for ws in open.iter_mut() {
+        let _ = tokio::time::timeout(Duration::from_millis(2), ws.next()).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss1 = rss_kib(pid);
+    let per = (rss1.saturating_sub(rss0) * 1024) as f64 / sockets as f64;
+    Ok(Report {
+        target: target.name.into(),
+        rss_kib: rss1,
+        idle_bytes_per_socket: Some(per),
+        load_avg: load_avg(),
+        ..Default::default()
+    })
+}
+
+/// Runs a scenario and prints a table (and JSON when asked).
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let (sessions, watchers) = match args.scenario {
+        Scenario::Fanout => (args.sessions.unwrap_or(1000), args.watchers.unwrap_or(5)),
+        Scenario::Wide => (args.sessions.unwrap_or(200), args.watchers.unwrap_or(50)),
+        Scenario::Ingest => (args.sessions.unwrap_or(1000), args.watchers.unwrap_or(0)),
+        Scenario::Idle => (1, 0),
+    };
+    let bar = indicatif::ProgressBar::new_spinner();
+    let mut reports = Vec::new();
+    let mut targets = vec![start_alertme(&args, sessions)?];
+    if args.peer && args.scenario != Scenario::Ingest {
+        targets.push(start_peer(sessions)?);
+    }
+    for t in &targets {
+        let r = match args.scenario {
+            Scenario::Idle => run_idle(t, args.sockets, &bar).await?,
+            _ => run_stream(t, sessions, watchers, args.seconds, &bar).await?,
+        };
+        reports.push(r);
+    }
+    bar.finish_and_clear();
+    println!("scenario {:?}: {sessions} sessions × {watchers} watchers, {} s", args.scenario, args.seconds);
+    println!(
+        "{:<8} {:>12} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>10} {:>6} {:>5}",
+        "target",
+        "frames/s",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "cpu µs/fr",
+        "rss KiB",
+        "idle B/sk",
+        "lost",
+        "dups"
+    );
+    for r in &reports {
+        println!(
+            "{:<8} {:>12.0} {:>9} {:>9} {:>9} {:>9} {:>10.2} {:>9} {:>10} {:>6} {:>5}",
+            r.target,
+            r.delivered_per_s,
+            r.latency_us.p50,
+            r.latency_us.p90,
+            r.latency_us.p99,
+            r.latency_us.p999,
+            r.cpu_us_per_frame,
+            r.rss_kib,
+            r.idle_bytes_per_socket.map_or("-".into(), |b| format!("{b:.0}")),
+            r.lost,
+            r.duplicates
+        );
+        if let Some(a) = &r.ack_us {
+            println!(
+                "         ack latency µs: p50 {} p90 {} p99 {} p99.9 {} (n {})",
+                a.p50, a.p90, a.p99, a.p999, a.n
+            );
+        }
+    }
+    if let [a, p] = &reports[..] {
+        let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
+        println!(
+            "alertme ÷ node-ws: cpu/frame {:.2}, p99 {:.2}, idle bytes/socket {:.2}",
+            ratio(a.cpu_us_per_frame, p.cpu_us_per_frame),
+            ratio(a.latency_us.p99 as f64, p.latency_us.p99 as f64),
+            ratio(a.idle_bytes_per_socket.unwrap_or(f64::NAN), p.idle_bytes_per_socket.unwrap_or(f64::NAN)),
+        );
+    }
+    let load = load_avg();
+    if load > 2.0 {
+        println!("note: load average {load:.1} on this machine during the run: a noisy run, trust the ratios over the absolutes");
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "scenario": args.scenario, "sessions": sessions, "watchers": watchers, "seconds": args.seconds, "reports": reports }),
+            )?,
+        )?;
+    }
+    let bad: u64 = reports.iter().filter(|r| r.target == "alertme").map(|r| r.lost + r.duplicates).sum();
+    if bad > 0 {
+        bail!("{bad} fixes lost or duplicated");
+    }
+    Ok(())
+}
