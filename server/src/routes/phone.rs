@@ -371,13 +371,14 @@ impl Conn {
             }
         }
         if !good.is_empty() {
+            // Durability first: the geozone check must not delay the ack.
+            self.state.store.fixes(sess, good.clone(), self.notice_tx.clone()).await;
             for f in &good {
                 let (user, device) = (&self.device.user_id, &self.device.id);
                 if let Err(e) = crate::geozones::check(&self.state, user, device, f).await {
                     tracing::error!(error = %e, "geozone check failed");
                 }
             }
-            self.state.store.fixes(sess, good, self.notice_tx.clone()).await;
         }
         Flow::Continue
     }
