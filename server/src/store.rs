@@ -178,7 +178,7 @@ struct PlannedWrite {
 
 enum Done {
     Fixes(Arc<Session>, Vec<Fix>),
-    Audio(Arc<Session>, u64, u16, String, Bytes),
+    Audio(Arc<Session>, u64, String, Bytes),
 }
 
 impl Writer {
@@ -227,7 +227,7 @@ impl Writer {
                     };
                     if seq < open.next_seq {
                         // A resend of something stored: the ack it gets now is all it needs.
-                        done.push(Done::Audio(session, seq, 0, mime, Bytes::new()));
+                        done.push(Done::Audio(session, seq, mime, Bytes::new()));
                         continue;
                     }
                     if seq > open.next_seq {
@@ -272,10 +272,9 @@ impl Writer {
                     });
                     *len += bytes.len() as u64;
                     open.next_seq += 1;
-                    let part = *p;
                     touched.push(id);
                     notices.push(notice);
-                    done.push(Done::Audio(session, seq, part, mime, bytes));
+                    done.push(Done::Audio(session, seq, mime, bytes));
                 }
             }
         }
@@ -314,9 +313,7 @@ impl Writer {
         for d in done {
             match d {
                 Done::Fixes(s, fixes) => s.fixes_stored(&fixes),
-                Done::Audio(s, seq, part, mime, bytes) if !bytes.is_empty() => {
-                    s.audio_stored(seq, part, &mime, &bytes)
-                }
+                Done::Audio(s, seq, mime, bytes) if !bytes.is_empty() => s.audio_stored(seq, &mime, &bytes),
                 Done::Audio(..) => {}
             }
         }

@@ -65,6 +65,11 @@ struct State {
     fix_contig: u64,
     fix_above: BTreeSet<u64>,
     audio_acked: u64,
+    /// Fixes already shown to watchers (relayed on arrival, before they are durable).
+    relayed: BTreeSet<u64>,
+    /// Highest audio chunk relayed, and the bytes relayed into the current part.
+    relayed_audio: u64,
+    relayed_part_bytes: u64,
     audio: Option<AudioLive>,
     phone: PhoneLink,
     last_heard: Option<Instant>,
@@ -125,6 +130,9 @@ impl Session {
             fix_contig: 0,
             fix_above: BTreeSet::new(),
             audio_acked: seed.audio_acked,
+            relayed: BTreeSet::new(),
+            relayed_audio: seed.audio_acked,
+            relayed_part_bytes: 0,
             audio: None,
             phone: PhoneLink { connected: false, last_seen_ms: None },
             last_heard: None,
@@ -138,10 +146,12 @@ impl Session {
         };
         for f in seed.trail {
             if f.seq == 0 || mark_stored(&mut st, f.seq) {
+                st.relayed.insert(f.seq);
                 insert_sorted(&mut st.trail, f);
             }
         }
         if let Some((part, mime, bytes)) = seed.audio_part {
+            st.relayed_part_bytes = bytes.len() as u64;
             if let Some(c) = Container::from_mime(&mime) {
                 let mut demux = Demuxer::new(c);
                 let units = demux.push(&bytes);
@@ -219,48 +229,72 @@ impl Session {
         summary_of(&st)
     }
 
-    /// Records fixes that are now durable; publishes the ones not seen before.
-    pub fn fixes_stored(&self, fixes: &[Fix]) {
+    /// Shows newly arrived fixes to watchers at once (they are stored in parallel; the phone's
+    /// ack waits for the commit, watchers need not).
+    pub fn fixes_received(&self, fixes: &[Fix]) {
         let mut st = self.lock();
+        self.relay_fixes(&mut st, fixes);
+    }
+
+    fn relay_fixes(&self, st: &mut State, fixes: &[Fix]) {
         let mut any = false;
         for f in fixes {
-            if !mark_stored(&mut st, f.seq) {
+            if !st.relayed.insert(f.seq) {
                 continue;
             }
             insert_sorted(&mut st.trail, f.clone());
             let m = WatchMsg::Fix { ev: st.ev + 1, fix: f.clone() };
-            self.publish(&mut st, json(&m), None);
+            self.publish(st, json(&m), None);
             any = true;
         }
         if any {
             let now = Instant::now();
             if st.last_responder_update.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
                 st.last_responder_update = Some(now);
-                self.tell_responders(&st);
+                self.tell_responders(st);
             }
+        }
+    }
+
+    /// Records fixes that are now durable: moves the acks (and relays any not shown yet).
+    pub fn fixes_stored(&self, fixes: &[Fix]) {
+        let mut st = self.lock();
+        self.relay_fixes(&mut st, fixes);
+        for f in fixes {
+            mark_stored(&mut st, f.seq);
         }
         let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
         drop(st);
         self.acks.send_if_modified(|a| std::mem::replace(a, acks) != acks);
     }
 
-    /// Records an audio chunk that is now durable, relays the whole units it completes.
-    /// `new_part` is set when the chunk starts a new stored part (a restarted recorder).
-    pub fn audio_stored(&self, seq: u64, part: u16, mime: &str, bytes: &[u8]) {
+    /// Relays a newly arrived audio chunk if it is the next one, cutting whole units from it.
+    /// Parts follow the writer's rule (a new recorder header after stored bytes starts a new
+    /// part), so the relayed and the stored numbering agree.
+    pub fn audio_received(&self, seq: u64, mime: &str, bytes: &[u8]) {
         let mut st = self.lock();
-        if seq <= st.audio_acked {
-            return;
+        self.relay_audio(&mut st, seq, mime, bytes);
+    }
+
+    fn relay_audio(&self, st: &mut State, seq: u64, mime: &str, bytes: &[u8]) {
+        if seq != st.relayed_audio + 1 {
+            return; // a duplicate, or ahead of a gap the writer will report
         }
-        st.audio_acked = seq;
-        let starts_part = st.audio.as_ref().is_none_or(|a| a.part != part);
-        if starts_part {
-            if let Some(c) = Container::from_mime(mime) {
-                st.audio =
-                    Some(AudioLive { part, mime: mime.to_owned(), demux: Demuxer::new(c), next_unit: 0 });
-                let m = WatchMsg::AudioPart { ev: st.ev + 1, part, mime: mime.to_owned() };
-                self.publish(&mut st, json(&m), None);
-            }
+        let Some(container) = Container::from_mime(mime) else { return };
+        st.relayed_audio = seq;
+        let part = match &st.audio {
+            None => Some(0),
+            Some(a) if st.relayed_part_bytes > 0 && container.starts_recording(bytes) => Some(a.part + 1),
+            Some(_) => None,
+        };
+        if let Some(part) = part {
+            st.relayed_part_bytes = 0;
+            st.audio =
+                Some(AudioLive { part, mime: mime.to_owned(), demux: Demuxer::new(container), next_unit: 0 });
+            let m = WatchMsg::AudioPart { ev: st.ev + 1, part, mime: mime.to_owned() };
+            self.publish(st, json(&m), None);
         }
+        st.relayed_part_bytes += bytes.len() as u64;
         if let Some(mut a) = st.audio.take() {
             let had_init = a.demux.init().is_some();
             let units = a.demux.push(bytes);
@@ -268,15 +302,25 @@ impl Session {
                 if let Some(init) = a.demux.init() {
                     let h = WatchHeader { kind: KIND_INIT, flags: 0, part: a.part, ev: st.ev + 1 };
                     let msg = Message::Binary(Bytes::from(h.frame(init)));
-                    self.publish(&mut st, msg, None);
+                    self.publish(st, msg, None);
                 }
             }
             let now = Instant::now();
             for u in units {
-                push_unit(&mut st, &mut a, u, now, &self.tx);
+                push_unit(st, &mut a, u, now, &self.tx);
             }
             st.audio = Some(a);
         }
+    }
+
+    /// Records an audio chunk that is now durable: moves the ack (and relays it if not yet).
+    pub fn audio_stored(&self, seq: u64, mime: &str, bytes: &[u8]) {
+        let mut st = self.lock();
+        if seq <= st.audio_acked {
+            return;
+        }
+        self.relay_audio(&mut st, seq, mime, bytes);
+        st.audio_acked = seq;
         let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
         drop(st);
         self.acks.send_if_modified(|a| std::mem::replace(a, acks) != acks);

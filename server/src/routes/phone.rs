@@ -371,7 +371,9 @@ impl Conn {
             }
         }
         if !good.is_empty() {
-            // Durability first: the geozone check must not delay the ack.
+            // Watchers see the fixes now; the ack waits for the commit. The geozone check comes
+            // last so that it delays neither.
+            sess.fixes_received(&good);
             self.state.store.fixes(sess, good.clone(), self.notice_tx.clone()).await;
             for f in &good {
                 let (user, device) = (&self.device.user_id, &self.device.id);
@@ -391,6 +393,9 @@ impl Conn {
             Ok(x) => x,
             Err(e) => return self.bad(socket, "bad_frame", &e.to_string()).await,
         };
+        if let Some(mime) = &self.mime {
+            sess.audio_received(seq, mime, audio);
+        }
         let offset = frame.len() - audio.len();
         self.state
             .store
