@@ -32,7 +32,8 @@ async fn upgrade(
 ) -> Result<Response> {
     sockets::check_origin(&state, &headers)?;
     let responder = auth::responder(&state.db, &sockets::token(&headers, &query)?).await?;
-    Ok(sockets::configure(ws).on_upgrade(move |socket| run(state, responder, socket)))
+    Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER)
+        .on_upgrade(move |socket| run(state, responder, socket)))
 }
 
 /// `GET /v1/alerts?status=active|ended&q=NAME&limit=N`: the console's alert history.

@@ -31,11 +31,17 @@ pub mod close {
     pub const STORAGE: u16 = 4503;
 }
 
+/// Read buffer of phone sockets: they send audio chunks of a few KiB.
+pub const PHONE_READ_BUFFER: usize = 4 * 1024;
+/// Read buffer of watcher and console sockets: they only send pongs and short commands, and
+/// there can be thousands of them idle.
+pub const VIEWER_READ_BUFFER: usize = 512;
+
 /// tungstenite's default read buffer is 128 KiB per socket, which costs ~144 KB per idle
-/// connection (measured); 4 KiB is plenty for our small frames. Writes are bounded so a stuck
-/// peer cannot make us buffer without limit: sends beyond it fail and the socket is closed.
-pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.read_buffer_size(4 * 1024)
+/// connection (measured); ours is sized per kind of peer. Writes are bounded so a stuck peer
+/// cannot make us buffer without limit: sends beyond it fail and the socket is closed.
+pub fn configure(ws: WebSocketUpgrade, read_buffer: usize) -> WebSocketUpgrade {
+    ws.read_buffer_size(read_buffer)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(MAX_MESSAGE_BYTES)

@@ -46,7 +46,8 @@ async fn upgrade(
         (None, None) => None,
         _ => return Err(Error::BadRequest("resume needs both epoch and a numeric ev".into())),
     };
-    Ok(sockets::configure(ws).on_upgrade(move |socket| run(state, session, resume, socket)))
+    Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER)
+        .on_upgrade(move |socket| run(state, session, resume, socket)))
 }
 
 /// The alert a watch request may see: a watch token's own alert, or with a responder token the
