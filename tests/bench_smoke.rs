@@ -49,3 +49,10 @@ fn idle_smoke_with_peer() {
     let out = bench(&["idle", "--sockets", "200", "--peer"]);
     assert!(out.contains("idle B/sk"), "{out}");
 }
+
+#[test]
+fn storm_smoke() {
+    let out = bench(&["storm", "--sessions", "5", "--watchers", "2", "--seconds", "6"]);
+    assert!(out.contains("after a restart: all phones resumed in"), "{out}");
+    assert!(!out.contains("not within"), "everyone must come back: {out}");
+}

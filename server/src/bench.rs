@@ -32,6 +32,9 @@ pub enum Scenario {
     Idle,
     /// Many phones streaming with durable acks: ack latency.
     Ingest,
+    /// Phones and watchers streaming; the server is SIGKILLed and restarted: everyone reconnects
+    /// at once and resumes. Time to resume, and nothing acknowledged lost.
+    Storm,
 }
 
 /// Options of `alertme bench`.
@@ -86,6 +89,10 @@ pub struct Report {
     pub duplicates: u64,
     /// Machine load average (1 min) at the end; > cores means a noisy run.
     pub load_avg: f64,
+    /// Storm: ms from the restarted server listening until every phone resumed its alert.
+    pub phones_resumed_ms: Option<u64>,
+    /// Storm: ms until every watcher had a fresh snapshot.
+    pub watchers_resynced_ms: Option<u64>,
 }
 
 /// Latency percentiles in µs.
@@ -155,6 +162,8 @@ fn load_avg() -> f64 {
 /// A process under test, killed on drop.
 struct Target {
     child: Child,
+    /// How to start it again on the same port (storm).
+    restart: Option<Command>,
     base: String,
     name: &'static str,
     /// Device tokens (alertme) or room names (peer), one per session.
@@ -209,16 +218,20 @@ fn start_alertme(args: &BenchArgs, sessions: usize) -> anyhow::Result<Target> {
         bail!("creating bench users failed");
     }
     phones.extend(String::from_utf8(out.stdout)?.lines().map(str::to_owned));
-    let mut child = Command::new(&exe)
-        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &url, "--data-dir"])
-        .arg(&dir)
-        .args(["--heartbeat-ms", "60000", "--phone-silence-ms", "600000", "--static-dir", "/nonexistent"])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let serve = |bind: &str| {
+        let mut c = Command::new(&exe);
+        c.args(["serve", "--bind", bind, "--database-url", &url, "--data-dir"])
+            .arg(&dir)
+            .args(["--heartbeat-ms", "60000", "--phone-silence-ms", "600000", "--static-dir", "/nonexistent"])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        c
+    };
+    let mut child = serve("127.0.0.1:0").spawn()?;
     let addr = wait_line(&mut child, "AlertMe is running on http://")?;
-    Ok(Target { child, base: format!("ws://{addr}"), name: "alertme", phones, dir: Some(dir) })
+    let restart = Some(serve(&addr));
+    Ok(Target { child, restart, base: format!("ws://{addr}"), name: "alertme", phones, dir: Some(dir) })
 }
 
 fn start_peer(sessions: usize) -> anyhow::Result<Target> {
@@ -233,6 +246,7 @@ fn start_peer(sessions: usize) -> anyhow::Result<Target> {
     let port = wait_line(&mut child, "peer listening on ")?;
     Ok(Target {
         child,
+        restart: None,
         base: format!("ws://127.0.0.1:{port}"),
         name: "node-ws",
         phones: (0..sessions).map(|i| format!("room{i}")).collect(),
@@ -488,6 +502,8 @@ async fn run_stream(
         lost,
         duplicates: dups,
         load_avg: load_avg(),
+        phones_resumed_ms: None,
+        watchers_resynced_ms: None,
     })
 }
 
@@ -551,6 +567,231 @@ async fn run_idle(target: &Target, sockets: usize, bar: &indicatif::ProgressBar)
     })
 }
 
+/// Storm counters.
+#[derive(Default)]
+struct StormState {
+    /// Watchers that got their first snapshot (the storm waits for all of them).
+    joined: AtomicU64,
+    resumed: AtomicU64,
+    resynced: AtomicU64,
+    lost: AtomicU64,
+}
+
+/// A phone that keeps its unacknowledged fixes and resumes its alert after any disconnect.
+async fn storm_phone(
+    base: String,
+    token: String,
+    session: usize,
+    st: Arc<StormState>,
+    stop: Instant,
+) -> anyhow::Result<()> {
+    let mut unacked = std::collections::BTreeMap::<u64, Fix>::new();
+    let (mut seq, mut connections) = (0u64, 0u32);
+    let mut next_fix = Instant::now();
+    while Instant::now() < stop + Duration::from_secs(5) {
+        let Ok(mut ws) = connect(&format!("{base}/v1/phone"), Some(&token)).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let start =
+            PhoneMsg::Start { client_id: format!("storm-{session}"), audio_mime: None, pressed_at_ms: None };
+        if ws.send(Message::Text(serde_json::to_string(&start)?.into())).await.is_err() {
+            continue;
+        }
+        let acked = loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    if let Ok(PhoneServerMsg::Started { acks, .. }) = serde_json::from_str(t.as_str()) {
+                        break Some(acks.fix);
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => break None,
+            }
+        };
+        let Some(acked) = acked else { continue };
+        connections += 1;
+        if connections > 1 {
+            st.resumed.fetch_add(1, Ordering::Relaxed);
+        }
+        unacked.retain(|s, _| *s > acked);
+        let backlog: Vec<Fix> = unacked.values().cloned().collect();
+        if !backlog.is_empty()
+            && ws
+                .send(Message::Text(serde_json::to_string(&PhoneMsg::Fix { fixes: backlog })?.into()))
+                .await
+                .is_err()
+        {
+            continue;
+        }
+        loop {
+            if Instant::now() >= stop && unacked.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= stop + Duration::from_secs(5) {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(next_fix)), if Instant::now() < stop => {
+                    next_fix += Duration::from_secs(1);
+                    seq += 1;
+                    let fix = Fix { seq, lat: 52.5, lon: 13.4, accuracy_m: 5.0, time_ms: seq as i64, battery_pct: None, speed_mps: None, heading_deg: None, altitude_m: None };
+                    unacked.insert(seq, fix.clone());
+                    if ws.send(Message::Text(serde_json::to_string(&PhoneMsg::Fix { fixes: vec![fix] })?.into())).await.is_err() {
+                        break;
+                    }
+                }
+                m = ws.next() => match m {
+                    Some(Ok(Message::Text(t))) => {
+                        if let Ok(PhoneServerMsg::Ack { acks }) = serde_json::from_str(t.as_str()) {
+                            unacked.retain(|s, _| *s > acks.fix);
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => break,
+                },
+                _ = tokio::time::sleep(Duration::from_millis(200)), if Instant::now() >= stop => {}
+            }
+        }
+    }
+    st.lost.fetch_add(unacked.len() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+/// A watcher that reconnects with its epoch and last event, as the dashboard does.
+async fn storm_watcher(url: String, st: Arc<StormState>, stop: Instant) {
+    let mut resume: Option<(String, u64)> = None;
+    let mut connections = 0;
+    while Instant::now() < stop {
+        let u = match &resume {
+            Some((e, ev)) => format!("{url}&epoch={e}&ev={ev}"),
+            None => url.clone(),
+        };
+        let Ok(mut ws) = connect(&u, None).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        connections += 1;
+        let deadline = tokio::time::Instant::from_std(stop);
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.next()).await {
+            let Message::Text(t) = m else { continue };
+            match serde_json::from_str::<WatchMsg>(t.as_str()) {
+                Ok(WatchMsg::Snapshot { epoch, ev, .. }) => {
+                    if connections > 1 {
+                        st.resynced.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        st.joined.fetch_add(1, Ordering::Relaxed);
+                    }
+                    resume = Some((epoch, ev));
+                }
+                Ok(
+                    WatchMsg::Fix { ev, .. }
+                    | WatchMsg::Phone { ev, .. }
+                    | WatchMsg::Alert { ev, .. }
+                    | WatchMsg::Deliveries { ev, .. },
+                ) => {
+                    if let Some(r) = resume.as_mut() {
+                        r.1 = ev;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn run_storm(
+    target: &mut Target,
+    sessions: usize,
+    watchers: usize,
+    seconds: f64,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Report> {
+    let st = Arc::new(StormState::default());
+    // Setup takes a few seconds, then the restart; leave room to resume and stream after it.
+    let stop = Instant::now() + Duration::from_secs_f64(seconds.max(6.0) + 15.0);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, token) in target.phones.iter().take(sessions).enumerate() {
+        tasks.spawn(storm_phone(target.base.clone(), token.clone(), i, st.clone(), stop));
+    }
+    // Watchers need each alert's watch token: the phone-side `started` gave none here, so ask the
+    // server like the dashboard does, through the device's own link (derived, stable).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut watch_urls = Vec::new();
+    for (i, token) in target.phones.iter().take(sessions).enumerate() {
+        let mut ws = connect(&format!("{}/v1/phone", target.base), Some(token)).await?;
+        let start =
+            PhoneMsg::Start { client_id: format!("storm-{i}"), audio_mime: None, pressed_at_ms: None };
+        ws.send(Message::Text(serde_json::to_string(&start)?.into())).await?;
+        loop {
+            let Some(Ok(Message::Text(t))) = ws.next().await else { bail!("no started") };
+            if let Ok(PhoneServerMsg::Started { watch_url, .. }) = serde_json::from_str(t.as_str()) {
+                watch_urls.push(format!(
+                    "{}/v1/watch?token={}",
+                    target.base,
+                    watch_url.rsplit('/').next().unwrap_or_default()
+                ));
+                break;
+            }
+        }
+        // This second connection took the alert over; the phone task reconnects and resumes.
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    st.resumed.store(0, Ordering::Relaxed);
+    for url in &watch_urls {
+        for _ in 0..watchers {
+            tasks.spawn({
+                let (url, st) = (url.clone(), st.clone());
+                async move {
+                    storm_watcher(url, st, stop).await;
+                    Ok(())
+                }
+            });
+        }
+    }
+    let all = (sessions * watchers) as u64;
+    let t = Instant::now();
+    while st.joined.load(Ordering::Relaxed) < all && t.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The storm: a power cut of the server process, and a restart on the same port.
+    bar.set_message("restarting the server");
+    let _ = target.child.kill();
+    let _ = target.child.wait();
+    st.resumed.store(0, Ordering::Relaxed);
+    st.resynced.store(0, Ordering::Relaxed);
+    let mut cmd = target.restart.take().context("this target cannot be restarted")?;
+    let mut child = cmd.spawn()?;
+    wait_line(&mut child, "AlertMe is running on http://")?;
+    let t0 = Instant::now();
+    target.child = child;
+    let (mut phones_ms, mut watchers_ms) = (None, None);
+    while t0.elapsed() < Duration::from_secs(30) && (phones_ms.is_none() || watchers_ms.is_none()) {
+        if phones_ms.is_none() && st.resumed.load(Ordering::Relaxed) >= sessions as u64 {
+            phones_ms = Some(t0.elapsed().as_millis() as u64);
+        }
+        if watchers_ms.is_none() && st.resynced.load(Ordering::Relaxed) >= (sessions * watchers) as u64 {
+            watchers_ms = Some(t0.elapsed().as_millis() as u64);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "storm client failed");
+        }
+    }
+    Ok(Report {
+        target: target.name.into(),
+        rss_kib: rss_kib(target.child.id()),
+        lost: st.lost.load(Ordering::Relaxed),
+        load_avg: load_avg(),
+        phones_resumed_ms: phones_ms,
+        watchers_resynced_ms: watchers_ms,
+        ..Default::default()
+    })
+}
+
 /// Runs a scenario and prints a table (and JSON when asked).
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     raise_fd_limit();
@@ -559,16 +800,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Wide => (args.sessions.unwrap_or(200), args.watchers.unwrap_or(50)),
         Scenario::Ingest => (args.sessions.unwrap_or(1000), args.watchers.unwrap_or(0)),
         Scenario::Idle => (1, 0),
+        Scenario::Storm => (args.sessions.unwrap_or(500), args.watchers.unwrap_or(2)),
     };
     let bar = indicatif::ProgressBar::new_spinner();
     let mut reports = Vec::new();
     let mut targets = vec![start_alertme(&args, sessions)?];
-    if args.peer && args.scenario != Scenario::Ingest {
+    if args.peer && !matches!(args.scenario, Scenario::Ingest | Scenario::Storm) {
         targets.push(start_peer(sessions)?);
     }
-    for t in &targets {
+    for t in &mut targets {
         let r = match args.scenario {
             Scenario::Idle => run_idle(t, args.sockets, &bar).await?,
+            Scenario::Storm => run_storm(t, sessions, watchers, args.seconds, &bar).await?,
             _ => run_stream(t, sessions, watchers, args.seconds, &bar).await?,
         };
         reports.push(r);
@@ -604,6 +847,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             r.lost,
             r.duplicates
         );
+        if r.phones_resumed_ms.is_some() || args.scenario == Scenario::Storm {
+            let show = |v: Option<u64>| v.map_or("not within 30 s".to_owned(), |ms| format!("{ms} ms"));
+            println!(
+                "         after a restart: all phones resumed in {}, all watchers resynced in {}",
+                show(r.phones_resumed_ms),
+                show(r.watchers_resynced_ms)
+            );
+        }
         if let Some(a) = &r.ack_us {
             println!(
                 "         ack latency µs: p50 {} p90 {} p99 {} p99.9 {} (n {})",
