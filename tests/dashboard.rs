@@ -96,6 +96,15 @@ where
     }
 }
 
+/// The phone simulator streaming the 10-minute walk with a recording from the fixtures.
+fn walk_with_audio(server: &Server, token: &str, audio: &str, extra: &[&str]) -> Phone {
+    let gpx = fixture("gps/gps_walk_10min.gpx").display().to_string();
+    let audio = fixture(audio).display().to_string();
+    let mut args = vec!["--gpx", gpx.as_str(), "--audio", audio.as_str()];
+    args.extend_from_slice(extra);
+    Phone::start(server, token, &args)
+}
+
 fn save_screenshot(name: &str, png: &[u8]) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -111,20 +120,8 @@ async fn watch_page_and_console() {
     let token = env.user("Ana", "+4915112345678");
     let responder = env.responder("Rita");
     let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", ""]);
-    let phone = Phone::start(
-        &server,
-        &token,
-        &[
-            "--gpx",
-            &fixture("gps/gps_walk_10min.gpx").display().to_string(),
-            "--audio",
-            &fixture("audio/speech_aac32k.aac").display().to_string(),
-            "--speed",
-            "3",
-            "--finish",
-            "keep",
-        ],
-    );
+    let phone =
+        walk_with_audio(&server, &token, "audio/speech_aac32k.aac", &["--speed", "3", "--finish", "keep"]);
     let driver = Driver::start();
     let c = driver.browser().await;
     c.goto(&phone.watch_url).await.unwrap();
@@ -253,21 +250,11 @@ async fn late_joiner_starts_fast() {
     let env = Env::new(Backend::Sqlite).await;
     let token = env.user("Ana", "+4915112345678");
     let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", ""]);
-    let phone = Phone::start(
+    let phone = walk_with_audio(
         &server,
         &token,
-        &[
-            "--gpx",
-            &fixture("gps/gps_walk_10min.gpx").display().to_string(),
-            "--audio",
-            &fixture("audio/chunks/mediarecorder_webm").display().to_string(),
-            "--chunk-ms",
-            "300",
-            "--speed",
-            "2",
-            "--finish",
-            "keep",
-        ],
+        "audio/chunks/mediarecorder_webm",
+        &["--chunk-ms", "300", "--speed", "2", "--finish", "keep"],
     );
     tokio::time::sleep(Duration::from_secs(4)).await;
     let driver = Driver::start();
@@ -322,20 +309,8 @@ async fn webcodecs_fallback_decodes_adts() {
     let env = Env::new(Backend::Sqlite).await;
     let token = env.user("Ana", "+4915112345678");
     let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", ""]);
-    let phone = Phone::start(
-        &server,
-        &token,
-        &[
-            "--gpx",
-            &fixture("gps/gps_walk_10min.gpx").display().to_string(),
-            "--audio",
-            &fixture("audio/speech_aac32k.aac").display().to_string(),
-            "--speed",
-            "2",
-            "--finish",
-            "keep",
-        ],
-    );
+    let phone =
+        walk_with_audio(&server, &token, "audio/speech_aac32k.aac", &["--speed", "2", "--finish", "keep"]);
     let driver = Driver::start();
     let c = driver.browser().await;
     c.goto(&format!("{}?audio=webcodecs", phone.watch_url)).await.unwrap();
