@@ -182,6 +182,18 @@ async fn protocol_behaviour(backend: Backend) {
             .await,
         1
     );
+    // The console's history finds it by name (case-insensitive), and only it.
+    let list = |q: &str, status: &str| {
+        let url = server.http(&format!("/v1/alerts?status={status}&q={q}&token={responder}"));
+        async move { reqwest::get(url).await.unwrap().json::<Vec<alertme_protocol::AlertInfo>>().await.unwrap() }
+    };
+    let found = list("aN", "ended").await;
+    assert_eq!(
+        found.iter().map(|a| (a.id.as_str(), a.user_name.as_str())).collect::<Vec<_>>(),
+        vec![(alert_id.as_str(), "Ana")]
+    );
+    assert!(list("zzz", "ended").await.is_empty());
+    assert!(list("", "active").await.is_empty());
     // Resolving again is a clear error, not a crash.
     send_json(&mut console, &ResponderCmd::Resolve { alert_id: "nope".into() }).await;
     loop {

@@ -339,14 +339,23 @@ pub async fn history(state: &AppState, ended: bool, q: Option<&str>, limit: u64)
     } else {
         find.filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
     };
-    let mut matching = users::Entity::find();
     if let Some(q) = q {
-        matching = matching
-            .filter(sea_orm::sea_query::Expr::cust_with_values("LOWER(name) LIKE ?", [format!("%{q}%")]));
+        // Only the matching people's alerts: a name filter, not a scan of every user.
+        use sea_orm::sea_query::{Expr, ExprTrait, Func};
+        let ids: Vec<String> = users::Entity::find()
+            .filter(Expr::expr(Func::lower(Expr::col(users::Column::Name))).like(format!("%{q}%")))
+            .all(&state.db)
+            .await?
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+        find = find.filter(alerts::Column::UserId.is_in(ids));
     }
-    let people = matching.all(&state.db).await?;
-    let ids: Vec<String> = people.iter().map(|u| u.id.clone()).collect();
-    let rows = find.filter(alerts::Column::UserId.is_in(ids)).limit(limit).all(&state.db).await?;
+    let rows = find.limit(limit).all(&state.db).await?;
+    let people = users::Entity::find()
+        .filter(users::Column::Id.is_in(rows.iter().map(|r| r.user_id.clone())))
+        .all(&state.db)
+        .await?;
     Ok(rows
         .iter()
         .map(|r| info_of(r, people.iter().find(|u| u.id == r.user_id).map_or("", |u| u.name.as_str())))
