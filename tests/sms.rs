@@ -573,6 +573,14 @@ async fn contacts_crud(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let r = http
+        .put(server.http(&format!("/v1/contacts/{}", ids[1])))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "Clash", "phone": "+447911123456" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "two contacts cannot share a number");
     let list: Vec<Contact> =
         http.get(server.http("/v1/contacts")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(list.len(), 9);

@@ -113,17 +113,21 @@ pub async fn update(
         .one(db)
         .await?
         .ok_or(Error::NotFound)?;
+    let taken = contacts::Entity::find()
+        .filter(contacts::Column::UserId.eq(user_id))
+        .filter(contacts::Column::Phone.eq(phone.clone()))
+        .filter(contacts::Column::Id.ne(id))
+        .one(db)
+        .await?;
+    if taken.is_some() {
+        return Err(Error::Conflict("this number is already one of your contacts".into()));
+    }
     let position = input.position.unwrap_or(row.position);
     let mut am: contacts::ActiveModel = row.into();
     am.name = Set(name);
     am.phone = Set(phone);
     am.position = Set(position);
-    Ok(wire(am.update(db).await.map_err(|e| match e {
-        sea_orm::DbErr::Exec(_) | sea_orm::DbErr::Query(_) => {
-            Error::Conflict("this number is already one of your contacts".into())
-        }
-        e => e.into(),
-    })?))
+    Ok(wire(am.update(db).await?))
 }
 
 /// Removes a contact (texts already sent stay in the delivery record).
