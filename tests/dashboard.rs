@@ -3,98 +3,11 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::json;
+use fantoccini::Locator;
+use support::browser::*;
 use support::*;
-
-/// chromedriver on a free loopback port, killed on drop.
-struct Driver {
-    child: Child,
-    port: u16,
-    profile: PathBuf,
-}
-
-impl Driver {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian chromium-driver; .ci/run installs it)");
-        let profile = std::env::temp_dir().join(format!("alertme-chrome-{}", uuid::Uuid::new_v4().simple()));
-        Self { child, port, profile }
-    }
-
-    async fn browser(&self) -> Client {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--window-size=420,900", format!("--user-data-dir={}", self.profile.display()),
-                ]
-            }),
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(caps.clone())
-                .connect(&format!("http://127.0.0.1:{}", self.port))
-                .await
-            {
-                Ok(c) => return c,
-                Err(e) if Instant::now() > deadline => panic!("no WebDriver session: {e}"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-fn require_dashboard_build() {
-    let pkg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../static/pkg/dashboard_bg.wasm");
-    assert!(
-        pkg.exists(),
-        "the dashboard is not built: run `cargo xtask test` (or `cargo xtask build` first)"
-    );
-}
-
-async fn attr(c: &Client, css: &str, name: &str) -> Option<String> {
-    c.find(Locator::Css(css)).await.ok()?.attr(name).await.ok()?
-}
-
-async fn js_f64(c: &Client, script: &str) -> f64 {
-    c.execute(script, vec![]).await.unwrap().as_f64().unwrap_or(-1.0)
-}
-
-async fn until<F, Fut>(what: &str, limit: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// The phone simulator streaming the 10-minute walk with a recording from the fixtures.
 fn walk_with_audio(server: &Server, token: &str, audio: &str, extra: &[&str]) -> Phone {
@@ -103,12 +16,6 @@ fn walk_with_audio(server: &Server, token: &str, audio: &str, extra: &[&str]) ->
     let mut args = vec!["--gpx", gpx.as_str(), "--audio", audio.as_str()];
     args.extend_from_slice(extra);
     Phone::start(server, token, &args)
-}
-
-fn save_screenshot(name: &str, png: &[u8]) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(name), png).unwrap();
 }
 
 /// The watch page follows the phone and plays its audio; the console claims and resolves, and

@@ -1,8 +1,8 @@
-//! The app shell: picks the page from the URL path (`/w/TOKEN`, `/console`, else home).
+//! The app shell: picks the page from the URL path (`/w/TOKEN`, `/console`, `/sos`, else home).
 
 use leptos::prelude::*;
 
-use crate::pages::{console::Console, home::Home, watch::Watch};
+use crate::pages::{console::Console, home::Home, sos::Sos, watch::Watch};
 
 /// Root component.
 #[component]
@@ -12,6 +12,8 @@ pub fn App() -> impl IntoView {
         view! { <Watch token=token.trim_end_matches('/').to_owned() alert=None /> }.into_any()
     } else if path.starts_with("/console") {
         view! { <Console /> }.into_any()
+    } else if path.starts_with("/sos") {
+        view! { <Sos /> }.into_any()
     } else {
         view! { <Home /> }.into_any()
     }

@@ -6,6 +6,7 @@ mod audio;
 mod components;
 mod live;
 mod pages;
+mod sos;
 mod webcodecs;
 mod ws;
 

@@ -31,19 +31,34 @@ struct Inner {
     ws: RefCell<Option<WebSocket>>,
     closed: Cell<bool>,
     backoff_ms: Cell<i32>,
+    first_backoff_ms: i32,
+    max_backoff_ms: i32,
 }
 
 impl Socket {
     /// Opens `url()` (called again on every reconnect, so it can carry resume state). `handler`
     /// gets every event; on `Closed` it returns true to reconnect.
     pub fn open(url: impl Fn() -> String + 'static, handler: impl Fn(Event) -> bool + 'static) -> Self {
+        Self::open_with_backoff(url, handler, 250, 5_000)
+    }
+
+    /// Like `open`, with the reconnect delay starting at `first_ms` and doubling up to `max_ms`
+    /// (phones reconnect faster than viewers: 50 ms to 2 s, docs/protocol.md).
+    pub fn open_with_backoff(
+        url: impl Fn() -> String + 'static,
+        handler: impl Fn(Event) -> bool + 'static,
+        first_ms: i32,
+        max_ms: i32,
+    ) -> Self {
         let s = Self {
             inner: Rc::new(Inner {
                 url: Box::new(url),
                 handler: Box::new(handler),
                 ws: RefCell::new(None),
                 closed: Cell::new(false),
-                backoff_ms: Cell::new(250),
+                backoff_ms: Cell::new(first_ms),
+                first_backoff_ms: first_ms,
+                max_backoff_ms: max_ms,
             }),
         };
         s.connect();
@@ -57,6 +72,15 @@ impl Socket {
             .borrow()
             .as_ref()
             .is_some_and(|ws| ws.ready_state() == WebSocket::OPEN && ws.send_with_str(text).is_ok())
+    }
+
+    /// Sends a binary frame if connected.
+    pub fn send_binary(&self, bytes: &[u8]) -> bool {
+        self.inner
+            .ws
+            .borrow()
+            .as_ref()
+            .is_some_and(|ws| ws.ready_state() == WebSocket::OPEN && ws.send_with_u8_array(bytes).is_ok())
     }
 
     /// Closes for good.
@@ -78,7 +102,7 @@ impl Socket {
         ws.set_binary_type(BinaryType::Arraybuffer);
         let me = self.clone();
         let onopen = Closure::<dyn FnMut()>::new(move || {
-            me.inner.backoff_ms.set(250);
+            me.inner.backoff_ms.set(me.inner.first_backoff_ms);
             (me.inner.handler)(Event::Open);
         });
         let me = self.clone();
@@ -109,7 +133,7 @@ impl Socket {
 
     fn retry(&self) {
         let delay = self.inner.backoff_ms.get();
-        self.inner.backoff_ms.set((delay * 2).min(5_000));
+        self.inner.backoff_ms.set((delay * 2).min(self.inner.max_backoff_ms));
         let me = self.clone();
         let cb = Closure::once_into_js(move || me.connect());
         if let Some(w) = web_sys::window() {

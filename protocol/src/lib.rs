@@ -221,6 +221,15 @@ pub enum PhoneServerMsg {
         /// Server time the alert will be raised, ms since the epoch.
         fires_at_ms: i64,
     },
+    /// Who is with the person now: sent after `started` and whenever it changes, so the page
+    /// can say "2 watching, responder on it".
+    Audience {
+        /// Open watch pages and console views of this alert.
+        watching: usize,
+        /// The responder who claimed the alert, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claimed_by: Option<String>,
+    },
     /// The alert ended (answer to `stop`, or ended by a responder).
     Stopped {
         /// Final status.

@@ -250,6 +250,54 @@ pub async fn end(state: &AppState, alert_id: &str, status: AlertStatus, actor: &
     Ok(status)
 }
 
+/// The person ends their own SOS with their PIN. With the duress PIN the answer is the same
+/// (`cancelled`), but the alert goes on silently: flagged duress, noted, and the contacts told not
+/// to call. Whoever forced the cancel sees a cancelled SOS.
+pub async fn cancel_with_pin(
+    state: &AppState,
+    device: &Device,
+    alert_id: &str,
+    pin: &str,
+) -> Result<AlertStatus> {
+    let row = alerts::Entity::find_by_id(alert_id.to_owned())
+        .one(&state.db)
+        .await?
+        .filter(|a| a.user_id == device.user_id)
+        .ok_or(Error::NotFound)?;
+    let kind = crate::timers::check_pin(state, &device.user_id, pin).await?;
+    if row.status != AlertStatus::Active.as_str() {
+        return Ok(AlertStatus::Cancelled);
+    }
+    if kind == crate::timers::PinKind::Normal {
+        end(state, alert_id, AlertStatus::Cancelled, &device.id).await?;
+        return Ok(AlertStatus::Cancelled);
+    }
+    if row.duress == Some(true) {
+        return Ok(AlertStatus::Cancelled);
+    }
+    let now = crate::now_ms();
+    let note = "cancelled with the duress PIN: may be forced to".to_owned();
+    let txn = crate::db::write_txn(&state.db).await?;
+    alerts::Entity::update_many()
+        .col_expr(alerts::Column::Duress, Some(true).into())
+        .col_expr(alerts::Column::Note, Some(note.clone()).into())
+        .filter(alerts::Column::Id.eq(alert_id))
+        .exec(&txn)
+        .await?;
+    event(&txn, alert_id, "duress", Some(&device.id), now).await?;
+    crate::notify::duress_cancel(&txn, alert_id).await?;
+    txn.commit().await?;
+    state.outbox.wake();
+    tracing::warn!(alert = %alert_id, "duress PIN used to cancel; the alert goes on silently");
+    if let Some(s) = state.hub.get(alert_id) {
+        s.update_info(|i| {
+            i.duress = true;
+            i.note = Some(note);
+        });
+    }
+    Ok(AlertStatus::Cancelled)
+}
+
 /// Records that a responder took an active alert.
 pub async fn claim(state: &AppState, alert_id: &str, responder: &auth::Responder) -> Result<()> {
     let now = crate::now_ms();

@@ -53,6 +53,11 @@ pub async fn phone_silent(txn: &DatabaseTransaction, alert_id: &str) -> Result<(
     follow_up(txn, alert_id, kind::PHONE_SILENT).await
 }
 
+/// Queues "cancelled under duress, the alert goes on" to every contact texted about the alert.
+pub async fn duress_cancel(txn: &DatabaseTransaction, alert_id: &str) -> Result<(), DbErr> {
+    follow_up(txn, alert_id, kind::DURESS).await
+}
+
 async fn follow_up(txn: &DatabaseTransaction, alert_id: &str, what: &str) -> Result<(), DbErr> {
     let texted = sms_outbox::Entity::find()
         .filter(sms_outbox::Column::AlertId.eq(alert_id))

@@ -182,7 +182,11 @@ pub async fn set_pin(state: &AppState, device: &Device, pin: &str, duress: Optio
     Ok(())
 }
 
-async fn check_pin(state: &AppState, user_id: &str, pin: &str) -> Result<PinKind> {
+/// Which PIN this is (the answer must not differ to the caller); entries are rate limited.
+pub async fn check_pin(state: &AppState, user_id: &str, pin: &str) -> Result<PinKind> {
+    if !state.guard.allow_pin(user_id) {
+        return Err(Error::RateLimited);
+    }
     let row = user_pins::Entity::find_by_id(user_id.to_owned())
         .one(&state.db)
         .await?

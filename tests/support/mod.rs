@@ -2,6 +2,8 @@
 //! drives it over real sockets like phones, watchers and responders do.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -338,13 +340,14 @@ pub async fn next(ws: &mut Ws) -> Option<Message> {
     }
 }
 
-/// The next phone-socket message, skipping the unsolicited `deliveries` updates (they may come
-/// at any time after `started`).
+/// The next phone-socket message, skipping the unsolicited `deliveries` and `audience` updates
+/// (they may come at any time after `started`).
 pub async fn phone_msg(ws: &mut Ws) -> alertme_protocol::PhoneServerMsg {
     loop {
         match next(ws).await {
             Some(Message::Text(t)) => match serde_json::from_str(t.as_str()).unwrap() {
-                alertme_protocol::PhoneServerMsg::Deliveries { .. } => continue,
+                alertme_protocol::PhoneServerMsg::Deliveries { .. }
+                | alertme_protocol::PhoneServerMsg::Audience { .. } => continue,
                 m => return m,
             },
             Some(_) => continue,

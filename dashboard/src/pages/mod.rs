@@ -2,4 +2,5 @@
 
 pub mod console;
 pub mod home;
+pub mod sos;
 pub mod watch;

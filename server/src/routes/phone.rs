@@ -134,8 +134,22 @@ impl Conn {
         heartbeat.tick().await;
         let mut last_recv = Instant::now();
         let mut user_msgs = self.state.hub.user_messages();
+        // Who is watching is polled: watchers come and go without telling the phone's task.
+        let mut audience_tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut audience = None;
         let end = loop {
             tokio::select! {
+                _ = audience_tick.tick(), if self.session.is_some() && self.status.is_some() => {
+                    let sess = self.session.as_ref().expect("checked");
+                    let now = (sess.watchers(), sess.info().claimed_by);
+                    if audience.as_ref() != Some(&now) {
+                        let m = PhoneServerMsg::Audience { watching: now.0, claimed_by: now.1.clone() };
+                        if send(&mut socket, &m).await.is_err() {
+                            break None;
+                        }
+                        audience = Some(now);
+                    }
+                }
                 Ok((user, msg)) = user_msgs.recv() => {
                     if user == self.device.user_id && socket.send(msg).await.is_err() {
                         break None;

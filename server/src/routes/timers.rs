@@ -1,4 +1,5 @@
-//! `/v1/timers` (check-in timers), `/v1/pin`, `/v1/geozones`, and the test clock.
+//! `/v1/timers` (check-in timers), `/v1/pin` and the PIN-guarded SOS cancel, `/v1/geozones`, and
+//! the test clock.
 
 use alertme_protocol::{PinBody, PinSetup, Timer, TimerStart};
 use axum::extract::{Path, State};
@@ -15,6 +16,7 @@ use crate::timers::{self, status};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/pin", put(set_pin))
+        .route("/v1/alerts/{id}/cancel", post(cancel_alert))
         .route("/v1/timers", post(start).get(list))
         .route("/v1/timers/{id}/extend", post(extend))
         .route("/v1/timers/{id}/checkin", post(check_in))
@@ -31,6 +33,18 @@ async fn set_pin(
 ) -> Result<StatusCode> {
     timers::set_pin(&state, &me, &b.pin, b.duress_pin.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends the caller's own SOS with the PIN; the duress PIN gets the same answer (see
+/// `alerts::cancel_with_pin`).
+async fn cancel_alert(
+    State(state): State<AppState>,
+    DeviceAuth(me): DeviceAuth,
+    Path(id): Path<String>,
+    AppJson(b): AppJson<PinBody>,
+) -> Result<Json<serde_json::Value>> {
+    let status = crate::alerts::cancel_with_pin(&state, &me, &id, &b.pin).await?;
+    Ok(Json(serde_json::json!({ "status": status })))
 }
 
 async fn start(

@@ -30,6 +30,7 @@ pub struct Guard {
     prefix: DefaultKeyedRateLimiter<String>,
     global: governor::DefaultDirectRateLimiter,
     verify_ip: DefaultKeyedRateLimiter<IpAddr>,
+    pin_user: DefaultKeyedRateLimiter<String>,
 }
 
 fn per_hour(n: u32) -> Quota {
@@ -47,6 +48,9 @@ impl Guard {
             global: RateLimiter::direct(per_hour(cfg.reg_global)),
             // Guessing codes: 60 tries an hour per client, on top of 5 per code.
             verify_ip: RateLimiter::keyed(per_hour(60)),
+            // PIN entries (check-in, cancel) per person: whoever holds a stolen phone cannot
+            // walk through 10,000 four-digit PINs; a person fumbling a few times is not stopped.
+            pin_user: RateLimiter::keyed(per_hour(30)),
         }
     }
 
@@ -57,6 +61,11 @@ impl Guard {
         self.prefix.check_key(&crate::e164::prefix(e164).to_owned()).map_err(|_| Refusal::Prefix)?;
         self.global.check().map_err(|_| Refusal::Global)?;
         Ok(())
+    }
+
+    /// Takes one PIN entry for this person.
+    pub fn allow_pin(&self, user_id: &str) -> bool {
+        self.pin_user.check_key(&user_id.to_owned()).is_ok()
     }
 
     /// Takes one code check for this client.

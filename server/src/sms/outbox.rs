@@ -39,6 +39,8 @@ pub mod kind {
     pub const ALL_CLEAR: &str = "all_clear";
     /// The SOS phone went silent: last known position.
     pub const PHONE_SILENT: &str = "phone_silent";
+    /// The person "cancelled" with the duress PIN: the alert goes on.
+    pub const DURESS: &str = "duress";
     /// Informational text to a new contact.
     pub const CONTACT_ADDED: &str = "contact_added";
     /// Verification code.
@@ -418,6 +420,13 @@ impl Sender {
                 }
                 _ => format!("{name} needs help — watch live: {link}"),
             }));
+        }
+        if row.kind == kind::DURESS {
+            let token = crate::auth::watch_token(&self.secret, alert_id, &contact_label(contact_id));
+            return Ok(Some(format!(
+                "{name} cancelled the alert with their duress PIN: they may be forced to. The alert is still on; do not call them. Watch: {}/w/{token}",
+                self.public_url
+            )));
         }
         if row.kind == kind::PHONE_SILENT {
             let token = crate::auth::watch_token(&self.secret, alert_id, &contact_label(contact_id));

@@ -1,0 +1,206 @@
+//! The phone's sensors as a browser offers them: position (`watchPosition`), the microphone
+//! (`MediaRecorder`, chunks every 250 ms) and the battery level.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    BatteryManager, Blob, BlobEvent, GeolocationPosition, GeolocationPositionError, MediaRecorder,
+    MediaRecorderOptions, MediaStream, MediaStreamConstraints, MediaStreamTrack, PositionOptions,
+};
+
+/// Recorder formats in order of preference (docs/protocol.md accepts WebM/Opus and MP4; Ogg is
+/// offered last and the server answers `unsupported_audio`, so the SOS then runs without audio).
+pub const AUDIO_FORMATS: [&str; 3] = ["audio/webm;codecs=opus", "audio/mp4", "audio/ogg;codecs=opus"];
+
+/// Milliseconds of audio per chunk: small enough that a watcher hears the person within a
+/// second, large enough that headers stay a small share of the bytes.
+pub const TIMESLICE_MS: i32 = 250;
+
+/// Speech needs little: 32 kbit/s Opus is clear and 4 KiB/s on a bad cellular link.
+const AUDIO_BITS_PER_SECOND: u32 = 32_000;
+
+/// A position as the browser reported it (the SOS engine adds the seq).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Position {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: f64,
+    pub time_ms: i64,
+    pub speed_mps: Option<f64>,
+    pub heading_deg: Option<f64>,
+    pub altitude_m: Option<f64>,
+}
+
+/// How a sensor is doing, for the page to explain.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SensorState {
+    /// Not needed now.
+    Off,
+    /// Asked the browser; no answer yet.
+    Waiting,
+    /// Working (for the microphone: the format recorded).
+    Working(String),
+    /// The person (or the browser's settings) refused permission.
+    Denied,
+    /// The device cannot (no GPS fix, no microphone, unsupported browser).
+    Unavailable(String),
+}
+
+/// What the sensors report.
+pub enum Reading {
+    Position(Position),
+    PositionState(SensorState),
+    Audio(Blob),
+    MicState(SensorState),
+}
+
+/// A running `watchPosition`; cleared on drop.
+pub struct Geo {
+    id: i32,
+    _ok: Closure<dyn FnMut(GeolocationPosition)>,
+    _err: Closure<dyn FnMut(GeolocationPositionError)>,
+}
+
+impl Geo {
+    /// Watches the position; `high_accuracy` for an SOS (GPS), coarse for check-in timers.
+    pub fn watch(high_accuracy: bool, on: impl Fn(Reading) + Clone + 'static) -> Option<Self> {
+        let geo = web_sys::window()?.navigator().geolocation().ok();
+        let Some(geo) = geo else {
+            on(Reading::PositionState(SensorState::Unavailable("this browser has no location".into())));
+            return None;
+        };
+        let on_ok = on.clone();
+        let ok = Closure::<dyn FnMut(GeolocationPosition)>::new(move |p: GeolocationPosition| {
+            let c = p.coords();
+            on_ok(Reading::Position(Position {
+                lat: c.latitude(),
+                lon: c.longitude(),
+                accuracy_m: c.accuracy(),
+                time_ms: p.timestamp() as i64,
+                speed_mps: c.speed().filter(|v| v.is_finite()),
+                heading_deg: c.heading().filter(|v| v.is_finite() && (0.0..360.0).contains(v)),
+                altitude_m: c.altitude().filter(|v| v.is_finite()),
+            }));
+        });
+        let err = Closure::<dyn FnMut(GeolocationPositionError)>::new(move |e: GeolocationPositionError| {
+            on(Reading::PositionState(match e.code() {
+                GeolocationPositionError::PERMISSION_DENIED => SensorState::Denied,
+                GeolocationPositionError::TIMEOUT => {
+                    SensorState::Unavailable("no position yet (timeout)".into())
+                }
+                _ => SensorState::Unavailable("position unavailable".into()),
+            }));
+        });
+        let opts = PositionOptions::new();
+        opts.set_enable_high_accuracy(high_accuracy);
+        opts.set_maximum_age(if high_accuracy { 0 } else { 60_000 });
+        opts.set_timeout(30_000);
+        let id = geo.watch_position_with_error_callback_and_options(
+            ok.as_ref().unchecked_ref(),
+            Some(err.as_ref().unchecked_ref()),
+            &opts,
+        );
+        Some(Self { id, _ok: ok, _err: err })
+    }
+}
+
+impl Drop for Geo {
+    fn drop(&mut self) {
+        if let Some(g) = web_sys::window().and_then(|w| w.navigator().geolocation().ok()) {
+            g.clear_watch(self.id);
+        }
+    }
+}
+
+/// The first recorder format this browser supports.
+pub fn pick_audio_format() -> Option<&'static str> {
+    AUDIO_FORMATS.into_iter().find(|m| MediaRecorder::is_type_supported(m))
+}
+
+/// The microphone being recorded; stops (and releases the microphone) on drop.
+pub struct Mic {
+    recorder: MediaRecorder,
+    stream: MediaStream,
+    _data: Closure<dyn FnMut(BlobEvent)>,
+}
+
+impl Mic {
+    /// Asks for the microphone and records it in `mime`, handing out a chunk every
+    /// `TIMESLICE_MS`. Reports problems (denied, no device) through `on` and returns `None`.
+    pub async fn start(mime: &str, on: impl Fn(Reading) + Clone + 'static) -> Option<Self> {
+        on(Reading::MicState(SensorState::Waiting));
+        let devices = web_sys::window().and_then(|w| w.navigator().media_devices().ok());
+        let Some(devices) = devices else {
+            on(Reading::MicState(SensorState::Unavailable("this browser cannot record".into())));
+            return None;
+        };
+        let constraints = MediaStreamConstraints::new();
+        constraints.set_audio(&JsValue::TRUE);
+        let stream = match devices.get_user_media_with_constraints(&constraints) {
+            Ok(p) => JsFuture::from(p).await,
+            Err(e) => Err(e),
+        };
+        let stream: MediaStream = match stream {
+            Ok(s) => s.unchecked_into(),
+            Err(e) => {
+                let name = js_sys::Reflect::get(&e, &"name".into()).ok().and_then(|n| n.as_string());
+                on(Reading::MicState(match name.as_deref() {
+                    Some("NotAllowedError") | Some("SecurityError") => SensorState::Denied,
+                    Some("NotFoundError") => SensorState::Unavailable("no microphone found".into()),
+                    _ => SensorState::Unavailable("the microphone could not be opened".into()),
+                }));
+                return None;
+            }
+        };
+        let opts = MediaRecorderOptions::new();
+        opts.set_mime_type(mime);
+        opts.set_audio_bits_per_second(AUDIO_BITS_PER_SECOND);
+        let recorder = match MediaRecorder::new_with_media_stream_and_media_recorder_options(&stream, &opts) {
+            Ok(r) => r,
+            Err(_) => {
+                stop_tracks(&stream);
+                on(Reading::MicState(SensorState::Unavailable(format!("cannot record {mime}"))));
+                return None;
+            }
+        };
+        let on_data = on.clone();
+        let data = Closure::<dyn FnMut(BlobEvent)>::new(move |e: BlobEvent| {
+            if let Some(b) = e.data().filter(|b| b.size() > 0.0) {
+                on_data(Reading::Audio(b));
+            }
+        });
+        recorder.set_ondataavailable(Some(data.as_ref().unchecked_ref()));
+        if recorder.start_with_time_slice(TIMESLICE_MS).is_err() {
+            stop_tracks(&stream);
+            on(Reading::MicState(SensorState::Unavailable("the recorder did not start".into())));
+            return None;
+        }
+        on(Reading::MicState(SensorState::Working(mime.to_owned())));
+        Some(Self { recorder, stream, _data: data })
+    }
+}
+
+fn stop_tracks(stream: &MediaStream) {
+    for t in stream.get_tracks().iter() {
+        if let Ok(t) = t.dyn_into::<MediaStreamTrack>() {
+            t.stop();
+        }
+    }
+}
+
+impl Drop for Mic {
+    fn drop(&mut self) {
+        self.recorder.set_ondataavailable(None);
+        let _ = self.recorder.stop();
+        stop_tracks(&self.stream);
+    }
+}
+
+/// The battery, where the browser tells (Chromium does; Safari and Firefox do not).
+pub async fn battery() -> Option<BatteryManager> {
+    let nav = web_sys::window()?.navigator();
+    let f = js_sys::Reflect::get(&nav, &"getBattery".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
+    let p = f.call0(&nav).ok()?.dyn_into::<js_sys::Promise>().ok()?;
+    JsFuture::from(p).await.ok()?.dyn_into::<BatteryManager>().ok()
+}

@@ -1,0 +1,357 @@
+//! The web SOS page (`/sos`) in headless Chromium with a fake microphone and DevTools
+//! geolocation, against the real server and a fake Twilio: sign in by texted code, set up
+//! contacts and PIN, press SOS; a contact's watcher gets the position and audio that decodes; the
+//! server is killed and the page reloaded mid-SOS, and the stored data has no gaps.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alertme_protocol::audio::KIND_INIT;
+use alertme_protocol::WatchMsg;
+use fantoccini::{Client, Locator};
+use futures_util::StreamExt;
+use serde_json::json;
+use support::browser::*;
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+
+const ANA: &str = "+4915112345678";
+const BEN: &str = "+4915100000001";
+const MEDIA_FLAGS: [&str; 2] = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"];
+
+/// (lat, lon, accuracy) of every second of the walk fixture.
+fn walk() -> Vec<(f64, f64, f64)> {
+    std::fs::read_to_string(fixture("gps/gps_walk_10min.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[3].parse().unwrap(), c[4].parse().unwrap(), c[5].parse().unwrap())
+        })
+        .collect()
+}
+
+async fn set_position(c: &Client, (lat, lon, acc): (f64, f64, f64)) {
+    cdp(c, "Emulation.setGeolocationOverride", json!({ "latitude": lat, "longitude": lon, "accuracy": acc }))
+        .await;
+}
+
+/// Moves the emulated position along the walk, one point every 200 ms, until stopped.
+fn walk_in_background(c: Client) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    tokio::spawn(async move {
+        for p in walk().into_iter().cycle() {
+            if s.load(Ordering::Relaxed) {
+                break;
+            }
+            // A reload in progress may refuse the command; the next point will do.
+            let _ = c
+                .issue_cmd(Cdp::new(
+                    "Emulation.setGeolocationOverride",
+                    json!({ "latitude": p.0, "longitude": p.1, "accuracy": p.2 }),
+                ))
+                .await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    stop
+}
+
+async fn state(c: &Client, name: &str) -> String {
+    attr(c, "[data-testid=sos-state]", &format!("data-{name}")).await.unwrap_or_default()
+}
+
+async fn num(c: &Client, name: &str) -> u64 {
+    state(c, name).await.parse().unwrap_or(0)
+}
+
+async fn fill(c: &Client, testid: &str, text: &str) {
+    let e = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!("[data-testid={testid}]")))
+        .await
+        .unwrap_or_else(|e| panic!("no {testid}: {e}"));
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn click(c: &Client, testid: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!("[data-testid={testid}]")))
+        .await
+        .unwrap_or_else(|e| panic!("no {testid}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn text(c: &Client, testid: &str) -> String {
+    match c.find(Locator::Css(&format!("[data-testid={testid}]"))).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Like `until`, but a timeout shows what the page said.
+async fn wait_for<F, Fut>(c: &Client, what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        if Instant::now() > deadline {
+            let body = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap_or_default();
+            let st = c.find(Locator::Css("[data-testid=sos-state]")).await.ok();
+            let st = match st {
+                Some(e) => e.html(false).await.unwrap_or_default(),
+                None => String::new(),
+            };
+            panic!("timed out waiting for {what}; the page says:\n{body}\n{st}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The newest code texted to `phone`.
+async fn code_for(fake: &FakeTwilio, phone: &str) -> String {
+    let m =
+        eventually(Duration::from_secs(10), "code text", || async { fake.to(phone).await.last().cloned() })
+            .await;
+    let body = m["body"].as_str().unwrap().to_owned();
+    body.split(|ch: char| !ch.is_ascii_digit()).find(|w| w.len() == 6).expect("a 6-digit code").to_owned()
+}
+
+/// The page's device token (what the sign-in stored).
+async fn page_token(c: &Client) -> String {
+    let v =
+        c.execute("return JSON.parse(localStorage.getItem('alertme.device')).token", vec![]).await.unwrap();
+    v.as_str().unwrap().to_owned()
+}
+
+/// Seconds of audio in a file: the sum of its packets' durations (MediaRecorder's WebM has no
+/// duration in its header).
+fn audio_seconds(path: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", "packet=duration_time"])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+        .sum()
+}
+
+/// Waits until everything the page took is stored on the server; returns (fixes, audio chunks).
+async fn all_acked(c: &Client, limit: Duration) -> (u64, u64) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let t = (num(c, "taken-fix").await, num(c, "taken-audio").await);
+        let a = (num(c, "acked-fix").await, num(c, "acked-audio").await);
+        if t == a && t.0 > 0 {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "the server never held everything: taken {t:?}, acked {a:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sign in, set up, SOS; watcher gets position + audio; kill the server and reload the page
+/// mid-SOS; nothing taken is lost; the recording plays; the PIN ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sos_page_streams_and_survives_cuts() {
+    require_dashboard_build();
+    let env = Env::new(Backend::Sqlite).await;
+    let fake = FakeTwilio::start(&[]);
+    let mut args = fake.server_args();
+    args.extend(["--tile-url".to_owned(), String::new()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = Server::start(&env, "127.0.0.1:0", &args);
+    let driver = Driver::start();
+    let c = driver.browser_with(&MEDIA_FLAGS).await;
+    cdp(&c, "Browser.grantPermissions", json!({ "permissions": ["geolocation"], "origin": server.http("") }))
+        .await;
+    let walk = walk();
+    set_position(&c, walk[0]).await;
+
+    // Sign in with the texted code.
+    c.goto(&server.http("/sos")).await.unwrap();
+    fill(&c, "phone", ANA).await;
+    click(&c, "send-code").await;
+    let code = code_for(&fake, ANA).await;
+    fill(&c, "code", &code).await;
+    fill(&c, "name", "Ana").await;
+    click(&c, "verify").await;
+
+    // Contacts and PIN.
+    fill(&c, "contact-name", "Ben").await;
+    fill(&c, "contact-phone", BEN).await;
+    click(&c, "contact-add").await;
+    wait_for(&c, "the contact listed", Duration::from_secs(10), || async {
+        text(&c, "contacts").await.contains("Ben")
+    })
+    .await;
+    fill(&c, "pin-new", "2468").await;
+    fill(&c, "pin-duress", "1357").await;
+    click(&c, "pin-save").await;
+    wait_for(&c, "PIN saved", Duration::from_secs(10), || async {
+        text(&c, "setup-note").await.contains("PIN saved")
+    })
+    .await;
+
+    // SOS, after the countdown.
+    let pressed = Instant::now();
+    click(&c, "sos").await;
+    assert!(text(&c, "countdown").await.contains("Sending SOS in"), "a cancel countdown first");
+    let stop_walk = walk_in_background(c.clone());
+    wait_for(&c, "the alert", Duration::from_secs(15), || async { !state(&c, "alert").await.is_empty() })
+        .await;
+    let alert_id = state(&c, "alert").await;
+    eprintln!("SOS pressed → alert id on the page: {} ms (3 s countdown)", pressed.elapsed().as_millis());
+
+    // Ben's text links to the live view; his watcher gets the position and audio that decodes.
+    let text_to_ben = eventually(Duration::from_secs(10), "Ben's alert text", || async {
+        fake.to(BEN).await.into_iter().find(|m| m["body"].as_str().unwrap_or("").contains("/w/amw_"))
+    })
+    .await;
+    let body = text_to_ben["body"].as_str().unwrap();
+    let watch_token = body[body.find("/w/").unwrap() + 3..].split_whitespace().next().unwrap().to_owned();
+    let mut ws = connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
+    let (mut fixes, mut audio, mut init) = (0, Vec::new(), false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fixes < 3 || audio.len() < 40_000 {
+        assert!(Instant::now() < deadline, "watcher got {fixes} fixes and {} audio bytes", audio.len());
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<WatchMsg>(t.as_str()).unwrap() {
+                WatchMsg::Snapshot { trail, audio: a, .. } => {
+                    fixes += trail.len();
+                    if let Some(a) = a {
+                        assert_eq!(a.mime, "audio/webm;codecs=opus");
+                    }
+                }
+                WatchMsg::AudioPart { mime, .. } => assert_eq!(mime, "audio/webm;codecs=opus"),
+                WatchMsg::Fix { fix, .. } => {
+                    fixes += 1;
+                    assert!((fix.lat - walk[0].0).abs() < 0.01, "a position from the walk");
+                }
+                _ => {}
+            },
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                let (h, payload) = alertme_protocol::audio::WatchHeader::parse(&b).unwrap();
+                init |= h.kind == KIND_INIT;
+                if init {
+                    audio.extend_from_slice(payload);
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("watch socket ended: {other:?}"),
+        }
+    }
+    let live = env.data_dir.join("watcher.webm");
+    std::fs::write(&live, &audio).unwrap();
+    decodes_cleanly(&live).unwrap_or_else(|e| panic!("the watcher's audio does not decode: {e}"));
+    assert!(probe_packets(&live) > 20, "the watcher's audio has packets");
+    wait_for(&c, "the page to count the watcher and the text", Duration::from_secs(10), || async {
+        let a = text(&c, "audience").await;
+        a.contains("1 watching") && a.contains("1 of 1 contacts notified")
+    })
+    .await;
+    save_screenshot("sos-active.png", &c.screenshot().await.unwrap());
+    drop(ws);
+
+    // Network cut: the server dies; the page keeps recording into IndexedDB.
+    let before_cut = all_acked(&c, Duration::from_secs(15)).await;
+    server.kill();
+    wait_for(&c, "the page to see the link down", Duration::from_secs(10), || async {
+        state(&c, "link").await == "offline"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let taken_offline = (num(&c, "taken-fix").await, num(&c, "taken-audio").await);
+    assert!(
+        taken_offline.0 > before_cut.0 && taken_offline.1 > before_cut.1,
+        "fixes and audio keep coming while offline: {before_cut:?} → {taken_offline:?}"
+    );
+    assert_eq!(num(&c, "acked-fix").await, before_cut.0, "nothing acked while the server is down");
+    let addr = server.addr.clone();
+    server = Server::start(&env, &addr, &args);
+    let after_cut = all_acked(&c, Duration::from_secs(30)).await;
+    assert!(after_cut.0 >= taken_offline.0 && after_cut.1 >= taken_offline.1);
+
+    // Reload mid-SOS, with data in flight: the page resumes the same alert from IndexedDB.
+    let before_reload = (num(&c, "taken-fix").await, num(&c, "taken-audio").await);
+    c.refresh().await.unwrap();
+    wait_for(&c, "the page to resume the SOS", Duration::from_secs(20), || async {
+        state(&c, "phase").await == "active" && state(&c, "alert").await == alert_id
+    })
+    .await;
+    wait_for(&c, "the recorder to run again", Duration::from_secs(20), || async {
+        state(&c, "mic").await.starts_with("Working")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop_walk.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (fix_n, audio_n) = all_acked(&c, Duration::from_secs(30)).await;
+    assert!(
+        fix_n > before_reload.0 && audio_n > before_reload.1,
+        "the seqs went on across the reload: {before_reload:?} → {:?}",
+        (fix_n, audio_n)
+    );
+
+    // No gaps: every fix and chunk the page took, once, seqs 1..=n.
+    let q = |what: &str, table: &str| format!("SELECT {what} FROM {table} WHERE alert_id = '{alert_id}'");
+    assert_eq!(env.scalar(&q("COUNT(DISTINCT seq)", "fixes")).await as u64, fix_n, "stored fixes");
+    assert_eq!(env.scalar(&q("MIN(seq)", "fixes")).await, 1);
+    assert_eq!(env.scalar(&q("MAX(seq)", "fixes")).await as u64, fix_n);
+    assert_eq!(env.scalar(&q("COUNT(DISTINCT seq)", "audio_chunks")).await as u64, audio_n, "stored chunks");
+    assert_eq!(env.scalar(&q("MAX(seq)", "audio_chunks")).await as u64, audio_n);
+
+    // End with the PIN; the recording (one part per recorder: before and after the reload) plays.
+    fill(&c, "pin", "2468").await;
+    click(&c, "end").await;
+    wait_for(&c, "the page to show the end", Duration::from_secs(10), || async {
+        state(&c, "phase").await == "ended(cancelled)"
+    })
+    .await;
+    let token = page_token(&c).await;
+    let http = reqwest::Client::new();
+    let parts: Vec<alertme_protocol::RecordingPart> = http
+        .get(server.http(&format!("/v1/alerts/{alert_id}/recording")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(parts.len(), 2, "one part before the reload, one after: {parts:?}");
+    let mut secs = 0.0;
+    for p in &parts {
+        let bytes =
+            http.get(server.http(&p.url)).bearer_auth(&token).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(bytes.len() as u64, p.bytes);
+        let f = env.data_dir.join(format!("part{}.webm", p.part));
+        std::fs::write(&f, &bytes).unwrap();
+        match decodes_cleanly(&f) {
+            Ok(()) => {}
+            // MediaRecorder's chunks end anywhere, not on WebM element boundaries, and a part
+            // ends where its recorder was stopped (the reload, the end of the SOS): its last
+            // element is cut. Everything before it must decode without a single error.
+            Err(e) if e.lines().all(|l| l.contains("File ended prematurely")) => {}
+            Err(e) => panic!("stored part {} does not decode: {e}", p.part),
+        }
+        secs += audio_seconds(&f);
+    }
+    eprintln!("stored: {fix_n} fixes, {audio_n} audio chunks, {secs:.1} s of audio in {} parts", parts.len());
+    assert!(secs > 8.0, "the recording covers the SOS: {secs} s");
+}

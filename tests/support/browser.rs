@@ -1,0 +1,140 @@
+//! A real browser for the dashboard tests: Debian Chromium driven by chromedriver over WebDriver,
+//! plus DevTools commands (geolocation, permissions) through chromedriver's CDP bridge.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+/// chromedriver on a free loopback port, killed on drop.
+pub struct Driver {
+    child: Child,
+    port: u16,
+    profile: PathBuf,
+}
+
+impl Driver {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian chromium-driver; .ci/run installs it)");
+        let profile = std::env::temp_dir().join(format!("alertme-chrome-{}", uuid::Uuid::new_v4().simple()));
+        Self { child, port, profile }
+    }
+
+    pub async fn browser(&self) -> Client {
+        self.browser_with(&[]).await
+    }
+
+    /// A browser session with extra Chromium flags.
+    pub async fn browser_with(&self, extra: &[&str]) -> Client {
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=420,900",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", self.profile.display()));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let mut caps = serde_json::Map::new();
+        caps.insert("goog:chromeOptions".into(), json!({ "binary": "/usr/bin/chromium", "args": args }));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{}", self.port))
+                .await
+            {
+                Ok(c) => return c,
+                Err(e) if Instant::now() > deadline => panic!("no WebDriver session: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+pub fn require_dashboard_build() {
+    let pkg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../static/pkg/dashboard_bg.wasm");
+    assert!(
+        pkg.exists(),
+        "the dashboard is not built: run `cargo xtask test` (or `cargo xtask build` first)"
+    );
+}
+
+pub async fn attr(c: &Client, css: &str, name: &str) -> Option<String> {
+    c.find(Locator::Css(css)).await.ok()?.attr(name).await.ok()?
+}
+
+pub async fn js_f64(c: &Client, script: &str) -> f64 {
+    c.execute(script, vec![]).await.unwrap().as_f64().unwrap_or(-1.0)
+}
+
+pub async fn until<F, Fut>(what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn save_screenshot(name: &str, png: &[u8]) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+/// A Chrome DevTools Protocol command sent through chromedriver (`goog/cdp/execute`).
+#[derive(Debug)]
+pub struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl Cdp {
+    pub fn new(cmd: &'static str, params: Value) -> Self {
+        Self { cmd, params }
+    }
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()))
+    }
+}
+
+/// Runs a DevTools command in the browser (e.g. `Emulation.setGeolocationOverride`).
+pub async fn cdp(c: &Client, cmd: &'static str, params: Value) -> Value {
+    c.issue_cmd(Cdp { cmd, params }).await.unwrap_or_else(|e| panic!("{cmd}: {e}"))
+}
