@@ -355,3 +355,128 @@ async fn sos_page_streams_and_survives_cuts() {
     eprintln!("stored: {fix_n} fixes, {audio_n} audio chunks, {secs:.1} s of audio in {} parts", parts.len());
     assert!(secs > 8.0, "the recording covers the SOS: {secs} s");
 }
+
+/// Location and microphone refused: the SOS still goes out and the page says why. A check-in
+/// timer is started and checked in from the page. The duress PIN "cancels" on the page while
+/// the alert goes on, flagged, with the contacts told; a responder's resolve ends it on the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sos_page_denied_sensors_timer_and_duress() {
+    require_dashboard_build();
+    let env = Env::new(Backend::Sqlite).await;
+    let fake = FakeTwilio::start(&[]);
+    let args = fake.server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&env, "127.0.0.1:0", &args);
+    let token = env.user("Ana", ANA);
+    let http = reqwest::Client::new();
+    let ok = |r: reqwest::Response| {
+        assert!(r.status().is_success(), "{}", r.status());
+    };
+    ok(http
+        .post(server.http("/v1/contacts"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "Ben", "phone": BEN }))
+        .send()
+        .await
+        .unwrap());
+    ok(http
+        .put(server.http("/v1/pin"))
+        .bearer_auth(&token)
+        .json(&json!({ "pin": "2468", "duress_pin": "1357" }))
+        .send()
+        .await
+        .unwrap());
+
+    let driver = Driver::start();
+    let c = driver.browser_with(&["--use-fake-device-for-media-stream"]).await;
+    for name in ["geolocation", "microphone"] {
+        cdp(
+            &c,
+            "Browser.setPermission",
+            json!({ "permission": { "name": name }, "setting": "denied", "origin": server.http("") }),
+        )
+        .await;
+    }
+    c.goto(&server.http("/sos")).await.unwrap();
+    let account = json!({ "token": token, "name": "Ana", "phone": ANA }).to_string();
+    c.execute("localStorage.setItem('alertme.device', arguments[0])", vec![json!(account)]).await.unwrap();
+    c.refresh().await.unwrap();
+
+    // A check-in timer from the page, then checked in with the PIN.
+    fill(&c, "timer-minutes", "20").await;
+    fill(&c, "timer-note", "Walking home").await;
+    click(&c, "timer-start").await;
+    wait_for(&c, "the running timer", Duration::from_secs(10), || async {
+        text(&c, "timer").await.contains("check in within")
+    })
+    .await;
+    let timers: Vec<alertme_protocol::Timer> =
+        http.get(server.http("/v1/timers")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(timers.len(), 1);
+    assert_eq!((timers[0].status.as_str(), timers[0].deadline_ms > 0), ("active", true));
+    fill(&c, "timer-pin", "2468").await;
+    click(&c, "checkin").await;
+    wait_for(&c, "the timer gone", Duration::from_secs(10), || async {
+        c.find(Locator::Css("[data-testid=timer]")).await.is_err()
+    })
+    .await;
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM timers WHERE status = 'checked_in'").await, 1);
+
+    // SOS without location and microphone: it still goes out, and the page says why.
+    click(&c, "sos").await;
+    wait_for(&c, "the alert", Duration::from_secs(15), || async { !state(&c, "alert").await.is_empty() })
+        .await;
+    let alert_id = state(&c, "alert").await;
+    wait_for(&c, "both refusals explained", Duration::from_secs(10), || async {
+        text(&c, "location").await.contains("permission denied")
+            && text(&c, "mic").await.contains("permission denied")
+    })
+    .await;
+    eventually(Duration::from_secs(10), "Ben's alert text", || async {
+        fake.to(BEN).await.into_iter().find(|m| m["body"].as_str().unwrap_or("").contains("needs help"))
+    })
+    .await;
+    let status = |id: String| {
+        let env = &env;
+        async move {
+            env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{id}' AND status = 'active'")).await
+        }
+    };
+    assert_eq!(status(alert_id.clone()).await, 1);
+
+    // A wrong PIN is refused; the duress PIN looks like a cancel, and the alert goes on.
+    fill(&c, "pin", "0000").await;
+    click(&c, "end").await;
+    wait_for(&c, "wrong PIN", Duration::from_secs(10), || async {
+        c.find(Locator::Css("main")).await.unwrap().text().await.unwrap_or_default().contains("Wrong PIN")
+    })
+    .await;
+    fill(&c, "pin", "1357").await;
+    click(&c, "end").await;
+    wait_for(&c, "the page to look cancelled", Duration::from_secs(10), || async {
+        text(&c, "ended").await.contains("Your SOS was cancelled") && state(&c, "hidden").await == "true"
+    })
+    .await;
+    assert!(c.find(Locator::Css("[data-testid=active]")).await.is_err(), "nothing shows the SOS goes on");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(status(alert_id.clone()).await, 1, "the duress PIN does not end the alert");
+    assert_eq!(
+        env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{alert_id}' AND duress = TRUE")).await,
+        1,
+        "flagged duress"
+    );
+    eventually(Duration::from_secs(10), "Ben's duress text", || async {
+        fake.to(BEN).await.into_iter().find(|m| m["body"].as_str().unwrap_or("").contains("duress PIN"))
+    })
+    .await;
+    assert_eq!(state(&c, "link").await, "online", "the page still streams");
+
+    // A responder resolves it: the page learns.
+    let responder = env.responder("Rita");
+    let mut console = connect(&server.ws("/v1/responder"), Some(&responder), None).await.unwrap();
+    send_json(&mut console, &alertme_protocol::ResponderCmd::Resolve { alert_id: alert_id.clone() }).await;
+    wait_for(&c, "the page to show the resolve", Duration::from_secs(10), || async {
+        state(&c, "phase").await == "ended(resolved)" && text(&c, "ended").await.contains("resolved")
+    })
+    .await;
+}

@@ -395,7 +395,7 @@ impl Sender {
     /// The text of a row. Alert texts are rendered now rather than stored, so the database never
     /// holds a usable watch link; rendering is deterministic, which reconciliation relies on.
     async fn render(&self, row: &sms_outbox::Model) -> Result<Option<String>, DbErr> {
-        if row.kind != kind::ALERT && row.kind != kind::ALL_CLEAR && row.kind != kind::PHONE_SILENT {
+        if ![kind::ALERT, kind::ALL_CLEAR, kind::PHONE_SILENT, kind::DURESS].contains(&row.kind.as_str()) {
             return Ok(row.body.clone());
         }
         let (Some(alert_id), Some(contact_id)) = (&row.alert_id, &row.contact_id) else {
