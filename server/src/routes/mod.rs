@@ -36,6 +36,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         // The dashboard is a single-page app: its routes all load index.html.
         .route_service("/w/{token}", ServeFile::new(&index))
         .route_service("/console", ServeFile::new(&index))
+        .route_service("/sos", ServeFile::new(&index))
         .fallback_service(ServeDir::new(static_dir).fallback(ServeFile::new(&index)))
         .with_state(state)
 }
