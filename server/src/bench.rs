@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use alertme_protocol::audio::{encode_phone_chunk, WatchHeader, PHONE_HEADER_LEN};
 use alertme_protocol::{Fix, PhoneMsg, PhoneServerMsg, WatchMsg};
+
+use crate::bench_pin::Pinning;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
@@ -64,6 +66,9 @@ pub struct BenchArgs {
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Do not pin the server and the generator to different cores.
+    #[arg(long)]
+    pub no_pin: bool,
 }
 
 /// Results of one target.
@@ -89,6 +94,8 @@ pub struct Report {
     pub duplicates: u64,
     /// Machine load average (1 min) at the end; > cores means a noisy run.
     pub load_avg: f64,
+    /// Where the server and the generator ran (`None`: not pinned).
+    pub pinned: Option<String>,
     /// Storm: ms from the restarted server listening until every phone resumed its alert.
     pub phones_resumed_ms: Option<u64>,
     /// Storm: ms until every watcher had a fresh snapshot.
@@ -197,7 +204,7 @@ fn wait_line(child: &mut Child, prefix: &str) -> anyhow::Result<String> {
     rx.recv_timeout(Duration::from_secs(30)).context("process did not start")
 }
 
-fn start_alertme(args: &BenchArgs, sessions: usize) -> anyhow::Result<Target> {
+fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> anyhow::Result<Target> {
     let exe = std::env::current_exe()?;
     let dir = std::env::temp_dir().join(format!("alertme-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
@@ -226,6 +233,9 @@ fn start_alertme(args: &BenchArgs, sessions: usize) -> anyhow::Result<Target> {
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        if let Some(p) = pin {
+            crate::bench_pin::pin_command(&mut c, &p.server);
+        }
         c
     };
     let mut child = serve("127.0.0.1:0").spawn()?;
@@ -234,9 +244,13 @@ fn start_alertme(args: &BenchArgs, sessions: usize) -> anyhow::Result<Target> {
     Ok(Target { child, restart, base: format!("ws://{addr}"), name: "alertme", phones, dir: Some(dir) })
 }
 
-fn start_peer(sessions: usize) -> anyhow::Result<Target> {
+fn start_peer(sessions: usize, pin: Option<&Pinning>) -> anyhow::Result<Target> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/peers/ws-hub.js");
-    let mut child = Command::new("node")
+    let mut cmd = Command::new("node");
+    if let Some(p) = pin {
+        crate::bench_pin::pin_command(&mut cmd, &p.server);
+    }
+    let mut child = cmd
         .arg(&script)
         .arg("0")
         .stdout(Stdio::piped())
@@ -502,6 +516,7 @@ async fn run_stream(
         lost,
         duplicates: dups,
         load_avg: load_avg(),
+        pinned: None,
         phones_resumed_ms: None,
         watchers_resynced_ms: None,
     })
@@ -563,6 +578,7 @@ async fn run_idle(target: &Target, sockets: usize, bar: &indicatif::ProgressBar)
         rss_kib: rss1,
         idle_bytes_per_socket: Some(per),
         load_avg: load_avg(),
+        pinned: None,
         ..Default::default()
     })
 }
@@ -786,6 +802,7 @@ async fn run_storm(
         rss_kib: rss_kib(target.child.id()),
         lost: st.lost.load(Ordering::Relaxed),
         load_avg: load_avg(),
+        pinned: None,
         phones_resumed_ms: phones_ms,
         watchers_resynced_ms: watchers_ms,
         ..Default::default()
@@ -802,18 +819,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Idle => (1, 0),
         Scenario::Storm => (args.sessions.unwrap_or(500), args.watchers.unwrap_or(2)),
     };
+    let pin = if args.no_pin { None } else { crate::bench_pin::plan() };
+    if let Some(p) = &pin {
+        if !crate::bench_pin::pin_self(&p.generator) {
+            println!("note: could not pin the generator; running unpinned");
+        }
+        println!("pinning: {}", p.describe());
+    }
     let bar = indicatif::ProgressBar::new_spinner();
     let mut reports = Vec::new();
-    let mut targets = vec![start_alertme(&args, sessions)?];
+    let mut targets = vec![start_alertme(&args, sessions, pin.as_ref())?];
     if args.peer && !matches!(args.scenario, Scenario::Ingest | Scenario::Storm) {
-        targets.push(start_peer(sessions)?);
+        targets.push(start_peer(sessions, pin.as_ref())?);
     }
     for t in &mut targets {
-        let r = match args.scenario {
+        let mut r = match args.scenario {
             Scenario::Idle => run_idle(t, args.sockets, &bar).await?,
             Scenario::Storm => run_storm(t, sessions, watchers, args.seconds, &bar).await?,
             _ => run_stream(t, sessions, watchers, args.seconds, &bar).await?,
         };
+        r.pinned = pin.as_ref().map(Pinning::describe);
         reports.push(r);
     }
     bar.finish_and_clear();

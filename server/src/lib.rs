@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audio;
 pub mod auth;
 pub mod bench;
+pub mod bench_pin;
 pub mod cli;
 pub mod clock;
 pub mod config;
