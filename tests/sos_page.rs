@@ -172,19 +172,22 @@ async fn sos_page_streams_and_survives_cuts() {
     require_dashboard_build();
     let env = Env::new(Backend::Sqlite).await;
     let fake = FakeTwilio::start(&[]);
+    // The page reaches the server through a proxy that can cut its network; watchers do not.
+    let proxy = CutProxy::start().await;
+    let page = format!("http://{}", proxy.addr);
     let mut args = fake.server_args();
-    args.extend(["--tile-url".to_owned(), String::new()]);
+    args.extend(["--tile-url".to_owned(), String::new(), "--allowed-origins".to_owned(), page.clone()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut server = Server::start(&env, "127.0.0.1:0", &args);
+    proxy.set_target(&server.addr);
     let driver = Driver::start();
     let c = driver.browser_with(&MEDIA_FLAGS).await;
-    cdp(&c, "Browser.grantPermissions", json!({ "permissions": ["geolocation"], "origin": server.http("") }))
-        .await;
+    cdp(&c, "Browser.grantPermissions", json!({ "permissions": ["geolocation"], "origin": page })).await;
     let walk = walk();
     set_position(&c, walk[0]).await;
 
     // Sign in with the texted code.
-    c.goto(&server.http("/sos")).await.unwrap();
+    c.goto(&format!("{page}/sos")).await.unwrap();
     fill(&c, "phone", ANA).await;
     click(&c, "send-code").await;
     let code = code_for(&fake, ANA).await;
@@ -266,9 +269,51 @@ async fn sos_page_streams_and_survives_cuts() {
     })
     .await;
     save_screenshot("sos-active.png", &c.screenshot().await.unwrap());
-    drop(ws);
 
-    // Network cut: the server dies; the page keeps recording into IndexedDB.
+    // Network cut with the server up: the watcher stays; after the cut the page sends the
+    // newest fix first, then the backlog oldest first.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<(Instant, u64)>::new()));
+    let log = seen.clone();
+    let watcher = tokio::spawn(async move {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Text(t) = m {
+                if let Ok(WatchMsg::Fix { fix, .. }) = serde_json::from_str::<WatchMsg>(t.as_str()) {
+                    log.lock().unwrap().push((Instant::now(), fix.seq));
+                }
+            }
+        }
+    });
+    all_acked(&c, Duration::from_secs(15)).await;
+    proxy.cut();
+    wait_for(&c, "the page to see the network gone", Duration::from_secs(10), || async {
+        state(&c, "link").await == "offline"
+    })
+    .await;
+    let cut_taken = num(&c, "taken-fix").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let offline_taken = num(&c, "taken-fix").await;
+    assert!(
+        offline_taken >= cut_taken + 3,
+        "positions keep coming while offline: {cut_taken} → {offline_taken}"
+    );
+    let healed = Instant::now();
+    proxy.heal();
+    let after = all_acked(&c, Duration::from_secs(20)).await;
+    assert!(after.0 >= offline_taken);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    watcher.abort();
+    let post: Vec<u64> = seen.lock().unwrap().iter().filter(|(t, _)| *t > healed).map(|(_, s)| *s).collect();
+    assert!(post.len() >= 3, "the watcher got the backlog: {post:?}");
+    let newest = post[0];
+    let backlog: Vec<u64> = post[1..].iter().copied().take_while(|&s| s < newest).collect();
+    assert!(newest >= offline_taken && !backlog.is_empty(), "newest first, then the backlog: {post:?}");
+    assert!(backlog.windows(2).all(|w| w[0] < w[1]), "the backlog oldest first: {post:?}");
+    let all: std::collections::BTreeSet<u64> = seen.lock().unwrap().iter().map(|(_, s)| *s).collect();
+    let first = *all.iter().next().unwrap();
+    assert!((first..=newest).all(|s| all.contains(&s)), "the watcher saw every fix from {first} to {newest}");
+
+    // The server dies (SIGKILL) and comes back on the same port; the page keeps recording into
+    // IndexedDB meanwhile.
     let before_cut = all_acked(&c, Duration::from_secs(15)).await;
     server.kill();
     wait_for(&c, "the page to see the link down", Duration::from_secs(10), || async {
@@ -344,10 +389,13 @@ async fn sos_page_streams_and_survives_cuts() {
         std::fs::write(&f, &bytes).unwrap();
         match decodes_cleanly(&f) {
             Ok(()) => {}
-            // MediaRecorder's chunks end anywhere, not on WebM element boundaries, and a part
-            // ends where its recorder was stopped (the reload, the end of the SOS): its last
-            // element is cut. Everything before it must decode without a single error.
-            Err(e) if e.lines().all(|l| l.contains("File ended prematurely")) => {}
+            // The reload killed the first recorder: MediaRecorder's chunks end anywhere, not on
+            // WebM element boundaries, so that part's last element is cut. Everything before it
+            // must decode without a single error. The last part was finished cleanly (the page
+            // stops its recorder and waits for the acks before ending the SOS).
+            Err(e)
+                if usize::from(p.part) + 1 < parts.len()
+                    && e.lines().all(|l| l.contains("File ended prematurely")) => {}
             Err(e) => panic!("stored part {} does not decode: {e}", p.part),
         }
         secs += audio_seconds(&f);

@@ -240,6 +240,8 @@ fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> an
     };
     let mut child = serve("127.0.0.1:0").spawn()?;
     let addr = wait_line(&mut child, "AlertMe is running on http://")?;
+    // For attaching a profiler: `perf record -g -p PID`.
+    println!("server under test: pid {} on {addr}", child.id());
     let restart = Some(serve(&addr));
     Ok(Target { child, restart, base: format!("ws://{addr}"), name: "alertme", phones, dir: Some(dir) })
 }

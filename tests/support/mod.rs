@@ -577,3 +577,66 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A loopback TCP proxy whose connections can be cut, like a phone losing its network while the
+/// server stays up. While cut, new connections are accepted and closed at once.
+pub struct CutProxy {
+    pub addr: String,
+    target: std::sync::Arc<std::sync::Mutex<String>>,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    /// Listens on 127.0.0.1; forwards nowhere until `set_target`.
+    pub async fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let target = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (t, u, c) = (target.clone(), up.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection closes at once
+                }
+                let to = t.lock().unwrap().clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self { addr, target, up, conns, accept }
+    }
+
+    /// Where connections go (the server's address).
+    pub fn set_target(&self, addr: &str) {
+        *self.target.lock().unwrap() = addr.to_owned();
+    }
+
+    /// Drops every connection and refuses new ones until `heal`.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn heal(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}

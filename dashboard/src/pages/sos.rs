@@ -235,8 +235,17 @@ fn Signed(account: Account) -> impl IntoView {
     let end_sos = move |_| {
         let Some(id) = v.alert_id.get_untracked() else { return };
         let p = pin.get_untracked();
+        v.flushed.set(false);
+        hs.with_value(|h| h.send(Input::Flush));
         leptos::task::spawn_local(async move {
-            // Let what is on its way land first (bounded: a dead link must not block the cancel).
+            // Let the recorder finish and what is on its way land first (bounded: a dead link
+            // must not block the cancel).
+            for _ in 0..20 {
+                if v.flushed.get_untracked() {
+                    break;
+                }
+                sleep_ms(100).await;
+            }
             for _ in 0..30 {
                 let (t, a) = (v.taken.get_untracked(), v.acked.get_untracked());
                 if a.fix >= t.fix && a.audio >= t.audio {
@@ -258,10 +267,13 @@ fn Signed(account: Account) -> impl IntoView {
                     hs.with_value(|h| h.send(Input::Hide));
                     message.set(Some("Your SOS was cancelled.".into()));
                 }
-                Err(ApiError::Refused(403, _) | ApiError::Status(403)) => {
-                    message.set(Some("Wrong PIN.".into()))
+                Err(e) => {
+                    hs.with_value(|h| h.send(Input::Record));
+                    message.set(Some(match e {
+                        ApiError::Refused(403, _) | ApiError::Status(403) => "Wrong PIN.".into(),
+                        e => e.message(),
+                    }));
                 }
-                Err(e) => message.set(Some(e.message())),
             }
         });
     };

@@ -64,6 +64,8 @@ pub struct View {
     /// Trouble worth telling (storage unavailable, …).
     pub problem: RwSignal<Option<String>>,
     pub signed_out: RwSignal<bool>,
+    /// The recorder finished after `Input::Flush` (or there was none).
+    pub flushed: RwSignal<bool>,
 }
 
 impl View {
@@ -84,6 +86,7 @@ impl View {
             check_in_due: RwSignal::new(None),
             problem: RwSignal::new(None),
             signed_out: RwSignal::new(false),
+            flushed: RwSignal::new(false),
         }
     }
 }
@@ -98,6 +101,10 @@ pub enum Input {
     Hide,
     /// Check-in timers running or not: keep the last known position fresh.
     Track(bool),
+    /// Stop the recorder cleanly (its last data completes the recording) before ending.
+    Flush,
+    /// Make sure the recorder runs (after a flush that did not end the SOS).
+    Record,
     Tick,
 }
 
@@ -145,6 +152,10 @@ struct Engine {
     geo: Option<Geo>,
     geo_precise: bool,
     mic: Option<Mic>,
+    /// A microphone is being asked for (the permission prompt may be up).
+    mic_starting: bool,
+    /// When to make sure the recorder runs again (after a cancel that did not end the SOS).
+    record_at: Option<f64>,
     battery: Option<web_sys::BatteryManager>,
     tracking: bool,
     last_track_ms: f64,
@@ -168,6 +179,8 @@ async fn run(token: String, tx: UnboundedSender<Input>, mut rx: UnboundedReceive
         geo: None,
         geo_precise: false,
         mic: None,
+        mic_starting: false,
+        record_at: None,
         battery: sensors::battery().await,
         tracking: false,
         last_track_ms: 0.0,
@@ -216,6 +229,8 @@ async fn run(token: String, tx: UnboundedSender<Input>, mut rx: UnboundedReceive
                 e.tracking = on;
                 e.sync_geo();
             }
+            Input::Flush => e.flush_recorder(),
+            Input::Record => e.start_mic(),
             Input::Tick => e.tick(),
         }
     }
@@ -290,6 +305,9 @@ impl Engine {
             self.hidden = true;
             self.view.hidden.set(true);
             self.persist().await;
+            // A real cancel ends the SOS within moments (`stopped`); if it goes on (the duress
+            // PIN), the recorder stopped for the cancel must run again.
+            self.record_at = Some(now_ms() + 2_000.0);
         }
     }
 
@@ -308,15 +326,20 @@ impl Engine {
 
     fn start_sensors(&mut self) {
         self.sync_geo();
+        self.start_mic();
+    }
+
+    fn start_mic(&mut self) {
+        if self.sos.is_none() || self.audio_refused || self.mic.is_some() || self.mic_starting {
+            return;
+        }
         let Some(mime) = self.sos.as_ref().and_then(|s| s.audio_mime.clone()) else {
             self.view
                 .mic
                 .set(SensorState::Unavailable("this browser cannot record a format the server takes".into()));
             return;
         };
-        if self.mic.is_some() {
-            return;
-        }
+        self.mic_starting = true;
         let sink = self.reading_sink();
         let tx = self.tx.clone();
         leptos::task::spawn_local(async move {
@@ -325,6 +348,13 @@ impl Engine {
                 let _ = tx.unbounded_send(Input::Tick);
             }
         });
+    }
+
+    fn flush_recorder(&mut self) {
+        match &self.mic {
+            Some(mic) => mic.finish(),
+            None => self.view.flushed.set(true),
+        }
     }
 
     /// Position watching as needed now: precise during an SOS, coarse for a timer, else off.
@@ -520,7 +550,17 @@ impl Engine {
     async fn on_sensor(&mut self, r: Reading) {
         match r {
             Reading::PositionState(s) => self.view.location.set(s),
-            Reading::MicState(s) => self.view.mic.set(s),
+            Reading::MicState(s) => {
+                if matches!(s, SensorState::Denied | SensorState::Unavailable(_)) {
+                    self.mic_starting = false;
+                }
+                self.view.mic.set(s);
+            }
+            Reading::MicFinished => {
+                self.mic = None;
+                self.view.mic.set(SensorState::Off);
+                self.view.flushed.set(true);
+            }
             Reading::Position(p) => self.on_position(p).await,
             Reading::Audio(blob) => self.on_audio(blob).await,
         }
@@ -594,6 +634,7 @@ impl Engine {
 
     fn ended(&mut self, status: AlertStatus) {
         self.sos = None;
+        self.record_at = None;
         self.hidden = false;
         self.view.hidden.set(false);
         self.fixes.clear();
@@ -611,9 +652,14 @@ impl Engine {
     fn tick(&mut self) {
         if let Some(mic) = MIC.with(|m| m.borrow_mut().take()) {
             // Started asynchronously (the permission prompt); kept only while the SOS runs.
-            if self.sos.is_some() && !self.audio_refused {
+            self.mic_starting = false;
+            if self.sos.is_some() && !self.audio_refused && self.mic.is_none() {
                 self.mic = Some(mic);
             }
+        }
+        if self.record_at.is_some_and(|at| now_ms() >= at) {
+            self.record_at = None;
+            self.start_mic();
         }
         if self.view.link.get_untracked() == Link::Online && now_ms() - self.last_sent_ms >= PING_EVERY_MS {
             self.send_text(&PhoneMsg::Ping { t: Some(now_ms() as i64) });

@@ -7,6 +7,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     BatteryManager, Blob, BlobEvent, GeolocationPosition, GeolocationPositionError, MediaRecorder,
     MediaRecorderOptions, MediaStream, MediaStreamConstraints, MediaStreamTrack, PositionOptions,
+    RecordingState,
 };
 
 /// Recorder formats in order of preference (docs/protocol.md accepts WebM/Opus and MP4; Ogg is
@@ -53,6 +54,8 @@ pub enum Reading {
     PositionState(SensorState),
     Audio(Blob),
     MicState(SensorState),
+    /// The recorder stopped after `Mic::finish`; its last data came before this.
+    MicFinished,
 }
 
 /// A running `watchPosition`; cleared on drop.
@@ -123,6 +126,7 @@ pub struct Mic {
     recorder: MediaRecorder,
     stream: MediaStream,
     _data: Closure<dyn FnMut(BlobEvent)>,
+    _stop: Closure<dyn FnMut()>,
 }
 
 impl Mic {
@@ -171,13 +175,25 @@ impl Mic {
             }
         });
         recorder.set_ondataavailable(Some(data.as_ref().unchecked_ref()));
+        let on_stop = on.clone();
+        let stop = Closure::<dyn FnMut()>::new(move || on_stop(Reading::MicFinished));
+        recorder.set_onstop(Some(stop.as_ref().unchecked_ref()));
         if recorder.start_with_time_slice(TIMESLICE_MS).is_err() {
             stop_tracks(&stream);
             on(Reading::MicState(SensorState::Unavailable("the recorder did not start".into())));
             return None;
         }
         on(Reading::MicState(SensorState::Working(mime.to_owned())));
-        Some(Self { recorder, stream, _data: data })
+        Some(Self { recorder, stream, _data: data, _stop: stop })
+    }
+
+    /// Stops recording cleanly: the recorder hands out its last data (which completes the
+    /// container) and then reports `MicFinished`.
+    pub fn finish(&self) {
+        if self.recorder.state() != RecordingState::Inactive {
+            let _ = self.recorder.stop();
+        }
+        stop_tracks(&self.stream);
     }
 }
 
@@ -192,7 +208,10 @@ fn stop_tracks(stream: &MediaStream) {
 impl Drop for Mic {
     fn drop(&mut self) {
         self.recorder.set_ondataavailable(None);
-        let _ = self.recorder.stop();
+        self.recorder.set_onstop(None);
+        if self.recorder.state() != RecordingState::Inactive {
+            let _ = self.recorder.stop();
+        }
         stop_tracks(&self.stream);
     }
 }
