@@ -73,6 +73,9 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Chromium outlives a killed chromedriver (and a test that panicked never closed its
+        // session): end every process of this profile, or they keep recording and using CPU.
+        let _ = Command::new("pkill").arg("-f").arg(self.profile.display().to_string()).status();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }

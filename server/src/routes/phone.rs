@@ -50,7 +50,7 @@ async fn upgrade(
     let revocations = state.hub.revocations();
     let device = auth::device(&state.db, &sockets::token(&headers, &query)?).await?;
     let active = alerts::active_of_user(&state.db, &device.user_id).await?;
-    Ok(sockets::configure(ws, sockets::PHONE_READ_BUFFER).on_upgrade(move |socket| async move {
+    Ok(sockets::configure(ws, sockets::PHONE_READ_BUFFER, 0).on_upgrade(move |socket| async move {
         let (conn, notices) = Conn::new(state, device);
         conn.serve(socket, notices, revocations, active).await
     }))

@@ -32,7 +32,7 @@ async fn upgrade(
 ) -> Result<Response> {
     sockets::check_origin(&state, &headers)?;
     let responder = auth::responder(&state.db, &sockets::token(&headers, &query)?).await?;
-    Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER)
+    Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH)
         .on_upgrade(move |socket| run(state, responder, socket)))
 }
 

@@ -37,12 +37,19 @@ pub const PHONE_READ_BUFFER: usize = 4 * 1024;
 /// there can be thousands of them idle.
 pub const VIEWER_READ_BUFFER: usize = 512;
 
+/// Frames queued for one viewer are written with one system call up to this many bytes: a
+/// watcher behind by a few events gets them in one `send`, not one each (a flush still follows
+/// every batch, so nothing waits for the buffer to fill).
+pub const VIEWER_WRITE_BATCH: usize = 16 * 1024;
+
 /// tungstenite's default read buffer is 128 KiB per socket, which costs ~144 KB per idle
 /// connection (measured); ours is sized per kind of peer. Writes are bounded so a stuck peer
 /// cannot make us buffer without limit: sends beyond it fail and the socket is closed.
-pub fn configure(ws: WebSocketUpgrade, read_buffer: usize) -> WebSocketUpgrade {
+/// `write_batch` is how many bytes of frames may gather before they are written (0: every
+/// frame at once).
+pub fn configure(ws: WebSocketUpgrade, read_buffer: usize, write_batch: usize) -> WebSocketUpgrade {
     ws.read_buffer_size(read_buffer)
-        .write_buffer_size(0)
+        .write_buffer_size(write_batch)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)

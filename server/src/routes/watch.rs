@@ -12,8 +12,9 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use futures_util::SinkExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::sockets::{self, close};
 use crate::alerts;
@@ -25,6 +26,8 @@ use crate::state::AppState;
 
 /// Resyncs allowed before a watcher that keeps falling behind is closed with 4410.
 const MAX_RESYNCS: u32 = 3;
+/// Most queued events written together in one batch.
+const MAX_BATCH: usize = 64;
 /// Client messages per heartbeat interval beyond which a watcher is closed (they only need pongs).
 const MAX_CLIENT_MSGS_PER_BEAT: u32 = 50;
 
@@ -46,7 +49,7 @@ async fn upgrade(
         (None, None) => None,
         _ => return Err(Error::BadRequest("resume needs both epoch and a numeric ev".into())),
     };
-    Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER)
+    Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH)
         .on_upgrade(move |socket| run(state, session, resume, socket)))
 }
 
@@ -118,8 +121,32 @@ async fn run(state: AppState, session: Arc<Session>, resume: Option<(String, u64
         tokio::select! {
             e = sub.rx.recv() => match e {
                 Ok(e) => {
-                    if !send_all(&mut socket, [e.msg.clone()], &s).await {
+                    // Whatever else is already queued goes out in the same write.
+                    let mut batch = vec![e.msg.clone()];
+                    let mut lagged = None;
+                    while batch.len() < MAX_BATCH {
+                        match sub.rx.try_recv() {
+                            Ok(e) => batch.push(e.msg.clone()),
+                            Err(TryRecvError::Lagged(n)) => {
+                                lagged = Some(n);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if !send_all(&mut socket, batch, &s).await {
                         break None;
+                    }
+                    if let Some(n) = lagged {
+                        resyncs += 1;
+                        tracing::debug!(missed = n, resyncs, "watcher lagged; resyncing");
+                        if resyncs > MAX_RESYNCS {
+                            break Some((close::TOO_SLOW, "cannot keep up; reconnect"));
+                        }
+                        sub = session.resync();
+                        if !send_all(&mut socket, sub.frames.drain(..), &s).await {
+                            break None;
+                        }
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
@@ -173,17 +200,18 @@ async fn run(state: AppState, session: Arc<Session>, resume: Option<(String, u64
     }
 }
 
-/// Sends frames, each within the send timeout; false when the watcher is gone or too slow.
+/// Sends frames as one batch (written together, then flushed) within the send timeout; false
+/// when the watcher is gone or too slow.
 async fn send_all(
     socket: &mut WebSocket,
     frames: impl IntoIterator<Item = Message>,
     s: &crate::state::Settings,
 ) -> bool {
-    for f in frames {
-        match tokio::time::timeout(s.send_timeout, socket.send(f)).await {
-            Ok(Ok(())) => {}
-            _ => return false,
+    let write = async {
+        for f in frames {
+            socket.feed(f).await?;
         }
-    }
-    true
+        socket.flush().await
+    };
+    matches!(tokio::time::timeout(s.send_timeout, write).await, Ok(Ok(())))
 }
