@@ -119,37 +119,31 @@ async fn run(state: AppState, session: Arc<Session>, resume: Option<(String, u64
     let mut msgs_this_beat = 0;
     let end = loop {
         tokio::select! {
-            e = sub.rx.recv() => match e {
-                Ok(e) => {
-                    // Whatever else is already queued goes out in the same write.
-                    let mut batch = vec![e.msg.clone()];
-                    let mut lagged = None;
-                    while batch.len() < MAX_BATCH {
-                        match sub.rx.try_recv() {
-                            Ok(e) => batch.push(e.msg.clone()),
-                            Err(TryRecvError::Lagged(n)) => {
-                                lagged = Some(n);
-                                break;
+            e = sub.rx.recv() => {
+                let lagged = match e {
+                    Ok(e) => {
+                        // Whatever else is already queued goes out in the same write.
+                        let mut batch = vec![e.msg.clone()];
+                        let mut lagged = None;
+                        while batch.len() < MAX_BATCH {
+                            match sub.rx.try_recv() {
+                                Ok(e) => batch.push(e.msg.clone()),
+                                Err(TryRecvError::Lagged(n)) => {
+                                    lagged = Some(n);
+                                    break;
+                                }
+                                Err(_) => break,
                             }
-                            Err(_) => break,
                         }
-                    }
-                    if !send_all(&mut socket, batch, &s).await {
-                        break None;
-                    }
-                    if let Some(n) = lagged {
-                        resyncs += 1;
-                        tracing::debug!(missed = n, resyncs, "watcher lagged; resyncing");
-                        if resyncs > MAX_RESYNCS {
-                            break Some((close::TOO_SLOW, "cannot keep up; reconnect"));
-                        }
-                        sub = session.resync();
-                        if !send_all(&mut socket, sub.frames.drain(..), &s).await {
+                        if !send_all(&mut socket, batch, &s).await {
                             break None;
                         }
+                        lagged
                     }
-                }
-                Err(RecvError::Lagged(n)) => {
+                    Err(RecvError::Lagged(n)) => Some(n),
+                    Err(RecvError::Closed) => break Some((close::NORMAL, "alert ended")),
+                };
+                if let Some(n) = lagged {
                     resyncs += 1;
                     tracing::debug!(missed = n, resyncs, "watcher lagged; resyncing");
                     if resyncs > MAX_RESYNCS {
@@ -160,8 +154,7 @@ async fn run(state: AppState, session: Arc<Session>, resume: Option<(String, u64
                         break None;
                     }
                 }
-                Err(RecvError::Closed) => break Some((close::NORMAL, "alert ended")),
-            },
+            }
             Ok(()) = status.changed() => {
                 if *status.borrow_and_update() != AlertStatus::Active {
                     // Deliver what was published up to the end (the final status included), then close.
