@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// Do not pin the server and the generator to different cores.
     #[arg(long)]
     pub no_pin: bool,
+    /// Run this `alertme` binary as the server under test (default: this one), e.g. a build of
+    /// the previous commit, to compare before and after with the same generator.
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
 }
 
 /// Results of one target.
@@ -205,7 +209,10 @@ fn wait_line(child: &mut Child, prefix: &str) -> anyhow::Result<String> {
 }
 
 fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> anyhow::Result<Target> {
-    let exe = std::env::current_exe()?;
+    let exe = match &args.server_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
     let dir = std::env::temp_dir().join(format!("alertme-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let url = args
@@ -315,14 +322,29 @@ async fn connect(
     Ok(tokio_tungstenite::connect_async(req).await?.0)
 }
 
-/// A phone: starts its alert (alertme) and streams fixes and audio until `stop`.
+/// When the measured run ends: sent once every phone started and every watcher joined, so the
+/// start-up burst (1,000 alerts created at once) is not measured as streaming.
+type Go = tokio::sync::watch::Receiver<Option<Instant>>;
+
+async fn go_time(mut go: Go) -> Instant {
+    loop {
+        if let Some(t) = *go.borrow_and_update() {
+            return t;
+        }
+        if go.changed().await.is_err() {
+            return Instant::now();
+        }
+    }
+}
+
+/// A phone: starts its alert (alertme) and streams fixes and audio until the run's end.
 async fn phone(
     target_base: String,
     alertme: bool,
     id: String,
     session: usize,
     shared: Arc<Shared>,
-    stop: Instant,
+    go: Go,
     watch_tx: tokio::sync::oneshot::Sender<String>,
 ) -> anyhow::Result<()> {
     let url =
@@ -347,6 +369,7 @@ async fn phone(
     } else {
         let _ = watch_tx.send(id.clone());
     }
+    let stop = go_time(go).await;
     // Give watchers time to join before the measured stream starts.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     shared.measuring.store(true, Ordering::Relaxed);
@@ -383,8 +406,9 @@ async fn phone(
 }
 
 /// A watcher: counts what arrives and measures latency from the payload timestamps.
-async fn watcher(url: String, session: usize, shared: Arc<Shared>, stop: Instant) -> anyhow::Result<()> {
+async fn watcher(url: String, session: usize, shared: Arc<Shared>, go: Go) -> anyhow::Result<()> {
     let mut ws = connect(&url, None).await?;
+    let stop = go_time(go).await;
     let deadline = tokio::time::Instant::from_std(stop + Duration::from_secs(2));
     // A watcher resynced after falling behind gets the trail in a snapshot: that is delivery
     // too. A fix counts as duplicated only when a live event repeats one.
@@ -454,12 +478,12 @@ async fn run_stream(
         seen: Mutex::new(vec![Vec::new(); sessions]),
         sent: Mutex::new(vec![0; sessions]),
     });
-    let stop = Instant::now() + Duration::from_secs_f64(seconds + 1.5);
+    let (go_tx, go) = tokio::sync::watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();
     let mut rooms = Vec::new();
     for (i, id) in target.phones.iter().take(sessions).enumerate() {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        tasks.spawn(phone(target.base.clone(), alertme, id.clone(), i, shared.clone(), stop, tx));
+        tasks.spawn(phone(target.base.clone(), alertme, id.clone(), i, shared.clone(), go.clone(), tx));
         rooms.push(rx);
     }
     for (i, rx) in rooms.into_iter().enumerate() {
@@ -470,9 +494,11 @@ async fn run_stream(
             format!("{}/v1/watch?room={key}", target.base)
         };
         for _ in 0..watchers {
-            tasks.spawn(watcher(url.clone(), i, shared.clone(), stop));
+            tasks.spawn(watcher(url.clone(), i, shared.clone(), go.clone()));
         }
     }
+    let stop = Instant::now() + Duration::from_secs_f64(seconds + 1.5);
+    let _ = go_tx.send(Some(stop));
     let pid = target.child.id();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let cpu0 = cpu_us(pid);

@@ -238,6 +238,7 @@ pub async fn create(state: &AppState, user_id: &str, z: Zone) -> Result<Zone> {
     }
     .insert(&state.db)
     .await?;
+    state.zone_free.remove(user_id);
     Ok(wire(&row))
 }
 
@@ -265,10 +266,25 @@ pub async fn remove(state: &AppState, user_id: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// How long "this person has no geozones" is trusted without asking the database again.
+const ZONE_FREE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Checks a person's zones against a new fix; raises an alert on a confirmed crossing out of a
 /// safe zone or into a danger zone (unless an alert of theirs is already active).
 pub async fn check(state: &AppState, user_id: &str, device_id: &str, fix: &Fix) -> Result<()> {
+    // Most people have no zones: remember that for a while instead of asking the database on
+    // every fix (it was ~5 % of the server's CPU at 1000 streaming phones, measured with perf).
+    // Zones added here clear the mark at once; added through another server, they apply within
+    // ZONE_FREE_TTL.
+    if state.zone_free.get(user_id).is_some_and(|since| since.elapsed() < ZONE_FREE_TTL) {
+        return Ok(());
+    }
     let zones = geozones::Entity::find().filter(geozones::Column::UserId.eq(user_id)).all(&state.db).await?;
+    if zones.is_empty() {
+        state.zone_free.insert(user_id.to_owned(), std::time::Instant::now());
+        return Ok(());
+    }
+    state.zone_free.remove(user_id);
     for z in zones {
         let geometry: Value = serde_json::from_str(&z.geometry).unwrap_or(Value::Null);
         let Ok(shape) = Shape::from_geojson(&geometry, z.radius_m) else { continue };

@@ -59,6 +59,8 @@ pub struct AppState {
     pub clock: Arc<crate::clock::Clock>,
     /// Wakes the timer scheduler when timers change.
     pub timers_wake: Arc<tokio::sync::Notify>,
+    /// People known to have no geozones, and since when (see `geozones::check`).
+    pub zone_free: Arc<dashmap::DashMap<String, std::time::Instant>>,
     conn_ids: Arc<AtomicU64>,
 }
 
@@ -85,6 +87,7 @@ impl AppState {
             guard: Arc::new(guard),
             clock: Arc::new(clock),
             timers_wake: Arc::new(tokio::sync::Notify::new()),
+            zone_free: Arc::new(dashmap::DashMap::new()),
             conn_ids: Arc::new(AtomicU64::new(1)),
         }
     }

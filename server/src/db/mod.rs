@@ -36,10 +36,14 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(15))
+                // Checkpoints run in the background (below), not inside whichever commit
+                // happens to fill the WAL: that commit would wait for the copy and its fsync.
+                .pragma("wal_autocheckpoint", "0")
         });
     let db = Database::connect(opts).await.context("connecting to the database")?;
     if backend == DbBackend::Sqlite {
         check_sqlite_settings(&db).await?;
+        tokio::spawn(checkpoint_wal(db.clone()));
     }
     Migrator::up(&db, None).await.context("running migrations")?;
     Ok(db)
@@ -55,6 +59,20 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// Copies the WAL into the database file once a second without blocking writers (`PASSIVE`);
+/// the durable writer's commits then only ever append to the WAL and sync it.
+async fn checkpoint_wal(db: DatabaseConnection) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let stmt = Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(PASSIVE)");
+        if let Err(e) = db.execute_raw(stmt).await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
+    }
 }
 
 async fn check_sqlite_settings(db: &DatabaseConnection) -> anyhow::Result<()> {
