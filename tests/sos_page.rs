@@ -120,6 +120,14 @@ where
     }
 }
 
+/// Refuses location and microphone to pages of `origin`, as a person tapping "Block" would.
+async fn deny_sensors(c: &Client, origin: &str) {
+    for name in ["geolocation", "microphone"] {
+        let permission = json!({ "permission": { "name": name }, "setting": "denied", "origin": origin });
+        cdp(c, "Browser.setPermission", permission).await;
+    }
+}
+
 /// The newest code texted to `phone`.
 async fn code_for(fake: &FakeTwilio, phone: &str) -> String {
     let m =
@@ -437,18 +445,35 @@ async fn sos_page_denied_sensors_timer_and_duress() {
 
     let driver = Driver::start();
     let c = driver.browser_with(&["--use-fake-device-for-media-stream"]).await;
-    for name in ["geolocation", "microphone"] {
-        cdp(
-            &c,
-            "Browser.setPermission",
-            json!({ "permission": { "name": name }, "setting": "denied", "origin": server.http("") }),
-        )
-        .await;
-    }
+    deny_sensors(&c, &server.http("")).await;
     c.goto(&server.http("/sos")).await.unwrap();
     let account = json!({ "token": token, "name": "Ana", "phone": ANA }).to_string();
     c.execute("localStorage.setItem('alertme.device', arguments[0])", vec![json!(account)]).await.unwrap();
     c.refresh().await.unwrap();
+    wait_for(&c, "the first tab ready", Duration::from_secs(10), || async {
+        state(&c, "link").await == "online"
+    })
+    .await;
+
+    // A second tab of the same browser defers to the first (they share the outbox and its seq
+    // counters), and takes over when the first closes; the rest of the test runs in it.
+    let first = c.window().await.unwrap();
+    let second = c.new_window(true).await.unwrap().handle;
+    c.switch_to_window(second.clone()).await.unwrap();
+    c.goto(&server.http("/sos")).await.unwrap();
+    wait_for(&c, "the second tab to defer", Duration::from_secs(10), || async {
+        state(&c, "phase").await == "othertab" && text(&c, "other-tab").await.contains("another tab")
+    })
+    .await;
+    assert!(c.find(Locator::Css("[data-testid=sos]")).await.is_err(), "no SOS button in the waiting tab");
+    c.switch_to_window(first).await.unwrap();
+    c.close_window().await.unwrap();
+    c.switch_to_window(second).await.unwrap();
+    wait_for(&c, "the second tab to take over", Duration::from_secs(10), || async {
+        state(&c, "phase").await == "idle" && state(&c, "link").await == "online"
+    })
+    .await;
+    deny_sensors(&c, &server.http("")).await; // DevTools settings follow the tab
 
     // A check-in timer from the page, then checked in with the PIN.
     fill(&c, "timer-minutes", "20").await;

@@ -75,8 +75,15 @@ impl Drop for Driver {
         let _ = self.child.wait();
         // Chromium outlives a killed chromedriver (and a test that panicked never closed its
         // session): end every process of this profile, or they keep recording and using CPU.
-        let _ = Command::new("pkill").arg("-f").arg(self.profile.display().to_string()).status();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        let profile = self.profile.display().to_string();
+        let _ = Command::new("pkill").args(["-KILL", "-f", &profile]).status();
+        // Killed processes may still be releasing files for a moment.
+        for _ in 0..20 {
+            if std::fs::remove_dir_all(&self.profile).is_ok() || !self.profile.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

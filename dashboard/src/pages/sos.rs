@@ -327,6 +327,16 @@ fn Signed(account: Account) -> impl IntoView {
                 }
                 .into_any();
             }
+            if v.phase.get() == Phase::OtherTab {
+                return view! {
+                    <section class="idle">
+                        <p class="note" data-testid="other-tab">
+                            "AlertMe is open in another tab or window of this browser: use that one. This tab takes over when it closes."
+                        </p>
+                    </section>
+                }
+                .into_any();
+            }
             let note = move || match v.phase.get() {
                 Phase::Ended(AlertStatus::Resolved) => Some("Your SOS was resolved.".to_owned()),
                 Phase::Ended(_) => Some("Your SOS was cancelled.".to_owned()),

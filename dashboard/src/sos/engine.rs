@@ -40,6 +40,8 @@ pub enum Phase {
     Ended(AlertStatus),
     /// Another window of this browser took over the SOS (4409).
     Elsewhere,
+    /// Another tab of this browser is the phone; this one waits for it to close.
+    OtherTab,
 }
 
 /// What the page shows; written only by the engine.
@@ -162,6 +164,23 @@ struct Engine {
 }
 
 async fn run(token: String, tx: UnboundedSender<Input>, mut rx: UnboundedReceiver<Input>, view: View) {
+    if super::tab_lock::acquire(true).await == Some(false) {
+        view.phase.set(Phase::OtherTab);
+        view.link.set(Link::Offline);
+        super::tab_lock::acquire(false).await;
+        // No button was shown meanwhile, so nothing pressed counts; a timer's tracking does.
+        let mut track = None;
+        while let Ok(i) = rx.try_recv() {
+            if let Input::Track(on) = i {
+                track = Some(on);
+            }
+        }
+        if let Some(on) = track {
+            let _ = tx.unbounded_send(Input::Track(on));
+        }
+        view.phase.set(Phase::Idle);
+        view.link.set(Link::Connecting);
+    }
     let mut e = Engine {
         view,
         tx: tx.clone(),

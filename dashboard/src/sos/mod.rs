@@ -5,3 +5,4 @@ pub mod account;
 pub mod engine;
 pub mod outbox;
 pub mod sensors;
+pub mod tab_lock;
