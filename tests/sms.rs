@@ -604,5 +604,17 @@ async fn contacts_crud(backend: Backend) {
     // The REST description is served.
     let spec = http.get(server.http("/openapi.yaml")).send().await.unwrap().text().await.unwrap();
     assert!(spec.contains("/v1/auth/verify") && spec.contains("/v1/contacts"));
+    // …and is valid YAML whose paths include every route a client needs.
+    let docs = yaml_rust2::YamlLoader::load_from_str(&spec).unwrap_or_else(|e| panic!("openapi.yaml: {e}"));
+    let paths = &docs[0]["paths"];
+    for p in [
+        "/v1/auth/code",
+        "/v1/contacts/{id}",
+        "/v1/alerts/{id}/cancel",
+        "/v1/timers/{id}/checkin",
+        "/v1/geozones",
+    ] {
+        assert!(!paths[p].is_badvalue(), "openapi.yaml lacks {p}");
+    }
 }
 both!(contacts, contacts_crud);
