@@ -447,6 +447,14 @@ async fn sos_page_denied_sensors_timer_and_duress() {
     let c = driver.browser_with(&["--use-fake-device-for-media-stream"]).await;
     deny_sensors(&c, &server.http("")).await;
     c.goto(&server.http("/sos")).await.unwrap();
+    // The page runs under a policy that forbids inline and foreign scripts (the token is in its
+    // storage); everything in this test works under it.
+    let page = reqwest::get(server.http("/sos")).await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval';") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
     let account = json!({ "token": token, "name": "Ana", "phone": ANA }).to_string();
     c.execute("localStorage.setItem('alertme.device', arguments[0])", vec![json!(account)]).await.unwrap();
     c.refresh().await.unwrap();

@@ -13,14 +13,18 @@ mod sockets;
 mod timers;
 mod watch;
 
+use axum::http::{header, HeaderValue};
 use axum::Router;
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
 
 /// The whole application.
 pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
     let index = static_dir.join("index.html");
+    let csp = HeaderValue::from_str(&content_security_policy(&state.settings.tile_url))
+        .expect("the policy is plain ASCII");
     Router::new()
         .merge(health::router())
         .merge(account::router())
@@ -38,7 +42,38 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .route_service("/console", ServeFile::new(&index))
         .route_service("/sos", ServeFile::new(&index))
         .fallback_service(ServeDir::new(static_dir).fallback(ServeFile::new(&index)))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .with_state(state)
+}
+
+/// What pages of this server may load and run. The SOS page keeps a device token in the
+/// browser: no inline or foreign script may run next to it, and data may only go back to this
+/// server. Map tiles may come from the configured tile server; audio plays from `blob:` URLs
+/// (MediaSource); WebAssembly needs `wasm-unsafe-eval`.
+fn content_security_policy(tile_url: &str) -> String {
+    let tiles = tile_url
+        .split_once("://")
+        .map(|(scheme, rest)| format!(" {scheme}://{}", rest.split('/').next().unwrap_or_default()))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:{tiles}; media-src 'self' blob:; connect-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tiles_are_allowed_from_their_server_only() {
+        let p = super::content_security_policy("https://tile.openstreetmap.org/{z}/{x}/{y}.png");
+        assert!(p.contains("img-src 'self' data: https://tile.openstreetmap.org;"), "{p}");
+        assert!(super::content_security_policy("").contains("img-src 'self' data:;"));
+    }
 }
 
 /// The REST API description.
