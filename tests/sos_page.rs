@@ -276,6 +276,7 @@ async fn sos_page_streams_and_survives_cuts() {
         a.contains("1 watching") && a.contains("1 of 1 contacts notified")
     })
     .await;
+    c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     save_screenshot("sos-active.png", &c.screenshot().await.unwrap());
 
     // Network cut with the server up: the watcher stays; after the cut the page sends the
