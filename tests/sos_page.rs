@@ -219,6 +219,13 @@ async fn sos_page_streams_and_survives_cuts() {
     })
     .await;
 
+    // A check-in timer keeps the last known position fresh (`track`), before any SOS.
+    click(&c, "timer-start").await;
+    wait_for(&c, "the page's first tracking fix on the server", Duration::from_secs(15), || async {
+        env.scalar("SELECT COUNT(*) FROM user_positions").await == 1
+    })
+    .await;
+
     // SOS, after the countdown.
     let pressed = Instant::now();
     click(&c, "sos").await;
