@@ -30,7 +30,9 @@ fn main() -> anyhow::Result<()> {
             // The browser tests load the built dashboard, so build it first.
             build(&root, true)?;
             let rest: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| *a != "--").collect();
-            let status = Command::new(cargo()).current_dir(&root).arg("test").args(rest).status()?;
+            // Every test binary runs even when one fails, so a red run shows all that is wrong.
+            let status =
+                Command::new(cargo()).current_dir(&root).args(["test", "--no-fail-fast"]).args(rest).status()?;
             if !status.success() {
                 bail!("tests failed");
             }
