@@ -107,6 +107,8 @@ pub enum Input {
     Flush,
     /// Make sure the recorder runs (after a flush that did not end the SOS).
     Record,
+    /// The microphone finished starting (after the permission prompt).
+    MicReady(Mic),
     Tick,
 }
 
@@ -139,7 +141,6 @@ struct Engine {
     socket: Option<Socket>,
     store: Option<Outbox>,
     sos: Option<ActiveSos>,
-    hidden: bool,
     /// Unacknowledged fixes, by seq.
     fixes: Vec<Fix>,
     /// Unacknowledged audio chunks, by seq.
@@ -187,7 +188,6 @@ async fn run(token: String, tx: UnboundedSender<Input>, mut rx: UnboundedReceive
         socket: None,
         store: None,
         sos: None,
-        hidden: false,
         fixes: Vec::new(),
         audio: VecDeque::new(),
         acks: Acks { fix: 0, audio: 0 },
@@ -250,6 +250,13 @@ async fn run(token: String, tx: UnboundedSender<Input>, mut rx: UnboundedReceive
             }
             Input::Flush => e.flush_recorder(),
             Input::Record => e.start_mic(),
+            Input::MicReady(mic) => {
+                e.mic_starting = false;
+                // Kept only while the SOS still wants audio; dropping it releases the microphone.
+                if e.sos.is_some() && !e.audio_refused && e.mic.is_none() {
+                    e.mic = Some(mic);
+                }
+            }
             Input::Tick => e.tick(),
         }
     }
@@ -276,7 +283,6 @@ impl Engine {
     }
 
     fn resume(&mut self, sos: ActiveSos) {
-        self.hidden = sos.hidden;
         self.view.hidden.set(sos.hidden);
         self.view.alert_id.set(sos.alert_id.clone());
         self.view.watch_url.set(sos.watch_url.clone());
@@ -288,11 +294,7 @@ impl Engine {
     async fn press(&mut self) {
         if self.sos.is_some() {
             // Pressed again after a cancel on this page: show the SOS that never stopped.
-            if self.hidden {
-                self.hidden = false;
-                self.view.hidden.set(false);
-                self.persist().await;
-            }
+            self.set_hidden(false).await;
             return;
         }
         let sos = ActiveSos {
@@ -320,14 +322,20 @@ impl Engine {
     }
 
     async fn hide(&mut self) {
-        if self.sos.is_some() {
-            self.hidden = true;
-            self.view.hidden.set(true);
-            self.persist().await;
+        if self.set_hidden(true).await {
             // A real cancel ends the SOS within moments (`stopped`); if it goes on (the duress
             // PIN), the recorder stopped for the cancel must run again.
             self.record_at = Some(now_ms() + 2_000.0);
         }
+    }
+
+    /// Hides or shows the running SOS (kept across reloads); false when none runs or no change.
+    async fn set_hidden(&mut self, hidden: bool) -> bool {
+        let Some(sos) = self.sos.as_mut().filter(|s| s.hidden != hidden) else { return false };
+        sos.hidden = hidden;
+        self.view.hidden.set(hidden);
+        self.persist().await;
+        true
     }
 
     async fn persist(&self) {
@@ -363,8 +371,7 @@ impl Engine {
         let tx = self.tx.clone();
         leptos::task::spawn_local(async move {
             if let Some(mic) = Mic::start(&mime, sink).await {
-                MIC.with(|m| *m.borrow_mut() = Some(mic));
-                let _ = tx.unbounded_send(Input::Tick);
+                let _ = tx.unbounded_send(Input::MicReady(mic));
             }
         });
     }
@@ -402,7 +409,6 @@ impl Engine {
 
     fn stop_sensors(&mut self) {
         self.mic = None;
-        MIC.with(|m| m.borrow_mut().take());
         self.view.mic.set(SensorState::Off);
         self.sync_geo();
     }
@@ -507,7 +513,6 @@ impl Engine {
                     self.audio_refused = true;
                     self.audio.clear();
                     self.mic = None;
-                    MIC.with(|m| m.borrow_mut().take());
                     self.view.mic.set(SensorState::Unavailable(
                         "the server does not take this browser's audio format".into(),
                     ));
@@ -539,12 +544,12 @@ impl Engine {
     /// After `started`: the newest fix first (watchers see where the person is now), then the
     /// fix backlog oldest first in batches, then the audio in order.
     fn flush(&mut self) {
-        if let Some(newest) = self.fixes.last().cloned() {
-            self.send_text(&PhoneMsg::Fix { fixes: vec![newest] });
-        }
-        let backlog: Vec<Fix> = self.fixes.iter().take(self.fixes.len().saturating_sub(1)).cloned().collect();
-        for batch in backlog.chunks(alertme_protocol::MAX_FIXES_PER_MESSAGE) {
-            self.send_text(&PhoneMsg::Fix { fixes: batch.to_vec() });
+        let fixes = self.fixes.clone();
+        if let Some((newest, backlog)) = fixes.split_last() {
+            self.send_text(&PhoneMsg::Fix { fixes: vec![newest.clone()] });
+            for batch in backlog.chunks(alertme_protocol::MAX_FIXES_PER_MESSAGE) {
+                self.send_text(&PhoneMsg::Fix { fixes: batch.to_vec() });
+            }
         }
         self.audio_sent = self.acks.audio;
         self.send_audio_backlog();
@@ -654,7 +659,6 @@ impl Engine {
     fn ended(&mut self, status: AlertStatus) {
         self.sos = None;
         self.record_at = None;
-        self.hidden = false;
         self.view.hidden.set(false);
         self.fixes.clear();
         self.audio.clear();
@@ -669,13 +673,6 @@ impl Engine {
     }
 
     fn tick(&mut self) {
-        if let Some(mic) = MIC.with(|m| m.borrow_mut().take()) {
-            // Started asynchronously (the permission prompt); kept only while the SOS runs.
-            self.mic_starting = false;
-            if self.sos.is_some() && !self.audio_refused && self.mic.is_none() {
-                self.mic = Some(mic);
-            }
-        }
         if self.record_at.is_some_and(|at| now_ms() >= at) {
             self.record_at = None;
             self.start_mic();
@@ -684,9 +681,4 @@ impl Engine {
             self.send_text(&PhoneMsg::Ping { t: Some(now_ms() as i64) });
         }
     }
-}
-
-thread_local! {
-    /// A microphone that finished starting, waiting for the engine to take it.
-    static MIC: std::cell::RefCell<Option<Mic>> = const { std::cell::RefCell::new(None) };
 }
