@@ -559,6 +559,19 @@ async fn sos_page_denied_sensors_timer_and_duress() {
     })
     .await;
     assert_eq!(state(&c, "link").await, "online", "the page still streams");
+    // The duress PIN again: the same answer, and no second text.
+    let again = http
+        .post(server.http(&format!("/v1/alerts/{alert_id}/cancel")))
+        .bearer_auth(&token)
+        .json(&json!({ "pin": "1357" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap(), json!({ "status": "cancelled" }));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let duress_texts =
+        fake.to(BEN).await.iter().filter(|m| m["body"].as_str().unwrap_or("").contains("duress PIN")).count();
+    assert_eq!(duress_texts, 1, "contacts are told once");
 
     // A responder resolves it: the page learns.
     let responder = env.responder("Rita");

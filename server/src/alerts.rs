@@ -272,18 +272,21 @@ pub async fn cancel_with_pin(
         end(state, alert_id, AlertStatus::Cancelled, &device.id).await?;
         return Ok(AlertStatus::Cancelled);
     }
-    if row.duress == Some(true) {
-        return Ok(AlertStatus::Cancelled);
-    }
     let now = crate::now_ms();
     let note = "cancelled with the duress PIN: may be forced to".to_owned();
     let txn = crate::db::write_txn(&state.db).await?;
-    alerts::Entity::update_many()
+    // Conditional, so a repeated duress cancel (or two at once) flags and texts only once.
+    let res = alerts::Entity::update_many()
         .col_expr(alerts::Column::Duress, Some(true).into())
         .col_expr(alerts::Column::Note, Some(note.clone()).into())
         .filter(alerts::Column::Id.eq(alert_id))
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .filter(alerts::Column::Duress.is_null())
         .exec(&txn)
         .await?;
+    if res.rows_affected == 0 {
+        return Ok(AlertStatus::Cancelled);
+    }
     event(&txn, alert_id, "duress", Some(&device.id), now).await?;
     crate::notify::duress_cancel(&txn, alert_id).await?;
     txn.commit().await?;

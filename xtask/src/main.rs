@@ -31,8 +31,11 @@ fn main() -> anyhow::Result<()> {
             build(&root, true)?;
             let rest: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| *a != "--").collect();
             // Every test binary runs even when one fails, so a red run shows all that is wrong.
-            let status =
-                Command::new(cargo()).current_dir(&root).args(["test", "--no-fail-fast"]).args(rest).status()?;
+            let status = Command::new(cargo())
+                .current_dir(&root)
+                .args(["test", "--no-fail-fast"])
+                .args(rest)
+                .status()?;
             if !status.success() {
                 bail!("tests failed");
             }
