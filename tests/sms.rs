@@ -68,15 +68,7 @@ async fn sos(server: &Server, token: &str, client_id: &str) -> (Ws, String, i64)
 }
 
 async fn deliveries(server: &Server, token: &str, alert: &str) -> Vec<Delivery> {
-    reqwest::Client::new()
-        .get(server.http(&format!("/v1/alerts/{alert}/deliveries")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    server.get_json(&format!("/v1/alerts/{alert}/deliveries"), token).await
 }
 
 async fn alert_texts(fake: &FakeTwilio) -> Vec<Value> {
@@ -354,15 +346,7 @@ async fn callbacks_and_stop(backend: Backend) {
 
     // Cleo replies STOP: she is opted out and not texted about the next SOS.
     assert_eq!(fake.inbound(&server.http("/v1/sms/inbound"), CONTACTS[1].1, " stop ").await, 200);
-    let list: Vec<Contact> = reqwest::Client::new()
-        .get(server.http("/v1/contacts"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Contact> = server.get_json("/v1/contacts", &token).await;
     assert!(list.iter().find(|c| c.name == "Cleo").unwrap().opted_out);
     let before = fake.to(CONTACTS[1].1).await.len();
     let (_phone, alert2, _) = sos(&server, &token, "sos-2").await;
@@ -474,8 +458,7 @@ async fn registration(backend: Backend) {
         v
     };
     let first = env.user("Ana", ANA);
-    let list: Vec<alertme_protocol::DeviceInfo> =
-        http.get(server.http("/v1/devices")).bearer_auth(&first).send().await.unwrap().json().await.unwrap();
+    let list: Vec<alertme_protocol::DeviceInfo> = server.get_json("/v1/devices", &first).await;
     assert_eq!(list.len(), 3);
     assert_eq!(list.iter().filter(|d| d.current).count(), 1);
     let mut ws = connect(&server.ws("/v1/phone"), Some(&second.device_token), None).await.unwrap();
@@ -581,8 +564,7 @@ async fn contacts_crud(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 409, "two contacts cannot share a number");
-    let list: Vec<Contact> =
-        http.get(server.http("/v1/contacts")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let list: Vec<Contact> = server.get_json("/v1/contacts", &token).await;
     assert_eq!(list.len(), 9);
     assert_eq!(list.last().unwrap().name, "Zoe");
     assert_eq!(list.last().unwrap().phone, "+447911123456", "normalized to E.164");

@@ -386,15 +386,8 @@ async fn sos_page_streams_and_survives_cuts() {
     .await;
     let token = page_token(&c).await;
     let http = reqwest::Client::new();
-    let parts: Vec<alertme_protocol::RecordingPart> = http
-        .get(server.http(&format!("/v1/alerts/{alert_id}/recording")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let parts: Vec<alertme_protocol::RecordingPart> =
+        server.get_json(&format!("/v1/alerts/{alert_id}/recording"), &token).await;
     assert_eq!(parts.len(), 2, "one part before the reload, one after: {parts:?}");
     let mut secs = 0.0;
     for p in &parts {
@@ -499,8 +492,7 @@ async fn sos_page_denied_sensors_timer_and_duress() {
         text(&c, "timer").await.contains("check in within")
     })
     .await;
-    let timers: Vec<alertme_protocol::Timer> =
-        http.get(server.http("/v1/timers")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let timers: Vec<alertme_protocol::Timer> = server.get_json("/v1/timers", &token).await;
     assert_eq!(timers.len(), 1);
     assert_eq!((timers[0].status.as_str(), timers[0].deadline_ms > 0), ("active", true));
     fill(&c, "timer-pin", "2468").await;

@@ -31,15 +31,8 @@ async fn assert_stored(env: &Env, server: &Server, alert: &str, token: &str, sou
     assert_eq!(env.scalar(&format!("SELECT MIN(seq) FROM fixes WHERE alert_id = '{alert}'")).await, 1);
     assert_eq!(env.scalar(&format!("SELECT MAX(seq) FROM fixes WHERE alert_id = '{alert}'")).await, 600);
     let http = reqwest::Client::new();
-    let parts: Vec<alertme_protocol::RecordingPart> = http
-        .get(server.http(&format!("/v1/alerts/{alert}/recording")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let parts: Vec<alertme_protocol::RecordingPart> =
+        server.get_json(&format!("/v1/alerts/{alert}/recording"), token).await;
     assert_eq!(parts.len(), 1, "one recorder run, one part: {parts:?}");
     assert_eq!(parts[0].bytes, source.len() as u64);
     let body = http.get(server.http(&parts[0].url)).bearer_auth(token).send().await.unwrap();

@@ -205,6 +205,13 @@ impl Server {
         format!("ws://{}{path}", self.addr)
     }
 
+    /// GETs `path` with a bearer token and parses the JSON answer (panics on a non-2xx).
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> T {
+        let r = reqwest::Client::new().get(self.http(path)).bearer_auth(token).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
     /// SIGKILL: no graceful anything, like a power cut of the process.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
