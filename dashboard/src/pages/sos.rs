@@ -269,10 +269,7 @@ fn Signed(account: Account) -> impl IntoView {
                 }
                 Err(e) => {
                     hs.with_value(|h| h.send(Input::Record));
-                    message.set(Some(match e {
-                        ApiError::Refused(403, _) | ApiError::Status(403) => "Wrong PIN.".into(),
-                        e => e.message(),
-                    }));
+                    message.set(Some(pin_error(e)));
                 }
             }
         });
@@ -386,6 +383,17 @@ fn Signed(account: Account) -> impl IntoView {
     }
 }
 
+/// What a refused PIN entry means to the person (the server's 409 names an API call).
+fn pin_error(e: ApiError) -> String {
+    match e {
+        ApiError::Refused(403, _) | ApiError::Status(403) => "Wrong PIN.".into(),
+        ApiError::Refused(409, _) | ApiError::Status(409) => {
+            "No PIN is set yet: set one under \u{201c}Contacts and PIN\u{201d} below, then try again.".into()
+        }
+        e => e.message(),
+    }
+}
+
 async fn sleep_ms(ms: i32) {
     let p = js_sys::Promise::new(&mut |resolve, _| {
         if let Some(w) = web_sys::window() {
@@ -445,10 +453,7 @@ fn Timers(
                     due.set(None);
                     lt();
                 }
-                Err(ApiError::Refused(403, _) | ApiError::Status(403)) => {
-                    error.set(Some("Wrong PIN.".into()))
-                }
-                Err(e) => error.set(Some(e.message())),
+                Err(e) => error.set(Some(if what == "extend" { e.message() } else { pin_error(e) })),
             }
         });
     };
