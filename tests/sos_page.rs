@@ -369,14 +369,6 @@ async fn sos_page_streams_and_survives_cuts() {
         (fix_n, audio_n)
     );
 
-    // No gaps: every fix and chunk the page took, once, seqs 1..=n.
-    let q = |what: &str, table: &str| format!("SELECT {what} FROM {table} WHERE alert_id = '{alert_id}'");
-    assert_eq!(env.scalar(&q("COUNT(DISTINCT seq)", "fixes")).await as u64, fix_n, "stored fixes");
-    assert_eq!(env.scalar(&q("MIN(seq)", "fixes")).await, 1);
-    assert_eq!(env.scalar(&q("MAX(seq)", "fixes")).await as u64, fix_n);
-    assert_eq!(env.scalar(&q("COUNT(DISTINCT seq)", "audio_chunks")).await as u64, audio_n, "stored chunks");
-    assert_eq!(env.scalar(&q("MAX(seq)", "audio_chunks")).await as u64, audio_n);
-
     // End with the PIN; the recording (one part per recorder: before and after the reload) plays.
     fill(&c, "pin", "2468").await;
     click(&c, "end").await;
@@ -384,6 +376,17 @@ async fn sos_page_streams_and_survives_cuts() {
         state(&c, "phase").await == "ended(cancelled)"
     })
     .await;
+    // No gaps: every fix and chunk the page took, once, seqs 1..=n. Read after the end: until
+    // then the recorder keeps taking chunks. (The page waits for the acks before ending.)
+    let (fix_n, audio_n) = (num(&c, "taken-fix").await, num(&c, "taken-audio").await);
+    assert_eq!((num(&c, "acked-fix").await, num(&c, "acked-audio").await), (fix_n, audio_n), "all acked");
+    let q = |what: &str, table: &str| format!("SELECT {what} FROM {table} WHERE alert_id = '{alert_id}'");
+    assert_eq!(env.scalar(&q("COUNT(DISTINCT seq)", "fixes")).await as u64, fix_n, "stored fixes");
+    assert_eq!(env.scalar(&q("MIN(seq)", "fixes")).await, 1);
+    assert_eq!(env.scalar(&q("MAX(seq)", "fixes")).await as u64, fix_n);
+    assert_eq!(env.scalar(&q("COUNT(DISTINCT seq)", "audio_chunks")).await as u64, audio_n, "stored chunks");
+    assert_eq!(env.scalar(&q("MAX(seq)", "audio_chunks")).await as u64, audio_n);
+
     let token = page_token(&c).await;
     let http = reqwest::Client::new();
     let parts: Vec<alertme_protocol::RecordingPart> =
