@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use alertme_protocol::audio::{KIND_INIT, KIND_UNIT};
 use alertme_protocol::{AlertStatus, ResponderCmd, ResponderMsg, WatchMsg};
+use sea_orm::ConnectionTrait;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -48,7 +49,19 @@ async fn assert_stored(env: &Env, server: &Server, alert: &str, token: &str, sou
         .await
         .unwrap();
     assert_eq!(ranged.status(), 206);
+    assert_eq!(ranged.headers()["content-range"], format!("bytes 100-199/{}", source.len()).as_str());
     assert_eq!(&ranged.bytes().await.unwrap()[..], &source[100..200]);
+    let get =
+        |range: String| http.get(server.http(&parts[0].url)).bearer_auth(token).header("range", range).send();
+    // A span across many chunks (the server reads them step by step), and the last bytes.
+    let tail = get(format!("bytes={}-", source.len() - 150_000)).await.unwrap();
+    assert_eq!(tail.status(), 206);
+    assert!(tail.bytes().await.unwrap()[..] == source[source.len() - 150_000..]);
+    let suffix = get("bytes=-50".into()).await.unwrap();
+    assert_eq!(&suffix.bytes().await.unwrap()[..], &source[source.len() - 50..]);
+    let beyond = get(format!("bytes={}-", source.len() + 10)).await.unwrap();
+    assert_eq!(beyond.status(), 416);
+    assert_eq!(beyond.headers()["content-range"], format!("bytes */{}", source.len()).as_str());
 }
 
 /// Asserts the watcher saw every fix exactly once and every audio byte in order.
@@ -127,6 +140,22 @@ async fn streams_walk_and_recording(backend: Backend) {
         panic!("no final status")
     };
     assert_eq!(alert.status, AlertStatus::Resolved);
+    assert_stored(&env, &server, &alert_id, &token, &source).await;
+
+    // A recording stored by an earlier version (its bytes in a part file, none in the rows) is
+    // imported when the server starts and plays the same.
+    drop(server);
+    let dir = env.data_dir.join("audio").join(&alert_id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("0000.aac"), &source).unwrap();
+    let db = env.db().await;
+    db.execute_unprepared(&format!("UPDATE audio_chunks SET data = NULL WHERE alert_id = '{alert_id}'"))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM audio_chunks WHERE data IS NULL").await, 168);
+    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM audio_chunks WHERE data IS NULL").await, 0);
     assert_stored(&env, &server, &alert_id, &token, &source).await;
 }
 both!(walk_and_recording, streams_walk_and_recording);

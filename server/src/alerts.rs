@@ -158,14 +158,9 @@ async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
         .into_iter()
         .map(fix_from_row)
         .collect();
-    let pos = store::recover_audio(&state.db, &state.settings.audio_dir, &row.id).await?;
+    let pos = store::audio_position(&state.db, &row.id).await?;
     let audio_part = match pos.part {
-        Some((p, mime, len)) => {
-            let path = state.store.part_path(&row.id, p, &mime);
-            let mut bytes = tokio::fs::read(&path).await.map_err(anyhow::Error::from)?;
-            bytes.truncate(len as usize);
-            Some((p, mime, bytes))
-        }
+        Some((p, mime, len)) => Some((p, mime, store::read_part(&state.db, &row.id, p, 0..len).await?)),
         None => None,
     };
     let note_rows = alert_events::Entity::find()

@@ -73,6 +73,10 @@ pub struct BenchArgs {
     /// the previous commit, to compare before and after with the same generator.
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
+    /// Log filter for the server under test, its log going to this command's stderr (default:
+    /// errors only, discarded), e.g. `alertme_server::store=debug` for the writer's batch timing.
+    #[arg(long)]
+    pub server_log: Option<String>,
 }
 
 /// Results of one target.
@@ -237,9 +241,9 @@ fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> an
         c.args(["serve", "--bind", bind, "--database-url", &url, "--data-dir"])
             .arg(&dir)
             .args(["--heartbeat-ms", "60000", "--phone-silence-ms", "600000", "--static-dir", "/nonexistent"])
-            .env("RUST_LOG", "error")
+            .env("RUST_LOG", args.server_log.as_deref().unwrap_or("error"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(if args.server_log.is_some() { Stdio::inherit() } else { Stdio::null() });
         if let Some(p) = pin {
             crate::bench_pin::pin_command(&mut c, &p.server);
         }
@@ -276,6 +280,11 @@ fn start_peer(sessions: usize, pin: Option<&Pinning>) -> anyhow::Result<Target> 
         dir: None,
     })
 }
+
+/// Time for watchers to join after every phone started, before anyone streams.
+const WARM_UP: Duration = Duration::from_millis(1500);
+/// Phones start streaming spread evenly over this span (one fix period), each at its own phase.
+const PHASES: Duration = Duration::from_secs(1);
 
 /// Microseconds since the run's epoch.
 fn us(epoch: Instant) -> u64 {
@@ -345,6 +354,7 @@ async fn phone(
     session: usize,
     shared: Arc<Shared>,
     go: Go,
+    phase: Duration,
     watch_tx: tokio::sync::oneshot::Sender<String>,
 ) -> anyhow::Result<()> {
     let url =
@@ -370,9 +380,10 @@ async fn phone(
         let _ = watch_tx.send(id.clone());
     }
     let stop = go_time(go).await;
-    // Give watchers time to join before the measured stream starts.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    shared.measuring.store(true, Ordering::Relaxed);
+    // Give watchers time to join, then start at this phone's own phase: real phones are not
+    // in lockstep, and 1,000 phones sending in the same millisecond would measure the burst,
+    // not the hub.
+    tokio::time::sleep(WARM_UP + phase).await;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let (mut fix_seq, mut audio_seq, mut n) = (0u64, 0u64, 0u64);
     while Instant::now() < stop {
@@ -483,7 +494,17 @@ async fn run_stream(
     let mut rooms = Vec::new();
     for (i, id) in target.phones.iter().take(sessions).enumerate() {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        tasks.spawn(phone(target.base.clone(), alertme, id.clone(), i, shared.clone(), go.clone(), tx));
+        let phase = PHASES.mul_f64(i as f64 / sessions as f64);
+        tasks.spawn(phone(
+            target.base.clone(),
+            alertme,
+            id.clone(),
+            i,
+            shared.clone(),
+            go.clone(),
+            phase,
+            tx,
+        ));
         rooms.push(rx);
     }
     for (i, rx) in rooms.into_iter().enumerate() {
@@ -497,10 +518,12 @@ async fn run_stream(
             tasks.spawn(watcher(url.clone(), i, shared.clone(), go.clone()));
         }
     }
-    let stop = Instant::now() + Duration::from_secs_f64(seconds + 1.5);
+    let stop = Instant::now() + WARM_UP + PHASES + Duration::from_secs_f64(seconds);
     let _ = go_tx.send(Some(stop));
     let pid = target.child.id();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Measure once every phone streams.
+    tokio::time::sleep(WARM_UP + PHASES).await;
+    shared.measuring.store(true, Ordering::Relaxed);
     let cpu0 = cpu_us(pid);
     let d0 = shared.delivered.load(Ordering::Relaxed);
     let t0 = Instant::now();

@@ -60,7 +60,6 @@ pub async fn serve(
         send_timeout: Duration::from_millis(cfg.send_timeout_ms.max(50)),
         phone_msgs_per_sec: cfg.phone_msgs_per_sec,
         phone_kib_per_sec: cfg.phone_kib_per_sec,
-        audio_dir: cfg.db.data_dir.join("audio"),
         code_ttl: Duration::from_secs(cfg.sms.code_ttl_secs.max(1)),
         tile_url: cfg.tile_url.clone(),
         tile_attribution: cfg.tile_attribution.clone(),
@@ -68,7 +67,8 @@ pub async fn serve(
     let sms = sms::SmsClient::from_config(&cfg.sms)?;
     let guard = sms::guard::Guard::new(&cfg.sms);
     let hub = Hub::new();
-    let store = Store::start(db.clone(), &cfg.db.data_dir);
+    store::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
+    let store = Store::start(db.clone());
     let clock = if cfg.test_clock {
         tracing::warn!("test clock enabled: POST /v1/test/clock moves time forward");
         clock::Clock::controllable(cfg.db.data_dir.join("test-clock-offset-ms"))

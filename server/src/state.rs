@@ -26,8 +26,6 @@ pub struct Settings {
     pub phone_msgs_per_sec: u32,
     /// Phone socket byte rate in KiB.
     pub phone_kib_per_sec: u32,
-    /// Where audio parts live.
-    pub audio_dir: std::path::PathBuf,
     /// Verification codes live this long.
     pub code_ttl: Duration,
     /// Map tile URL template for the dashboard (`{z}/{x}/{y}`); empty for no tiles.

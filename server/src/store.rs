@@ -1,20 +1,25 @@
 //! Durable writes with group commit: fixes and audio chunks are stored before they are acked.
 //!
-//! One writer task takes every queued job at once, writes the audio bytes to their part files
-//! with positional writes, `fsync`s each touched file once, then commits all rows in one
-//! transaction. Only then does it tell the sessions, which move the acks and relay to watchers.
-//! Under load the batches grow, so acks stay fast while the database sees few commits.
+//! One writer task takes every queued job at once and commits all rows, audio bytes included,
+//! in one transaction. Only then does it tell the sessions, which move the acks. Under load the
+//! batches grow, so acks stay fast while the database sees few commits.
+//!
+//! Audio bytes live in their chunk rows rather than in one file per alert: a batch from 1,000
+//! phones is then one sequential write to the database's log and one flush, instead of 1,000
+//! scattered file writes the device must each make durable (measured ~10× slower here, see
+//! docs/benchmarks.md). A part's playable file is its chunks joined in order.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alertme_protocol::Fix;
 use anyhow::Context;
 use bytes::Bytes;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -64,25 +69,23 @@ enum Job {
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Job>,
-    audio_dir: PathBuf,
 }
 
-/// Where an alert's audio stands on disk and in the database.
+/// Where an alert's audio stands in the database.
 #[derive(Debug, Clone)]
 pub struct AudioPosition {
     /// Highest stored chunk seq.
     pub acked: u64,
-    /// Current part, its MIME type and committed length.
+    /// Current part, its MIME type and stored length.
     pub part: Option<(u16, String, u64)>,
 }
 
 impl Store {
     /// Starts the writer task.
-    pub fn start(db: DatabaseConnection, data_dir: &Path) -> Self {
+    pub fn start(db: DatabaseConnection) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let audio_dir = data_dir.join("audio");
-        tokio::spawn(Writer { db, audio_dir: audio_dir.clone(), files: HashMap::new() }.run(rx));
-        Self { tx, audio_dir }
+        tokio::spawn(Writer { db, positions: HashMap::new() }.run(rx));
+        Self { tx }
     }
 
     /// Queues fixes for storage; waits only when the queue is full.
@@ -102,78 +105,82 @@ impl Store {
         let _ = self.tx.send(Job::Audio { session, mime, seq, bytes, notice }).await;
     }
 
-    /// Drops the writer's open file of an ended alert (after anything queued before it).
+    /// Drops the writer's position of an ended alert (after anything queued before it).
     pub async fn forget(&self, alert_id: &str) {
         let _ = self.tx.send(Job::Forget(alert_id.to_owned())).await;
     }
-
-    /// Path of a stored audio part.
-    pub fn part_path(&self, alert_id: &str, part: u16, mime: &str) -> PathBuf {
-        part_path(&self.audio_dir, alert_id, part, mime)
-    }
 }
 
-fn part_path(audio_dir: &Path, alert_id: &str, part: u16, mime: &str) -> PathBuf {
-    let ext = Container::from_mime(mime).map_or("bin", |c| c.extension());
-    audio_dir.join(alert_id).join(format!("{part:04}.{ext}"))
-}
-
-/// Reads an alert's audio position from the database and trims its part file to the committed
-/// length: bytes written before a crash but never committed were never acked, and the phone
-/// resends them.
-pub async fn recover_audio(
-    db: &DatabaseConnection,
-    audio_dir: &Path,
-    alert_id: &str,
-) -> anyhow::Result<AudioPosition> {
+/// Reads an alert's audio position from the database.
+pub async fn audio_position(db: &DatabaseConnection, alert_id: &str) -> anyhow::Result<AudioPosition> {
     let last = audio_chunks::Entity::find()
+        .select_only()
+        .columns([audio_chunks::Column::Seq, audio_chunks::Column::Part])
+        .expr(Expr::col(audio_chunks::Column::Offset).add(Expr::col(audio_chunks::Column::Len)))
         .filter(audio_chunks::Column::AlertId.eq(alert_id))
         .order_by_desc(audio_chunks::Column::Seq)
+        .into_tuple::<(i64, i32, i64)>()
         .one(db)
         .await?;
-    let Some(last) = last else {
+    let Some((seq, part, len)) = last else {
         return Ok(AudioPosition { acked: 0, part: None });
     };
-    let part = audio_parts::Entity::find_by_id((alert_id.to_owned(), last.part))
+    let row = audio_parts::Entity::find_by_id((alert_id.to_owned(), part))
         .one(db)
         .await?
         .context("audio chunk without its part row")?;
-    let len = (last.offset + last.len as i64) as u64;
-    let path = part_path(audio_dir, alert_id, last.part as u16, &part.mime);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let on_disk = f.metadata()?.len();
-    anyhow::ensure!(
-        on_disk >= len,
-        "audio part {} shorter than committed ({on_disk} < {len})",
-        path.display()
-    );
-    if on_disk > len {
-        tracing::warn!(alert = alert_id, dropped = on_disk - len, "trimming unacknowledged audio bytes");
-        f.set_len(len)?;
-        f.sync_all()?;
-    }
-    Ok(AudioPosition { acked: last.seq as u64, part: Some((last.part as u16, part.mime, len)) })
+    Ok(AudioPosition { acked: seq as u64, part: Some((part as u16, row.mime, len as u64)) })
 }
 
+/// Bytes `range` (end exclusive) of a stored audio part, joined from its chunks; shorter when
+/// the part is.
+pub async fn read_part(
+    db: &DatabaseConnection,
+    alert_id: &str,
+    part: u16,
+    range: std::ops::Range<u64>,
+) -> anyhow::Result<Vec<u8>> {
+    let chunks: Vec<(i64, i32, Option<Vec<u8>>)> = audio_chunks::Entity::find()
+        .select_only()
+        .columns([audio_chunks::Column::Offset, audio_chunks::Column::Len, audio_chunks::Column::Data])
+        .filter(audio_chunks::Column::AlertId.eq(alert_id))
+        .filter(audio_chunks::Column::Part.eq(part as i32))
+        .filter(audio_chunks::Column::Offset.lt(range.end as i64))
+        .filter(
+            Expr::col(audio_chunks::Column::Offset)
+                .add(Expr::col(audio_chunks::Column::Len))
+                .gt(range.start as i64),
+        )
+        .order_by_asc(audio_chunks::Column::Offset)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut out = Vec::with_capacity(std::cmp::min(range.end - range.start, 16 << 20) as usize);
+    for (offset, len, data) in chunks {
+        let data = data.with_context(|| format!("audio chunk at {offset} has no bytes"))?;
+        anyhow::ensure!(data.len() == len as usize, "audio chunk at {offset} is not {len} bytes");
+        let (start, end) = (offset as u64, offset as u64 + len as u64);
+        let at = range.start + out.len() as u64;
+        anyhow::ensure!(start <= at, "audio part {part} has a gap at byte {at}");
+        if end > at {
+            out.extend_from_slice(
+                &data[(at - start) as usize..(std::cmp::min(range.end, end) - start) as usize],
+            );
+        }
+    }
+    Ok(out)
+}
+/// Where an alert's next audio chunk goes.
 struct OpenPart {
     next_seq: u64,
-    part: Option<(u16, String, u64, Arc<File>)>,
+    /// Current part, its MIME type and stored length.
+    part: Option<(u16, String, u64)>,
 }
 
 struct Writer {
     db: DatabaseConnection,
-    audio_dir: PathBuf,
-    /// Per alert: where the next chunk goes. Dropped on failure and rebuilt from the database.
-    files: HashMap<String, OpenPart>,
-}
-
-struct PlannedWrite {
-    file: Arc<File>,
-    offset: u64,
-    bytes: Bytes,
+    /// Per alert. Dropped on failure and rebuilt from the database.
+    positions: HashMap<String, OpenPart>,
 }
 
 enum Done {
@@ -191,8 +198,6 @@ impl Writer {
 
     async fn commit(&mut self, jobs: Vec<Job>) {
         let now = crate::now_ms();
-        let audio_dir = self.audio_dir.clone();
-        let mut writes = Vec::new();
         let mut fix_rows = Vec::new();
         let mut part_rows = Vec::new();
         let mut chunk_rows = Vec::new();
@@ -202,7 +207,7 @@ impl Writer {
         for job in jobs {
             match job {
                 Job::Forget(id) => {
-                    self.files.remove(&id);
+                    self.positions.remove(&id);
                 }
                 Job::Fixes { session, fixes, notice } => {
                     for f in &fixes {
@@ -217,7 +222,7 @@ impl Writer {
                         continue;
                     };
                     let id = session.alert_id.clone();
-                    let open = match self.open(&id).await {
+                    let open = match self.position(&id).await {
                         Ok(o) => o,
                         Err(e) => {
                             tracing::error!(alert = %id, error = %e, "audio state unavailable");
@@ -237,19 +242,10 @@ impl Writer {
                     let container = Container::from_mime(&mime).expect("checked above");
                     let new_part = match &open.part {
                         None => Some(0),
-                        Some((p, _, len, _)) if *len > 0 && container.starts_recording(&bytes) => Some(p + 1),
+                        Some((p, _, len)) if *len > 0 && container.starts_recording(&bytes) => Some(p + 1),
                         Some(_) => None,
                     };
                     if let Some(p) = new_part {
-                        let path = part_path(&audio_dir, &id, p, &mime);
-                        let file = match open_part_file(&path) {
-                            Ok(f) => f,
-                            Err(e) => {
-                                tracing::error!(alert = %id, error = %e, "cannot create audio part");
-                                let _ = notice.try_send(Notice::StorageFailed);
-                                continue;
-                            }
-                        };
                         part_rows.push(audio_parts::ActiveModel {
                             alert_id: Set(id.clone()),
                             part: Set(p as i32),
@@ -257,10 +253,9 @@ impl Writer {
                             first_seq: Set(seq as i64),
                             created_at: Set(now),
                         });
-                        open.part = Some((p, mime.clone(), 0, Arc::new(file)));
+                        open.part = Some((p, mime.clone(), 0));
                     }
-                    let (p, _, len, file) = open.part.as_mut().expect("set above");
-                    writes.push(PlannedWrite { file: file.clone(), offset: *len, bytes: bytes.clone() });
+                    let (p, _, len) = open.part.as_mut().expect("set above");
                     chunk_rows.push(audio_chunks::ActiveModel {
                         alert_id: Set(id.clone()),
                         seq: Set(seq as i64),
@@ -269,6 +264,7 @@ impl Writer {
                         len: Set(bytes.len() as i32),
                         sha256: Set(hex::encode(Sha256::digest(&bytes))),
                         received_at: Set(now),
+                        data: Set(Some(bytes.to_vec())),
                     });
                     *len += bytes.len() as u64;
                     open.next_seq += 1;
@@ -281,10 +277,6 @@ impl Writer {
         let rows_in_batch = fix_rows.len() + chunk_rows.len();
         let result = async {
             let t0 = std::time::Instant::now();
-            if !writes.is_empty() {
-                tokio::task::spawn_blocking(move || write_and_sync(writes)).await??;
-            }
-            let t1 = std::time::Instant::now();
             let txn = crate::db::write_txn(&self.db).await?;
             for rows in fix_rows.chunks(ROWS_PER_INSERT) {
                 // Resent fixes are already stored: skip them instead of failing the batch.
@@ -296,16 +288,17 @@ impl Writer {
             if !part_rows.is_empty() {
                 audio_parts::Entity::insert_many(part_rows).exec_without_returning(&txn).await?;
             }
-            for rows in chunk_rows.chunks(ROWS_PER_INSERT) {
-                audio_chunks::Entity::insert_many(rows.to_vec()).exec_without_returning(&txn).await?;
+            let mut chunk_rows = chunk_rows.into_iter().peekable();
+            while chunk_rows.peek().is_some() {
+                let rows: Vec<_> = chunk_rows.by_ref().take(ROWS_PER_INSERT).collect();
+                audio_chunks::Entity::insert_many(rows).exec_without_returning(&txn).await?;
             }
             txn.commit().await?;
-            // How a batch's time splits between the audio files and the database (RUST_LOG=
-            // alertme_server::store=debug); counts and durations only.
+            // How long a batch takes (RUST_LOG=alertme_server::store=debug); counts and
+            // durations only.
             tracing::debug!(
                 rows = rows_in_batch,
-                files_ms = (t1 - t0).as_secs_f64() * 1e3,
-                db_ms = t1.elapsed().as_secs_f64() * 1e3,
+                db_ms = t0.elapsed().as_secs_f64() * 1e3,
                 "batch committed"
             );
             anyhow::Ok(())
@@ -314,7 +307,7 @@ impl Writer {
         if let Err(e) = result {
             tracing::error!(error = %e, "commit failed; nothing in this batch is acknowledged");
             for id in touched {
-                self.files.remove(&id);
+                self.positions.remove(&id);
             }
             for n in notices {
                 let _ = n.try_send(Notice::StorageFailed);
@@ -330,56 +323,69 @@ impl Writer {
         }
     }
 
-    async fn open(&mut self, alert_id: &str) -> anyhow::Result<&mut OpenPart> {
-        if !self.files.contains_key(alert_id) {
-            let pos = recover_audio(&self.db, &self.audio_dir, alert_id).await?;
-            let part = match pos.part {
-                Some((p, mime, len)) => {
-                    let file = open_part_file(&part_path(&self.audio_dir, alert_id, p, &mime))?;
-                    Some((p, mime, len, Arc::new(file)))
-                }
-                None => None,
+    async fn position(&mut self, alert_id: &str) -> anyhow::Result<&mut OpenPart> {
+        if !self.positions.contains_key(alert_id) {
+            let pos = audio_position(&self.db, alert_id).await?;
+            self.positions.insert(alert_id.to_owned(), OpenPart { next_seq: pos.acked + 1, part: pos.part });
+        }
+        Ok(self.positions.get_mut(alert_id).expect("inserted above"))
+    }
+}
+
+/// Imports audio stored by earlier versions, which kept chunk bytes in one file per part
+/// (`DATA_DIR/audio/ALERT/PART.EXT`): fills each chunk row that has no bytes from its file, so
+/// those recordings still play. Chunks whose file is missing or short stay empty and are
+/// reported; the files are left in place.
+pub async fn import_part_files(db: &DatabaseConnection, audio_dir: &Path) -> anyhow::Result<()> {
+    let parts: Vec<(String, i32)> = audio_chunks::Entity::find()
+        .select_only()
+        .columns([audio_chunks::Column::AlertId, audio_chunks::Column::Part])
+        .filter(audio_chunks::Column::Data.is_null())
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (alert_id, part) in parts {
+        let Some(row) = audio_parts::Entity::find_by_id((alert_id.clone(), part)).one(db).await? else {
+            tracing::error!(alert = %alert_id, part, "audio chunks without their part row; not imported");
+            continue;
+        };
+        let path = legacy_part_path(audio_dir, &alert_id, part as u16, &row.mime);
+        let file = match tokio::fs::read(&path).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(alert = %alert_id, part, error = %e, "audio part file unreadable; not imported");
+                continue;
+            }
+        };
+        let chunks = audio_chunks::Entity::find()
+            .filter(audio_chunks::Column::AlertId.eq(alert_id.clone()))
+            .filter(audio_chunks::Column::Part.eq(part))
+            .filter(audio_chunks::Column::Data.is_null())
+            .all(db)
+            .await?;
+        let (mut imported, mut missing) = (0, 0);
+        for c in chunks {
+            let Some(bytes) = file.get(c.offset as usize..(c.offset + c.len as i64) as usize) else {
+                missing += 1;
+                continue;
             };
-            self.files.insert(alert_id.to_owned(), OpenPart { next_seq: pos.acked + 1, part });
+            audio_chunks::Entity::update_many()
+                .col_expr(audio_chunks::Column::Data, Expr::value(bytes.to_vec()))
+                .filter(audio_chunks::Column::AlertId.eq(alert_id.clone()))
+                .filter(audio_chunks::Column::Seq.eq(c.seq))
+                .exec(db)
+                .await?;
+            imported += 1;
         }
-        Ok(self.files.get_mut(alert_id).expect("inserted above"))
-    }
-}
-
-fn open_part_file(path: &Path) -> anyhow::Result<File> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    Ok(std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?)
-}
-
-/// Above this many files in one batch, one `syncfs` (a single device flush for the whole file
-/// system) is cheaper than an `fdatasync` per file, each of which flushes the device again:
-/// with 1,000 phones streaming, per-file syncs made a batch take ~1 s (measured, docs/benchmarks.md).
-const SYNCFS_FROM_FILES: usize = 4;
-
-fn write_and_sync(writes: Vec<PlannedWrite>) -> anyhow::Result<()> {
-    let mut files: Vec<Arc<File>> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for w in &writes {
-        w.file.write_all_at(&w.bytes, w.offset)?;
-        if seen.insert(Arc::as_ptr(&w.file)) {
-            files.push(w.file.clone());
-        }
-    }
-    if files.len() >= SYNCFS_FROM_FILES {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid open descriptor; syncfs writes back every dirty inode of its file
-        // system and reports write-back errors (Linux ≥ 5.8) like fdatasync does.
-        if unsafe { libc::syncfs(files[0].as_raw_fd()) } == 0 {
-            return Ok(());
-        }
-        return Err(std::io::Error::last_os_error().into());
-    }
-    for f in files {
-        f.sync_data()?;
+        tracing::info!(alert = %alert_id, part, imported, missing, "imported audio chunks from a part file");
     }
     Ok(())
+}
+
+fn legacy_part_path(audio_dir: &Path, alert_id: &str, part: u16, mime: &str) -> PathBuf {
+    let ext = Container::from_mime(mime).map_or("bin", |c| c.extension());
+    audio_dir.join(alert_id).join(format!("{part:04}.{ext}"))
 }
 
 fn fix_row(alert_id: &str, f: &Fix, now: i64) -> fixes::ActiveModel {

@@ -153,7 +153,7 @@ pub mod fixes {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Stored audio parts: one file per recorder run.
+/// Stored audio parts: one per recorder run (a playable file once its chunks are joined).
 pub mod audio_parts {
     use sea_orm::entity::prelude::*;
 
@@ -176,7 +176,7 @@ pub mod audio_parts {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Audio chunks as received: where their bytes sit in the part file, and their hash.
+/// Audio chunks as received: their bytes, where they sit in their part, and their hash.
 pub mod audio_chunks {
     use sea_orm::entity::prelude::*;
 
@@ -193,6 +193,9 @@ pub mod audio_chunks {
         pub len: i32,
         pub sha256: String,
         pub received_at: i64,
+        /// The chunk's bytes (null only for chunks stored before they were kept here and not
+        /// yet imported from their part file).
+        pub data: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,15 +4,13 @@ use std::collections::HashMap;
 
 use alertme_protocol::RecordingPart;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
 
 use super::extract::authorize_alert;
 use crate::db::entity::{audio_chunks, audio_parts};
@@ -72,19 +70,71 @@ async fn list(
 async fn download(
     State(state): State<AppState>,
     Path((id, part)): Path<(String, u16)>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-    req: Request,
 ) -> Result<Response> {
-    authorize_alert(&state, req.headers(), &query, &id).await?;
-    let (row, _) =
+    authorize_alert(&state, &headers, &query, &id).await?;
+    let (row, len) =
         parts(&state, &id).await?.into_iter().find(|(p, _)| p.part == part as i32).ok_or(Error::NotFound)?;
-    let path = state.store.part_path(&id, part, &row.mime);
     let mime = HeaderValue::from_str(&row.mime).map_err(|e| Error::Internal(e.into()))?;
-    let mut res =
-        ServeFile::new(path).oneshot(req).await.map_err(|e| Error::Internal(e.into()))?.map(Body::new);
-    res.headers_mut().insert(header::CONTENT_TYPE, mime);
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    Ok(res.into_response())
+    // One range, as players ask for; anything else gets the whole part (RFC 9110 allows that).
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| http_range_header::parse_range_header(v).ok())
+        .map(|r| r.validate(len));
+    let (status, span) = match range {
+        Some(Ok(r)) if r.len() == 1 && len > 0 => {
+            (StatusCode::PARTIAL_CONTENT, *r[0].start()..*r[0].end() + 1)
+        }
+        Some(Err(_)) => {
+            let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            let unsatisfied = HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii");
+            res.headers_mut().insert(header::CONTENT_RANGE, unsatisfied);
+            return Ok(res);
+        }
+        _ => (StatusCode::OK, 0..len),
+    };
+    let body = Body::from_stream(part_stream(state, id, part, span.clone()));
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, mime);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(span.end - span.start));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let cr = format!("bytes {}-{}/{len}", span.start, span.end - 1);
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("ascii"));
+    }
+    Ok(res)
+}
+
+/// Bytes read from the database per step of a download: memory stays bounded whatever the
+/// length of the recording.
+const READ_STEP: u64 = 64 * 1024;
+
+/// A part's bytes in `span`, read step by step as the client takes them.
+fn part_stream(
+    state: AppState,
+    id: String,
+    part: u16,
+    span: std::ops::Range<u64>,
+) -> impl futures_util::Stream<Item = anyhow::Result<bytes::Bytes>> {
+    futures_util::stream::try_unfold(span.start, move |at| {
+        let (state, id) = (state.clone(), id.clone());
+        async move {
+            if at >= span.end {
+                return Ok(None);
+            }
+            let to = std::cmp::min(at + READ_STEP, span.end);
+            let bytes = crate::store::read_part(&state.db, &id, part, at..to).await?;
+            anyhow::ensure!(
+                bytes.len() as u64 == to - at,
+                "audio part {part} is shorter than its chunks say"
+            );
+            Ok(Some((bytes::Bytes::from(bytes), to)))
+        }
+    })
 }
 
 /// Delivery state of the contacts' texts about this alert.
