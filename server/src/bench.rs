@@ -90,6 +90,9 @@ pub struct Report {
     pub latency_us: Percentiles,
     /// Server CPU time per delivered frame, µs.
     pub cpu_us_per_frame: f64,
+    /// Server CPU time in the measured window, % of one core (with `--watchers 0` it is what
+    /// taking in the phones costs alone, so the fan-out's own share can be told apart).
+    pub cpu_pct: f64,
     /// Server resident memory at the end, KiB.
     pub rss_kib: u64,
     /// Extra resident memory per idle socket, bytes (idle scenario).
@@ -286,6 +289,10 @@ const WARM_UP: Duration = Duration::from_millis(1500);
 /// Phones start streaming spread evenly over this span (one fix period), each at its own phase.
 const PHASES: Duration = Duration::from_secs(1);
 
+/// And this long after the last phone started: a stream's first ADTS frame is relayed only once
+/// the next one confirms the sync (one chunk later), a start-up cost, not steady streaming.
+const SETTLE: Duration = Duration::from_millis(300);
+
 /// Microseconds since the run's epoch.
 fn us(epoch: Instant) -> u64 {
     epoch.elapsed().as_micros() as u64
@@ -328,7 +335,7 @@ async fn connect(
     if let Some(t) = token {
         req.headers_mut().insert("authorization", format!("Bearer {t}").parse()?);
     }
-    Ok(tokio_tungstenite::connect_async(req).await?.0)
+    Ok(tokio_tungstenite::connect_async_with_config(req, None, true).await?.0)
 }
 
 /// When the measured run ends: sent once every phone started and every watcher joined, so the
@@ -420,12 +427,24 @@ async fn phone(
 async fn watcher(url: String, session: usize, shared: Arc<Shared>, go: Go) -> anyhow::Result<()> {
     let mut ws = connect(&url, None).await?;
     let stop = go_time(go).await;
-    let deadline = tokio::time::Instant::from_std(stop + Duration::from_secs(2));
+    // Read until the phone's every fix arrived, at least 2 s after the phones stop and at most
+    // 10 s: a fix that comes late is slow, not lost (its latency is counted).
+    let soft = tokio::time::Instant::from_std(stop + Duration::from_secs(2));
+    let hard = tokio::time::Instant::from_std(stop + Duration::from_secs(10));
     // A watcher resynced after falling behind gets the trail in a snapshot: that is delivery
     // too. A fix counts as duplicated only when a live event repeats one.
     let mut seen = std::collections::HashSet::new();
     let mut dups = 0u64;
-    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.next()).await {
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= soft && (1..=shared.sent.lock().unwrap()[session] as u32).all(|s| seen.contains(&s)) {
+            break;
+        }
+        let m = match tokio::time::timeout_at(if now < soft { soft } else { hard }, ws.next()).await {
+            Ok(Some(Ok(m))) => m,
+            Err(_) if now < soft => continue,
+            _ => break,
+        };
         let now = us(shared.epoch);
         let t = match &m {
             Message::Text(t) => match serde_json::from_str::<WatchMsg>(t.as_str()) {
@@ -518,11 +537,11 @@ async fn run_stream(
             tasks.spawn(watcher(url.clone(), i, shared.clone(), go.clone()));
         }
     }
-    let stop = Instant::now() + WARM_UP + PHASES + Duration::from_secs_f64(seconds);
+    let stop = Instant::now() + WARM_UP + PHASES + SETTLE + Duration::from_secs_f64(seconds);
     let _ = go_tx.send(Some(stop));
     let pid = target.child.id();
     // Measure once every phone streams.
-    tokio::time::sleep(WARM_UP + PHASES).await;
+    tokio::time::sleep(WARM_UP + PHASES + SETTLE).await;
     shared.measuring.store(true, Ordering::Relaxed);
     let cpu0 = cpu_us(pid);
     let d0 = shared.delivered.load(Ordering::Relaxed);
@@ -561,6 +580,7 @@ async fn run_stream(
         delivered_per_s: frames as f64 / secs,
         latency_us: percentiles(lat),
         cpu_us_per_frame: if frames > 0 { cpu as f64 / frames as f64 } else { 0.0 },
+        cpu_pct: cpu as f64 / secs / 1e4,
         rss_kib: rss,
         idle_bytes_per_socket: None,
         ack_us: (!acks.is_empty()).then(|| percentiles(acks)),
@@ -895,7 +915,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     println!("scenario {:?}: {sessions} sessions × {watchers} watchers, {} s", args.scenario, args.seconds);
     println!(
-        "{:<8} {:>12} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>10} {:>6} {:>5}",
+        "{:<8} {:>12} {:>9} {:>9} {:>9} {:>9} {:>10} {:>6} {:>9} {:>10} {:>6} {:>5}",
         "target",
         "frames/s",
         "p50 µs",
@@ -903,6 +923,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "p99 µs",
         "p99.9 µs",
         "cpu µs/fr",
+        "cpu %",
         "rss KiB",
         "idle B/sk",
         "lost",
@@ -910,7 +931,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     for r in &reports {
         println!(
-            "{:<8} {:>12.0} {:>9} {:>9} {:>9} {:>9} {:>10.2} {:>9} {:>10} {:>6} {:>5}",
+            "{:<8} {:>12.0} {:>9} {:>9} {:>9} {:>9} {:>10.2} {:>6.1} {:>9} {:>10} {:>6} {:>5}",
             r.target,
             r.delivered_per_s,
             r.latency_us.p50,
@@ -918,6 +939,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             r.latency_us.p99,
             r.latency_us.p999,
             r.cpu_us_per_frame,
+            r.cpu_pct,
             r.rss_kib,
             r.idle_bytes_per_socket.map_or("-".into(), |b| format!("{b:.0}")),
             r.lost,

@@ -105,6 +105,13 @@ pub async fn serve(
     if cfg.demo {
         demo::start(&state, addr, cfg.static_dir.clone()).await.context("starting the demo")?;
     }
+    // Every frame is written when it is ready; Nagle's algorithm would hold a second small
+    // write until the peer acknowledges the first, up to a delayed-ACK timeout (200 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

@@ -328,9 +328,12 @@ impl Phone {
     async fn connect(&mut self) -> anyhow::Result<Ws> {
         let mut req = self.url.as_str().into_client_request()?;
         req.headers_mut().insert("authorization", format!("Bearer {}", self.token).parse()?);
-        let (mut ws, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(req))
-            .await
-            .context("connect timed out")??;
+        let (mut ws, _) = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio_tungstenite::connect_async_with_config(req, None, true),
+        )
+        .await
+        .context("connect timed out")??;
         let start = PhoneMsg::Start {
             client_id: self.client_id.clone(),
             audio_mime: self.mime.clone(),
