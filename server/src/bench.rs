@@ -410,22 +410,55 @@ async fn phone(
                     ws.send(Message::Text(serde_json::to_string(&PhoneMsg::Fix { fixes: vec![fix] })?.into())).await?;
                 }
             }
-            m = ws.next() => {
-                let Some(Ok(Message::Text(t))) = m else { continue };
-                if let Ok(PhoneServerMsg::Ack { acks }) = serde_json::from_str(t.as_str()) {
-                    let now = us(shared.epoch);
-                    let mut a = shared.acks.lock().unwrap();
-                    sent_at.retain(|s, at| if *s <= acks.fix { a.push(now - *at); false } else { true });
-                }
+            m = ws.next() => match m {
+                Some(Ok(Message::Text(t))) => on_ack(t.as_str(), &mut sent_at, &shared),
+                Some(Ok(_)) => {}
+                _ => bail!("the server closed the phone's socket"),
             }
         }
     }
+    // Like a real phone, keep the socket until every fix sent is acknowledged (at most 10 s),
+    // then close it properly: dropping it with acks unread would make the kernel reset the
+    // connection and discard what the server had not read yet.
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while alertme && !sent_at.is_empty() {
+        match tokio::time::timeout_at(until, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => on_ack(t.as_str(), &mut sent_at, &shared),
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    let _ = ws.close(None).await;
+    while let Ok(Some(Ok(_))) = tokio::time::timeout_at(until, ws.next()).await {}
     Ok(())
 }
 
+/// Records the latency of every fix a cumulative ack newly covers.
+fn on_ack(text: &str, sent_at: &mut std::collections::HashMap<u64, u64>, shared: &Shared) {
+    if let Ok(PhoneServerMsg::Ack { acks }) = serde_json::from_str(text) {
+        let now = us(shared.epoch);
+        let mut a = shared.acks.lock().unwrap();
+        sent_at.retain(|s, at| {
+            if *s <= acks.fix {
+                a.push(now - *at);
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
 /// A watcher: counts what arrives and measures latency from the payload timestamps.
-async fn watcher(url: String, session: usize, shared: Arc<Shared>, go: Go) -> anyhow::Result<()> {
+async fn watcher(
+    url: String,
+    session: usize,
+    shared: Arc<Shared>,
+    go: Go,
+    joined: tokio::sync::mpsc::UnboundedSender<()>,
+) -> anyhow::Result<()> {
     let mut ws = connect(&url, None).await?;
+    let _ = joined.send(());
     let stop = go_time(go).await;
     // Read until the phone's every fix arrived, at least 2 s after the phones stop and at most
     // 10 s: a fix that comes late is slow, not lost (its latency is counted).
@@ -526,6 +559,7 @@ async fn run_stream(
         ));
         rooms.push(rx);
     }
+    let (joined_tx, mut joined) = tokio::sync::mpsc::unbounded_channel();
     for (i, rx) in rooms.into_iter().enumerate() {
         let key = rx.await.context("a phone did not start")?;
         let url = if alertme {
@@ -534,9 +568,20 @@ async fn run_stream(
             format!("{}/v1/watch?room={key}", target.base)
         };
         for _ in 0..watchers {
-            tasks.spawn(watcher(url.clone(), i, shared.clone(), go.clone()));
+            tasks.spawn(watcher(url.clone(), i, shared.clone(), go.clone(), joined_tx.clone()));
         }
     }
+    // Streams start only once every watcher is connected (the peer has no snapshot for late
+    // joiners); a watcher that cannot connect within 30 s is reported as failed.
+    drop(joined_tx);
+    let all_joined = async {
+        for _ in 0..sessions * watchers {
+            if joined.recv().await.is_none() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(30), all_joined).await;
     let stop = Instant::now() + WARM_UP + PHASES + SETTLE + Duration::from_secs_f64(seconds);
     let _ = go_tx.send(Some(stop));
     let pid = target.child.id();

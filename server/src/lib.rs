@@ -68,7 +68,7 @@ pub async fn serve(
     let guard = sms::guard::Guard::new(&cfg.sms);
     let hub = Hub::new();
     store::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
-    let store = Store::start(db.clone());
+    let store = Store::start(&cfg.db.url()).await?;
     let clock = if cfg.test_clock {
         tracing::warn!("test clock enabled: POST /v1/test/clock moves time forward");
         clock::Clock::controllable(cfg.db.data_dir.join("test-clock-offset-ms"))

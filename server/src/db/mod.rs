@@ -15,6 +15,22 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 /// before we acknowledge anything to a phone. sqlx's defaults differ across versions, so the
 /// settings are read back and startup fails if they did not take.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let db = open(url, 8, 16).await?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        tokio::spawn(checkpoint_wal(db.clone()));
+    }
+    Migrator::up(&db, None).await.context("running migrations")?;
+    Ok(db)
+}
+
+/// A small pool of its own for the durable writer, opened on the writer's thread so that its
+/// connections belong to that thread's runtime (settings as in [`connect`]; the schema is
+/// already migrated by then).
+pub async fn connect_writer(url: &str) -> anyhow::Result<DatabaseConnection> {
+    open(url, 2, 2).await
+}
+
+async fn open(url: &str, sqlite_max: u32, postgres_max: u32) -> anyhow::Result<DatabaseConnection> {
     let backend = if url.starts_with("sqlite:") {
         DbBackend::Sqlite
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -27,7 +43,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     }
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
-        .max_connections(if backend == DbBackend::Sqlite { 8 } else { 16 })
+        .max_connections(if backend == DbBackend::Sqlite { sqlite_max } else { postgres_max })
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(15))
@@ -43,9 +59,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let db = Database::connect(opts).await.context("connecting to the database")?;
     if backend == DbBackend::Sqlite {
         check_sqlite_settings(&db).await?;
-        tokio::spawn(checkpoint_wal(db.clone()));
     }
-    Migrator::up(&db, None).await.context("running migrations")?;
     Ok(db)
 }
 

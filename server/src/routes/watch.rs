@@ -119,6 +119,10 @@ async fn run(state: AppState, session: Arc<Session>, resume: Option<(String, u64
     let mut msgs_this_beat = 0;
     let end = loop {
         tokio::select! {
+            // Events first: when one is ready (the common wake-up) the other branches are not
+            // polled at all, which saves re-arming three wakers per frame. The others are
+            // polled whenever the queue is empty, which a phone's bounded rate guarantees often.
+            biased;
             e = sub.rx.recv() => {
                 let lagged = match e {
                     Ok(e) => {
