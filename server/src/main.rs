@@ -4,11 +4,6 @@ use alertme_server::config::{Cli, Command, ContactCmd, ResponderCmd, UserCmd};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of the system allocator: allocation was ~8 % of the server's CPU in the
-/// fan-out profile (glibc's `_int_malloc`, `free`, `malloc_consolidate`); see docs/benchmarks.md.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
