@@ -55,6 +55,9 @@ async fn open(url: &str, sqlite_max: u32, postgres_max: u32) -> anyhow::Result<D
                 // Checkpoints run in the background (below), not inside whichever commit
                 // happens to fill the WAL: that commit would wait for the copy and its fsync.
                 .pragma("wal_autocheckpoint", "0")
+                // Statement journals (kept while a multi-row INSERT runs inside the writer's
+                // transaction) in memory rather than in a temporary file written page by page.
+                .pragma("temp_store", "memory")
         });
     let db = Database::connect(opts).await.context("connecting to the database")?;
     if backend == DbBackend::Sqlite {
