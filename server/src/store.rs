@@ -371,6 +371,9 @@ impl Writer {
 /// those recordings still play. Chunks whose file is missing or short stay empty and are
 /// reported; the files are left in place.
 pub async fn import_part_files(db: &DatabaseConnection, audio_dir: &Path) -> anyhow::Result<()> {
+    if !tokio::fs::try_exists(audio_dir).await.unwrap_or(true) {
+        return Ok(()); // never ran an earlier version: nothing to import, no table scan
+    }
     let parts: Vec<(String, i32)> = audio_chunks::Entity::find()
         .select_only()
         .columns([audio_chunks::Column::AlertId, audio_chunks::Column::Part])
