@@ -223,6 +223,11 @@ impl Session {
         self.lock().info.clone()
     }
 
+    /// Who claimed the alert (the phone's audience poll asks every second; no whole clone).
+    pub fn claimed_by(&self) -> Option<String> {
+        self.lock().info.claimed_by.clone()
+    }
+
     /// Summary for the responder console.
     pub fn summary(&self) -> AlertSummary {
         let st = self.lock();

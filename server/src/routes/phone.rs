@@ -141,7 +141,7 @@ impl Conn {
             tokio::select! {
                 _ = audience_tick.tick(), if self.session.is_some() && self.status.is_some() => {
                     let sess = self.session.as_ref().expect("checked");
-                    let now = (sess.watchers(), sess.info().claimed_by);
+                    let now = (sess.watchers(), sess.claimed_by());
                     if audience.as_ref() != Some(&now) {
                         let m = PhoneServerMsg::Audience { watching: now.0, claimed_by: now.1.clone() };
                         if send(&mut socket, &m).await.is_err() {
