@@ -1,7 +1,7 @@
 //! Durable writes with group commit: fixes and audio chunks are stored before they are acked.
 //!
-//! One writer task takes every queued job at once and commits all rows, audio bytes included,
-//! in one transaction. Only then does it tell the sessions, which move the acks. Under load the
+//! One writer, on a thread of its own (see [`Store::start`]), takes every queued job at once and
+//! commits all rows, audio bytes included, in one transaction. Only then does it tell the sessions, which move the acks. Under load the
 //! batches grow, so acks stay fast while the database sees few commits.
 //!
 //! Audio bytes live in their chunk rows rather than in one file per alert: a batch from 1,000
@@ -201,6 +201,7 @@ pub async fn read_part(
     }
     Ok(out)
 }
+
 /// Where an alert's next audio chunk goes.
 struct OpenPart {
     next_seq: u64,
@@ -312,9 +313,9 @@ impl Writer {
         let result = async {
             let t0 = std::time::Instant::now();
             let txn = crate::db::write_txn(&self.db).await?;
-            for rows in fix_rows.chunks(ROWS_PER_INSERT) {
+            for rows in in_groups(fix_rows) {
                 // Resent fixes are already stored: skip them instead of failing the batch.
-                fixes::Entity::insert_many(rows.to_vec())
+                fixes::Entity::insert_many(rows)
                     .on_conflict_do_nothing_on([fixes::Column::AlertId, fixes::Column::Seq])
                     .exec_without_returning(&txn)
                     .await?;
@@ -322,9 +323,7 @@ impl Writer {
             if !part_rows.is_empty() {
                 audio_parts::Entity::insert_many(part_rows).exec_without_returning(&txn).await?;
             }
-            let mut chunk_rows = chunk_rows.into_iter().peekable();
-            while chunk_rows.peek().is_some() {
-                let rows: Vec<_> = chunk_rows.by_ref().take(ROWS_PER_INSERT).collect();
+            for rows in in_groups(chunk_rows) {
                 audio_chunks::Entity::insert_many(rows).exec_without_returning(&txn).await?;
             }
             txn.commit().await?;
@@ -364,6 +363,13 @@ impl Writer {
         }
         Ok(self.positions.get_mut(alert_id).expect("inserted above"))
     }
+}
+
+/// Rows in groups of at most [`ROWS_PER_INSERT`], moved rather than copied (chunk rows carry
+/// their audio bytes).
+fn in_groups<T>(rows: Vec<T>) -> impl Iterator<Item = Vec<T>> {
+    let mut rows = rows.into_iter().peekable();
+    std::iter::from_fn(move || rows.peek().is_some().then(|| rows.by_ref().take(ROWS_PER_INSERT).collect()))
 }
 
 /// Imports audio stored by earlier versions, which kept chunk bytes in one file per part

@@ -17,6 +17,8 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let db = open(url, 8, 16).await?;
     if db.get_database_backend() == DbBackend::Sqlite {
+        // Once, here: the writer's own pool is checked too but need not say it again.
+        tracing::info!("sqlite: journal_mode=wal synchronous=full");
         tokio::spawn(checkpoint_wal(db.clone()));
     }
     Migrator::up(&db, None).await.context("running migrations")?;
@@ -101,7 +103,6 @@ async fn check_sqlite_settings(db: &DatabaseConnection) -> anyhow::Result<()> {
     if !mode.eq_ignore_ascii_case("wal") || sync != 2 {
         bail!("SQLite settings did not take: journal_mode={mode}, synchronous={sync} (want wal, 2=FULL)");
     }
-    tracing::info!("sqlite: journal_mode=wal synchronous=full");
     Ok(())
 }
 
