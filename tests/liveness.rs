@@ -228,3 +228,68 @@ async fn phone_rate_is_paced(backend: Backend) {
     assert!(t0.elapsed() >= Duration::from_millis(1500), "not paced: {:?}", t0.elapsed());
 }
 both!(pacing, phone_rate_is_paced);
+
+/// A phone on a bad link drops its socket and reconnects again and again: watchers never see
+/// "connection lost" for it. Only a phone silent for `--phone-silence-ms` shows as lost.
+async fn no_flapping(backend: Backend) {
+    let env = Env::new(backend).await;
+    let token = env.user("Ana", "+4915112345678");
+    let server = Server::start(&env, "127.0.0.1:0", &["--phone-silence-ms", "1500"]);
+    let (mut ws, _alert, watch_token, _, _) = start(&server, &token, "flappy").await;
+    send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(1, 1_000)] }).await;
+    until_ack(&mut ws, 1).await;
+    let mut watcher = connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
+    let WatchMsg::Snapshot { phone, .. } = watch_msg(&mut watcher).await else { panic!("no snapshot") };
+    assert!(phone.connected);
+    // Sixteen drops in about two seconds, each followed by a reconnect.
+    let mut heard = Instant::now();
+    for _ in 0..16 {
+        drop(ws);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        ws = start(&server, &token, "flappy").await.0;
+        heard = Instant::now();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+    }
+    let seen = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            if let WatchMsg::Phone { phone, .. } = watch_msg(&mut watcher).await {
+                return phone.connected;
+            }
+        }
+    })
+    .await;
+    assert!(!matches!(seen, Ok(false)), "a watcher saw the link flap");
+    // Gone for good: "connection lost" once the phone was silent for 1.5 s, not before.
+    drop(ws);
+    loop {
+        if let WatchMsg::Phone { phone, .. } = watch_msg(&mut watcher).await {
+            assert!(!phone.connected);
+            break;
+        }
+    }
+    let after = heard.elapsed();
+    assert!(after >= Duration::from_millis(1400), "shown lost {after:?} after the phone was last heard");
+}
+both!(reconnects_do_not_flap, no_flapping);
+
+/// A long SOS (20,000 fixes, five and a half hours at 1 Hz): a late joiner still gets a
+/// snapshot, with the newest 2,000 fixes whole and the older trail thinned.
+async fn long_sos(backend: Backend) {
+    let env = Env::new(backend).await;
+    let token = env.user("Ana", "+4915112345678");
+    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let (mut ws, _alert, watch_token, _, _) = start(&server, &token, "long").await;
+    for batch in 0..200u64 {
+        let fixes = (1..=100).map(|i| batch * 100 + i).map(|seq| fix(seq, seq as i64 * 1000)).collect();
+        send_json(&mut ws, &PhoneMsg::Fix { fixes }).await;
+    }
+    until_ack(&mut ws, 20_000).await;
+    let mut watcher = connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
+    let snapshot = tokio::time::timeout(Duration::from_secs(10), watch_msg(&mut watcher)).await.expect("a snapshot");
+    let WatchMsg::Snapshot { trail, .. } = snapshot else { panic!("no snapshot") };
+    assert!(trail.len() <= 4_000, "{} fixes in the snapshot", trail.len());
+    let newest: Vec<u64> = trail[trail.len() - 2_000..].iter().map(|f| f.seq).collect();
+    assert_eq!(newest, (18_001..=20_000).collect::<Vec<_>>(), "the newest fixes are whole");
+    assert_eq!(trail[0].seq, 1, "the route starts where the SOS started");
+}
+both!(late_joiner_on_a_long_sos, long_sos);

@@ -600,3 +600,228 @@ async fn contacts_crud(backend: Backend) {
     }
 }
 both!(contacts, contacts_crud);
+
+/// The first close code a socket gets within `limit`.
+async fn closed_with(ws: &mut Ws, limit: Duration) -> u16 {
+    tokio::time::timeout(limit, async {
+        loop {
+            match futures_util::StreamExt::next(ws).await {
+                Some(Ok(Message::Close(Some(f)))) => return u16::from(f.code),
+                Some(Ok(_)) => continue,
+                _ => return 0,
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no close within {limit:?}"))
+}
+
+/// Watch access can be withdrawn: removing a contact revokes their link and closes their page at
+/// once; the person (REST) and an operator (`alertme link revoke`) revoke one contact's link;
+/// `alertme responder revoke` closes a console; links expire a set time after the end.
+async fn withdraw_access(backend: Backend) {
+    let env = Env::new(backend).await;
+    let fake = FakeTwilio::start(&[]);
+    let token = env.user("Ana", ANA);
+    let server = start_server(&env, &fake, &["--link-ttl-secs", "3"]);
+    let http = reqwest::Client::new();
+    let contacts = add_contacts(&server, &token, &CONTACTS).await;
+    let (phone, alert, _) = sos(&server, &token, "sos-1").await;
+    let texts = eventually(Duration::from_secs(10), "3 alert texts", || async {
+        let t = alert_texts(&fake).await;
+        (t.len() >= 3).then_some(t)
+    })
+    .await;
+    let link = |number: &str| {
+        let m = texts.iter().find(|m| m["to"] == number).unwrap();
+        m["body"].as_str().unwrap().rsplit('/').next().unwrap().to_owned()
+    };
+    let (ben, cleo, dan) = (link(CONTACTS[0].1), link(CONTACTS[1].1), link(CONTACTS[2].1));
+    let mut watchers = Vec::new();
+    for t in [&ben, &cleo, &dan] {
+        let mut ws = connect(&server.ws(&format!("/v1/watch?token={t}")), None, None).await.unwrap();
+        let _snapshot = next(&mut ws).await;
+        watchers.push(ws);
+    }
+    let status = |t: String| {
+        let url = server.http(&format!("/v1/watch/alert?token={t}"));
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+
+    // Removing Ben from the contacts closes his open page at once, and his link is dead.
+    let r = http.delete(server.http(&format!("/v1/contacts/{}", contacts[0].id))).bearer_auth(&token).send();
+    assert_eq!(r.await.unwrap().status(), 204);
+    assert_eq!(closed_with(&mut watchers[0], Duration::from_secs(2)).await, 4401);
+    assert_eq!(status(ben.clone()).await, 401);
+    assert_eq!(status(cleo.clone()).await, 200);
+
+    // A contact cannot withdraw another's link; the person can.
+    let revoke_cleo = server.http(&format!("/v1/alerts/{alert}/links/{}", contacts[1].id));
+    let r = http.delete(&revoke_cleo).query(&[("token", &dan)]).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(http.delete(&revoke_cleo).bearer_auth(&token).send().await.unwrap().status(), 204);
+    assert_eq!(closed_with(&mut watchers[1], Duration::from_secs(2)).await, 4401);
+    assert_eq!(status(cleo).await, 401);
+    assert_eq!(http.delete(&revoke_cleo).bearer_auth(&token).send().await.unwrap().status(), 404, "already");
+    let d: Vec<Delivery> = deliveries(&server, &token, &alert).await;
+    assert!(d.iter().find(|d| d.contact == "Cleo").unwrap().revoked, "{d:?}");
+
+    // The operator's CLI, in another process: the server polls and closes Dan's page.
+    env.cli(&["link", "revoke", "--alert", &alert, "--contact", &contacts[2].id]);
+    assert_eq!(closed_with(&mut watchers[2], Duration::from_secs(10)).await, 4401);
+    assert_eq!(status(dan).await, 401);
+
+    // A responder revoked from the CLI loses their open console.
+    let rt = env.responder("Rita");
+    let mut console = connect(&server.ws("/v1/responder"), Some(&rt), None).await.unwrap();
+    let _overview = next(&mut console).await;
+    env.cli(&["responder", "revoke", "Rita"]);
+    assert_eq!(closed_with(&mut console, Duration::from_secs(10)).await, 4401);
+    assert!(connect(&server.ws("/v1/responder"), Some(&rt), None).await.is_err());
+
+    // The phone's own link works after the end, until it expires (3 s here): then 410.
+    drop(phone);
+    let mut phone = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();
+    let _welcome = next(&mut phone).await;
+    send_json(&mut phone, &PhoneMsg::Start { client_id: "sos-1".into(), audio_mime: None, pressed_at_ms: None })
+        .await;
+    let PhoneServerMsg::Started { watch_url, .. } = phone_msg(&mut phone).await else { panic!("no started") };
+    let own = watch_url.rsplit('/').next().unwrap().to_owned();
+    send_json(&mut phone, &PhoneMsg::Stop { reason: StopReason::Cancel }).await;
+    eventually(Duration::from_secs(5), "the end", || async {
+        (env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{alert}' AND ended_at IS NOT NULL")).await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(status(own.clone()).await, 200, "still open right after the end");
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(status(own.clone()).await, 410, "expired");
+    let body: Value = reqwest::get(server.http(&format!("/v1/watch/alert?token={own}"))).await.unwrap().json().await.unwrap();
+    assert_eq!(body["error"], "link_expired");
+}
+both!(watch_access_withdrawn, withdraw_access);
+
+/// SMS pumping through the API: premium-rate numbers and other countries are refused, adding and
+/// removing a contact in a loop texts them once, contact notices and alert texts per person per
+/// hour are capped, and `X-Forwarded-For` counts only from a configured proxy.
+async fn pumping_guards(backend: Backend) {
+    let env = Env::new(backend).await;
+    let fake = FakeTwilio::start(&[]);
+    let token = env.user("Ana", ANA);
+    let server = start_server(
+        &env,
+        &fake,
+        &["--sms-countries", "DE,GB", "--trusted-proxies", "127.0.0.1", "--reg-per-ip", "3", "--reg-per-number", "50"],
+    );
+    let http = reqwest::Client::new();
+    let add = |name: String, phone: String| {
+        let (http, url, token) = (http.clone(), server.http("/v1/contacts"), token.clone());
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&ContactInput { name, phone, position: None })
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // Premium rate (DE 0900, GB 09, US 1-900, FR 0891) and shared cost, for codes and contacts.
+    for costly in ["+499001234567", "+449012345678", "+448431234567"] {
+        let (s, body) = request_code(&http, &server, costly).await;
+        assert_eq!(s, 400, "{costly}: {body}");
+        assert!(body.contains("premium-rate"), "{body}");
+        assert_eq!(add("Pay".into(), costly.into()).await.0, 400);
+    }
+    // Countries this deployment does not text.
+    let (s, body) = request_code(&http, &server, "+14155552671").await;
+    assert_eq!(s, 400);
+    assert!(body.contains("US"), "{body}");
+    assert_eq!(add("Sam".into(), "+33612345678".into()).await.0, 400);
+
+    // Added and removed 60 times: told once.
+    let loop_number = "+4915199990000";
+    for _ in 0..60 {
+        let (s, body) = add("Loop".into(), loop_number.into()).await;
+        assert_eq!(s, 201, "{body}");
+        let c: Contact = serde_json::from_str(&body).unwrap();
+        let r = http.delete(server.http(&format!("/v1/contacts/{}", c.id))).bearer_auth(&token).send().await;
+        assert_eq!(r.unwrap().status(), 204);
+    }
+    let told = |n: &str| format!("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'contact_added' AND to_phone = '{n}'");
+    assert_eq!(env.scalar(&told(loop_number)).await, 1);
+    // Twenty notices an hour: nine more contacts, then ten replaced, then a refusal.
+    let mut contacts = Vec::new();
+    for (i, p) in ["151", "152", "157", "159", "160", "162", "163", "170", "171"].into_iter().enumerate() {
+        let (s, body) = add(format!("C{i}"), format!("+49{p}22345678")).await;
+        assert_eq!(s, 201, "{i}: {body}");
+        contacts.push(serde_json::from_str::<Contact>(&body).unwrap());
+    }
+    let mut last = 0;
+    for i in 0..11 {
+        let (s, body) = add(format!("R{i}"), format!("+49176{i:04}1234")).await;
+        last = s;
+        if s == 429 {
+            assert_eq!(i, 10, "{body}");
+            break;
+        }
+        assert_eq!(s, 201, "{body}");
+        let c: Contact = serde_json::from_str(&body).unwrap();
+        let r = http.delete(server.http(&format!("/v1/contacts/{}", c.id))).bearer_auth(&token).send().await;
+        assert_eq!(r.unwrap().status(), 204);
+    }
+    assert_eq!(last, 429, "the 21st notice of the hour is refused");
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'contact_added'").await, 20);
+
+    // Five SOS start/cancel cycles with 9 contacts: alert texts stop at 30 an hour; every
+    // contact who was texted an alert gets its all clear.
+    for i in 0..5 {
+        let (mut phone, _alert, _) = sos(&server, &token, &format!("cycle-{i}")).await;
+        send_json(&mut phone, &PhoneMsg::Stop { reason: StopReason::Cancel }).await;
+        loop {
+            if let PhoneServerMsg::Stopped { .. } = phone_msg(&mut phone).await {
+                break;
+            }
+        }
+    }
+    let count = |sql: &'static str| env.scalar(sql);
+    assert_eq!(count("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'alert' AND status <> 'limited'").await, 30);
+    assert_eq!(count("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'alert' AND status = 'limited'").await, 15);
+    assert_eq!(count("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'all_clear'").await, 30);
+
+    // X-Forwarded-For from the trusted proxy (127.0.0.1 here) names the client: each client has
+    // its own quota (3 here).
+    let code_from = |client: &'static str, i: u32| {
+        let (http, url) = (http.clone(), server.http("/v1/auth/code"));
+        async move {
+            let phone = format!("+49151{i:04}5678");
+            let r = http.post(url).header("x-forwarded-for", format!("6.6.6.6, {client}")).json(&json!({"phone": phone}));
+            r.send().await.unwrap().status().as_u16()
+        }
+    };
+    let mut a = Vec::new();
+    for i in 0..4 {
+        a.push(code_from("203.0.113.1", i).await);
+    }
+    assert_eq!(a, vec![202, 202, 202, 429]);
+    assert_eq!(code_from("203.0.113.2", 10).await, 202, "another client behind the proxy");
+    drop(server);
+
+    // Without a trusted proxy the header is ignored: every request is the socket's peer.
+    let server = start_server(&env, &fake, &["--reg-per-ip", "2"]);
+    let mut statuses = Vec::new();
+    for (i, client) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"].into_iter().enumerate() {
+        let r = http
+            .post(server.http("/v1/auth/code"))
+            .header("x-forwarded-for", client)
+            .json(&json!({"phone": format!("+49152{i:04}5678")}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, vec![202, 202, 429]);
+}
+both!(pumping_through_the_api, pumping_guards);

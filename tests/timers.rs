@@ -89,7 +89,7 @@ async fn settled_alerts(env: &Env) -> i64 {
 /// Fires once at deadline + grace, after prompting the phone; never again.
 async fn fires_once(backend: Backend) {
     let env = Env::new(backend).await;
-    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
     let ana = Person::new(&env, &server).await;
     let mut phone = connect(&server.ws("/v1/phone"), Some(&ana.token), None).await.unwrap();
     let _welcome = next(&mut phone).await;
@@ -146,7 +146,7 @@ both!(fires_once_after_grace, fires_once);
 /// A check-in (with the PIN) stops it for good; a wrong PIN does not.
 async fn check_in_stops_it(backend: Backend) {
     let env = Env::new(backend).await;
-    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
     let ana = Person::new(&env, &server).await;
     let t = ana.start_timer(&server, 600, 0).await;
     assert_eq!(ana.end_timer(&server, &t.id, "checkin", "0000").await.0, 403);
@@ -162,7 +162,7 @@ both!(check_in_never_fires, check_in_stops_it);
 /// A deadline that passes while the server is down fires right after start, once.
 async fn restart_spanning_deadline(backend: Backend) {
     let env = Env::new(backend).await;
-    let mut server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    let mut server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
     let ana = Person::new(&env, &server).await;
     ana.start_timer(&server, 600, 0).await;
     server.kill();
@@ -170,7 +170,7 @@ async fn restart_spanning_deadline(backend: Backend) {
     let f = env.data_dir.join("test-clock-offset-ms");
     let offset: i64 = std::fs::read_to_string(&f).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
     std::fs::write(&f, (offset + 700_000).to_string()).unwrap();
-    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
     eventually(Duration::from_secs(5), "the alert after restart", || async {
         (timer_alerts(&env).await == 1).then_some(())
     })
@@ -211,7 +211,7 @@ async fn two_servers_fire_once() {
 /// The duress PIN cancels like the real one for whoever holds the phone, and raises a silent alert.
 async fn duress(backend: Backend) {
     let env = Env::new(backend).await;
-    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
     let ana = Person::new(&env, &server).await;
     let normal = ana.start_timer(&server, 600, 60).await;
     let forced = ana.start_timer(&server, 600, 60).await;
@@ -252,7 +252,7 @@ both!(duress_pin, duress);
 async fn silent_phone(backend: Backend) {
     let env = Env::new(backend).await;
     let server =
-        Server::start(&env, "127.0.0.1:0", &["--phone-silence-ms", "300", "--phone-silent-text-ms", "800"]);
+        Server::start(&env, "127.0.0.1:0", &["--phone-silence-ms", "300", "--phone-silent-text-ms", "800", "--dev-sms"]);
     let ana = Person::new(&env, &server).await;
     let mut phone = connect(&server.ws("/v1/phone"), Some(&ana.token), None).await.unwrap();
     let _welcome = next(&mut phone).await;
@@ -357,7 +357,7 @@ both!(geozone_walk, walk_leaves_safe_zone_once);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timer_from_the_command_line() {
     let env = Env::new(Backend::Sqlite).await;
-    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock"]);
+    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
     let ana = Person::new(&env, &server).await;
     let run = |args: &[&str]| {
         let out = std::process::Command::new(BIN)

@@ -23,6 +23,8 @@ pub enum Link {
     Reconnecting,
     /// The alert is over; nothing more will come.
     Ended,
+    /// This link was withdrawn (the server closed with 4401); no retry.
+    Revoked,
 }
 
 /// Everything the watch view draws. All fields are signals, so this is `Copy`.
@@ -189,7 +191,10 @@ pub fn follow(live: Live, path_and_query: String, audio: web_sys::HtmlAudioEleme
             true
         }
         Event::Closed(code) => {
-            if code == 1000 || live.link.get_untracked() == Link::Ended {
+            if code == 4401 {
+                live.link.set(Link::Revoked);
+                false
+            } else if code == 1000 || live.link.get_untracked() == Link::Ended {
                 live.link.set(Link::Ended);
                 false
             } else {

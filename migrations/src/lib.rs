@@ -8,6 +8,7 @@ mod m20261125_000003_event_detail;
 mod m20261125_000004_timers;
 mod m20261125_000005_silence_geozones;
 mod m20261126_000006_audio_in_db;
+mod m20261202_000007_abuse_limits;
 
 /// Runs AlertMe's migrations in order.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_timers::Migration),
             Box::new(m20261125_000005_silence_geozones::Migration),
             Box::new(m20261126_000006_audio_in_db::Migration),
+            Box::new(m20261202_000007_abuse_limits::Migration),
         ]
     }
 }

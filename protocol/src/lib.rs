@@ -415,6 +415,14 @@ pub enum ResponderMsg {
         /// The alert now.
         alert: AlertSummary,
     },
+    /// A command was carried out. Every command gets this or `error`.
+    Done {
+        /// `claim`, `note`, `resolve` or `ping`.
+        command: String,
+        /// The alert it was about (none for `ping`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alert_id: Option<String>,
+    },
     /// A command failed.
     Error {
         /// Machine-readable code.
@@ -464,6 +472,12 @@ pub struct Delivery {
     pub status: String,
     /// True once the contact opened their watch link.
     pub opened: bool,
+    /// The contact's id (absent for a contact removed since), to withdraw their link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+    /// True once the contact's link for this alert was withdrawn.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// `POST /v1/auth/code`: send a verification code to this number.

@@ -92,7 +92,7 @@ pub async fn create_in(
     }
     .insert(txn)
     .await?;
-    crate::notify::alert_started(txn, row, &state.secret).await?;
+    crate::notify::alert_started(txn, row, &state.secret, state.settings.alert_texts_per_hour).await?;
     Ok(())
 }
 
@@ -158,6 +158,13 @@ async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
         .into_iter()
         .map(fix_from_row)
         .collect();
+    let refused = crate::db::entity::refused_fixes::Entity::find()
+        .filter(crate::db::entity::refused_fixes::Column::AlertId.eq(row.id.clone()))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|r| r.seq as u64)
+        .collect();
     let pos = store::audio_position(&state.db, &row.id).await?;
     let audio_part = match pos.part {
         Some((p, mime, len)) => Some((p, mime, store::read_part(&state.db, &row.id, p, 0..len).await?)),
@@ -191,6 +198,7 @@ async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
         info: info_of(row, &user.name),
         user_id: row.user_id.clone(),
         trail,
+        refused,
         audio_acked: pos.acked,
         audio_part,
     })

@@ -11,6 +11,12 @@ use bytes::Bytes;
 /// as unparseable for live relay (it is still stored).
 const MAX_ELEMENT_BYTES: usize = 4 * 1024 * 1024;
 
+/// Longest MIME type a phone may name.
+const MAX_MIME_LEN: usize = 100;
+
+/// Codecs a phone may name in its MIME type (browsers' MediaRecorder and the app's AAC).
+const ACCEPTED_CODECS: &[&str] = &["opus", "vorbis", "aac", "mp4a.40.2", "mp4a.40.5", "mp4a.40.29", "mp4a.67"];
+
 /// Container formats accepted from phones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Container {
@@ -32,6 +38,44 @@ impl Container {
             "audio/mp4" => Some(Self::Mp4),
             _ => None,
         }
+    }
+
+    /// The MIME type in the one form we store and send back: an accepted container and, if the
+    /// phone named them, accepted codecs (`audio/webm;codecs=opus`). Anything else is refused
+    /// (`None`), so a stored type can never carry control characters or grow into a huge header.
+    pub fn canonical_mime(mime: &str) -> Option<String> {
+        if mime.len() > MAX_MIME_LEN {
+            return None;
+        }
+        let mut parts = mime.split(';');
+        let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        Self::from_mime(&essence)?;
+        let mut codecs: Option<Vec<String>> = None;
+        for p in parts {
+            let Some((k, v)) = p.split_once('=') else {
+                if p.trim().is_empty() {
+                    continue;
+                }
+                return None;
+            };
+            if !k.trim().eq_ignore_ascii_case("codecs") || codecs.is_some() {
+                return None;
+            }
+            let list: Vec<String> = v
+                .trim()
+                .trim_matches('"')
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect();
+            if list.is_empty() || list.len() > 2 || !list.iter().all(|c| ACCEPTED_CODECS.contains(&c.as_str())) {
+                return None;
+            }
+            codecs = Some(list);
+        }
+        Some(match codecs {
+            Some(c) => format!("{essence};codecs={}", c.join(",")),
+            None => essence,
+        })
     }
 
     /// File extension for stored parts.
@@ -461,6 +505,20 @@ pub fn adts_duration_secs(stream: &[u8]) -> Option<f64> {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn mime_types_are_allow_listed_and_canonical() {
+        let c = Container::canonical_mime;
+        assert_eq!(c("audio/aac").as_deref(), Some("audio/aac"));
+        assert_eq!(c("Audio/WebM; codecs=\"OPUS\"").as_deref(), Some("audio/webm;codecs=opus"));
+        assert_eq!(c("audio/mp4;codecs=mp4a.40.2").as_deref(), Some("audio/mp4;codecs=mp4a.40.2"));
+        assert_eq!(c("audio/aac\r\nX-Evil: 1"), None, "a header injection is refused");
+        assert_eq!(c("audio/webm;codecs=opus\u{7}"), None, "a control character is refused");
+        assert_eq!(c(&format!("audio/webm;codecs={}", "opus,".repeat(12_000))), None, "60 KB is refused");
+        assert_eq!(c("audio/webm;codecs=h264"), None, "unknown codecs are refused");
+        assert_eq!(c("audio/webm;rate=1"), None, "unknown parameters are refused");
+        assert_eq!(c("text/html"), None);
+    }
 
     fn fixture(p: &str) -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/audio").join(p)

@@ -245,6 +245,9 @@ fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> an
             .arg(&dir)
             .args(["--heartbeat-ms", "60000", "--phone-silence-ms", "600000", "--static-dir", "/nonexistent"])
             .env("RUST_LOG", args.server_log.as_deref().unwrap_or("error"))
+            // Every simulated client comes from 127.0.0.1 (an environment variable, so that
+            // `--server-bin` can run builds that predate the setting).
+            .env("ALERTME_MAX_CONNS_PER_ADDRESS", "0")
             .stdout(Stdio::piped())
             .stderr(if args.server_log.is_some() { Stdio::inherit() } else { Stdio::null() });
         if let Some(p) = pin {

@@ -61,7 +61,7 @@ pub async fn contact_add(user: &str, name: &str, phone: &str, db: &DbArgs) -> an
     let u = user_by_phone(&conn, user).await?;
     let input =
         alertme_protocol::ContactInput { name: name.to_owned(), phone: phone.to_owned(), position: None };
-    let (c, queued) = crate::contacts::add(&conn, &u.id, input).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (c, queued) = crate::contacts::add(&conn, &u.id, input, &crate::e164::Countries::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}\t{}\t{}", c.id, c.name, c.phone);
     if !queued {
         eprintln!("note: {} opted out of texts earlier (replied STOP); they will not be texted", c.phone);
@@ -95,6 +95,30 @@ pub async fn responder_add(name: &str, db: &DbArgs) -> anyhow::Result<()> {
     .await?;
     eprintln!("responder {} ({}) — token (shown once, keep it secret):", r.name, r.id);
     println!("{token}");
+    Ok(())
+}
+
+/// `alertme responder revoke`: the responder's token stops working; open consoles close within
+/// seconds (running servers poll for revocations).
+pub async fn responder_revoke(who: &str, db: &DbArgs) -> anyhow::Result<()> {
+    let conn = db::connect(&db.url()).await?;
+    let id = crate::links::revoke_responder(&conn, who).await.map_err(|e| match e {
+        crate::error::Error::NotFound => anyhow::anyhow!("no active responder with id or name {who:?}"),
+        e => anyhow::anyhow!("{e}"),
+    })?;
+    eprintln!("responder {id} revoked");
+    Ok(())
+}
+
+/// `alertme link revoke`: an alert's watch link(s) stop working; open pages close within seconds.
+pub async fn link_revoke(alert: &str, contact: Option<&str>, db: &DbArgs) -> anyhow::Result<()> {
+    let conn = db::connect(&db.url()).await?;
+    let which = contact.map_or(crate::links::Which::All, |c| crate::links::Which::Contact(c.to_owned()));
+    let n = crate::links::revoke_alert_links(&conn, alert, &which).await.map_err(|e| match e {
+        crate::error::Error::NotFound => anyhow::anyhow!("no live watch link of alert {alert} matches"),
+        e => anyhow::anyhow!("{e}"),
+    })?;
+    eprintln!("{} link(s) of alert {alert} revoked", n.len());
     Ok(())
 }
 

@@ -28,6 +28,9 @@ pub enum Command {
     /// Manage responders (people who watch the console).
     #[command(subcommand)]
     Responder(ResponderCmd),
+    /// Watch links (what emergency contacts open).
+    #[command(subcommand)]
+    Link(LinkCmd),
     /// Simulate a phone: stream a GPX track and an audio recording as an SOS.
     Phone(crate::sim::PhoneArgs),
     /// Check-in timers from the command line, as a phone would use them (`alertme timer --help`).
@@ -106,6 +109,32 @@ pub enum ResponderCmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Revoke a responder: their token stops working and open consoles close within seconds.
+    Revoke {
+        /// The responder's id or exact name.
+        who: String,
+        /// Database location.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Watch link management.
+#[derive(Debug, Subcommand)]
+pub enum LinkCmd {
+    /// Revoke an alert's watch links: one contact's (`--contact ID`) or all of them. Open pages
+    /// close within seconds.
+    Revoke {
+        /// The alert id.
+        #[arg(long)]
+        alert: String,
+        /// The contact id (`alertme contact list`); without it, every link of the alert.
+        #[arg(long)]
+        contact: Option<String>,
+        /// Database location.
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// Where data lives.
@@ -166,6 +195,22 @@ pub struct ServeConfig {
     /// Per phone socket: KiB per second (reads beyond it are paced, never dropped).
     #[arg(long, env = "ALERTME_PHONE_KIB_PER_SEC", default_value_t = 512)]
     pub phone_kib_per_sec: u32,
+    /// A connection must send a complete request head within this many ms of opening and of its
+    /// previous answer; slower or idle connections are closed.
+    #[arg(long, env = "ALERTME_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Open connections (sockets included) per client address, an IPv6 /64 counting as one;
+    /// more are closed at once. 0 for no cap.
+    #[arg(long, env = "ALERTME_MAX_CONNS_PER_ADDRESS", default_value_t = 500)]
+    pub max_conns_per_address: usize,
+    /// Proxies (IP or CIDR, comma-separated) whose `X-Forwarded-For` names the client; from
+    /// anyone else the header is ignored and the socket's peer address counts.
+    #[arg(long, env = "ALERTME_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Contacts' watch links stop working this many seconds after their alert ended (the
+    /// page then says the link expired). Responders keep access.
+    #[arg(long, env = "ALERTME_LINK_TTL_SECS", default_value_t = 72 * 3600)]
+    pub link_ttl_secs: u64,
     /// Text messages.
     #[command(flatten)]
     pub sms: crate::sms::SmsConfig,
@@ -180,17 +225,45 @@ pub struct ServeConfig {
     #[arg(long, env = "ALERTME_TEST_CLOCK", hide = true)]
     pub test_clock: bool,
     /// Also run a simulated phone that streams a demo walk and recording in a loop, and print
-    /// a watch link and a responder token to try the dashboard at once.
+    /// a watch link and a responder token to try the dashboard at once. On a loopback bind it
+    /// implies `--dev-sms`.
     #[arg(long, env = "ALERTME_DEMO")]
     pub demo: bool,
+    /// With the console SMS provider: print texts in full (sign-in codes, watch links) and list
+    /// them at `GET /v1/dev/sms`, for local development. Only on a loopback bind: anyone who can
+    /// read them can take over any account.
+    #[arg(long, env = "ALERTME_DEV_SMS")]
+    pub dev_sms: bool,
     /// Directory of static files (the dashboard build) served at `/`.
     #[arg(long, env = "ALERTME_STATIC_DIR", default_value = "static")]
     pub static_dir: PathBuf,
 }
 
 impl ServeConfig {
+    /// Whether console texts are shown in full and listed; refuses `--dev-sms` on a bind that
+    /// other machines can reach.
+    pub fn reveal_texts(&self) -> anyhow::Result<bool> {
+        let loopback = self.bind.ip().is_loopback();
+        if self.dev_sms && !loopback {
+            anyhow::bail!(
+                "--dev-sms (ALERTME_DEV_SMS) shows every sign-in code to whoever asks; it works only on a \
+                 loopback bind, not on {}",
+                self.bind
+            );
+        }
+        Ok(loopback && (self.dev_sms || self.demo) && self.sms.sms_provider == crate::sms::Provider::Console)
+    }
+
     /// Public base URL without a trailing slash; by default the address actually bound.
     pub fn public_url(&self, bound: SocketAddr) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_owned()
     }
+}
+
+/// `10.0.0.0/8` or a single address.
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR block"))
 }

@@ -6,9 +6,10 @@ use sea_orm::{
     QueryFilter, QueryOrder,
 };
 
-use crate::db::entity::{contacts, users};
+use crate::db::entity::{contacts, sms_outbox, users};
+use crate::e164::Countries;
 use crate::error::{Error, Result};
-use crate::sms::outbox::{self, kind};
+use crate::sms::outbox::{self, kind, NewText};
 
 /// Most contacts per person: enough for family and friends, few enough that one SOS cannot be
 /// turned into a bulk-texting tool.
@@ -45,11 +46,23 @@ pub async fn list(db: &DatabaseConnection, user_id: &str) -> Result<Vec<Contact>
         .collect())
 }
 
+/// "You were added as a contact" texts a person can cause per hour: enough to set up
+/// [`MAX_CONTACTS`] and replace each once, too few to text strangers by adding and removing them.
+pub const NOTICES_PER_HOUR: u64 = 2 * MAX_CONTACTS;
+
+/// A number told it was added within this long is not told again (removed and added back).
+const NOTICE_AGAIN_AFTER_MS: i64 = 24 * 3_600_000;
+
 /// Adds a contact and queues the informational text that tells them so (and how to opt out).
 /// Returns the contact and whether an outbox row was queued.
-pub async fn add(db: &DatabaseConnection, user_id: &str, input: ContactInput) -> Result<(Contact, bool)> {
+pub async fn add(
+    db: &DatabaseConnection,
+    user_id: &str,
+    input: ContactInput,
+    countries: &Countries,
+) -> Result<(Contact, bool)> {
     let name = check_name(&input.name)?;
-    let phone = crate::e164::normalize(&input.phone)?;
+    let phone = countries.textable(&input.phone)?;
     let txn = crate::db::write_txn(db).await?;
     let user = users::Entity::find_by_id(user_id.to_owned()).one(&txn).await?.ok_or(Error::NotFound)?;
     if user.phone == phone {
@@ -86,14 +99,36 @@ pub async fn add(db: &DatabaseConnection, user_id: &str, input: ContactInput) ->
     }
     .insert(&txn)
     .await?;
-    let queued = opted_out.is_none();
+    let now_ms = crate::now_ms();
+    let told_recently = sms_outbox::Entity::find()
+        .filter(sms_outbox::Column::UserId.eq(user_id))
+        .filter(sms_outbox::Column::Kind.eq(kind::CONTACT_ADDED))
+        .filter(sms_outbox::Column::ToPhone.eq(phone.clone()))
+        .filter(sms_outbox::Column::CreatedAt.gte(now_ms - NOTICE_AGAIN_AFTER_MS))
+        .count(&txn)
+        .await?
+        > 0;
+    let queued = opted_out.is_none() && !told_recently;
+    if queued
+        && outbox::sent_for(&txn, user_id, &[kind::CONTACT_ADDED], now_ms - 3_600_000).await? >= NOTICES_PER_HOUR
+    {
+        return Err(Error::RateLimited);
+    }
     if queued {
         let body = format!(
             "{} added you as an emergency contact on AlertMe. If they ever need help, you will get a text \
              with a link to see where they are. Reply STOP to opt out.",
             user.name
         );
-        outbox::enqueue(&txn, kind::CONTACT_ADDED, None, Some(&row.id), &phone, Some(body)).await?;
+        let text = NewText {
+            kind: kind::CONTACT_ADDED,
+            contact_id: Some(&row.id),
+            user_id: Some(user_id),
+            to: &phone,
+            body: Some(body),
+            ..Default::default()
+        };
+        outbox::enqueue(&txn, text).await?;
     }
     txn.commit().await?;
     Ok((wire(row), queued))
@@ -105,9 +140,10 @@ pub async fn update(
     user_id: &str,
     id: &str,
     input: ContactInput,
+    countries: &Countries,
 ) -> Result<Contact> {
     let name = check_name(&input.name)?;
-    let phone = crate::e164::normalize(&input.phone)?;
+    let phone = countries.textable(&input.phone)?;
     let row = contacts::Entity::find_by_id(id.to_owned())
         .filter(contacts::Column::UserId.eq(user_id))
         .one(db)
@@ -130,15 +166,19 @@ pub async fn update(
     Ok(wire(am.update(db).await?))
 }
 
-/// Removes a contact (texts already sent stay in the delivery record).
-pub async fn remove(db: &DatabaseConnection, user_id: &str, id: &str) -> Result<()> {
+/// Removes a contact and revokes every watch link they were texted (texts already sent stay in
+/// the delivery record). Returns the revoked links' hashes, whose open sockets must close.
+pub async fn remove(db: &DatabaseConnection, user_id: &str, id: &str) -> Result<Vec<String>> {
+    let txn = crate::db::write_txn(db).await?;
     let res = contacts::Entity::delete_many()
         .filter(contacts::Column::Id.eq(id))
         .filter(contacts::Column::UserId.eq(user_id))
-        .exec(db)
+        .exec(&txn)
         .await?;
     if res.rows_affected == 0 {
         return Err(Error::NotFound);
     }
-    Ok(())
+    let revoked = crate::links::revoke_contact_links(&txn, id).await?;
+    txn.commit().await?;
+    Ok(revoked)
 }

@@ -32,6 +32,9 @@ pub enum Error {
     /// Too many requests; try later.
     #[error("too many requests; try again later")]
     RateLimited,
+    /// A watch link whose alert ended longer ago than links live.
+    #[error("this link has expired: the alert ended more than {0} hours ago")]
+    LinkExpired(u64),
     /// The verification code is wrong, expired or used up.
     #[error("invalid or expired code")]
     InvalidCode,
@@ -54,6 +57,7 @@ impl Error {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::InvalidCode => (StatusCode::UNAUTHORIZED, "invalid_code"),
+            Self::LinkExpired(_) => (StatusCode::GONE, "link_expired"),
             Self::Db(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

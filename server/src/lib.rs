@@ -16,8 +16,10 @@ pub mod e164;
 pub mod error;
 pub mod geozones;
 pub mod hub;
+pub mod links;
 pub mod notify;
 pub mod registration;
+mod listen;
 mod routes;
 pub mod sim;
 pub mod sms;
@@ -63,8 +65,19 @@ pub async fn serve(
         code_ttl: Duration::from_secs(cfg.sms.code_ttl_secs.max(1)),
         tile_url: cfg.tile_url.clone(),
         tile_attribution: cfg.tile_attribution.clone(),
+        link_ttl: Duration::from_secs(cfg.link_ttl_secs),
+        alert_texts_per_hour: cfg.sms.alert_texts_per_hour,
+        trusted_proxies: cfg.trusted_proxies.clone(),
     };
-    let sms = sms::SmsClient::from_config(&cfg.sms)?;
+    let reveal = cfg.reveal_texts()?;
+    let sms = sms::SmsClient::from_config(&cfg.sms, reveal)?;
+    if cfg.sms.sms_provider == sms::Provider::Console && !addr.ip().is_loopback() {
+        tracing::warn!("no SMS provider: sign-in codes and alerts to contacts are NOT sent (ALERTME_SMS_PROVIDER=twilio)");
+        eprintln!(
+            "WARNING: AlertMe listens on {addr} but has no SMS provider: nobody can sign in and no emergency \
+             contact is texted. Set ALERTME_SMS_PROVIDER=twilio and its credentials (README)."
+        );
+    }
     let guard = sms::guard::Guard::new(&cfg.sms);
     let hub = Hub::new();
     store::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
@@ -91,6 +104,19 @@ pub async fn serve(
         status_poll: Duration::from_secs(cfg.sms.sms_status_poll_secs.max(1)),
     };
     tokio::spawn(std::sync::Arc::new(sender).run(state.outbox.clone()));
+    tokio::spawn(links::watch_revocations(hub.clone(), state.db.clone(), Duration::from_secs(2)));
+    {
+        // Rate-limit state of clients that went quiet is dropped, so it stays bounded.
+        let (guard, bad_tokens) = (state.guard.clone(), state.bad_tokens.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                guard.forget_idle();
+                bad_tokens.forget_idle();
+            }
+        });
+    }
     let restored = alerts::restore_active(&state).await.context("restoring active alerts")?;
     hub.spawn_silence_watch(state.settings.phone_silence);
     let app = routes::router(state.clone(), &cfg.static_dir);
@@ -105,16 +131,11 @@ pub async fn serve(
     if cfg.demo {
         demo::start(&state, addr, cfg.static_dir.clone()).await.context("starting the demo")?;
     }
-    // Every frame is written when it is ready; Nagle's algorithm would hold a second small
-    // write until the peer acknowledges the first, up to a delayed-ACK timeout (200 ms on Linux).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving")?;
+    let limits = listen::Limits {
+        header_timeout: Duration::from_millis(cfg.header_timeout_ms.max(100)),
+        per_address: cfg.max_conns_per_address,
+        trusted: cfg.trusted_proxies.clone(),
+    };
+    listen::serve(listener, app, limits, shutdown).await.context("serving")?;
     Ok(())
 }

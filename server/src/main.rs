@@ -1,6 +1,6 @@
 //! `alertme`: the server, operator commands and the phone simulator in one binary.
 
-use alertme_server::config::{Cli, Command, ContactCmd, ResponderCmd, UserCmd};
+use alertme_server::config::{Cli, Command, ContactCmd, LinkCmd, ResponderCmd, UserCmd};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -22,6 +22,8 @@ async fn main() -> anyhow::Result<()> {
     });
     match command {
         Command::Serve(cfg) => {
+            // Refuse unsafe settings before the port is even opened.
+            cfg.reveal_texts()?;
             let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
             alertme_server::serve(cfg, listener, shutdown_signal()).await
         }
@@ -36,6 +38,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Responder(ResponderCmd::Add { name, db }) => {
             alertme_server::cli::responder_add(&name, &db).await
+        }
+        Command::Responder(ResponderCmd::Revoke { who, db }) => {
+            alertme_server::cli::responder_revoke(&who, &db).await
+        }
+        Command::Link(LinkCmd::Revoke { alert, contact, db }) => {
+            alertme_server::cli::link_revoke(&alert, contact.as_deref(), &db).await
         }
         Command::Phone(args) => alertme_server::sim::run(args).await,
         Command::Timer(args) => alertme_server::sim::timer::run(args).await,

@@ -10,7 +10,17 @@ use sea_orm::{
 
 use crate::auth;
 use crate::db::entity::{alerts, contacts, sms_outbox, watch_tokens};
-use crate::sms::outbox::{self, contact_label, kind};
+use crate::sms::outbox::{self, contact_label, kind, NewText};
+
+/// How many more alert texts this person may send this hour (`budget` per hour). Past it,
+/// alert texts are recorded as `limited` and never sent: an account used to start and cancel
+/// alerts in a loop cannot turn its contacts' numbers into a texting bill (responders still see
+/// every alert). Follow-ups are not limited: whoever was told of an alert hears how it ended,
+/// and there are at most three per alert text.
+async fn remaining(txn: &DatabaseTransaction, user_id: &str, budget: u64) -> Result<u64, DbErr> {
+    let since = crate::now_ms() - 3_600_000;
+    Ok(budget.saturating_sub(outbox::sent_for(txn, user_id, &[kind::ALERT], since).await?))
+}
 
 /// Queues one alert text per contact, each with a watch link of their own (per-contact access
 /// that can be revoked, and "opened" per contact). Returns how many were queued.
@@ -18,6 +28,7 @@ pub async fn alert_started(
     txn: &DatabaseTransaction,
     alert: &alerts::Model,
     secret: &[u8],
+    budget: u64,
 ) -> Result<usize, DbErr> {
     let people = contacts::Entity::find()
         .filter(contacts::Column::UserId.eq(alert.user_id.clone()))
@@ -25,6 +36,7 @@ pub async fn alert_started(
         .order_by_asc(contacts::Column::Position)
         .all(txn)
         .await?;
+    let mut left = remaining(txn, &alert.user_id, budget).await?;
     for c in &people {
         let label = contact_label(&c.id);
         watch_tokens::Entity::insert(watch_tokens::ActiveModel {
@@ -37,7 +49,20 @@ pub async fn alert_started(
         })
         .exec_without_returning(txn)
         .await?;
-        outbox::enqueue(txn, kind::ALERT, Some(&alert.id), Some(&c.id), &c.phone, None).await?;
+        let text = NewText {
+            kind: kind::ALERT,
+            alert_id: Some(&alert.id),
+            contact_id: Some(&c.id),
+            user_id: Some(&alert.user_id),
+            to: &c.phone,
+            body: None,
+            limited: left == 0,
+        };
+        outbox::enqueue(txn, text).await?;
+        left = left.saturating_sub(1);
+    }
+    if left == 0 {
+        tracing::warn!(alert = %alert.id, "this person's texts for the hour are used up; contacts over it are not texted");
     }
     tracing::info!(alert = %alert.id, contacts = people.len(), "alert texts queued");
     Ok(people.len())
@@ -58,14 +83,29 @@ pub async fn duress_cancel(txn: &DatabaseTransaction, alert_id: &str) -> Result<
     follow_up(txn, alert_id, kind::DURESS).await
 }
 
+/// A follow-up goes to the contacts who were actually texted the alert (not to those over the
+/// budget, who never heard of it).
 async fn follow_up(txn: &DatabaseTransaction, alert_id: &str, what: &str) -> Result<(), DbErr> {
+    let Some(alert) = alerts::Entity::find_by_id(alert_id.to_owned()).one(txn).await? else {
+        return Ok(());
+    };
     let texted = sms_outbox::Entity::find()
         .filter(sms_outbox::Column::AlertId.eq(alert_id))
         .filter(sms_outbox::Column::Kind.eq(kind::ALERT))
+        .filter(sms_outbox::Column::Status.ne(outbox::status::LIMITED))
         .all(txn)
         .await?;
     for r in texted {
-        outbox::enqueue(txn, what, Some(alert_id), r.contact_id.as_deref(), &r.to_phone, None).await?;
+        let text = NewText {
+            kind: what,
+            alert_id: Some(alert_id),
+            contact_id: r.contact_id.as_deref(),
+            user_id: Some(&alert.user_id),
+            to: &r.to_phone,
+            body: None,
+            limited: false,
+        };
+        outbox::enqueue(txn, text).await?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use sha2::Sha256;
 use crate::auth;
 use crate::db::entity::{devices, users, verifications};
 use crate::error::{Error, Result};
-use crate::sms::outbox::{self, kind};
+use crate::sms::outbox::{self, kind, NewText};
 use crate::state::AppState;
 
 /// Wrong guesses after which a code is dead.
@@ -31,7 +31,7 @@ fn code_hash(secret: &[u8], phone: &str, code: &str) -> String {
 /// Sends a fresh code to `phone` if the guards allow. The caller answers the same whether the
 /// number is registered or not.
 pub async fn request_code(state: &AppState, ip: IpAddr, phone: &str) -> Result<()> {
-    let phone = crate::e164::normalize(phone)?;
+    let phone = state.guard.countries.textable(phone)?;
     if let Err(which) = state.guard.allow_code(ip, &phone) {
         tracing::warn!(guard = ?which, "registration text refused by guard");
         return Err(Error::RateLimited);
@@ -51,7 +51,7 @@ pub async fn request_code(state: &AppState, ip: IpAddr, phone: &str) -> Result<(
     .await?;
     let minutes = state.settings.code_ttl.as_secs().div_ceil(60);
     let body = format!("Your AlertMe code is {code}. It expires in {minutes} minutes. Never share it.");
-    outbox::enqueue(&txn, kind::CODE, None, None, &phone, Some(body)).await?;
+    outbox::enqueue(&txn, NewText { kind: kind::CODE, to: &phone, body: Some(body), ..Default::default() }).await?;
     txn.commit().await?;
     state.outbox.wake();
     Ok(())
@@ -66,20 +66,31 @@ pub async fn verify(state: &AppState, ip: IpAddr, req: VerifyRequest) -> Result<
     let phone = crate::e164::normalize(&req.phone)?;
     let code = req.code.trim();
     let now = crate::now_ms();
-    let Some(v) = verifications::Entity::find_by_id(phone.clone()).one(&state.db).await? else {
-        return Err(Error::InvalidCode);
-    };
-    if v.expires_at <= now || v.tries >= MAX_TRIES {
-        verifications::Entity::delete_by_id(phone).exec(&state.db).await?;
+    // Every guess takes one try first, in one conditional update: parallel guesses cannot all
+    // read the same count, so at most MAX_TRIES of them are ever compared with the code.
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let took = verifications::Entity::update_many()
+        .col_expr(verifications::Column::Tries, Expr::col(verifications::Column::Tries).add(1))
+        .filter(verifications::Column::Phone.eq(phone.clone()))
+        .filter(verifications::Column::Tries.lt(MAX_TRIES))
+        .filter(verifications::Column::ExpiresAt.gt(now))
+        .exec(&state.db)
+        .await?;
+    if took.rows_affected != 1 {
+        // No code, an expired one, or one out of tries: it is dead.
+        verifications::Entity::delete_many()
+            .filter(verifications::Column::Phone.eq(phone))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(verifications::Column::Tries.gte(MAX_TRIES))
+                    .add(verifications::Column::ExpiresAt.lte(now)),
+            )
+            .exec(&state.db)
+            .await?;
         return Err(Error::InvalidCode);
     }
     let hash = code_hash(&state.secret, &phone, code);
-    if code.len() != 6 || !constant_time_eq(hash.as_bytes(), v.code_hash.as_bytes()) {
-        verifications::Entity::update_many()
-            .col_expr(verifications::Column::Tries, (v.tries + 1).into())
-            .filter(verifications::Column::Phone.eq(phone))
-            .exec(&state.db)
-            .await?;
+    if code.len() != 6 {
         return Err(Error::InvalidCode);
     }
     let txn = crate::db::write_txn(&state.db).await?;
@@ -125,6 +136,3 @@ pub async fn verify(state: &AppState, ip: IpAddr, req: VerifyRequest) -> Result<
     Ok(VerifyResponse { user_id: user.id, device_id: device.id, device_token: token })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}

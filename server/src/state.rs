@@ -32,6 +32,12 @@ pub struct Settings {
     pub tile_url: String,
     /// Attribution shown under the map.
     pub tile_attribution: String,
+    /// Contacts' links work this long after their alert ended.
+    pub link_ttl: Duration,
+    /// Alert texts per person per hour.
+    pub alert_texts_per_hour: u64,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Everything a request handler needs. Cheap to clone.
@@ -59,6 +65,8 @@ pub struct AppState {
     pub timers_wake: Arc<tokio::sync::Notify>,
     /// People known to have no geozones, and since when (see `geozones::check`).
     pub zone_free: Arc<dashmap::DashMap<String, std::time::Instant>>,
+    /// Addresses presenting wrong credentials.
+    pub bad_tokens: Arc<crate::routes::throttle::BadTokens>,
     conn_ids: Arc<AtomicU64>,
 }
 
@@ -86,6 +94,7 @@ impl AppState {
             clock: Arc::new(clock),
             timers_wake: Arc::new(tokio::sync::Notify::new()),
             zone_free: Arc::new(dashmap::DashMap::new()),
+            bad_tokens: Arc::default(),
             conn_ids: Arc::new(AtomicU64::new(1)),
         }
     }

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::audio::Container;
-use crate::db::entity::{audio_chunks, audio_parts, fixes};
+use crate::db::entity::{audio_chunks, audio_parts, fixes, refused_fixes};
 use crate::hub::Session;
 
 /// Jobs waiting for the writer. When full, phone sockets stop reading (backpressure to the
@@ -59,6 +59,12 @@ enum Job {
     Fixes {
         session: Arc<Session>,
         fixes: Vec<Fix>,
+        notice: mpsc::Sender<Notice>,
+    },
+    Refused {
+        session: Arc<Session>,
+        seq: u64,
+        reason: String,
         notice: mpsc::Sender<Notice>,
     },
     Audio {
@@ -122,6 +128,12 @@ impl Store {
     /// Queues fixes for storage; waits only when the queue is full.
     pub async fn fixes(&self, session: Arc<Session>, fixes: Vec<Fix>, notice: mpsc::Sender<Notice>) {
         let _ = self.tx.send(Job::Fixes { session, fixes, notice }).await;
+    }
+
+    /// Queues the refusal of fix `seq`: once stored, the seq counts as acknowledged (the phone
+    /// drops that fix and its later fixes can be acked).
+    pub async fn refused(&self, session: Arc<Session>, seq: u64, reason: String, notice: mpsc::Sender<Notice>) {
+        let _ = self.tx.send(Job::Refused { session, seq, reason, notice }).await;
     }
 
     /// Queues an audio chunk for storage; waits only when the queue is full.
@@ -217,6 +229,7 @@ struct Writer {
 
 enum Done {
     Fixes(Arc<Session>, Vec<Fix>),
+    Refused(Arc<Session>, u64),
     Audio(Arc<Session>, u64, String, Bytes),
 }
 
@@ -234,6 +247,7 @@ impl Writer {
     async fn commit(&mut self, jobs: Vec<Job>) {
         let now = crate::now_ms();
         let mut fix_rows = Vec::new();
+        let mut refused_rows = Vec::new();
         let mut part_rows = Vec::new();
         let mut chunk_rows = Vec::new();
         let mut done = Vec::new();
@@ -250,6 +264,16 @@ impl Writer {
                     }
                     notices.push(notice);
                     done.push(Done::Fixes(session, fixes));
+                }
+                Job::Refused { session, seq, reason, notice } => {
+                    refused_rows.push(refused_fixes::ActiveModel {
+                        alert_id: Set(session.alert_id.clone()),
+                        seq: Set(seq as i64),
+                        reason: Set(reason.chars().take(200).collect()),
+                        received_at: Set(now),
+                    });
+                    notices.push(notice);
+                    done.push(Done::Refused(session, seq));
                 }
                 Job::Audio { session, mime, seq, bytes, notice } => {
                     let Some(mime) = mime.filter(|m| Container::from_mime(m).is_some()) else {
@@ -320,6 +344,12 @@ impl Writer {
                     .exec_without_returning(&txn)
                     .await?;
             }
+            for rows in in_groups(refused_rows) {
+                refused_fixes::Entity::insert_many(rows)
+                    .on_conflict_do_nothing_on([refused_fixes::Column::AlertId, refused_fixes::Column::Seq])
+                    .exec_without_returning(&txn)
+                    .await?;
+            }
             if !part_rows.is_empty() {
                 audio_parts::Entity::insert_many(part_rows).exec_without_returning(&txn).await?;
             }
@@ -350,6 +380,7 @@ impl Writer {
         for d in done {
             match d {
                 Done::Fixes(s, fixes) => s.fixes_stored(&fixes),
+                Done::Refused(s, seq) => s.fix_refused(seq),
                 Done::Audio(s, seq, mime, bytes) if !bytes.is_empty() => s.audio_stored(seq, &mime, &bytes),
                 Done::Audio(..) => {}
             }

@@ -154,8 +154,9 @@ impl Drop for Env {
 }
 
 /// Waits (at most 30 s) for a child to print a line starting with `prefix`; returns the rest.
-/// Keeps draining its stdout afterwards so it never blocks on a full pipe.
-fn announced(child: &mut Child, prefix: &'static str) -> String {
+/// Keeps draining its stdout afterwards (the last 2,000 lines are kept in `log`), so it never
+/// blocks on a full pipe.
+fn announced(child: &mut Child, prefix: &'static str, log: Log) -> String {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std_mpsc::channel();
     std::thread::spawn(move || {
@@ -163,15 +164,24 @@ fn announced(child: &mut Child, prefix: &'static str) -> String {
             if let Some(rest) = line.strip_prefix(prefix) {
                 let _ = tx.send(rest.to_owned());
             }
+            let mut l = log.lock().unwrap();
+            if l.len() >= 2000 {
+                l.remove(0);
+            }
+            l.push(line);
         }
     });
     rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no {prefix:?} line within 30 s"))
 }
 
+/// Lines a child printed.
+pub type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
 /// A running server process.
 pub struct Server {
     child: Child,
     pub addr: String,
+    stdout: Log,
 }
 
 impl Server {
@@ -193,8 +203,9 @@ impl Server {
             .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
             .spawn()
             .unwrap();
-        let addr = announced(&mut child, "AlertMe is running on http://");
-        Self { child, addr }
+        let stdout = Log::default();
+        let addr = announced(&mut child, "AlertMe is running on http://", stdout.clone());
+        Self { child, addr, stdout }
     }
 
     pub fn http(&self, path: &str) -> String {
@@ -210,6 +221,11 @@ impl Server {
         let r = reqwest::Client::new().get(self.http(path)).bearer_auth(token).send().await.unwrap();
         assert!(r.status().is_success(), "GET {path}: {}", r.status());
         r.json().await.unwrap()
+    }
+
+    /// What the server printed on stdout so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// SIGKILL: no graceful anything, like a power cut of the process.
@@ -481,7 +497,7 @@ impl FakeTwilio {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let base = announced(&mut child, "fake twilio listening on ");
+        let base = announced(&mut child, "fake twilio listening on ", Log::default());
         Self { child, base, http: reqwest::Client::new() }
     }
 

@@ -20,10 +20,10 @@ fn delivery_label(d: &Delivery) -> String {
         "opted_out" => "opted out",
         other => other,
     };
-    if d.opened {
-        format!("{} — {state}, opened the link", d.contact)
-    } else {
-        format!("{} — {state}", d.contact)
+    match (d.opened, d.revoked) {
+        (_, true) => format!("{} — {state}, link withdrawn", d.contact),
+        (true, false) => format!("{} — {state}, opened the link", d.contact),
+        (false, false) => format!("{} — {state}", d.contact),
     }
 }
 
@@ -36,6 +36,9 @@ pub fn Timeline(
     /// Contacts' texts.
     #[prop(into)]
     deliveries: Signal<Vec<Delivery>>,
+    /// Withdraws a contact's link (by contact id); offered on the console only.
+    #[prop(default = None)]
+    revoke: Option<Callback<String>>,
 ) -> impl IntoView {
     view! {
         <ol class="timeline" data-testid="timeline">
@@ -43,7 +46,20 @@ pub fn Timeline(
             {move || {
                 let d = deliveries.get();
                 (!d.is_empty()).then(|| {
-                    let items = d.iter().map(|x| view! { <li class="sub">{delivery_label(x)}</li> }).collect::<Vec<_>>();
+                    let items = d
+                        .iter()
+                        .map(|x| {
+                            let button = match (revoke, x.contact_id.clone(), x.revoked) {
+                                (Some(cb), Some(id), false) => Some(view! {
+                                    <button class="small" data-testid="revoke-link" on:click=move |_| cb.run(id.clone())>
+                                        "Withdraw link"
+                                    </button>
+                                }),
+                                _ => None,
+                            };
+                            view! { <li class="sub">{delivery_label(x)} " " {button}</li> }
+                        })
+                        .collect::<Vec<_>>();
                     view! {
                         <li class="done">{format!("{} contact(s) notified", d.len())}</li>
                         {items}

@@ -129,6 +129,7 @@ pub fn Console() -> impl IntoView {
                         }
                     }
                     Ok(ResponderMsg::Error { detail, .. }) => error.set(Some(detail)),
+                    Ok(ResponderMsg::Done { .. }) => error.set(None),
                     Err(_) => {}
                 }
                 true

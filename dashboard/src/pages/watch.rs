@@ -17,6 +17,7 @@ enum Load {
     Loading,
     Ready,
     Invalid,
+    Expired,
     Offline,
 }
 
@@ -70,6 +71,10 @@ pub fn Watch(
                 Ok(info) => {
                     live.alert.set(Some(info));
                     load.set(Load::Ready);
+                }
+                Err(ApiError::Status(410)) => {
+                    load.set(Load::Expired);
+                    return;
                 }
                 Err(ApiError::Status(400 | 401 | 403 | 404)) => {
                     load.set(Load::Invalid);
@@ -140,6 +145,7 @@ pub fn Watch(
             Link::Connecting => ("warn", "connecting…".to_owned()),
             Link::Reconnecting => ("warn", "reconnecting to the server…".to_owned()),
             Link::Ended => ("ok", "alert over".to_owned()),
+            Link::Revoked => ("bad", "access withdrawn".to_owned()),
             Link::Live if !phone.connected => ("bad", "connection to phone lost".to_owned()),
             Link::Live => ("ok", "phone connected".to_owned()),
         };
@@ -205,13 +211,45 @@ pub fn Watch(
         })
     };
 
+    // On the console (a responder token and an alert id), a contact's link can be withdrawn.
+    let revoke = alert.clone().map(|alert_id| {
+        let token = token.clone();
+        Callback::new(move |contact_id: String| {
+            let (token, alert_id) = (token.clone(), alert_id.clone());
+            leptos::task::spawn_local(async move {
+                let url = format!("/v1/alerts/{alert_id}/links/{contact_id}");
+                let _ = api::send_json::<serde_json::Value>("DELETE", &url, Some(&token), None).await;
+            });
+        })
+    });
+
+    // Why the page cannot show the alert, if it cannot.
+    let blocked = move || match (load.get(), live.link.get()) {
+        (Load::Invalid, _) => Some((
+            "This link is not valid",
+            "It may have been mistyped, revoked, or be for another server. Ask the person who sent it, or call the emergency services if someone is in danger.",
+        )),
+        (Load::Expired, _) => Some((
+            "This link has expired",
+            "The alert ended a while ago, and links stop working after that to protect the person's privacy. Ask them or the responders if you need the recording.",
+        )),
+        (_, Link::Revoked) => Some((
+            "This link was withdrawn",
+            "The person or a responder stopped sharing this alert with this link. Call the emergency services if someone is in danger.",
+        )),
+        _ => None,
+    };
+
     view! {
         <main class="watch">
-            <Show when=move || load.get() != Load::Invalid fallback=|| view! {
-                <section class="invalid" data-testid="invalid">
-                    <h1>"This link is not valid"</h1>
-                    <p>"It may have been mistyped, revoked, or be for another server. Ask the person who sent it, or call the emergency services if someone is in danger."</p>
-                </section>
+            <Show when=move || blocked().is_none() fallback=move || {
+                let (h, p) = blocked().unwrap_or_default();
+                view! {
+                    <section class="invalid" data-testid="invalid">
+                        <h1>{h}</h1>
+                        <p>{p}</p>
+                    </section>
+                }
             }>
                 <header class=move || format!("status {}", live.alert.get().map_or("loading", |a| if a.status == AlertStatus::Active { "active" } else { "ended" }))>
                     <h1 data-testid="title">{title}</h1>
@@ -239,7 +277,7 @@ pub fn Watch(
                     <audio node_ref=audio_ref data-testid="live-audio"></audio>
                     {audio_panel}
                 </section>
-                <Timeline alert=live.alert deliveries=live.deliveries />
+                <Timeline alert=live.alert deliveries=live.deliveries revoke=revoke />
                 {replay}
             </Show>
         </main>

@@ -275,6 +275,31 @@ pub mod sms_outbox {
         pub error_code: Option<String>,
         pub created_at: i64,
         pub updated_at: i64,
+        /// The person the text is sent for (their budget); none for sign-in codes.
+        pub user_id: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Fixes a phone sent that were refused (invalid values): their seqs are consumed, so the
+/// cumulative ack moves past them and survives a restart.
+pub mod refused_fixes {
+    use sea_orm::entity::prelude::*;
+
+    /// A refused fix.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refused_fixes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub alert_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub reason: String,
+        pub received_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,7 @@
 //! The hub: every live alert in memory, and the feed of alert summaries for responders.
 
 mod session;
+mod trail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +12,20 @@ use tokio::sync::broadcast;
 
 pub use session::{LiveEvent, Session, SessionSeed, Subscription};
 
+
 /// Capacity of the responder feed; a console that falls further behind gets a fresh overview.
 const RESPONDER_FEED_CAPACITY: usize = 1024;
+
+/// A credential withdrawn while sockets may be using it: they close with 4401 at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// A phone's device token (by device id).
+    Device(String),
+    /// A watch link (by token hash).
+    Watch(String),
+    /// A responder (by responder id).
+    Responder(String),
+}
 
 /// Cheap-to-clone handle on all live sessions.
 #[derive(Clone)]
@@ -23,7 +36,7 @@ pub struct Hub {
 struct Inner {
     sessions: DashMap<String, Arc<Session>>,
     responders: broadcast::Sender<Message>,
-    revoked: broadcast::Sender<String>,
+    revoked: broadcast::Sender<Revoked>,
     users: broadcast::Sender<(String, Message)>,
 }
 
@@ -37,7 +50,7 @@ impl Hub {
     /// An empty hub.
     pub fn new() -> Self {
         let (responders, _) = broadcast::channel(RESPONDER_FEED_CAPACITY);
-        let (revoked, _) = broadcast::channel(64);
+        let (revoked, _) = broadcast::channel(256);
         let (users, _) = broadcast::channel(256);
         Self { inner: Arc::new(Inner { sessions: DashMap::new(), responders, revoked, users }) }
     }
@@ -75,11 +88,17 @@ impl Hub {
 
     /// Tells live sockets of a device that its token was revoked.
     pub fn revoke_device(&self, device_id: &str) {
-        let _ = self.inner.revoked.send(device_id.to_owned());
+        self.revoke(Revoked::Device(device_id.to_owned()));
     }
 
-    /// Receives ids of revoked devices.
-    pub fn revocations(&self) -> broadcast::Receiver<String> {
+    /// Tells live sockets using a credential that it was withdrawn.
+    pub fn revoke(&self, what: Revoked) {
+        let _ = self.inner.revoked.send(what);
+    }
+
+    /// Receives withdrawn credentials. A receiver that lags must re-check its own credential in
+    /// the database (it may have missed its revocation).
+    pub fn revocations(&self) -> broadcast::Receiver<Revoked> {
         self.inner.revoked.subscribe()
     }
 
@@ -108,7 +127,7 @@ impl Hub {
             loop {
                 tick.tick().await;
                 for s in hub.inner.sessions.iter() {
-                    s.phone_check(silence, false);
+                    s.phone_check(silence);
                 }
             }
         });

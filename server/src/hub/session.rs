@@ -13,6 +13,7 @@ use axum::extract::ws::Message;
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
+use super::trail::Trail;
 use crate::audio::{Container, Demuxer};
 
 /// Capacity of each session's broadcast channel. A watcher further behind than this gets
@@ -61,7 +62,7 @@ struct AudioLive {
 
 struct State {
     info: AlertInfo,
-    trail: Vec<Fix>,
+    trail: Trail,
     fix_contig: u64,
     fix_above: BTreeSet<u64>,
     audio_acked: u64,
@@ -113,6 +114,8 @@ pub struct SessionSeed {
     pub user_id: String,
     /// Stored fixes.
     pub trail: Vec<Fix>,
+    /// Seqs of fixes that were refused (consumed, acknowledged).
+    pub refused: Vec<u64>,
     /// Highest stored audio seq (all below are stored too).
     pub audio_acked: u64,
     /// Current audio part and its stored bytes, to restore the demuxer.
@@ -126,7 +129,7 @@ impl Session {
         let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
         let mut st = State {
             info: seed.info,
-            trail: Vec::new(),
+            trail: Trail::default(),
             fix_contig: 0,
             fix_above: BTreeSet::new(),
             audio_acked: seed.audio_acked,
@@ -144,10 +147,12 @@ impl Session {
             deliveries: Vec::new(),
             notes: seed.notes,
         };
+        for seq in seed.refused {
+            mark_stored(&mut st, seq);
+        }
         for f in seed.trail {
             if f.seq == 0 || mark_stored(&mut st, f.seq) {
-                st.relayed.insert(f.seq);
-                insert_sorted(&mut st.trail, f);
+                st.trail.insert(f);
             }
         }
         if let Some((part, mime, bytes)) = seed.audio_part {
@@ -244,10 +249,11 @@ impl Session {
     fn relay_fixes(&self, st: &mut State, fixes: &[Fix]) {
         let mut any = false;
         for f in fixes {
-            if !st.relayed.insert(f.seq) {
+            // Stored ones (at or below the ack) were relayed when they arrived.
+            if f.seq <= st.fix_contig || !st.relayed.insert(f.seq) {
                 continue;
             }
-            insert_sorted(&mut st.trail, f.clone());
+            st.trail.insert(f.clone());
             let m = WatchMsg::Fix { ev: st.ev + 1, fix: f.clone() };
             self.publish(st, json(&m), None);
             any = true;
@@ -268,6 +274,19 @@ impl Session {
         for f in fixes {
             mark_stored(&mut st, f.seq);
         }
+        // Relayed seqs at or below the ack need not be remembered (see `relay_fixes`).
+        let above = st.fix_contig + 1;
+        st.relayed = st.relayed.split_off(&above);
+        let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
+        drop(st);
+        self.acks.send_if_modified(|a| std::mem::replace(a, acks) != acks);
+    }
+
+    /// Records that fix `seq` was refused and its refusal stored: the seq is consumed and the
+    /// cumulative ack may move past it.
+    pub fn fix_refused(&self, seq: u64) {
+        let mut st = self.lock();
+        mark_stored(&mut st, seq);
         let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
         drop(st);
         self.acks.send_if_modified(|a| std::mem::replace(a, acks) != acks);
@@ -343,12 +362,12 @@ impl Session {
         }
     }
 
-    /// Marks the phone lost if it was not heard from within `silence` (or `force`, when its
-    /// socket closed). Returns true when the state changed.
-    pub fn phone_check(&self, silence: Duration, force: bool) -> bool {
+    /// Marks the phone lost if it was not heard from within `silence`. Returns true when the
+    /// state changed.
+    pub fn phone_check(&self, silence: Duration) -> bool {
         let mut st = self.lock();
         let silent = st.last_heard.is_none_or(|t| t.elapsed() >= silence);
-        if st.phone.connected && (force || silent) {
+        if st.phone.connected && silent {
             st.phone.connected = false;
             st.lost_since = Some(Instant::now());
             self.publish_phone(&mut st);
@@ -408,7 +427,7 @@ impl Session {
     /// it missed when this session still holds it; otherwise sends a snapshot (flagged `resync`
     /// when a resume was asked for but cannot be honoured).
     pub fn subscribe(&self, resume: Option<(&str, u64)>) -> Subscription {
-        let st = self.lock();
+        let mut st = self.lock();
         let rx = self.tx.subscribe();
         if let Some((epoch, ev)) = resume {
             let held = st.ring.front().map_or(st.ev, |e| e.ev - 1);
@@ -419,18 +438,18 @@ impl Session {
                 return Subscription { frames, rx };
             }
         }
-        let frames = self.snapshot(&st, resume.is_some());
+        let frames = self.snapshot(&mut st, resume.is_some());
         Subscription { frames, rx }
     }
 
     /// A fresh snapshot for a watcher that fell behind.
     pub fn resync(&self) -> Subscription {
-        let st = self.lock();
+        let mut st = self.lock();
         let rx = self.tx.subscribe();
-        Subscription { frames: self.snapshot(&st, true), rx }
+        Subscription { frames: self.snapshot(&mut st, true), rx }
     }
 
-    fn snapshot(&self, st: &State, resync: bool) -> Vec<Message> {
+    fn snapshot(&self, st: &mut State, resync: bool) -> Vec<Message> {
         let mut audio_frames = Vec::new();
         let audio = st.audio.as_ref().map(|a| {
             if let Some(init) = a.demux.init() {
@@ -463,7 +482,7 @@ impl Session {
             resync,
             alert: st.info.clone(),
             phone: st.phone.clone(),
-            trail: st.trail.clone(),
+            trail: st.trail.snapshot(),
             audio,
             deliveries: st.deliveries.clone(),
         };
@@ -481,7 +500,7 @@ impl Session {
 fn summary_of(st: &State) -> AlertSummary {
     AlertSummary {
         alert: st.info.clone(),
-        last_fix: st.trail.last().cloned(),
+        last_fix: st.trail.newest().cloned(),
         phone: st.phone.clone(),
         deliveries: st.deliveries.clone(),
         notes: st.notes.clone(),
@@ -541,12 +560,6 @@ fn mark_stored(st: &mut State, seq: u64) -> bool {
     true
 }
 
-/// Keeps the trail ordered by device time (then seq): backfilled fixes slot in where they belong.
-fn insert_sorted(trail: &mut Vec<Fix>, f: Fix) {
-    let key = (f.time_ms, f.seq);
-    let at = trail.partition_point(|x| (x.time_ms, x.seq) <= key);
-    trail.insert(at, f);
-}
 
 fn json<T: serde::Serialize>(m: &T) -> Message {
     Message::Text(serde_json::to_string(m).expect("protocol types serialize").into())
@@ -587,6 +600,7 @@ mod tests {
             info,
             user_id: "u".into(),
             trail: vec![],
+            refused: vec![],
             audio_acked: 0,
             audio_part: None,
             notes: vec![],
@@ -602,7 +616,8 @@ mod tests {
         s.fixes_stored(&[fix(1, 100), fix(2, 200), fix(2, 200)]);
         assert_eq!(s.acks().borrow().fix, 3);
         let st = s.lock();
-        assert_eq!(st.trail.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let mut st = st;
+        assert_eq!(st.trail.snapshot().iter().map(|f| f.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
     }
 
     #[test]

@@ -1,16 +1,14 @@
 //! Registration by SMS code and device management: `/v1/auth/*`, `/v1/devices`.
 
-use std::net::SocketAddr;
-
 use alertme_protocol::{CodeRequest, DeviceInfo, VerifyRequest, VerifyResponse};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{json, Value};
 
-use super::extract::DeviceAuth;
+use super::extract::{ClientIp, DeviceAuth};
 use crate::db::entity::devices;
 use crate::error::{AppJson, Error, Result};
 use crate::registration;
@@ -27,19 +25,19 @@ pub fn router() -> Router<AppState> {
 /// Always the same answer for registered and unknown numbers: nothing leaks who uses AlertMe.
 async fn request_code(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     AppJson(req): AppJson<CodeRequest>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    registration::request_code(&state, peer.ip(), &req.phone).await?;
+    registration::request_code(&state, ip, &req.phone).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "code_sent" }))))
 }
 
 async fn verify(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     AppJson(req): AppJson<VerifyRequest>,
 ) -> Result<(StatusCode, Json<VerifyResponse>)> {
-    Ok((StatusCode::CREATED, Json(registration::verify(&state, peer.ip(), req).await?)))
+    Ok((StatusCode::CREATED, Json(registration::verify(&state, ip, req).await?)))
 }
 
 async fn list_devices(

@@ -26,7 +26,7 @@ async fn add(
     DeviceAuth(me): DeviceAuth,
     AppJson(input): AppJson<ContactInput>,
 ) -> Result<(StatusCode, Json<Contact>)> {
-    let (c, queued) = contacts::add(&state.db, &me.user_id, input).await?;
+    let (c, queued) = contacts::add(&state.db, &me.user_id, input, &state.guard.countries).await?;
     if queued {
         state.outbox.wake();
     }
@@ -39,7 +39,7 @@ async fn update(
     Path(id): Path<String>,
     AppJson(input): AppJson<ContactInput>,
 ) -> Result<Json<Contact>> {
-    Ok(Json(contacts::update(&state.db, &me.user_id, &id, input).await?))
+    Ok(Json(contacts::update(&state.db, &me.user_id, &id, input, &state.guard.countries).await?))
 }
 
 async fn remove(
@@ -47,6 +47,7 @@ async fn remove(
     DeviceAuth(me): DeviceAuth,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    contacts::remove(&state.db, &me.user_id, &id).await?;
+    let revoked = contacts::remove(&state.db, &me.user_id, &id).await?;
+    crate::links::close_links(&state.hub, revoked);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,11 +5,13 @@ mod config;
 mod contacts;
 mod extract;
 mod health;
+mod links;
 mod phone;
 mod recording;
 mod responder;
 mod sms_hooks;
 mod sockets;
+pub(crate) mod throttle;
 mod timers;
 mod watch;
 
@@ -37,6 +39,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .merge(watch::router())
         .merge(responder::router())
         .merge(recording::router())
+        .merge(links::router())
         // The dashboard is a single-page app: its routes all load index.html.
         .route_service("/w/{token}", ServeFile::new(&index))
         .route_service("/console", ServeFile::new(&index))
@@ -47,7 +50,31 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        // Watch links and the SOS page carry tokens in the URL or the page: never in a Referer.
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(axum::middleware::from_fn(no_store))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::refuse_guessers))
+        // A request (its body included) must be handled within this; streamed answers
+        // (recordings) and sockets run on after their handler returned.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(30),
+        ))
         .with_state(state)
+}
+
+/// Pages and API answers may carry tokens, positions or codes: no cache (browser, proxy or
+/// back/forward) keeps them. Only the dashboard's build and static assets may be cached.
+async fn no_store(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let path = req.uri().path();
+    let asset = path.starts_with("/pkg/")
+        || path.starts_with("/demo/")
+        || [".css", ".js", ".wasm", ".png", ".svg", ".ico"].iter().any(|e| path.ends_with(e));
+    let mut res = next.run(req).await;
+    if !asset {
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
 }
 
 /// What pages of this server may load and run. The SOS page keeps a device token in the

@@ -27,13 +27,12 @@ use crate::audio::Container;
 use crate::auth::{self, Device};
 use crate::db::entity::alerts as alert_rows;
 use crate::error::Result;
-use crate::hub::Session;
+use crate::hub::{Revoked, Session};
 use crate::state::AppState;
 use crate::store::Notice;
 
-/// Malformed messages tolerated on one socket before it is closed: one bad fix must never
-/// end an SOS stream, but a client stuck in a loop of garbage gets a clear close.
-const MAX_BAD_MESSAGES: u32 = 20;
+/// How far ahead of the acknowledged fixes a fix's seq may be (a day at 1 Hz).
+const MAX_FIX_AHEAD: u64 = 100_000;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/phone", get(upgrade))
@@ -104,7 +103,7 @@ impl Conn {
         mut self,
         mut socket: WebSocket,
         mut notices: mpsc::Receiver<Notice>,
-        mut revocations: tokio::sync::broadcast::Receiver<String>,
+        mut revocations: tokio::sync::broadcast::Receiver<Revoked>,
         active: Option<alert_rows::Model>,
     ) {
         let s = self.state.settings.clone();
@@ -155,15 +154,15 @@ impl Conn {
                         break None;
                     }
                 }
-                Ok(device) = revocations.recv() => {
-                    if device == self.device.id {
+                r = revocations.recv() => {
+                    if sockets::revoked(r, &Revoked::Device(self.device.id.clone()), || self.still_valid()).await {
                         break Some((close::UNAUTHORIZED, "device token revoked"));
                     }
                 }
                 m = socket.recv() => {
                     let msg = match m {
                         None => break None,
-                        Some(Err(e)) => break Some((sockets::code_for(&e), "unreadable frame")),
+                        Some(Err(e)) => break sockets::close_for(e),
                         Some(Ok(m)) => m,
                     };
                     last_recv = Instant::now();
@@ -230,11 +229,9 @@ impl Conn {
                 }
             }
         };
-        if let Some(sess) = &self.session {
-            if sess.owner() == self.id {
-                sess.phone_check(s.phone_silence, true);
-            }
-        }
+        // A dropped socket is not shown to watchers at once: phones on bad links reconnect within
+        // seconds, and a relative must not see the connection flap. The silence watch marks the
+        // phone lost once it was not heard from for `ALERTME_PHONE_SILENCE_MS`.
         if let Some((code, why)) = end {
             tracing::debug!(conn = self.id, code, why, "phone socket closing");
             sockets::close_with(socket, code, why).await;
@@ -302,8 +299,8 @@ impl Conn {
                     .await;
             }
         }
-        let supported =
-            audio_mime.as_deref().filter(|m| Container::from_mime(m).is_some()).map(str::to_owned);
+        // Stored and sent back as a header later: only an allow-listed, canonical form.
+        let supported = audio_mime.as_deref().and_then(Container::canonical_mime);
         let (sess, mut row, created) =
             match alerts::start(&self.state, &self.device, &client_id, supported.as_deref()).await {
                 Ok(x) => x,
@@ -372,10 +369,24 @@ impl Conn {
             return self.bad(socket, "too_many_fixes", "at most 100 fixes per message").await;
         }
         let mut good = Vec::with_capacity(fixes.len());
+        let acked = sess.acks().borrow().fix;
         for f in fixes {
+            if f.seq > acked + MAX_FIX_AHEAD {
+                // What the server keeps per alert to order and ack fixes stays bounded.
+                let why = format!("fix {}: at most {MAX_FIX_AHEAD} ahead of the ack ({acked}); send earlier fixes first", f.seq);
+                if let Flow::Close(c, w) = self.bad(socket, "seq_too_far", &why).await {
+                    return Flow::Close(c, w);
+                }
+                continue;
+            }
             match f.validate() {
                 Ok(()) => good.push(f),
                 Err(why) => {
+                    // The refusal is stored like a fix: its seq is consumed and acked, so a phone
+                    // that drops what is acked can finish (docs/protocol.md, `bad_fix`).
+                    if f.seq > 0 {
+                        self.state.store.refused(sess.clone(), f.seq, why.clone(), self.notice_tx.clone()).await;
+                    }
                     if let Flow::Close(c, w) =
                         self.bad(socket, "bad_fix", &format!("fix {}: {why}", f.seq)).await
                     {
@@ -418,13 +429,22 @@ impl Conn {
         Flow::Continue
     }
 
+    /// Whether this device's token is still valid (after missing revocation news).
+    async fn still_valid(&self) -> bool {
+        use sea_orm::EntityTrait;
+        !matches!(
+            crate::db::entity::devices::Entity::find_by_id(self.device.id.clone()).one(&self.state.db).await,
+            Ok(Some(d)) if d.revoked_at.is_some()
+        )
+    }
+
     async fn bad(&mut self, socket: &mut WebSocket, code: &str, detail: &str) -> Flow {
         self.bad += 1;
         tracing::debug!(conn = self.id, code, "refused phone message");
         let _ =
             send(socket, &PhoneServerMsg::Error { code: code.into(), detail: detail.into(), expected: None })
                 .await;
-        if self.bad > MAX_BAD_MESSAGES {
+        if self.bad > sockets::MAX_BAD_MESSAGES {
             Flow::Close(close::BAD_MESSAGES, "too many malformed messages")
         } else {
             Flow::Continue

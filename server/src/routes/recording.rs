@@ -76,7 +76,10 @@ async fn download(
     authorize_alert(&state, &headers, &query, &id).await?;
     let (row, len) =
         parts(&state, &id).await?.into_iter().find(|(p, _)| p.part == part as i32).ok_or(Error::NotFound)?;
-    let mime = HeaderValue::from_str(&row.mime).map_err(|e| Error::Internal(e.into()))?;
+    // Rows of earlier versions may hold a type as the phone sent it: only a canonical one goes out.
+    let mime = crate::audio::Container::canonical_mime(&row.mime)
+        .and_then(|m| HeaderValue::from_str(&m).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     // One range, as players ask for; anything else gets the whole part (RFC 9110 allows that).
     let range = headers
         .get(header::RANGE)

@@ -17,6 +17,7 @@ use super::sockets::{self, close};
 use crate::alerts;
 use crate::auth::{self, Responder};
 use crate::error::Result;
+use crate::hub::Revoked;
 
 use crate::state::AppState;
 
@@ -31,9 +32,10 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
     sockets::check_origin(&state, &headers)?;
+    let revocations = state.hub.revocations();
     let responder = auth::responder(&state.db, &sockets::token(&headers, &query)?).await?;
     Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH)
-        .on_upgrade(move |socket| run(state, responder, socket)))
+        .on_upgrade(move |socket| run(state, responder, revocations, socket)))
 }
 
 /// `GET /v1/alerts?status=active|ended&q=NAME&limit=N`: the console's alert history.
@@ -58,7 +60,13 @@ fn overview(state: &AppState, responder: &Responder) -> Message {
     text(&ResponderMsg::Overview { responder: responder.name.clone(), alerts })
 }
 
-async fn run(state: AppState, responder: Responder, mut socket: WebSocket) {
+async fn run(
+    state: AppState,
+    responder: Responder,
+    mut revocations: tokio::sync::broadcast::Receiver<Revoked>,
+    mut socket: WebSocket,
+) {
+    let me = Revoked::Responder(responder.id.clone());
     let s = state.settings.clone();
     let mut feed = state.hub.responder_feed();
     if !send(&mut socket, overview(&state, &responder), &s).await {
@@ -67,6 +75,11 @@ async fn run(state: AppState, responder: Responder, mut socket: WebSocket) {
     let mut heartbeat = tokio::time::interval(s.heartbeat);
     heartbeat.tick().await;
     let mut last_recv = Instant::now();
+    let mut bad = 0u32;
+    let nz = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("max(1)");
+    let rate = governor::RateLimiter::direct(
+        governor::Quota::per_second(nz(s.phone_msgs_per_sec)).allow_burst(nz(s.phone_msgs_per_sec * 4)),
+    );
     let end = loop {
         tokio::select! {
             m = feed.recv() => {
@@ -79,14 +92,26 @@ async fn run(state: AppState, responder: Responder, mut socket: WebSocket) {
                     break None;
                 }
             }
+            r = revocations.recv() => {
+                let still_valid = || async { auth::responder_by_id(&state.db, &responder.id).await.is_ok() };
+                if sockets::revoked(r, &me, still_valid).await {
+                    break Some((close::UNAUTHORIZED, "responder access revoked"));
+                }
+            }
             m = socket.recv() => match m {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                None | Some(Ok(Message::Close(_))) => break None,
+                Some(Err(e)) => break sockets::close_for(e),
                 Some(Ok(Message::Text(t))) => {
                     last_recv = Instant::now();
-                    if let Some(reply) = command(&state, &responder, t.as_str()).await {
-                        if !send(&mut socket, text(&reply), &s).await {
-                            break None;
-                        }
+                    // The same pacing as a phone's: beyond it, commands wait, never get lost.
+                    rate.until_ready().await;
+                    let (reply, refused) = command(&state, &responder, t.as_str()).await;
+                    if !send(&mut socket, text(&reply), &s).await {
+                        break None;
+                    }
+                    bad += u32::from(refused);
+                    if bad > sockets::MAX_BAD_MESSAGES {
+                        break Some((close::BAD_MESSAGES, "too many refused messages"));
                     }
                 }
                 Some(Ok(_)) => last_recv = Instant::now(),
@@ -106,28 +131,39 @@ async fn run(state: AppState, responder: Responder, mut socket: WebSocket) {
     }
 }
 
-/// Runs one console command; returns an error message to send back, if any.
-async fn command(state: &AppState, responder: &Responder, text: &str) -> Option<ResponderMsg> {
-    let err = |code: &str, detail: String| Some(ResponderMsg::Error { code: code.into(), detail });
+/// Runs one console command; returns what to answer (`done` or `error`).
+async fn command(state: &AppState, responder: &Responder, text: &str) -> (ResponderMsg, bool) {
+    let err = |code: &str, detail: String| (ResponderMsg::Error { code: code.into(), detail }, true);
     let cmd = match serde_json::from_str::<ResponderCmd>(text) {
         Ok(c) => c,
         Err(e) => return err("bad_message", format!("not a valid command: {e}")),
     };
+    let (name, alert) = match &cmd {
+        ResponderCmd::Ping => ("ping", None),
+        ResponderCmd::Claim { alert_id } => ("claim", Some(alert_id.clone())),
+        ResponderCmd::Note { alert_id, .. } => ("note", Some(alert_id.clone())),
+        ResponderCmd::Resolve { alert_id } => ("resolve", Some(alert_id.clone())),
+    };
     let result = match cmd {
-        ResponderCmd::Ping => return None,
+        ResponderCmd::Ping => Ok(()),
         ResponderCmd::Claim { alert_id } => alerts::claim(state, &alert_id, responder).await,
         ResponderCmd::Note { alert_id, text } => alerts::note(state, &alert_id, responder, &text).await,
         ResponderCmd::Resolve { alert_id } => {
-            alerts::end(state, &alert_id, AlertStatus::Resolved, &responder.id).await.map(|_| ())
+            match alerts::end(state, &alert_id, AlertStatus::Resolved, &responder.id).await {
+                // Resolved already (by anyone): done. Ended otherwise: say how.
+                Ok(AlertStatus::Resolved) => Ok(()),
+                Ok(other) => return err("already_ended", format!("the alert already ended ({})", other.as_str())),
+                Err(e) => Err(e),
+            }
         }
     };
     match result {
-        Ok(()) => None,
+        Ok(()) => (ResponderMsg::Done { command: name.into(), alert_id: alert }, false),
         Err(crate::error::Error::NotFound) => err("not_found", "no such active alert".into()),
         Err(crate::error::Error::BadRequest(d)) => err("bad_request", d),
         Err(e) => {
             tracing::error!(error = %e, "responder command failed");
-            err("internal", "command failed; retry".into())
+            (ResponderMsg::Error { code: "internal".into(), detail: "command failed; retry".into() }, false)
         }
     }
 }

@@ -124,10 +124,10 @@ async fn inbound(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         .into_response())
 }
 
-/// Texts the console provider "sent" (demo and local development only).
+/// Texts the console provider "sent": only with `--dev-sms` or `--demo` on a loopback bind.
 async fn console_texts(State(state): State<AppState>) -> Result<Json<Vec<crate::sms::console::ConsoleText>>> {
     match &state.sms {
-        SmsClient::Console(c) => Ok(Json(c.texts())),
-        SmsClient::Twilio(_) => Err(Error::NotFound),
+        SmsClient::Console(c) if c.reveals() => Ok(Json(c.texts())),
+        _ => Err(Error::NotFound),
     }
 }

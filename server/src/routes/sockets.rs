@@ -15,9 +15,13 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// Policy violation (rate of bad messages).
     pub const POLICY: u16 = 1008;
+    /// WebSocket protocol error (RFC 6455).
+    pub const PROTOCOL: u16 = 1002;
+    /// A text frame that is not UTF-8 (RFC 6455).
+    pub const INVALID_DATA: u16 = 1007;
     /// Message too big.
     pub const TOO_BIG: u16 = 1009;
-    /// Too many malformed messages.
+    /// Too many refused messages.
     pub const BAD_MESSAGES: u16 = 4400;
     /// The device token was revoked while connected.
     pub const UNAUTHORIZED: u16 = 4401;
@@ -83,6 +87,23 @@ pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<()> {
     }
 }
 
+/// Whether news from the revocation feed ends a socket that uses `mine`. After lagging behind
+/// the feed, `still_valid` re-checks the credential itself (a missed revocation must not keep a
+/// socket open).
+pub async fn revoked<F: std::future::Future<Output = bool>>(
+    news: std::result::Result<crate::hub::Revoked, tokio::sync::broadcast::error::RecvError>,
+    mine: &crate::hub::Revoked,
+    still_valid: impl FnOnce() -> F,
+) -> bool {
+    use tokio::sync::broadcast::error::RecvError;
+    match news {
+        Ok(r) => &r == mine,
+        Err(RecvError::Lagged(_)) => !still_valid().await,
+        // The hub keeps the sender for the life of the process.
+        Err(RecvError::Closed) => false,
+    }
+}
+
 /// Sends a close frame and ends the socket.
 pub async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
     let frame = CloseFrame { code, reason: reason.into() };
@@ -90,12 +111,24 @@ pub async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
         .await;
 }
 
-/// Close code to use for a receive error.
-pub fn code_for(e: &axum::Error) -> u16 {
-    let s = e.to_string();
-    if s.contains("Space limit exceeded") || s.contains("too long") || s.contains("too big") {
-        close::TOO_BIG
-    } else {
-        close::BAD_MESSAGES
+/// Refused messages tolerated on one socket before it is closed with 4400: one bad message
+/// must never end an SOS stream, but a client stuck in a loop of garbage gets a clear close.
+pub const MAX_BAD_MESSAGES: u32 = 20;
+
+/// The close frame (RFC 6455 code and reason) for a frame the socket could not read, or `None`
+/// when the connection itself failed (nothing can be sent on it).
+pub fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match *e.into_inner().downcast::<WsError>().ok()? {
+        WsError::Capacity(_) => Some((close::TOO_BIG, "message too big")),
+        WsError::Utf8(_) => Some((close::INVALID_DATA, "text is not valid UTF-8")),
+        WsError::Protocol(p) => {
+            use tokio_tungstenite::tungstenite::error::ProtocolError;
+            match p {
+                ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing => None,
+                _ => Some((close::PROTOCOL, "protocol error")),
+            }
+        }
+        _ => None,
     }
 }

@@ -15,13 +15,15 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast;
 
 use super::sockets::{self, close};
 use crate::alerts;
 use crate::auth;
 use crate::db::entity::{alerts as alert_rows, watch_tokens};
 use crate::error::{Error, Result};
-use crate::hub::Session;
+use crate::hub::{Revoked, Session};
+use super::extract::watch_link;
 use crate::state::AppState;
 
 /// Resyncs allowed before a watcher that keeps falling behind is closed with 4410.
@@ -42,7 +44,9 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
     sockets::check_origin(&state, &headers)?;
-    let row = watched_alert(&state, &headers, &query).await?;
+    // Listen for revocations before checking the token, so none can slip in between.
+    let revocations = state.hub.revocations();
+    let (row, viewer) = watched_alert(&state, &headers, &query).await?;
     let session = alerts::session_for(&state, &row).await?;
     let resume = match (query.get("epoch"), query.get("ev").map(|e| e.parse::<u64>())) {
         (Some(epoch), Some(Ok(ev))) => Some((epoch.clone(), ev)),
@@ -50,31 +54,49 @@ async fn upgrade(
         _ => return Err(Error::BadRequest("resume needs both epoch and a numeric ev".into())),
     };
     Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH)
-        .on_upgrade(move |socket| run(state, session, resume, socket)))
+        .on_upgrade(move |socket| run(state, session, resume, viewer, revocations, socket)))
 }
 
-/// The alert a watch request may see: a watch token's own alert, or with a responder token the
-/// alert named by `alert=ID`. Opening a contact's link is recorded as "opened".
+/// The alert a watch request may see: a watch token's own alert (while the link is neither
+/// revoked nor expired), or with a responder token the alert named by `alert=ID`. Opening a
+/// contact's link is recorded as "opened". Also returns the credential, which the socket
+/// watches for revocation.
 async fn watched_alert(
     state: &AppState,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-) -> Result<alert_rows::Model> {
+) -> Result<(alert_rows::Model, Revoked)> {
     let raw = sockets::token(headers, query)?;
-    let alert_id = if raw.starts_with(auth::RESPONDER_PREFIX) {
-        auth::responder(&state.db, &raw).await?;
-        query
+    if raw.starts_with(auth::RESPONDER_PREFIX) {
+        let responder = auth::responder(&state.db, &raw).await?;
+        let alert_id = query
             .get("alert")
             .cloned()
-            .ok_or_else(|| Error::BadRequest("responders name the alert: alert=ID".into()))?
-    } else {
-        let token = auth::watch_row(&state.db, &raw).await?;
-        if token.first_opened_at.is_none() {
-            mark_opened(state, &token).await?;
-        }
-        token.alert_id
+            .ok_or_else(|| Error::BadRequest("responders name the alert: alert=ID".into()))?;
+        let row = alert_rows::Entity::find_by_id(alert_id).one(&state.db).await?.ok_or(Error::NotFound)?;
+        return Ok((row, Revoked::Responder(responder.id)));
+    }
+    let (token, row) = watch_link(state, &raw).await?;
+    if token.first_opened_at.is_none() {
+        mark_opened(state, &token).await?;
+    }
+    Ok((row, Revoked::Watch(token.token_hash)))
+}
+
+/// Whether the credential a viewer uses is still valid (after missing revocation news).
+async fn still_valid(state: &AppState, viewer: &Revoked) -> bool {
+    let revoked_at = match viewer {
+        Revoked::Watch(hash) => watch_tokens::Entity::find_by_id(hash.clone())
+            .one(&state.db)
+            .await
+            .map(|r| r.map(|r| r.revoked_at)),
+        Revoked::Responder(id) => crate::db::entity::responders::Entity::find_by_id(id.clone())
+            .one(&state.db)
+            .await
+            .map(|r| r.map(|r| r.revoked_at)),
+        Revoked::Device(_) => return true,
     };
-    alert_rows::Entity::find_by_id(alert_id).one(&state.db).await?.ok_or(Error::NotFound)
+    !matches!(revoked_at, Ok(Some(Some(_))) | Ok(None))
 }
 
 /// `GET /v1/watch/alert?token=…`: what a watch link shows before its socket opens, and a clear
@@ -84,7 +106,7 @@ async fn alert_of_link(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<alertme_protocol::AlertInfo>> {
-    let row = watched_alert(&state, &headers, &query).await?;
+    let (row, _) = watched_alert(&state, &headers, &query).await?;
     Ok(axum::Json(alerts::session_for(&state, &row).await?.info()))
 }
 
@@ -102,7 +124,14 @@ async fn mark_opened(state: &AppState, token: &watch_tokens::Model) -> Result<()
     Ok(())
 }
 
-async fn run(state: AppState, session: Arc<Session>, resume: Option<(String, u64)>, mut socket: WebSocket) {
+async fn run(
+    state: AppState,
+    session: Arc<Session>,
+    resume: Option<(String, u64)>,
+    viewer: Revoked,
+    mut revocations: broadcast::Receiver<Revoked>,
+    mut socket: WebSocket,
+) {
     let s = state.settings.clone();
     let mut status = session.status();
     let mut sub = session.subscribe(resume.as_ref().map(|(e, v)| (e.as_str(), *v)));
@@ -159,6 +188,11 @@ async fn run(state: AppState, session: Arc<Session>, resume: Option<(String, u64
                     }
                 }
             }
+            r = revocations.recv() => {
+                if sockets::revoked(r, &viewer, || still_valid(&state, &viewer)).await {
+                    break Some((close::UNAUTHORIZED, "access to this alert was withdrawn"));
+                }
+            }
             Ok(()) = status.changed() => {
                 if *status.borrow_and_update() != AlertStatus::Active {
                     // Deliver what was published up to the end (the final status included), then close.
@@ -171,7 +205,8 @@ async fn run(state: AppState, session: Arc<Session>, resume: Option<(String, u64
                 }
             }
             m = socket.recv() => match m {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                None | Some(Ok(Message::Close(_))) => break None,
+                Some(Err(e)) => break sockets::close_for(e),
                 Some(Ok(_)) => {
                     last_recv = Instant::now();
                     msgs_this_beat += 1;

@@ -1,4 +1,4 @@
-//! The console provider: texts go to stdout and to a small in-memory list for the demo.
+//! The console provider: texts go nowhere; in development they are shown on stdout and listed.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -27,13 +27,34 @@ pub struct ConsoleText {
 #[derive(Clone, Default)]
 pub struct Console {
     texts: Arc<Mutex<VecDeque<ConsoleText>>>,
+    reveal: bool,
 }
 
 impl Console {
+    /// With `reveal`, texts are printed in full and kept for `GET /v1/dev/sms`; without it, only
+    /// that a text was due (a code or link printed on a server's console can be read by anyone
+    /// who sees its logs).
+    pub fn new(reveal: bool) -> Self {
+        Self { texts: Arc::default(), reveal }
+    }
+
+    /// Whether texts are shown (development on a loopback bind).
+    pub fn reveals(&self) -> bool {
+        self.reveal
+    }
+
     pub(super) fn send(&self, to: &str, body: &str) -> Sent {
         let sid = format!("CONSOLE{}", uuid::Uuid::new_v4().simple());
-        // The console provider exists to show texts on a demo machine; it is the one place that
-        // prints their content (real providers never log it).
+        if !self.reveal {
+            println!(
+                "[console sms] not sent (no SMS provider configured): {} characters to {}",
+                body.chars().count(),
+                crate::e164::mask(to)
+            );
+            return Sent { sid, status: "sent".into() };
+        }
+        // Development on a loopback bind: the one place that prints a text's content (real
+        // providers never log it).
         println!("[console sms] to {to}: {body}");
         let mut t = self.texts.lock().unwrap_or_else(|e| e.into_inner());
         t.push_back(ConsoleText {

@@ -40,7 +40,8 @@ pub enum SmsError {
 /// Which provider sends texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Provider {
-    /// Print texts to stdout and keep them at `GET /v1/dev/sms` (the embedded default).
+    /// Send nothing: print that a text was due (in full, and listed at `GET /v1/dev/sms`, only
+    /// with `--dev-sms` or `--demo` on a loopback bind). The embedded default.
     Console,
     /// Twilio's Messages API (or anything speaking it at `TWILIO_API_BASE`).
     Twilio,
@@ -89,9 +90,19 @@ pub struct SmsConfig {
     /// Registration texts per client IP per hour.
     #[arg(long, env = "ALERTME_REG_PER_IP", default_value_t = 20)]
     pub reg_per_ip: u32,
-    /// Registration texts per hour for the whole server (circuit breaker).
+    /// Registration texts per hour for the whole server (circuit breaker; at most a tenth of it
+    /// in a burst).
     #[arg(long, env = "ALERTME_REG_GLOBAL", default_value_t = 500)]
     pub reg_global: u32,
+    /// Countries whose numbers may sign in and be contacts (ISO codes, comma-separated, e.g.
+    /// `DE,AT,CH`); empty for all. Texts to other countries are refused up front.
+    #[arg(long, env = "ALERTME_SMS_COUNTRIES", value_delimiter = ',')]
+    pub sms_countries: Vec<String>,
+    /// Alert texts per person per hour (one per contact per alert); past it, alerts still reach
+    /// responders but contacts are not texted. Follow-ups (all clear) always reach whoever was
+    /// texted.
+    #[arg(long, env = "ALERTME_ALERT_TEXTS_PER_HOUR", default_value_t = 30)]
+    pub alert_texts_per_hour: u64,
 }
 
 /// The configured provider client.
@@ -105,9 +116,10 @@ pub enum SmsClient {
 
 impl SmsClient {
     /// Builds the client from configuration; Twilio needs its credentials and a sender.
-    pub fn from_config(cfg: &SmsConfig) -> anyhow::Result<Self> {
+    /// `reveal` lets the console provider print texts in full and keep them for `/v1/dev/sms`.
+    pub fn from_config(cfg: &SmsConfig, reveal: bool) -> anyhow::Result<Self> {
         Ok(match cfg.sms_provider {
-            Provider::Console => Self::Console(console::Console::default()),
+            Provider::Console => Self::Console(console::Console::new(reveal)),
             Provider::Twilio => {
                 Self::Twilio(twilio::Twilio::new(cfg, Duration::from_millis(cfg.sms_timeout_ms))?)
             }

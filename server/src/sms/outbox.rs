@@ -65,6 +65,8 @@ pub mod status {
     pub const FAILED: &str = "failed";
     /// The recipient opted out (STOP).
     pub const OPTED_OUT: &str = "opted_out";
+    /// Never sent: the person's texts for this hour were used up (SMS-pumping guard).
+    pub const LIMITED: &str = "limited";
 }
 
 /// Order of statuses; callbacks may arrive out of order and never move a row backwards.
@@ -76,7 +78,7 @@ pub fn rank(s: &str) -> u8 {
         status::SENT => 4,
         status::DELIVERED | status::UNDELIVERED | status::FAILED => 5,
         "read" => 6,
-        status::OPTED_OUT => 7,
+        status::OPTED_OUT | status::LIMITED => 7,
         _ => 0,
     }
 }
@@ -93,23 +95,37 @@ pub fn normalize_status(s: &str) -> Option<&'static str> {
     })
 }
 
+/// A text to queue.
+#[derive(Debug, Clone, Default)]
+pub struct NewText<'a> {
+    /// One of [`kind`].
+    pub kind: &'a str,
+    /// The alert it is about.
+    pub alert_id: Option<&'a str>,
+    /// The contact it goes to.
+    pub contact_id: Option<&'a str>,
+    /// The person it is sent for (counts against their hourly budget).
+    pub user_id: Option<&'a str>,
+    /// Recipient, E.164.
+    pub to: &'a str,
+    /// Fixed text; `None` for texts worded at send time.
+    pub body: Option<String>,
+    /// Over the person's budget: recorded as [`status::LIMITED`] and never sent.
+    pub limited: bool,
+}
+
 /// Queues a text inside the caller's transaction.
-pub async fn enqueue<C: ConnectionTrait>(
-    db: &C,
-    kind: &str,
-    alert_id: Option<&str>,
-    contact_id: Option<&str>,
-    to: &str,
-    body: Option<String>,
-) -> Result<(), DbErr> {
+pub async fn enqueue<C: ConnectionTrait>(db: &C, t: NewText<'_>) -> Result<(), DbErr> {
     let now = crate::now_ms();
+    let state = if t.limited { status::LIMITED } else { status::PENDING };
     sms_outbox::Entity::insert(sms_outbox::ActiveModel {
-        kind: Set(kind.to_owned()),
-        alert_id: Set(alert_id.map(str::to_owned)),
-        contact_id: Set(contact_id.map(str::to_owned)),
-        to_phone: Set(to.to_owned()),
-        body: Set(body),
-        status: Set(status::PENDING.to_owned()),
+        kind: Set(t.kind.to_owned()),
+        alert_id: Set(t.alert_id.map(str::to_owned)),
+        contact_id: Set(t.contact_id.map(str::to_owned)),
+        user_id: Set(t.user_id.map(str::to_owned)),
+        to_phone: Set(t.to.to_owned()),
+        body: Set(if t.limited { None } else { t.body }),
+        status: Set(state.to_owned()),
         attempts: Set(0),
         in_doubt: Set(false),
         next_attempt_at: Set(now),
@@ -453,6 +469,18 @@ impl Sender {
     }
 }
 
+/// Texts sent for a person (to their contacts) since `since`, ms: what their hourly budget counts.
+pub async fn sent_for<C: ConnectionTrait>(db: &C, user_id: &str, kinds: &[&str], since: i64) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    sms_outbox::Entity::find()
+        .filter(sms_outbox::Column::UserId.eq(user_id))
+        .filter(sms_outbox::Column::Kind.is_in(kinds.iter().copied()))
+        .filter(sms_outbox::Column::CreatedAt.gte(since))
+        .filter(sms_outbox::Column::Status.ne(status::LIMITED))
+        .count(db)
+        .await
+}
+
 /// Watch-token label of a contact.
 pub fn contact_label(contact_id: &str) -> String {
     format!("contact:{contact_id}")
@@ -483,6 +511,8 @@ pub async fn deliveries(db: &DatabaseConnection, alert_id: &str) -> Result<Vec<D
                 phone: crate::e164::mask(&r.to_phone),
                 status: r.status,
                 opened: tokens.iter().any(|t| t.label == label && t.first_opened_at.is_some()),
+                revoked: tokens.iter().any(|t| t.label == label && t.revoked_at.is_some()),
+                contact_id: people.iter().any(|c| c.id == cid).then_some(cid),
             }
         })
         .collect())

@@ -1,0 +1,171 @@
+//! The HTTP accept loop: a cap on connections per client address, a deadline for request heads
+//! (which also ends idle keep-alive connections), and a graceful stop.
+//!
+//! `axum::serve` has neither: a client that opens connections and sends nothing (or half a
+//! request) could hold them for minutes, up to the process's limit on open files.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use dashmap::DashMap;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
+
+use crate::sms::guard::ip_key;
+
+/// Limits on client connections.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A connection must send a complete request head within this long of opening, and of its
+    /// previous response (so an idle keep-alive connection is closed after it too).
+    pub header_timeout: Duration,
+    /// Open connections (sockets included) per client address (an IPv6 /64 counts as one);
+    /// 0 for no cap.
+    pub per_address: usize,
+    /// Proxies: all their clients arrive from their address, so they are not capped.
+    pub trusted: Vec<ipnet::IpNet>,
+}
+
+/// Open connections per address; an entry leaves the map with its last connection.
+#[derive(Default)]
+struct Counts(DashMap<IpAddr, usize>);
+
+/// One counted connection; gives its place back when dropped (with the socket, wherever the
+/// socket went: a WebSocket upgrade carries it along).
+struct Slot {
+    counts: Arc<Counts>,
+    key: IpAddr,
+}
+
+impl Counts {
+    fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<Slot> {
+        let key = ip_key(ip);
+        let mut n = self.0.entry(key).or_insert(0);
+        if cap > 0 && *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(Slot { counts: self.clone(), key })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.counts.0.remove_if_mut(&self.key, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+    }
+}
+
+/// A TCP stream that holds its connection's [`Slot`].
+struct Counted {
+    tcp: TcpStream,
+    _slot: Slot,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// How long a stop waits for requests in flight (sockets are not waited for).
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let counts = Arc::new(Counts::default());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let cap = if limits.trusted.iter().any(|n| n.contains(&peer.ip())) { 0 } else { limits.per_address };
+        let Some(slot) = counts.take(peer.ip(), cap) else {
+            tracing::debug!("connection refused: too many open from one address");
+            continue;
+        };
+        // Every frame is written when it is ready; Nagle's algorithm would hold a second small
+        // write until the peer acknowledges the first, up to a delayed-ACK timeout (200 ms).
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let app = app.clone();
+        let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            app.clone().oneshot(req)
+        });
+        let conn = builder.serve_connection_with_upgrades(
+            TokioIo::new(Counted { tcp, _slot: slot }),
+            TowerToHyperService::new(service),
+        );
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running after {DRAIN:?}; stopping anyway");
+    }
+    Ok(())
+}
