@@ -291,5 +291,149 @@ async fn long_sos(backend: Backend) {
     let newest: Vec<u64> = trail[trail.len() - 2_000..].iter().map(|f| f.seq).collect();
     assert_eq!(newest, (18_001..=20_000).collect::<Vec<_>>(), "the newest fixes are whole");
     assert_eq!(trail[0].seq, 1, "the route starts where the SOS started");
+
+    // The whole stored trail, unthinned: GeoJSON, or GPX on request.
+    let url = server.http(&format!("/v1/alerts/{_alert}/trail"));
+    let http = reqwest::Client::new();
+    let geo: serde_json::Value = http.get(&url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let features = geo["features"].as_array().unwrap();
+    assert_eq!(features.len(), 20_000);
+    let seqs: Vec<u64> = features.iter().map(|f| f["properties"]["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=20_000).collect::<Vec<_>>(), "in device-time order");
+    assert_eq!(features[0]["geometry"]["coordinates"][1].as_f64().unwrap(), fix(1, 1000).lat);
+    let gpx = http.get(&url).query(&[("token", &watch_token)]).header("accept", "application/gpx+xml").send().await.unwrap();
+    assert_eq!(gpx.headers()["content-type"], "application/gpx+xml");
+    let gpx = gpx.text().await.unwrap();
+    assert_eq!(gpx.matches("<trkpt ").count(), 20_000);
+    assert!(gpx.contains("<time>1970-01-01T00:00:01.000Z</time>"), "ISO times");
+    let other = env.user("Eve", "+4915187654321");
+    assert_eq!(http.get(&url).bearer_auth(&other).send().await.unwrap().status(), 403);
 }
 both!(late_joiner_on_a_long_sos, long_sos);
+
+/// The network loses the phone's first `stop`: the simulator sends it again until `stopped`
+/// comes back, so the alert ends instead of staying active forever.
+async fn stop_until_stopped(backend: Backend) {
+    let env = Env::new(backend).await;
+    let token = env.user("Ana", "+4915112345678");
+    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let proxy = DropFirstStop::start(server.addr.clone()).await;
+    let track = env.data_dir.join("short.csv");
+    let t0 = 1_700_000_000_000i64;
+    let rows: Vec<String> = (0..5).map(|i| format!("{},52.5{i},13.4,5", t0 + i * 1000)).collect();
+    std::fs::write(&track, format!("unix_ms,lat,lon,accuracy_m\n{}\n", rows.join("\n"))).unwrap();
+    let relay = format!("http://{}", proxy.addr);
+    let phone = Phone::start_via(&relay, &token, &["--gpx", track.to_str().unwrap(), "--speed", "20"]);
+    let alert = phone.alert_id.clone();
+    let (ok, out, err) = phone.wait(Duration::from_secs(30));
+    assert!(ok, "{out}\n{err}");
+    assert!(proxy.dropped.load(std::sync::atomic::Ordering::SeqCst), "the first stop was lost");
+    assert_eq!(
+        env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{alert}' AND status = 'resolved'")).await,
+        1
+    );
+}
+both!(stop_is_resent_until_stopped, stop_until_stopped);
+
+/// A server that accepts the phone, confirms its alert and then fails at once (storage down:
+/// 4503), again and again. The simulator backs off across those failures instead of
+/// reconnecting several times a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backs_off_from_a_failing_server() {
+    use alertme_protocol::{AlertStatus, Limits};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+    let env = Env::new(Backend::Sqlite).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let count = accepted.clone();
+    let failing = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let send = |m: &PhoneServerMsg| Message::Text(serde_json::to_string(m).unwrap().into());
+                let welcome = PhoneServerMsg::Welcome {
+                    protocol: 1,
+                    server: "failing".into(),
+                    limits: Limits { max_message_bytes: 65536, max_fixes_per_message: 100, heartbeat_ms: 10_000 },
+                    active_alert: None,
+                };
+                let _ = ws.send(send(&welcome)).await;
+                while let Some(Ok(m)) = ws.next().await {
+                    if matches!(&m, Message::Text(t) if t.contains("\"start\"")) {
+                        let started = PhoneServerMsg::Started {
+                            alert_id: "a1".into(),
+                            client_id: "c1".into(),
+                            created: true,
+                            status: AlertStatus::Active,
+                            watch_url: "http://127.0.0.1/w/amw_x".into(),
+                            acks: Acks::default(),
+                        };
+                        let _ = ws.send(send(&started)).await;
+                        let close = CloseFrame { code: CloseCode::from(4503), reason: "storage failed".into() };
+                        let _ = ws.close(Some(close)).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let track = env.data_dir.join("short.csv");
+    std::fs::write(&track, "unix_ms,lat,lon,accuracy_m\n1700000000000,52.5,13.4,5\n").unwrap();
+    let phone = Phone::start_via(&format!("http://{addr}"), "amd_x", &["--gpx", track.to_str().unwrap(), "--ack-timeout", "60"]);
+    let first = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let in_3s = accepted.load(std::sync::atomic::Ordering::SeqCst) - first;
+    drop(phone);
+    failing.abort();
+    // 50 ms doubling to 5 s with jitter: at most ~7 attempts in 3 s (a reset on every connect
+    // made ~60).
+    assert!(in_3s <= 8, "{in_3s} reconnects in 3 s");
+    assert!(in_3s >= 2, "it keeps trying ({in_3s})");
+}
+
+/// A watcher that stops reading its socket is cut with 4410 within the stall limit (1.5 s
+/// here), and the phone's audience count drops, while the phone streams on.
+async fn stalled_watcher(backend: Backend) {
+    let env = Env::new(backend).await;
+    let token = env.user("Ana", "+4915112345678");
+    let server = Server::start(&env, "127.0.0.1:0", &["--watcher-stall-ms", "1500"]);
+    let (mut ws, _alert, watch_token, _, _) = start(&server, &token, "stall").await;
+    // A raw client: the handshake, then it reads nothing and writes nothing (no pongs).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut raw = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let req = format!(
+        "GET /v1/watch?token={watch_token} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        server.addr
+    );
+    raw.write_all(req.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    raw.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    // The phone streams; the watcher reads nothing more.
+    let stalled_at = Instant::now();
+    let mut seq = 0;
+    let mut watching = Vec::new();
+    while stalled_at.elapsed() < Duration::from_secs(5) {
+        seq += 1;
+        send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(seq, seq as i64 * 1000)] }).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        while let Ok(Some(Message::Text(t))) = tokio::time::timeout_at(deadline, next(&mut ws)).await {
+            if let Ok(PhoneServerMsg::Audience { watching: n, .. }) = serde_json::from_str(t.as_str()) {
+                watching.push((stalled_at.elapsed(), n));
+            }
+        }
+    }
+    let seen = watching.iter().position(|(_, n)| *n == 1).expect("the watcher was counted");
+    let gone = watching[seen..].iter().find(|(_, n)| *n == 0).map(|(t, _)| *t);
+    assert!(gone.is_some_and(|t| t < Duration::from_millis(3500)), "{watching:?}");
+    // What the server sent ends with a close frame: 4410.
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut bytes)).await.unwrap().unwrap();
+    let close = bytes.windows(4).rposition(|w| w[0] == 0x88 && w[2..4] == 4410u16.to_be_bytes());
+    assert!(close.is_some(), "no 4410 close frame in {} bytes", bytes.len());
+}
+both!(stalled_watcher_is_cut, stalled_watcher);

@@ -450,3 +450,31 @@ async fn commands_answered_and_frames_closed_typed() {
         }
     }
 }
+
+/// One person may have at most 5 alerts active at once; a sixth start is refused with a clear
+/// error (and resuming one of the five still works).
+async fn live_alerts_capped(backend: Backend) {
+    let env = Env::new(backend).await;
+    let token = env.user("Ana", "+4915112345678");
+    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let mut open = Vec::new();
+    for i in 0..6 {
+        let mut ws = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();
+        let _welcome = phone_msg(&mut ws).await;
+        send_json(&mut ws, &PhoneMsg::Start { client_id: format!("c{i}"), audio_mime: None, pressed_at_ms: None }).await;
+        match phone_msg(&mut ws).await {
+            PhoneServerMsg::Started { .. } => assert!(i < 5, "the sixth alert was opened"),
+            PhoneServerMsg::Error { code, .. } => {
+                assert_eq!((i, code.as_str()), (5, "too_many_alerts"));
+            }
+            other => panic!("{other:?}"),
+        }
+        open.push(ws);
+    }
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM alerts").await, 5);
+    let mut again = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();
+    let _welcome = phone_msg(&mut again).await;
+    send_json(&mut again, &PhoneMsg::Start { client_id: "c0".into(), audio_mime: None, pressed_at_ms: None }).await;
+    assert!(matches!(phone_msg(&mut again).await, PhoneServerMsg::Started { created: false, .. }));
+}
+both!(live_alerts_per_person_are_capped, live_alerts_capped);

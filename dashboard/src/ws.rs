@@ -33,7 +33,14 @@ struct Inner {
     backoff_ms: Cell<i32>,
     first_backoff_ms: i32,
     max_backoff_ms: i32,
+    /// When the current connection opened (ms since page load).
+    opened_at: Cell<Option<f64>>,
 }
+
+/// A connection that lasted this long was healthy: the next retry starts from the first delay.
+/// A server that accepts and then fails at once (storage down, 4503) must see the delay grow,
+/// not a reconnect storm from every phone.
+const HEALTHY_MS: f64 = 10_000.0;
 
 impl Socket {
     /// Opens `url()` (called again on every reconnect, so it can carry resume state). `handler`
@@ -59,6 +66,7 @@ impl Socket {
                 backoff_ms: Cell::new(first_ms),
                 first_backoff_ms: first_ms,
                 max_backoff_ms: max_ms,
+                opened_at: Cell::new(None),
             }),
         };
         s.connect();
@@ -102,7 +110,7 @@ impl Socket {
         ws.set_binary_type(BinaryType::Arraybuffer);
         let me = self.clone();
         let onopen = Closure::<dyn FnMut()>::new(move || {
-            me.inner.backoff_ms.set(me.inner.first_backoff_ms);
+            me.inner.opened_at.set(Some(crate::api::since_navigation_ms()));
             (me.inner.handler)(Event::Open);
         });
         let me = self.clone();
@@ -117,6 +125,9 @@ impl Socket {
         let me = self.clone();
         let onclose = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
             me.inner.ws.borrow_mut().take();
+            if me.inner.opened_at.take().is_some_and(|t| crate::api::since_navigation_ms() - t >= HEALTHY_MS) {
+                me.inner.backoff_ms.set(me.inner.first_backoff_ms);
+            }
             if (me.inner.handler)(Event::Closed(e.code())) && !me.inner.closed.get() {
                 me.retry();
             }
@@ -131,9 +142,12 @@ impl Socket {
         *self.inner.ws.borrow_mut() = Some(ws);
     }
 
+    /// Reconnects after the current delay, with jitter (half to all of it, so phones cut off
+    /// together do not come back together), and doubles the delay up to the maximum.
     fn retry(&self) {
-        let delay = self.inner.backoff_ms.get();
-        self.inner.backoff_ms.set((delay * 2).min(self.inner.max_backoff_ms));
+        let full = self.inner.backoff_ms.get();
+        let delay = full / 2 + (js_sys::Math::random() * f64::from(full / 2 + 1)) as i32;
+        self.inner.backoff_ms.set((full * 2).min(self.inner.max_backoff_ms));
         let me = self.clone();
         let cb = Closure::once_into_js(move || me.connect());
         if let Some(w) = web_sys::window() {

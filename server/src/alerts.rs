@@ -5,18 +5,22 @@ use std::sync::Arc;
 use alertme_protocol::{AlertInfo, AlertStatus};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder,
+    PaginatorTrait, QueryFilter, QueryOrder,
 };
 
 use crate::auth::{self, Device};
 use crate::db::entity::{alert_events, alerts, users, watch_tokens};
 use crate::error::{Error, Result};
-use crate::hub::{Session, SessionSeed};
+use crate::hub::{RestoredPart, Session, SessionSeed};
 use crate::state::AppState;
 use crate::store::{self, fix_from_row};
 
 /// Label of the watch token handed to the phone itself (to share the link).
 pub const DEVICE_WATCH_LABEL: &str = "device";
+
+/// Alerts one person may have active at once: a real emergency needs one; the cap keeps a
+/// looping or hostile client from opening hundreds (each holds memory and texts contacts).
+pub const MAX_LIVE_PER_PERSON: u64 = 5;
 
 /// Starts an alert, or returns the one this user already started with `client_id`.
 /// Returns the live (or, if it already ended, a detached) session and whether it was created.
@@ -31,6 +35,16 @@ pub async fn start(
     }
     if let Some(existing) = find(&state.db, &device.user_id, client_id).await? {
         return Ok((session_for(state, &existing).await?, existing, false));
+    }
+    let live = alerts::Entity::find()
+        .filter(alerts::Column::UserId.eq(device.user_id.clone()))
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .count(&state.db)
+        .await?;
+    if live >= MAX_LIVE_PER_PERSON {
+        return Err(Error::Conflict(format!(
+            "{live} of your alerts are still active: end one (or resume it with its client_id) first"
+        )));
     }
     let row = new_row(&device.user_id, &device.id, client_id, audio_mime, None, None, false);
     let txn = crate::db::write_txn(&state.db).await?;
@@ -130,17 +144,25 @@ pub async fn active_of_user(db: &DatabaseConnection, user_id: &str) -> Result<Op
         .await?)
 }
 
+/// Of a live audio part, a restart reads the first bytes (the init segment is in them) ...
+const RESTORE_HEAD: u64 = 64 * 1024;
+/// ... and the last (the late-join window: ~60 s at 32 kbit/s), not the whole part: a long
+/// SOS's recording stays in the database instead of in memory.
+const RESTORE_TAIL: u64 = 256 * 1024;
+
 /// The live session of an active alert (loading it if needed), or a detached one for an ended
 /// alert that serves a final snapshot.
 pub async fn session_for(state: &AppState, row: &alerts::Model) -> Result<Arc<Session>> {
     if let Some(s) = state.hub.get(&row.id) {
         return Ok(s);
     }
-    let seed = seed(state, row).await?;
-    let session = if row.status == AlertStatus::Active.as_str() {
-        state.hub.open(seed)
-    } else {
-        Arc::new(Session::new(seed, tokio::sync::broadcast::channel(1).0))
+    let active = row.status == AlertStatus::Active.as_str();
+    let session = match state.hub.ended(&row.id).filter(|_| !active) {
+        // Ended alerts are read again and again (pages opened after the end): kept a while,
+        // so a request does not reload the trail. Their delivery state may still move.
+        Some(s) => s,
+        None if active => state.hub.open(seed(state, row).await?),
+        None => state.hub.keep_ended(Session::new(seed(state, row).await?, tokio::sync::broadcast::channel(1).0)),
     };
     {
         let _reload = session.deliveries_reload.lock().await;
@@ -167,7 +189,15 @@ async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
         .collect();
     let pos = store::audio_position(&state.db, &row.id).await?;
     let audio_part = match pos.part {
-        Some((p, mime, len)) => Some((p, mime, store::read_part(&state.db, &row.id, p, 0..len).await?)),
+        Some((part, mime, len)) if len <= RESTORE_HEAD + RESTORE_TAIL => {
+            let head = store::read_part(&state.db, &row.id, part, 0..len).await?;
+            Some(RestoredPart { part, mime, len, head, tail: Vec::new() })
+        }
+        Some((part, mime, len)) => {
+            let head = store::read_part(&state.db, &row.id, part, 0..RESTORE_HEAD).await?;
+            let tail = store::read_part(&state.db, &row.id, part, len - RESTORE_TAIL..len).await?;
+            Some(RestoredPart { part, mime, len, head, tail })
+        }
         None => None,
     };
     let note_rows = alert_events::Entity::find()

@@ -11,6 +11,10 @@ use bytes::Bytes;
 /// as unparseable for live relay (it is still stored).
 const MAX_ELEMENT_BYTES: usize = 4 * 1024 * 1024;
 
+/// Longest init segment (WebM header up to the first Cluster, MP4 `ftyp`+`moov`) we collect;
+/// a recorder's is a few KiB.
+const MAX_INIT_BYTES: usize = 1024 * 1024;
+
 /// Longest MIME type a phone may name.
 const MAX_MIME_LEN: usize = 100;
 
@@ -76,6 +80,19 @@ impl Container {
             Some(c) => format!("{essence};codecs={}", c.join(",")),
             None => essence,
         })
+    }
+
+    /// Where the first whole unit may begin in bytes cut from the middle of a stream: a WebM
+    /// Cluster, an MP4 `moof`; ADTS finds its own frame sync. `None` when there is none.
+    pub fn first_boundary(self, bytes: &[u8]) -> Option<usize> {
+        match self {
+            Self::Adts => Some(0),
+            Self::WebM => bytes.windows(4).position(|w| w == [0x1F, 0x43, 0xB6, 0x75]),
+            Self::Mp4 => bytes.windows(8).enumerate().find_map(|(i, w)| {
+                let size = u32::from_be_bytes([w[0], w[1], w[2], w[3]]) as usize;
+                (&w[4..8] == b"moof" && size >= 8 && size < MAX_ELEMENT_BYTES).then_some(i)
+            }),
+        }
     }
 
     /// File extension for stored parts.
@@ -189,10 +206,14 @@ impl Demuxer {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        if self.buf.len() > MAX_ELEMENT_BYTES {
+        // Bounded whatever a phone sends: an element or unit bigger than any recorder makes, or
+        // a "header" that never reaches its first cluster or fragment, ends the live relay.
+        let building = if self.init.is_none() && self.container != Container::Adts { MAX_INIT_BYTES } else { MAX_ELEMENT_BYTES };
+        if self.buf.len() > MAX_ELEMENT_BYTES || self.cur.len() > building {
             tracing::warn!(container = ?self.container, "audio stream unparseable; live relay stops, storage continues");
             self.broken = true;
             self.buf = Vec::new();
+            self.cur = Vec::new();
         }
         out
     }
@@ -505,6 +526,24 @@ pub fn adts_duration_secs(stream: &[u8]) -> Option<f64> {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn endless_headers_and_units_stay_bounded() {
+        // A WebM header (EBML + Segment of unknown size) followed by 10 MB of Void elements and
+        // never a Cluster: the init segment is not collected without bound.
+        let mut d = Demuxer::new(Container::WebM);
+        let mut head = vec![0x1A, 0x45, 0xDF, 0xA3, 0x80];
+        head.extend_from_slice(&[0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        d.push(&head);
+        // Void (0xEC) of 16,382 bytes (size as a 2-byte vint).
+        let mut void = vec![0xEC, 0x7F, 0xFE];
+        void.extend(std::iter::repeat_n(0u8, 0x3FFE));
+        for _ in 0..640 {
+            d.push(&void);
+            assert!(d.buf.len() + d.cur.len() <= MAX_ELEMENT_BYTES + void.len() + MAX_INIT_BYTES);
+        }
+        assert!(!d.is_healthy(), "10 MB of header ends the relay");
+    }
 
     #[test]
     fn mime_types_are_allow_listed_and_canonical() {

@@ -248,6 +248,8 @@ fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> an
             // Every simulated client comes from 127.0.0.1 (an environment variable, so that
             // `--server-bin` can run builds that predate the setting).
             .env("ALERTME_MAX_CONNS_PER_ADDRESS", "0")
+            // Idle watchers pinged as rarely as the 60 s heartbeat, as before the stall rule.
+            .env("ALERTME_WATCHER_STALL_MS", "180000")
             .stdout(Stdio::piped())
             .stderr(if args.server_log.is_some() { Stdio::inherit() } else { Stdio::null() });
         if let Some(p) = pin {

@@ -189,6 +189,10 @@ pub struct ServeConfig {
     /// A send to a watcher that does not complete within this many ms closes that watcher.
     #[arg(long, env = "ALERTME_SEND_TIMEOUT_MS", default_value_t = 5_000)]
     pub send_timeout_ms: u64,
+    /// A watcher that stops reading its socket (answers no ping) is closed with 4410 within
+    /// this many ms; it can reconnect and resume. Watchers are pinged every third of it.
+    #[arg(long, env = "ALERTME_WATCHER_STALL_MS", default_value_t = 10_000)]
+    pub watcher_stall_ms: u64,
     /// Per phone socket: messages per second (reads beyond it are paced, never dropped).
     #[arg(long, env = "ALERTME_PHONE_MSGS_PER_SEC", default_value_t = 500)]
     pub phone_msgs_per_sec: u32,

@@ -60,6 +60,7 @@ pub async fn serve(
         heartbeat: Duration::from_millis(cfg.heartbeat_ms.max(50)),
         phone_silence: Duration::from_millis(cfg.phone_silence_ms.max(100)),
         send_timeout: Duration::from_millis(cfg.send_timeout_ms.max(50)),
+        watcher_stall: Duration::from_millis(cfg.watcher_stall_ms.max(60)),
         phone_msgs_per_sec: cfg.phone_msgs_per_sec,
         phone_kib_per_sec: cfg.phone_kib_per_sec,
         code_ttl: Duration::from_secs(cfg.sms.code_ttl_secs.max(1)),

@@ -22,6 +22,8 @@ pub struct Settings {
     pub phone_silence: Duration,
     /// Longest a single send to a watcher may take.
     pub send_timeout: Duration,
+    /// A watcher that stops reading (answers no ping) is cut within this long (4410).
+    pub watcher_stall: Duration,
     /// Phone socket message rate.
     pub phone_msgs_per_sec: u32,
     /// Phone socket byte rate in KiB.

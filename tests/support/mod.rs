@@ -255,8 +255,13 @@ pub struct Phone {
 impl Phone {
     /// Starts `alertme phone` and waits for it to print the alert id and watch link.
     pub fn start(server: &Server, token: &str, args: &[&str]) -> Self {
+        Self::start_via(&server.http(""), token, args)
+    }
+
+    /// Like `start`, through `base` (e.g. a proxy in front of the server).
+    pub fn start_via(base: &str, token: &str, args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
-            .args(["phone", "--server", &server.http(""), "--token", token])
+            .args(["phone", "--server", base, "--token", token])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -661,5 +666,73 @@ impl Drop for CutProxy {
     fn drop(&mut self) {
         self.accept.abort();
         self.cut();
+    }
+}
+
+/// A loopback WebSocket proxy that forwards every message both ways, except the first `stop`
+/// a phone sends: it is swallowed, as a flaky network might lose it.
+pub struct DropFirstStop {
+    pub addr: String,
+    pub dropped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl DropFirstStop {
+    pub async fn start(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = dropped.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (target, flag) = (target.clone(), flag.clone());
+                tokio::spawn(async move {
+                    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+                    let keep = seen.clone();
+                    let callback = move |req: &Request, res: Response| {
+                        let auth = req.headers().get("authorization").cloned();
+                        *keep.lock().unwrap() = Some((req.uri().to_string(), auth));
+                        Ok(res)
+                    };
+                    let Ok(inbound) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { return };
+                    let (path, auth) = seen.lock().unwrap().take().unwrap();
+                    let mut req = format!("ws://{target}{path}").into_client_request().unwrap();
+                    if let Some(a) = auth {
+                        req.headers_mut().insert("authorization", a);
+                    }
+                    let Ok((outbound, _)) = tokio_tungstenite::connect_async(req).await else { return };
+                    let (mut in_tx, mut in_rx) = inbound.split();
+                    let (mut out_tx, mut out_rx) = outbound.split();
+                    let up = async {
+                        while let Some(Ok(m)) = in_rx.next().await {
+                            let is_stop = matches!(&m, Message::Text(t) if t.contains("\"type\":\"stop\""));
+                            if is_stop && !flag.swap(true, Ordering::SeqCst) {
+                                continue;
+                            }
+                            if out_tx.send(m).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = async {
+                        while let Some(Ok(m)) = out_rx.next().await {
+                            if in_tx.send(m).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! { _ = up => {}, _ = down => {} }
+                });
+            }
+        });
+        Self { addr, dropped, accept }
+    }
+}
+
+impl Drop for DropFirstStop {
+    fn drop(&mut self) {
+        self.accept.abort();
     }
 }

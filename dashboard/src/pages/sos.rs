@@ -308,6 +308,11 @@ fn Signed(account: Account) -> impl IntoView {
                 return view! {
                     <section class="active" data-testid="active">
                         <h2>{move || if v.alert_id.get().is_some() { "SOS sent" } else { "Sending SOS…" }}</h2>
+                        <Show when=move || v.alert_id.get().is_none()>
+                            <p class="health bad" data-testid="not-alerted" role="alert">
+                                "Your contacts have not been alerted yet: the server has not confirmed your SOS. This page keeps trying. If you can, call the emergency number now."
+                            </p>
+                        </Show>
                         <p class="audience" data-testid="audience">{status}</p>
                         <p class=move || format!("health {}", link().0) data-testid="link">{move || link().1}</p>
                         <p class="muted" data-testid="backlog">{backlog}</p>

@@ -10,7 +10,7 @@ use axum::extract::ws::Message;
 use dashmap::DashMap;
 use tokio::sync::broadcast;
 
-pub use session::{LiveEvent, Session, SessionSeed, Subscription};
+pub use session::{LiveEvent, RestoredPart, Session, SessionSeed, Subscription};
 
 
 /// Capacity of the responder feed; a console that falls further behind gets a fresh overview.
@@ -33,8 +33,12 @@ pub struct Hub {
     inner: Arc<Inner>,
 }
 
+/// Ended alerts kept in memory for the pages opened after the end (most recent first).
+const ENDED_KEPT: usize = 32;
+
 struct Inner {
     sessions: DashMap<String, Arc<Session>>,
+    ended: std::sync::Mutex<std::collections::VecDeque<Arc<Session>>>,
     responders: broadcast::Sender<Message>,
     revoked: broadcast::Sender<Revoked>,
     users: broadcast::Sender<(String, Message)>,
@@ -52,7 +56,8 @@ impl Hub {
         let (responders, _) = broadcast::channel(RESPONDER_FEED_CAPACITY);
         let (revoked, _) = broadcast::channel(256);
         let (users, _) = broadcast::channel(256);
-        Self { inner: Arc::new(Inner { sessions: DashMap::new(), responders, revoked, users }) }
+        let ended = std::sync::Mutex::default();
+        Self { inner: Arc::new(Inner { sessions: DashMap::new(), ended, responders, revoked, users }) }
     }
 
     /// The live session of an alert, if it is active.
@@ -71,6 +76,22 @@ impl Hub {
                 .expect("serializes")
                 .into(),
         ));
+        s
+    }
+
+    /// A recently read ended alert, if still kept.
+    pub fn ended(&self, alert_id: &str) -> Option<Arc<Session>> {
+        let kept = self.inner.ended.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter().find(|s| s.alert_id == alert_id).cloned()
+    }
+
+    /// Keeps an ended alert's final state for the next reads (the oldest kept one goes).
+    pub fn keep_ended(&self, session: Session) -> Arc<Session> {
+        let s = Arc::new(session);
+        let mut kept = self.inner.ended.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|k| k.alert_id != s.alert_id);
+        kept.push_front(s.clone());
+        kept.truncate(ENDED_KEPT);
         s
     }
 

@@ -106,6 +106,21 @@ pub struct Session {
     responders: broadcast::Sender<Message>,
 }
 
+/// The stored part an alert's audio continues in, as much of it as a snapshot needs.
+#[derive(Debug, Clone)]
+pub struct RestoredPart {
+    /// Part number.
+    pub part: u16,
+    /// Its MIME type.
+    pub mime: String,
+    /// Its stored length.
+    pub len: u64,
+    /// Its first bytes (the recorder's init segment is in there) ...
+    pub head: Vec<u8>,
+    /// ... and its last bytes (the late-join window); empty when `head` is the whole part.
+    pub tail: Vec<u8>,
+}
+
 /// What is loaded from the database to bring a session up.
 pub struct SessionSeed {
     /// Alert summary.
@@ -118,8 +133,8 @@ pub struct SessionSeed {
     pub refused: Vec<u64>,
     /// Highest stored audio seq (all below are stored too).
     pub audio_acked: u64,
-    /// Current audio part and its stored bytes, to restore the demuxer.
-    pub audio_part: Option<(u16, String, Vec<u8>)>,
+    /// What the late-join window needs of the current audio part.
+    pub audio_part: Option<RestoredPart>,
     /// Responders' notes so far.
     pub notes: Vec<Note>,
 }
@@ -155,11 +170,21 @@ impl Session {
                 st.trail.insert(f);
             }
         }
-        if let Some((part, mime, bytes)) = seed.audio_part {
-            st.relayed_part_bytes = bytes.len() as u64;
+        if let Some(RestoredPart { part, mime, len, head, tail }) = seed.audio_part {
+            st.relayed_part_bytes = len;
             if let Some(c) = Container::from_mime(&mime) {
                 let mut demux = Demuxer::new(c);
-                let units = demux.push(&bytes);
+                let mut units = demux.push(&head);
+                if !tail.is_empty() {
+                    // Only the end of a long part was read: a fresh demuxer gets the init
+                    // segment, then the tail from its first unit boundary.
+                    let init = demux.init().cloned();
+                    demux = Demuxer::new(c);
+                    units = init.map(|i| demux.push(&i)).unwrap_or_default();
+                    if let Some(at) = c.first_boundary(&tail) {
+                        units.extend(demux.push(&tail[at..]));
+                    }
+                }
                 let mut a = AudioLive { part, mime, demux, next_unit: 0 };
                 let now = Instant::now();
                 for u in units {
@@ -295,9 +320,11 @@ impl Session {
     /// Relays a newly arrived audio chunk if it is the next one, cutting whole units from it.
     /// Parts follow the writer's rule (a new recorder header after stored bytes starts a new
     /// part), so the relayed and the stored numbering agree.
-    pub fn audio_received(&self, seq: u64, mime: &str, bytes: &[u8]) {
+    /// Returns false once the stream cannot be relayed live (it is still stored).
+    pub fn audio_received(&self, seq: u64, mime: &str, bytes: &[u8]) -> bool {
         let mut st = self.lock();
         self.relay_audio(&mut st, seq, mime, bytes);
+        st.audio.as_ref().is_none_or(|a| a.demux.is_healthy())
     }
 
     fn relay_audio(&self, st: &mut State, seq: u64, mime: &str, bytes: &[u8]) {
@@ -584,6 +611,10 @@ mod tests {
     }
 
     fn session() -> Session {
+        Session::new(session_seed(), broadcast::channel(4).0)
+    }
+
+    fn session_seed() -> SessionSeed {
         let info = AlertInfo {
             id: "a".into(),
             user_name: "U".into(),
@@ -605,7 +636,7 @@ mod tests {
             audio_part: None,
             notes: vec![],
         };
-        Session::new(seed, broadcast::channel(4).0)
+        seed
     }
 
     #[test]
@@ -618,6 +649,38 @@ mod tests {
         let st = s.lock();
         let mut st = st;
         assert_eq!(st.trail.snapshot().iter().map(|f| f.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    /// A long part restored from its head and tail alone (as after a restart) still gives a
+    /// late joiner the init segment and units from a sync point: ADTS and WebM.
+    #[test]
+    fn restored_from_head_and_tail() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/audio");
+        for (file, mime) in [
+            ("speech_aac32k.aac", "audio/aac"),
+            ("mr_webm_concat.webm", "audio/webm;codecs=opus"),
+            ("mr_mp4_concat.mp4", "audio/mp4"),
+        ] {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            let (head, tail) = (bytes[..16 * 1024].to_vec(), bytes[bytes.len() - 32 * 1024..].to_vec());
+            let mut seed = session_seed();
+            seed.info.audio_mime = Some(mime.into());
+            seed.audio_acked = 10;
+            let part = RestoredPart { part: 0, mime: mime.into(), len: bytes.len() as u64, head, tail };
+            seed.audio_part = Some(part);
+            let s = Session::new(seed, broadcast::channel(4).0);
+            let frames = s.subscribe(None).frames;
+            let Message::Text(t) = &frames[0] else { panic!() };
+            let snap: WatchMsg = serde_json::from_str(t.as_str()).unwrap();
+            let WatchMsg::Snapshot { audio: Some(a), .. } = snap else { panic!("{file}: no audio in the snapshot") };
+            assert!(a.units > 0, "{file}: no units");
+            let binary: Vec<&Bytes> = frames[1..].iter().filter_map(|f| match f { Message::Binary(b) => Some(b), _ => None }).collect();
+            let first_unit = binary.iter().map(|b| WatchHeader::parse(b).unwrap().0).find(|h| h.kind == KIND_UNIT).unwrap();
+            assert_ne!(first_unit.flags & FLAG_SYNC, 0, "{file}: starts at a sync point");
+            if mime != "audio/aac" {
+                assert!(binary.iter().any(|b| WatchHeader::parse(b).unwrap().0.kind == KIND_INIT), "{file}: init first");
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod sms_hooks;
 mod sockets;
 pub(crate) mod throttle;
 mod timers;
+mod trail;
 mod watch;
 
 use axum::http::{header, HeaderValue};
@@ -40,6 +41,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .merge(responder::router())
         .merge(recording::router())
         .merge(links::router())
+        .merge(trail::router())
         // The dashboard is a single-page app: its routes all load index.html.
         .route_service("/w/{token}", ServeFile::new(&index))
         .route_service("/console", ServeFile::new(&index))

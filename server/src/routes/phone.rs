@@ -74,6 +74,8 @@ struct Conn {
     deliveries: Option<watch::Receiver<Vec<alertme_protocol::Delivery>>>,
     notice_tx: mpsc::Sender<Notice>,
     bad: u32,
+    /// The phone was told its audio is no longer relayed live.
+    told_unrelayable: bool,
 }
 
 impl Conn {
@@ -93,6 +95,7 @@ impl Conn {
             deliveries: None,
             notice_tx,
             bad: 0,
+            told_unrelayable: false,
         };
         (c, notice_rx)
     }
@@ -305,6 +308,7 @@ impl Conn {
             match alerts::start(&self.state, &self.device, &client_id, supported.as_deref()).await {
                 Ok(x) => x,
                 Err(crate::error::Error::BadRequest(d)) => return self.bad(socket, "bad_start", &d).await,
+                Err(crate::error::Error::Conflict(d)) => return self.bad(socket, "too_many_alerts", &d).await,
                 Err(e) => {
                     tracing::error!(error = %e, "starting alert failed");
                     return Flow::Close(close::STORAGE, "storage failed; retry start");
@@ -419,7 +423,15 @@ impl Conn {
             Err(e) => return self.bad(socket, "bad_frame", &e.to_string()).await,
         };
         if let Some(mime) = &self.mime {
-            sess.audio_received(seq, mime, audio);
+            if !sess.audio_received(seq, mime, audio) && !self.told_unrelayable {
+                self.told_unrelayable = true;
+                let m = PhoneServerMsg::Error {
+                    code: "audio_not_live".into(),
+                    detail: "the recording has a header over 1 MiB or a unit over 4 MiB: it is stored, but no longer played live".into(),
+                    expected: None,
+                };
+                let _ = send(socket, &m).await;
+            }
         }
         let offset = frame.len() - audio.len();
         self.state

@@ -141,9 +141,14 @@ async fn run(
     if *status.borrow_and_update() != AlertStatus::Active {
         return sockets::close_with(socket, close::NORMAL, "alert ended").await;
     }
-    let mut heartbeat = tokio::time::interval(s.heartbeat);
+    // Pings often enough that a watcher that stops reading (its kernel buffer filling with our
+    // frames) is found within `watcher_stall`: a ping at most a third of it after the stall
+    // began, then two thirds of it without an answer.
+    let ping_every = s.heartbeat.min(s.watcher_stall / 3).max(std::time::Duration::from_millis(20));
+    let mut heartbeat = tokio::time::interval(ping_every);
     heartbeat.tick().await;
     let mut last_recv = Instant::now();
+    let mut unanswered: Option<Instant> = None;
     let mut resyncs = 0;
     let mut msgs_this_beat = 0;
     let end = loop {
@@ -169,7 +174,7 @@ async fn run(
                             }
                         }
                         if !send_all(&mut socket, batch, &s).await {
-                            break None;
+                            break Some((close::TOO_SLOW, "not reading; reconnect"));
                         }
                         lagged
                     }
@@ -209,6 +214,7 @@ async fn run(
                 Some(Err(e)) => break sockets::close_for(e),
                 Some(Ok(_)) => {
                     last_recv = Instant::now();
+                    unanswered = None;
                     msgs_this_beat += 1;
                     if msgs_this_beat > MAX_CLIENT_MSGS_PER_BEAT {
                         break Some((close::POLICY, "too many messages"));
@@ -217,13 +223,16 @@ async fn run(
             },
             _ = heartbeat.tick() => {
                 msgs_this_beat = 0;
-                if last_recv.elapsed() > s.heartbeat * 3 {
-                    // A watcher that does not even answer pings is stalled: drop it, it can resume.
-                    break None;
+                if unanswered.is_some_and(|t| t.elapsed() >= s.watcher_stall * 2 / 3)
+                    || last_recv.elapsed() > s.heartbeat * 3
+                {
+                    // Not reading: cut it (it can resume) before the kernel queues more for it.
+                    break Some((close::TOO_SLOW, "not reading; reconnect"));
                 }
                 if !send_all(&mut socket, [Message::Ping(Bytes::new())], &s).await {
-                    break None;
+                    break Some((close::TOO_SLOW, "not reading; reconnect"));
                 }
+                unanswered.get_or_insert_with(Instant::now);
             }
         }
     };

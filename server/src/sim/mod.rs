@@ -201,32 +201,87 @@ struct Phone {
     announced: bool,
 }
 
+/// A `stop` not answered with `stopped` within this long is sent again.
+const STOP_AGAIN: Duration = Duration::from_secs(3);
+
+/// Reconnect delays: growing across failures, with jitter, and back to the first only after a
+/// connection proved healthy (an ack moved, or it stayed up a while). Resetting on every
+/// successful connect made phones reconnect ~12 times a second against a server that accepts
+/// and then fails (storage down, 4503).
+struct Backoff {
+    next: Duration,
+    connected_at: Option<Instant>,
+    /// The current connection stored something (an ack moved): the server works.
+    acked: bool,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST, connected_at: None, acked: false }
+    }
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(5);
+    /// A connection up this long was healthy.
+    const HEALTHY: Duration = Duration::from_secs(10);
+
+    fn connected(&mut self) {
+        self.connected_at = Some(Instant::now());
+        self.acked = false;
+    }
+
+    fn healthy(&mut self) {
+        self.acked = true;
+    }
+
+    /// The connection (or an attempt) failed: when to try again.
+    fn lost(&mut self) -> Instant {
+        let lasted = self.connected_at.take().is_some_and(|t| t.elapsed() >= Self::HEALTHY);
+        if lasted || std::mem::take(&mut self.acked) {
+            self.next = Self::FIRST;
+        }
+        let full = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        // Half to all of the delay, so phones cut off together do not come back together.
+        Instant::now() + full / 2 + full.mul_f64(rand::random::<f64>() / 2.0)
+    }
+}
+
 impl Phone {
     async fn stream(&mut self, schedule: Vec<(Duration, Item)>, args: &PhoneArgs) -> anyhow::Result<()> {
         let start = Instant::now();
         let mut items = schedule.into_iter().peekable();
         let mut ws: Option<Ws> = None;
         let mut retry_at = Instant::now();
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::default();
+        // Connections made so far, and the one `stop` was last sent on (and when): `stop` goes
+        // again on every new connection, and every few seconds, until `stopped` arrives.
+        let mut conn_no = 0u64;
+        let mut stop_sent: Option<(u64, Instant)> = None;
         let drop_every = args.drop_every.map(Duration::from_secs_f64);
         let mut next_drop = drop_every.map(|d| Instant::now() + d);
         let mut ping = tokio::time::interval(Duration::from_secs(5));
         let mut last_recorded = Instant::now();
-        let mut stop_sent = false;
         loop {
+            if ws.is_none() && backoff.connected_at.is_some() {
+                retry_at = backoff.lost();
+            }
             let done_recording = items.peek().is_none();
             if done_recording && self.fixes.is_empty() && self.audio.is_empty() && ws.is_some() {
                 if args.finish == Finish::Keep {
                     break;
                 }
-                if !stop_sent {
+                let again = stop_sent.is_none_or(|(conn, at)| conn != conn_no || at.elapsed() >= STOP_AGAIN);
+                if again {
                     let reason =
                         if args.finish == Finish::Cancel { StopReason::Cancel } else { StopReason::Resolve };
                     if send_json(ws.as_mut().expect("connected"), &PhoneMsg::Stop { reason }).await.is_err() {
                         ws = None;
                         continue;
                     }
-                    stop_sent = true;
+                    stop_sent = Some((conn_no, Instant::now()));
                 }
             }
             if done_recording && last_recorded.elapsed() > Duration::from_secs_f64(args.ack_timeout) {
@@ -240,15 +295,15 @@ impl Phone {
             if ws.is_none() && Instant::now() >= retry_at {
                 match self.connect().await {
                     Ok(mut s) => {
-                        backoff = Duration::from_millis(50);
+                        conn_no += 1;
+                        backoff.connected();
                         if self.resend(&mut s).await.is_ok() {
                             ws = Some(s);
                         }
                     }
                     Err(e) => {
-                        eprintln!("connect failed: {e:#}; retrying in {backoff:?}");
-                        retry_at = Instant::now() + backoff;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        retry_at = backoff.lost();
+                        eprintln!("connect failed: {e:#}; retrying in {:?}", retry_at - Instant::now());
                     }
                 }
             }
@@ -272,15 +327,17 @@ impl Phone {
                 }
                 m = next_msg(&mut ws) => match m {
                     Some(Ok(msg)) => {
-                        if let Some(done) = self.on_message(msg, &mut ws).await? {
+                        let before = self.acks;
+                        let done = self.on_message(msg, &mut ws).await?;
+                        if self.acks != before {
+                            backoff.healthy();
+                        }
+                        if let Some(done) = done {
                             println!("finished: alert {done}");
                             break;
                         }
                     }
-                    _ => {
-                        ws = None;
-                        retry_at = Instant::now() + Duration::from_millis(50);
-                    }
+                    _ => ws = None,
                 },
                 _ = sleep_until(next_drop.unwrap_or(far)), if next_drop.is_some() && ws.is_some() => {
                     self.drops += 1;
@@ -291,6 +348,7 @@ impl Phone {
                     next_drop = drop_every.map(|d| Instant::now() + d);
                 }
                 _ = sleep_until(retry_at), if ws.is_none() => {}
+                _ = sleep_until(stop_sent.map_or(far, |(_, at)| at + STOP_AGAIN)), if stop_sent.is_some() => {}
                 _ = ping.tick() => {
                     if let Some(s) = ws.as_mut() {
                         if send_json(s, &PhoneMsg::Ping { t: Some(crate::now_ms()) }).await.is_err() {
