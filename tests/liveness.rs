@@ -437,3 +437,37 @@ async fn stalled_watcher(backend: Backend) {
     assert!(close.is_some(), "no 4410 close frame in {} bytes", bytes.len());
 }
 both!(stalled_watcher_is_cut, stalled_watcher);
+
+/// SIGTERM: phone, watcher and console sockets close with 1012 (reconnect at once), what was
+/// acked stays stored, and the process exits 0 within a few seconds.
+async fn graceful_stop(backend: Backend) {
+    let env = Env::new(backend).await;
+    let token = env.user("Ana", "+4915112345678");
+    let rt = env.responder("Rita");
+    let mut server = Server::start(&env, "127.0.0.1:0", &[]);
+    let (mut ws, alert, watch_token, _, _) = start(&server, &token, "graceful").await;
+    send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(1, 1_000), fix(2, 2_000)] }).await;
+    until_ack(&mut ws, 2).await;
+    let mut watcher = connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
+    let _snapshot = watch_msg(&mut watcher).await;
+    let mut console = connect(&server.ws("/v1/responder"), Some(&rt), None).await.unwrap();
+    let _overview = next(&mut console).await;
+    let stopping = std::thread::spawn(move || server.terminate(Duration::from_secs(15)));
+    for (what, socket) in [("phone", &mut ws), ("watcher", &mut watcher), ("console", &mut console)] {
+        let code = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match futures_util::StreamExt::next(socket).await {
+                    Some(Ok(Message::Close(Some(f)))) => return u16::from(f.code),
+                    Some(Ok(_)) => continue,
+                    _ => return 0,
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no close"));
+        assert_eq!(code, 1012, "{what}");
+    }
+    assert_eq!(stopping.join().unwrap(), Some(0), "exit code");
+    assert_eq!(env.scalar(&format!("SELECT COUNT(*) FROM fixes WHERE alert_id = '{alert}'")).await, 2);
+}
+both!(sigterm_drains_with_1012, graceful_stop);

@@ -275,6 +275,13 @@ async fn connection_limits() {
             }
         }
     }
+    let mut silent = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let waited = closed_after(&mut silent).await;
+    assert!(waited < Duration::from_secs(3), "a connection that sends nothing held {waited:?}");
+    let mut creeping = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    creeping.write_all(b"PRI * HTTP/2").await.unwrap();
+    let waited = closed_after(&mut creeping).await;
+    assert!(waited < Duration::from_secs(3), "half an HTTP/2 preface held {waited:?}");
     let mut half = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
     half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let waited = closed_after(&mut half).await;

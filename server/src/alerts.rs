@@ -18,9 +18,13 @@ use crate::store::{self, fix_from_row};
 /// Label of the watch token handed to the phone itself (to share the link).
 pub const DEVICE_WATCH_LABEL: &str = "device";
 
-/// Alerts one person may have active at once: a real emergency needs one; the cap keeps a
-/// looping or hostile client from opening hundreds (each holds memory and texts contacts).
-pub const MAX_LIVE_PER_PERSON: u64 = 5;
+/// Active alerts one person may have started within [`NEW_ALERTS_WINDOW_MS`]: a real emergency
+/// needs one; the cap keeps a looping or hostile client from opening hundreds in a second (each
+/// holds memory and texts contacts). Older alerts left active (a lost phone's) never block a
+/// new SOS.
+pub const MAX_NEW_PER_PERSON: u64 = 5;
+/// See [`MAX_NEW_PER_PERSON`].
+const NEW_ALERTS_WINDOW_MS: i64 = 10 * 60_000;
 
 /// Starts an alert, or returns the one this user already started with `client_id`.
 /// Returns the live (or, if it already ended, a detached) session and whether it was created.
@@ -36,14 +40,16 @@ pub async fn start(
     if let Some(existing) = find(&state.db, &device.user_id, client_id).await? {
         return Ok((session_for(state, &existing).await?, existing, false));
     }
-    let live = alerts::Entity::find()
+    let recent = alerts::Entity::find()
         .filter(alerts::Column::UserId.eq(device.user_id.clone()))
         .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .filter(alerts::Column::StartedAt.gt(crate::now_ms() - NEW_ALERTS_WINDOW_MS))
         .count(&state.db)
         .await?;
-    if live >= MAX_LIVE_PER_PERSON {
+    if recent >= MAX_NEW_PER_PERSON {
         return Err(Error::Conflict(format!(
-            "{live} of your alerts are still active: end one (or resume it with its client_id) first"
+            "{recent} alerts started in the last 10 minutes are still active: resume one of them (send start \
+             with its client_id) or end one first"
         )));
     }
     let row = new_row(&device.user_id, &device.id, client_id, audio_mime, None, None, false);

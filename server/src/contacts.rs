@@ -3,7 +3,7 @@
 use alertme_protocol::{Contact, ContactInput};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::db::entity::{contacts, sms_outbox, users};
@@ -64,7 +64,10 @@ pub async fn add(
     let name = check_name(&input.name)?;
     let phone = countries.textable(&input.phone)?;
     let txn = crate::db::write_txn(db).await?;
-    let user = users::Entity::find_by_id(user_id.to_owned()).one(&txn).await?.ok_or(Error::NotFound)?;
+    // Locked (PostgreSQL; SQLite's write transaction is exclusive anyway), so that parallel adds
+    // of one person count the texts below one after another.
+    let user =
+        users::Entity::find_by_id(user_id.to_owned()).lock(sea_orm::sea_query::LockType::NoKeyUpdate).one(&txn).await?.ok_or(Error::NotFound)?;
     if user.phone == phone {
         return Err(Error::BadRequest("your own number cannot be your emergency contact".into()));
     }

@@ -90,11 +90,17 @@ pub async fn serve(
         clock::Clock::system()
     };
     let state = AppState::new(db, hub.clone(), store, settings, secret, sms, guard, clock);
-    tokio::spawn(timers::run(state.clone(), state.timers_wake.clone()));
-    tokio::spawn(alerts::watch_silence(
-        state.clone(),
-        Duration::from_millis(cfg.phone_silent_text_ms.max(100)),
-    ));
+    let stop = state.stop.clone();
+    supervise("timers", &stop, tokio::spawn(timers::run(state.clone(), state.timers_wake.clone())));
+    supervise(
+        "silence texts",
+        &stop,
+        tokio::spawn(alerts::watch_silence(state.clone(), Duration::from_millis(cfg.phone_silent_text_ms.max(100)))),
+    );
+    {
+        let (store, stop) = (state.store.clone(), stop.clone());
+        supervise("durable writer", &stop.clone(), tokio::spawn(async move { store.died().await }));
+    }
     let sender = sms::outbox::Sender {
         db: state.db.clone(),
         client: state.sms.clone(),
@@ -104,8 +110,12 @@ pub async fn serve(
         retry_base: Duration::from_millis(cfg.sms.sms_retry_ms.max(10)),
         status_poll: Duration::from_secs(cfg.sms.sms_status_poll_secs.max(1)),
     };
-    tokio::spawn(std::sync::Arc::new(sender).run(state.outbox.clone()));
-    tokio::spawn(links::watch_revocations(hub.clone(), state.db.clone(), Duration::from_secs(2)));
+    supervise("sms outbox", &stop, tokio::spawn(std::sync::Arc::new(sender).run(state.outbox.clone())));
+    supervise(
+        "revocations",
+        &stop,
+        tokio::spawn(links::watch_revocations(hub.clone(), state.db.clone(), Duration::from_secs(2))),
+    );
     {
         // Rate-limit state of clients that went quiet is dropped, so it stays bounded.
         let (guard, bad_tokens) = (state.guard.clone(), state.bad_tokens.clone());
@@ -137,6 +147,43 @@ pub async fn serve(
         per_address: cfg.max_conns_per_address,
         trusted: cfg.trusted_proxies.clone(),
     };
-    listen::serve(listener, app, limits, shutdown).await.context("serving")?;
+    // The signal cancels `stop`: the accept loop ends, and every socket closes with 1012.
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
+    listen::serve(listener, app, limits, stop.clone().cancelled_owned()).await.context("serving")?;
+    state.sockets.close();
+    if tokio::time::timeout(Duration::from_secs(5), state.sockets.wait()).await.is_err() {
+        tracing::warn!(open = state.sockets.len(), "sockets still closing after 5 s; stopping anyway");
+    }
+    // What phones sent before their sockets closed is committed (acked or not, they resend).
+    if tokio::time::timeout(Duration::from_secs(10), state.store.flush()).await.is_err() {
+        tracing::warn!("the writer did not finish within 10 s");
+    }
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Watches a background task that must run as long as the server: if it ends (a panic) while
+/// the server is not stopping, the process exits (code 70) so that its supervisor restarts it.
+/// A silently dead writer or outbox would stop acks or texts with no alarm.
+fn supervise(name: &'static str, stop: &tokio_util::sync::CancellationToken, task: tokio::task::JoinHandle<()>) {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let ended = task.await;
+        if stop.is_cancelled() {
+            return;
+        }
+        let why = match &ended {
+            Err(e) if e.is_panic() => "panicked",
+            _ => "ended",
+        };
+        tracing::error!(task = name, why, "a background task stopped; exiting so that the server is restarted");
+        eprintln!("AlertMe: the {name} task {why}; exiting (code 70) so that the server is restarted");
+        std::process::exit(70);
+    });
 }

@@ -1,5 +1,5 @@
 //! The HTTP accept loop: a cap on connections per client address, a deadline for request heads
-//! (which also ends idle keep-alive connections), and a graceful stop.
+//! (from the first byte on; it also ends idle keep-alive connections), and a graceful stop.
 //!
 //! `axum::serve` has neither: a client that opens connections and sends nothing (or half a
 //! request) could hold them for minutes, up to the process's limit on open files.
@@ -108,6 +108,27 @@ impl AsyncWrite for Counted {
     }
 }
 
+/// Waits until the first bytes of a connection show an HTTP/1 request. HTTP/2 (its preface) is
+/// refused: AlertMe serves HTTP/1.1, which every browser and proxy speaks for WebSockets.
+async fn speaks_http1(tcp: &TcpStream) -> io::Result<()> {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; PREFACE.len()];
+    loop {
+        let n = tcp.peek(&mut buf).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if buf[..n] != PREFACE[..n] {
+            return Ok(());
+        }
+        if n == PREFACE.len() {
+            return Err(io::Error::other("HTTP/2 is not served"));
+        }
+        // A prefix of the preface so far: peek answers at once with the same bytes, so wait.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// How long a stop waits for requests in flight (sockets are not waited for).
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -121,7 +142,6 @@ pub async fn serve(
     let counts = Arc::new(Counts::default());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -137,8 +157,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let cap = if limits.trusted.iter().any(|n| n.contains(&peer.ip())) { 0 } else { limits.per_address };
-        let Some(slot) = counts.take(peer.ip(), cap) else {
+        let ip = peer.ip().to_canonical();
+        let cap = if limits.trusted.iter().any(|n| n.contains(&ip)) { 0 } else { limits.per_address };
+        let Some(slot) = counts.take(ip, cap) else {
             tracing::debug!("connection refused: too many open from one address");
             continue;
         };
@@ -147,18 +168,26 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!(error = %e, "cannot set TCP_NODELAY");
         }
-        let app = app.clone();
+        let (app, deadline) = (app.clone(), limits.header_timeout);
         let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             app.clone().oneshot(req)
         });
-        let conn = builder.serve_connection_with_upgrades(
-            TokioIo::new(Counted { tcp, _slot: slot }),
-            TowerToHyperService::new(service),
-        );
-        let conn = graceful.watch(conn.into_owned());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // hyper's head deadline starts only once the protocol is known: a client that
+            // sends nothing (or creeps through the HTTP/2 preface) must not hold a connection.
+            match tokio::time::timeout(deadline, speaks_http1(&tcp)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return tracing::debug!(error = %e, "connection closed before a request"),
+                Err(_) => return tracing::debug!("connection closed: no request within the deadline"),
+            }
+            let conn = builder.serve_connection_with_upgrades(
+                TokioIo::new(Counted { tcp, _slot: slot }),
+                TowerToHyperService::new(service),
+            );
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

@@ -5,7 +5,7 @@
 //! none is sent for an alert that does not exist. The outbox sender does the sending.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::auth;
@@ -18,6 +18,13 @@ use crate::sms::outbox::{self, contact_label, kind, NewText};
 /// every alert). Follow-ups are not limited: whoever was told of an alert hears how it ended,
 /// and there are at most three per alert text.
 async fn remaining(txn: &DatabaseTransaction, user_id: &str, budget: u64) -> Result<u64, DbErr> {
+    // The person's row is locked (PostgreSQL; SQLite's write transaction is exclusive anyway),
+    // so that alerts started in parallel count each other's texts. NO KEY UPDATE: the new
+    // alert row already holds a key-share lock on it (foreign key), which this must not wait on.
+    crate::db::entity::users::Entity::find_by_id(user_id.to_owned())
+        .lock(sea_orm::sea_query::LockType::NoKeyUpdate)
+        .one(txn)
+        .await?;
     let since = crate::now_ms() - 3_600_000;
     Ok(budget.saturating_sub(outbox::sent_for(txn, user_id, &[kind::ALERT], since).await?))
 }

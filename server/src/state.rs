@@ -69,6 +69,10 @@ pub struct AppState {
     pub zone_free: Arc<dashmap::DashMap<String, std::time::Instant>>,
     /// Addresses presenting wrong credentials.
     pub bad_tokens: Arc<crate::routes::throttle::BadTokens>,
+    /// Cancelled when the server stops: every socket closes with 1012 ("service restart").
+    pub stop: tokio_util::sync::CancellationToken,
+    /// The open sockets' tasks, which a stop waits for.
+    pub sockets: tokio_util::task::TaskTracker,
     conn_ids: Arc<AtomicU64>,
 }
 
@@ -97,6 +101,8 @@ impl AppState {
             timers_wake: Arc::new(tokio::sync::Notify::new()),
             zone_free: Arc::new(dashmap::DashMap::new()),
             bad_tokens: Arc::default(),
+            stop: tokio_util::sync::CancellationToken::new(),
+            sockets: tokio_util::task::TaskTracker::new(),
             conn_ids: Arc::new(AtomicU64::new(1)),
         }
     }

@@ -56,6 +56,8 @@ pub enum Notice {
 
 enum Job {
     Forget(String),
+    /// Answered once everything queued before it is committed (or failed).
+    Flush(tokio::sync::oneshot::Sender<()>),
     Fixes {
         session: Arc<Session>,
         fixes: Vec<Fix>,
@@ -80,6 +82,7 @@ enum Job {
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Job>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 /// Where an alert's audio stands in the database.
@@ -101,7 +104,7 @@ impl Store {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let url = url.to_owned();
-        std::thread::Builder::new().name("alertme-writer".into()).spawn(move || {
+        let thread = std::thread::Builder::new().name("alertme-writer".into()).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -122,7 +125,29 @@ impl Store {
             });
         })?;
         ready.await.context("the writer thread ended")?.context("starting the durable writer")?;
-        Ok(Self { tx })
+        Ok(Self { tx, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
+    }
+
+    /// Waits until everything queued so far is committed (a stopping server calls this after
+    /// its sockets closed, so that what was received is stored; phones resend what was not
+    /// acked anyway).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Job::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Resolves if the writer thread ever ends (a panic): acks would silently stop, so the
+    /// caller takes the process down.
+    pub async fn died(&self) {
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match handle {
+            Some(h) => {
+                let _ = tokio::task::spawn_blocking(move || h.join()).await;
+            }
+            None => std::future::pending().await,
+        }
     }
 
     /// Queues fixes for storage; waits only when the queue is full.
@@ -253,11 +278,14 @@ impl Writer {
         let mut done = Vec::new();
         let mut notices = Vec::new();
         let mut touched = Vec::new();
+        // Flushes are answered when these senders drop, at the end of this commit.
+        let mut flushed = Vec::new();
         for job in jobs {
             match job {
                 Job::Forget(id) => {
                     self.positions.remove(&id);
                 }
+                Job::Flush(tx) => flushed.push(tx),
                 Job::Fixes { session, fixes, notice } => {
                     for f in &fixes {
                         fix_rows.push(fix_row(&session.alert_id, f, now));

@@ -228,6 +228,21 @@ impl Server {
         self.stdout.lock().unwrap().clone()
     }
 
+    /// SIGTERM, then waits (at most `within`) for the process to exit; returns its exit code.
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) with a pid we spawned and a valid signal number has no memory effects.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(std::time::Instant::now() < deadline, "still running {within:?} after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no graceful anything, like a power cut of the process.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();

@@ -504,7 +504,7 @@ impl Engine {
                 self.view.check_in_due.set(Some((timer_id, fires_at_ms)));
             }
             PhoneServerMsg::Stopped { status } => self.ended(status),
-            PhoneServerMsg::Error { code, expected, .. } => match code.as_str() {
+            PhoneServerMsg::Error { code, detail, expected } => match code.as_str() {
                 "audio_gap" => {
                     self.audio_sent = expected.unwrap_or(self.acks.audio + 1).saturating_sub(1);
                     self.send_audio_backlog();
@@ -517,6 +517,7 @@ impl Engine {
                         "the server does not take this browser's audio format".into(),
                     ));
                 }
+                "too_many_alerts" | "audio_not_live" => self.view.problem.set(Some(detail)),
                 _ => web_sys::console::warn_1(&format!("AlertMe: server refused a message: {code}").into()),
             },
             PhoneServerMsg::Welcome { .. } | PhoneServerMsg::Pong { .. } => {}

@@ -162,14 +162,20 @@ impl Session {
             deliveries: Vec::new(),
             notes: seed.notes,
         };
-        for seq in seed.refused {
-            mark_stored(&mut st, seq);
-        }
+        let mut above = Vec::new();
         for f in seed.trail {
             if f.seq == 0 || mark_stored(&mut st, f.seq) {
+                above.push(f.seq);
                 st.trail.insert(f);
             }
         }
+        // After the fixes: a seq both stored and refused stays in the trail.
+        for seq in seed.refused {
+            mark_stored(&mut st, seq);
+        }
+        // Stored fixes above a gap will be sent again by the phone (its ack stops at the gap):
+        // they were shown already and must not reach watchers twice.
+        st.relayed = above.into_iter().filter(|&seq| seq > st.fix_contig).collect();
         if let Some(RestoredPart { part, mime, len, head, tail }) = seed.audio_part {
             st.relayed_part_bytes = len;
             if let Some(c) = Container::from_mime(&mime) {

@@ -33,6 +33,8 @@ impl FromRequestParts<AppState> for ClientIp {
 
 /// See [`ClientIp`].
 pub fn client_ip(peer: std::net::IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> std::net::IpAddr {
+    // A listener on [::] sees IPv4 peers as ::ffff:a.b.c.d.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -42,7 +44,7 @@ pub fn client_ip(peer: std::net::IpAddr, headers: &HeaderMap, trusted: &[ipnet::
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().parse::<std::net::IpAddr>().ok())
+        .map(|s| s.trim().parse::<std::net::IpAddr>().ok().map(|ip| ip.to_canonical()))
         .collect::<Vec<_>>();
     for hop in forwarded.into_iter().rev() {
         match hop {

@@ -49,9 +49,12 @@ async fn upgrade(
     let revocations = state.hub.revocations();
     let device = auth::device(&state.db, &sockets::token(&headers, &query)?).await?;
     let active = alerts::active_of_user(&state.db, &device.user_id).await?;
-    Ok(sockets::configure(ws, sockets::PHONE_READ_BUFFER, 0).on_upgrade(move |socket| async move {
-        let (conn, notices) = Conn::new(state, device);
-        conn.serve(socket, notices, revocations, active).await
+    let tracker = state.sockets.clone();
+    Ok(sockets::configure(ws, sockets::PHONE_READ_BUFFER, 0).on_upgrade(move |socket| {
+        tracker.track_future(async move {
+            let (conn, notices) = Conn::new(state, device);
+            conn.serve(socket, notices, revocations, active).await
+        })
     }))
 }
 
@@ -139,8 +142,10 @@ impl Conn {
         // Who is watching is polled: watchers come and go without telling the phone's task.
         let mut audience_tick = tokio::time::interval(std::time::Duration::from_secs(1));
         let mut audience = None;
+        let stop = self.state.stop.clone();
         let end = loop {
             tokio::select! {
+                () = stop.cancelled() => break Some((close::RESTART, "server restarting; reconnect and resend")),
                 _ = audience_tick.tick(), if self.session.is_some() && self.status.is_some() => {
                     let sess = self.session.as_ref().expect("checked");
                     let now = (sess.watchers(), sess.claimed_by());
@@ -388,7 +393,7 @@ impl Conn {
                 Err(why) => {
                     // The refusal is stored like a fix: its seq is consumed and acked, so a phone
                     // that drops what is acked can finish (docs/protocol.md, `bad_fix`).
-                    if f.seq > 0 {
+                    if f.seq > acked {
                         self.state.store.refused(sess.clone(), f.seq, why.clone(), self.notice_tx.clone()).await;
                     }
                     if let Flow::Close(c, w) =

@@ -34,8 +34,9 @@ async fn upgrade(
     sockets::check_origin(&state, &headers)?;
     let revocations = state.hub.revocations();
     let responder = auth::responder(&state.db, &sockets::token(&headers, &query)?).await?;
+    let tracker = state.sockets.clone();
     Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH)
-        .on_upgrade(move |socket| run(state, responder, revocations, socket)))
+        .on_upgrade(move |socket| tracker.track_future(run(state, responder, revocations, socket))))
 }
 
 /// `GET /v1/alerts?status=active|ended&q=NAME&limit=N`: the console's alert history.
@@ -67,6 +68,7 @@ async fn run(
     mut socket: WebSocket,
 ) {
     let me = Revoked::Responder(responder.id.clone());
+    let stop = state.stop.clone();
     let s = state.settings.clone();
     let mut feed = state.hub.responder_feed();
     if !send(&mut socket, overview(&state, &responder), &s).await {
@@ -92,6 +94,7 @@ async fn run(
                     break None;
                 }
             }
+            () = stop.cancelled() => break Some((close::RESTART, "server restarting; reconnect")),
             r = revocations.recv() => {
                 let still_valid = || async { auth::responder_by_id(&state.db, &responder.id).await.is_ok() };
                 if sockets::revoked(r, &me, still_valid).await {

@@ -21,6 +21,8 @@ pub mod close {
     pub const INVALID_DATA: u16 = 1007;
     /// Message too big.
     pub const TOO_BIG: u16 = 1009;
+    /// The server is stopping (restart, deploy): reconnect at once, to it or another node.
+    pub const RESTART: u16 = 1012;
     /// Too many refused messages.
     pub const BAD_MESSAGES: u16 = 4400;
     /// The device token was revoked while connected.

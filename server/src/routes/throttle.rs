@@ -1,4 +1,5 @@
-//! Clients that keep presenting wrong tokens or codes are refused for a while (429), per address.
+//! Clients that keep presenting wrong tokens or codes are refused for a while (429), per address;
+//! the phone socket is never refused this way.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -51,6 +52,11 @@ pub async fn refuse_guessers(
     req: Request,
     next: Next,
 ) -> Response {
+    // An SOS always gets through: a page retrying with a revoked token must not lock out the
+    // other phones behind the same address (a household, a carrier's NAT).
+    if req.uri().path() == "/v1/phone" {
+        return next.run(req).await;
+    }
     let ip = ip_key(client_ip(peer.ip(), req.headers(), &state.settings.trusted_proxies));
     if state.bad_tokens.blocked.get(&ip).is_some_and(|until| *until > Instant::now()) {
         return Error::RateLimited.into_response();

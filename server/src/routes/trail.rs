@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::StreamExt;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::extract::authorize_alert;
 use crate::db::entity::fixes;
@@ -53,25 +53,34 @@ async fn trail(
             "</trkseg></trk>\n</gpx>\n",
         ),
     };
-    let pages = futures_util::stream::unfold(Some(0u64), move |page| {
+    // Keyset pages (after the last (device time, seq) sent): a phone backfilling older fixes
+    // meanwhile cannot make a page repeat or skip one.
+    let pages = futures_util::stream::unfold(Some(None::<(i64, i64)>), move |cursor| {
         let (db, id) = (state.db.clone(), id.clone());
         async move {
-            let offset = page?;
-            let rows = fixes::Entity::find()
-                .filter(fixes::Column::AlertId.eq(id))
+            let after = cursor?;
+            let mut find = fixes::Entity::find().filter(fixes::Column::AlertId.eq(id));
+            if let Some((t, seq)) = after {
+                find = find.filter(
+                    Condition::any()
+                        .add(fixes::Column::DeviceTime.gt(t))
+                        .add(Condition::all().add(fixes::Column::DeviceTime.eq(t)).add(fixes::Column::Seq.gt(seq))),
+                );
+            }
+            let rows = find
                 .order_by_asc(fixes::Column::DeviceTime)
                 .order_by_asc(fixes::Column::Seq)
-                .offset(offset)
                 .limit(PAGE)
                 .all(&db)
                 .await;
             match rows {
                 Ok(rows) => {
-                    let next = (rows.len() as u64 == PAGE).then_some(offset + PAGE);
+                    let last = rows.last().map(|r| (r.device_time, r.seq));
+                    let next = (rows.len() as u64 == PAGE).then_some(last);
                     let text: String = rows
                         .into_iter()
                         .enumerate()
-                        .map(|(i, r)| item(format, offset + i as u64 == 0, &fix_from_row(r)))
+                        .map(|(i, r)| item(format, after.is_none() && i == 0, &fix_from_row(r)))
                         .collect();
                     Some((Ok::<_, std::io::Error>(Bytes::from(text)), next))
                 }

@@ -53,8 +53,9 @@ async fn upgrade(
         (None, None) => None,
         _ => return Err(Error::BadRequest("resume needs both epoch and a numeric ev".into())),
     };
+    let tracker = state.sockets.clone();
     Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH)
-        .on_upgrade(move |socket| run(state, session, resume, viewer, revocations, socket)))
+        .on_upgrade(move |socket| tracker.track_future(run(state, session, resume, viewer, revocations, socket))))
 }
 
 /// The alert a watch request may see: a watch token's own alert (while the link is neither
@@ -149,6 +150,7 @@ async fn run(
     heartbeat.tick().await;
     let mut last_recv = Instant::now();
     let mut unanswered: Option<Instant> = None;
+    let stop = state.stop.clone();
     let mut resyncs = 0;
     let mut msgs_this_beat = 0;
     let end = loop {
@@ -193,6 +195,7 @@ async fn run(
                     }
                 }
             }
+            () = stop.cancelled() => break Some((close::RESTART, "server restarting; reconnect and resume")),
             r = revocations.recv() => {
                 if sockets::revoked(r, &viewer, || still_valid(&state, &viewer)).await {
                     break Some((close::UNAUTHORIZED, "access to this alert was withdrawn"));

@@ -307,6 +307,12 @@ impl Phone {
                     }
                 }
             }
+            // Wake to send `stop` again only while it would be sent (connected, all acked).
+            let stop_due = stop_sent.is_some()
+                && ws.is_some()
+                && items.peek().is_none()
+                && self.fixes.is_empty()
+                && self.audio.is_empty();
             let due = items.peek().map(|(at, _)| start + *at);
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
@@ -348,7 +354,7 @@ impl Phone {
                     next_drop = drop_every.map(|d| Instant::now() + d);
                 }
                 _ = sleep_until(retry_at), if ws.is_none() => {}
-                _ = sleep_until(stop_sent.map_or(far, |(_, at)| at + STOP_AGAIN)), if stop_sent.is_some() => {}
+                _ = sleep_until(stop_sent.map_or(far, |(_, at)| at + STOP_AGAIN)), if stop_due => {}
                 _ = ping.tick() => {
                     if let Some(s) = ws.as_mut() {
                         if send_json(s, &PhoneMsg::Ping { t: Some(crate::now_ms()) }).await.is_err() {
