@@ -236,3 +236,75 @@ async fn webcodecs_fallback_decodes_adts() {
     .await;
     c.close().await.unwrap();
 }
+
+/// A responder withdraws a contact's link from the console: the contact's open page says so at
+/// once. A link opened after it expired says that instead of showing a broken page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawn_and_expired_links_are_explained() {
+    require_dashboard_build();
+    let env = Env::new(Backend::Sqlite).await;
+    let token = env.user("Ana", "+4915112345678");
+    let responder = env.responder("Rita");
+    env.cli(&["contact", "add", "--user", "+4915112345678", "--name", "Ben", "--phone", "+4915211111111"]);
+    let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", "", "--dev-sms", "--link-ttl-secs", "3"]);
+    let phone =
+        walk_with_audio(&server, &token, "audio/speech_aac32k.aac", &["--speed", "3", "--finish", "keep"]);
+    let http = reqwest::Client::new();
+    let ben_link: String = eventually(Duration::from_secs(10), "Ben's text", || async {
+        let texts: Vec<serde_json::Value> =
+            http.get(server.http("/v1/dev/sms")).send().await.ok()?.json().await.ok()?;
+        let body = texts.iter().filter_map(|t| t["body"].as_str()).find(|b| b.contains("needs help"))?.to_owned();
+        body.split_whitespace().find(|w| w.contains("/w/amw_")).map(str::to_owned)
+    })
+    .await;
+    let driver = Driver::start();
+    let c = driver.browser().await;
+    c.goto(&ben_link).await.unwrap();
+    c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=marker]")).await.unwrap();
+    let ben_tab = c.window().await.unwrap();
+
+    let tab = c.new_window(true).await.unwrap();
+    c.switch_to_window(tab.handle.clone()).await.unwrap();
+    c.goto(&server.http("/console")).await.unwrap();
+    let input =
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=token]")).await.unwrap();
+    input.send_keys(&responder).await.unwrap();
+    c.find(Locator::Css("[data-testid=signin]")).await.unwrap().click().await.unwrap();
+    // Open the alert's detail: its timeline lists who was texted.
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=alert-row] button.name"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let withdraw = c
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=revoke-link]"))
+        .await
+        .unwrap();
+    withdraw.click().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//*[contains(text(), 'link withdrawn')]"))
+        .await
+        .unwrap();
+
+    c.switch_to_window(ben_tab).await.unwrap();
+    let msg =
+        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=invalid]")).await.unwrap();
+    assert!(msg.text().await.unwrap().contains("This link was withdrawn"));
+    save_screenshot("watch-withdrawn.png", &c.screenshot().await.unwrap());
+
+    // Resolved, then opened after the links expired (3 s here).
+    c.switch_to_window(tab.handle).await.unwrap();
+    c.find(Locator::Css("[data-testid=resolve]")).await.unwrap().click().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    c.goto(&phone.watch_url).await.unwrap();
+    let msg =
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=invalid]")).await.unwrap();
+    assert!(msg.text().await.unwrap().contains("This link has expired"));
+    c.close().await.unwrap();
+}
