@@ -471,3 +471,41 @@ async fn graceful_stop(backend: Backend) {
     assert_eq!(env.scalar(&format!("SELECT COUNT(*) FROM fixes WHERE alert_id = '{alert}'")).await, 2);
 }
 both!(sigterm_drains_with_1012, graceful_stop);
+
+/// `/metrics` in Prometheus' text format: live alerts, sockets by kind, frames relayed, writer
+/// batches, ack latency, outbox states, errors — and nothing that identifies anyone. Without a
+/// token configured only this machine may read it; with one, only its bearer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_for_operators() {
+    let env = Env::new(Backend::Sqlite).await;
+    let token = env.user("Ana", "+4915112345678");
+    let server = Server::start(&env, "127.0.0.1:0", &["--metrics-token", "scrape-secret"]);
+    let (mut ws, alert, watch_token, _, _) = start(&server, &token, "metrics").await;
+    send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(1, 1_000)] }).await;
+    until_ack(&mut ws, 1).await;
+    let mut watcher = connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
+    let _snapshot = watch_msg(&mut watcher).await;
+    send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(2, 2_000)] }).await;
+    until_ack(&mut ws, 2).await;
+    let _fix = watch_msg(&mut watcher).await;
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(server.http("/v1/devices")).bearer_auth("amd_wrong").send().await.unwrap().status(), 401);
+    let url = server.http("/metrics");
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 403, "the token is required");
+    assert_eq!(http.get(&url).bearer_auth("wrong").send().await.unwrap().status(), 403);
+    let text = http.get(&url).bearer_auth("scrape-secret").send().await.unwrap().text().await.unwrap();
+    for want in [
+        "alertme_live_alerts 1",
+        "alertme_sockets{kind=\"phone\"} 1",
+        "alertme_sockets{kind=\"watch\"} 1",
+        "alertme_frames_relayed_total",
+        "alertme_writer_batch_rows_count",
+        "alertme_ack_latency_seconds_count",
+        "alertme_http_errors_total{error=\"unauthorized\"}",
+    ] {
+        assert!(text.contains(want), "no {want} in\n{text}");
+    }
+    for secret in [token.as_str(), watch_token.as_str(), alert.as_str(), "4915112345678", "52.5"] {
+        assert!(!text.contains(secret), "{secret} leaked into /metrics");
+    }
+}

@@ -124,6 +124,16 @@ async fn fires_once(backend: Backend) {
     .expect("the phone is prompted at the deadline");
     assert_eq!(prompt.0, t.id);
     assert_eq!(prompt.1, t.deadline_ms + 60_000);
+    // A phone that connects during the grace period (it was offline at the deadline) is
+    // prompted too, right after `welcome`.
+    let mut late = connect(&server.ws("/v1/phone"), Some(&ana.token), None).await.unwrap();
+    let _welcome = next(&mut late).await;
+    let Some(Message::Text(t2)) = next(&mut late).await else { panic!("no prompt") };
+    let PhoneServerMsg::CheckInDue { timer_id, fires_at_ms } = serde_json::from_str(t2.as_str()).unwrap() else {
+        panic!("expected check_in_due, got {t2}")
+    };
+    assert_eq!((timer_id.as_str(), fires_at_ms), (t.id.as_str(), t.deadline_ms + 60_000));
+    drop(late);
     assert_eq!(settled_alerts(&env).await, 0, "not during the grace period");
     advance(&server, 60_000).await;
     eventually(Duration::from_secs(5), "the alert", || async {

@@ -29,15 +29,24 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// HMAC-SHA-256 under the server secret of `domain`, then each of `parts`, NUL-separated. The
+/// domain (`alertme-watch-v1`, …) keeps one use's values from ever matching another's; the one
+/// place the server derives or hashes with its secret.
+pub fn keyed_hash(secret: &[u8], domain: &str, parts: &[&str]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(domain.as_bytes());
+    for p in parts {
+        mac.update(b"\0");
+        mac.update(p.as_bytes());
+    }
+    mac.finalize().into_bytes().into()
+}
+
 /// Derives an alert's watch token for `label` from the server secret, so the server can hand the
 /// same link out again (e.g. to a phone resuming its alert) while storing only its hash.
 pub fn watch_token(secret: &[u8], alert_id: &str, label: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(b"alertme-watch-v1\0");
-    mac.update(alert_id.as_bytes());
-    mac.update(b"\0");
-    mac.update(label.as_bytes());
-    format!("{WATCH_PREFIX}{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    let mac = keyed_hash(secret, "alertme-watch-v1", &[alert_id, label]);
+    format!("{WATCH_PREFIX}{}", URL_SAFE_NO_PAD.encode(mac))
 }
 
 /// A phone's identity.
@@ -146,6 +155,15 @@ mod tests {
         assert_ne!(a, watch_token(b"0123456789abcdef", "alert1", "contact:1"));
         assert_ne!(a, watch_token(b"0123456789abcdeX", "alert1", "device"));
         assert!(a.len() > 40 && a.starts_with(WATCH_PREFIX));
+    }
+
+    #[test]
+    fn keyed_hash_is_the_layout_stored_values_were_made_with() {
+        // Links, codes and PINs stored by earlier versions must still match.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"0123456789abcdef").unwrap();
+        mac.update(b"alertme-watch-v1\0alert1\0device");
+        let before: [u8; 32] = mac.finalize().into_bytes().into();
+        assert_eq!(keyed_hash(b"0123456789abcdef", "alertme-watch-v1", &["alert1", "device"]), before);
     }
 
     #[test]

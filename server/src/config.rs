@@ -207,6 +207,9 @@ pub struct ServeConfig {
     /// more are closed at once. 0 for no cap.
     #[arg(long, env = "ALERTME_MAX_CONNS_PER_ADDRESS", default_value_t = 500)]
     pub max_conns_per_address: usize,
+    /// Bearer token that lets a scraper read `/metrics`; without one only loopback clients can.
+    #[arg(long, env = "ALERTME_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Proxies (IP or CIDR, comma-separated) whose `X-Forwarded-For` names the client; from
     /// anyone else the header is ignored and the socket's peer address counts.
     #[arg(long, env = "ALERTME_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]

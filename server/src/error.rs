@@ -66,6 +66,7 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
+        metrics::counter!(crate::telemetry::HTTP_ERRORS, "error" => code).increment(1);
         let detail = if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
             "internal error; see server log".to_owned()

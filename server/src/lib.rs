@@ -25,6 +25,7 @@ pub mod sim;
 pub mod sms;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod timers;
 
 use std::future::Future;
@@ -69,6 +70,7 @@ pub async fn serve(
         link_ttl: Duration::from_secs(cfg.link_ttl_secs),
         alert_texts_per_hour: cfg.sms.alert_texts_per_hour,
         trusted_proxies: cfg.trusted_proxies.clone(),
+        metrics_token: cfg.metrics_token.clone().filter(|t| !t.is_empty()),
     };
     let reveal = cfg.reveal_texts()?;
     let sms = sms::SmsClient::from_config(&cfg.sms, reveal)?;
@@ -89,7 +91,8 @@ pub async fn serve(
     } else {
         clock::Clock::system()
     };
-    let state = AppState::new(db, hub.clone(), store, settings, secret, sms, guard, clock);
+    let mut state = AppState::new(db, hub.clone(), store, settings, secret, sms, guard, clock);
+    state.metrics = Some(telemetry::install());
     let stop = state.stop.clone();
     supervise("timers", &stop, tokio::spawn(timers::run(state.clone(), state.timers_wake.clone())));
     supervise(

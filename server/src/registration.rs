@@ -3,10 +3,8 @@
 use std::net::IpAddr;
 
 use alertme_protocol::{VerifyRequest, VerifyResponse};
-use hmac::{Hmac, Mac};
 use rand::Rng;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
-use sha2::Sha256;
 
 use crate::auth;
 use crate::db::entity::{devices, users, verifications};
@@ -20,12 +18,7 @@ pub const MAX_TRIES: i32 = 5;
 /// Keyed hash of a code: a stolen database does not reveal live codes, and a 6-digit code
 /// cannot be brute-forced offline without the server secret.
 fn code_hash(secret: &[u8], phone: &str, code: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
-    mac.update(b"alertme-code-v1\0");
-    mac.update(phone.as_bytes());
-    mac.update(b"\0");
-    mac.update(code.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    hex::encode(auth::keyed_hash(secret, "alertme-code-v1", &[phone, code]))
 }
 
 /// Sends a fresh code to `phone` if the guards allow. The caller answers the same whether the

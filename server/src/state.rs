@@ -40,6 +40,8 @@ pub struct Settings {
     pub alert_texts_per_hour: u64,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bearer token for `/metrics`; without it only loopback clients may read them.
+    pub metrics_token: Option<String>,
 }
 
 /// Everything a request handler needs. Cheap to clone.
@@ -73,6 +75,8 @@ pub struct AppState {
     pub stop: tokio_util::sync::CancellationToken,
     /// The open sockets' tasks, which a stop waits for.
     pub sockets: tokio_util::task::TaskTracker,
+    /// Renders `/metrics` (none in tools that build a state without serving).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     conn_ids: Arc<AtomicU64>,
 }
 
@@ -103,6 +107,7 @@ impl AppState {
             bad_tokens: Arc::default(),
             stop: tokio_util::sync::CancellationToken::new(),
             sockets: tokio_util::task::TaskTracker::new(),
+            metrics: None,
             conn_ids: Arc::new(AtomicU64::new(1)),
         }
     }

@@ -62,6 +62,7 @@ enum Job {
         session: Arc<Session>,
         fixes: Vec<Fix>,
         notice: mpsc::Sender<Notice>,
+        queued: std::time::Instant,
     },
     Refused {
         session: Arc<Session>,
@@ -75,6 +76,7 @@ enum Job {
         seq: u64,
         bytes: Bytes,
         notice: mpsc::Sender<Notice>,
+        queued: std::time::Instant,
     },
 }
 
@@ -152,7 +154,7 @@ impl Store {
 
     /// Queues fixes for storage; waits only when the queue is full.
     pub async fn fixes(&self, session: Arc<Session>, fixes: Vec<Fix>, notice: mpsc::Sender<Notice>) {
-        let _ = self.tx.send(Job::Fixes { session, fixes, notice }).await;
+        let _ = self.tx.send(Job::Fixes { session, fixes, notice, queued: std::time::Instant::now() }).await;
     }
 
     /// Queues the refusal of fix `seq`: once stored, the seq counts as acknowledged (the phone
@@ -170,7 +172,7 @@ impl Store {
         bytes: Bytes,
         notice: mpsc::Sender<Notice>,
     ) {
-        let _ = self.tx.send(Job::Audio { session, mime, seq, bytes, notice }).await;
+        let _ = self.tx.send(Job::Audio { session, mime, seq, bytes, notice, queued: std::time::Instant::now() }).await;
     }
 
     /// Drops the writer's position of an ended alert (after anything queued before it).
@@ -280,13 +282,16 @@ impl Writer {
         let mut touched = Vec::new();
         // Flushes are answered when these senders drop, at the end of this commit.
         let mut flushed = Vec::new();
+        // When each stored job was queued (the ack latency it sees).
+        let mut waited = Vec::new();
         for job in jobs {
             match job {
                 Job::Forget(id) => {
                     self.positions.remove(&id);
                 }
                 Job::Flush(tx) => flushed.push(tx),
-                Job::Fixes { session, fixes, notice } => {
+                Job::Fixes { session, fixes, notice, queued } => {
+                    waited.push(queued);
                     for f in &fixes {
                         fix_rows.push(fix_row(&session.alert_id, f, now));
                     }
@@ -303,7 +308,7 @@ impl Writer {
                     notices.push(notice);
                     done.push(Done::Refused(session, seq));
                 }
-                Job::Audio { session, mime, seq, bytes, notice } => {
+                Job::Audio { session, mime, seq, bytes, notice, queued } => {
                     let Some(mime) = mime.filter(|m| Container::from_mime(m).is_some()) else {
                         let _ = notice.try_send(Notice::NoAudioFormat);
                         continue;
@@ -355,6 +360,7 @@ impl Writer {
                     });
                     *len += bytes.len() as u64;
                     open.next_seq += 1;
+                    waited.push(queued);
                     touched.push(id);
                     notices.push(notice);
                     done.push(Done::Audio(session, seq, mime, bytes));
@@ -392,11 +398,14 @@ impl Writer {
                 db_ms = t0.elapsed().as_secs_f64() * 1e3,
                 "batch committed"
             );
+            metrics::histogram!(crate::telemetry::WRITER_BATCH_ROWS).record(rows_in_batch as f64);
+            metrics::histogram!(crate::telemetry::WRITER_COMMIT_SECONDS).record(t0.elapsed().as_secs_f64());
             anyhow::Ok(())
         }
         .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "commit failed; nothing in this batch is acknowledged");
+            metrics::counter!(crate::telemetry::WRITER_FAILURES).increment(1);
             for id in touched {
                 self.positions.remove(&id);
             }
@@ -404,6 +413,10 @@ impl Writer {
                 let _ = n.try_send(Notice::StorageFailed);
             }
             return;
+        }
+        let latency = metrics::histogram!(crate::telemetry::ACK_LATENCY_SECONDS);
+        for q in waited {
+            latency.record(q.elapsed().as_secs_f64());
         }
         for d in done {
             match d {

@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alertme_protocol::{Fix, PhoneServerMsg, Timer, TimerStart};
-use hmac::{Hmac, Mac};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use sha2::Sha256;
 use tokio::sync::Notify;
 
 use crate::auth::Device;
@@ -146,12 +144,7 @@ pub enum PinKind {
 }
 
 fn pin_hash(secret: &[u8], user_id: &str, pin: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
-    mac.update(b"alertme-pin-v1\0");
-    mac.update(user_id.as_bytes());
-    mac.update(b"\0");
-    mac.update(pin.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    hex::encode(crate::auth::keyed_hash(secret, "alertme-pin-v1", &[user_id, pin]))
 }
 
 fn check_pin_format(pin: &str) -> Result<()> {
@@ -369,6 +362,18 @@ async fn due(state: &AppState, now: i64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The check-in prompts that stand for a person: timers in their grace period.
+pub async fn prompts_for(state: &AppState, user_id: &str) -> Result<Vec<PhoneServerMsg>> {
+    Ok(timers::Entity::find()
+        .filter(timers::Column::UserId.eq(user_id))
+        .filter(timers::Column::Status.eq(status::GRACE))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|t| PhoneServerMsg::CheckInDue { timer_id: t.id, fires_at_ms: t.deadline_at })
+        .collect())
 }
 
 /// Deadline reached: give the person the grace period to check in, and tell their phone.

@@ -113,6 +113,7 @@ impl Conn {
         active: Option<alert_rows::Model>,
     ) {
         let s = self.state.settings.clone();
+        let _open = crate::telemetry::OpenSocket::open("phone");
         let welcome = PhoneServerMsg::Welcome {
             protocol: PROTOCOL_VERSION,
             server: format!("alertme {}", env!("CARGO_PKG_VERSION")),
@@ -123,7 +124,7 @@ impl Conn {
             },
             active_alert: active.map(|a| ActiveAlertRef { alert_id: a.id, client_id: a.client_id }),
         };
-        if send(&mut socket, &welcome).await.is_err() {
+        if send(&mut socket, &welcome).await.is_err() || self.send_prompts(&mut socket).await.is_err() {
             return;
         }
         let nz = |n: u32| NonZeroU32::new(n.max(1)).expect("max(1)");
@@ -157,11 +158,19 @@ impl Conn {
                         audience = Some(now);
                     }
                 }
-                Ok((user, msg)) = user_msgs.recv() => {
-                    if user == self.device.user_id && socket.send(msg).await.is_err() {
-                        break None;
+                m = user_msgs.recv() => match m {
+                    Ok((user, msg)) => {
+                        if user == self.device.user_id && send_raw(&mut socket, msg).await.is_err() {
+                            break None;
+                        }
                     }
-                }
+                    // Some prompts may have been missed: send the ones that stand now.
+                    Err(_) => {
+                        if self.send_prompts(&mut socket).await.is_err() {
+                            break None;
+                        }
+                    }
+                },
                 r = revocations.recv() => {
                     if sockets::revoked(r, &Revoked::Device(self.device.id.clone()), || self.still_valid()).await {
                         break Some((close::UNAUTHORIZED, "device token revoked"));
@@ -231,7 +240,7 @@ impl Conn {
                     if last_recv.elapsed() > s.heartbeat * 3 {
                         break Some((close::TIMEOUT, "no message for three heartbeats"));
                     }
-                    if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                    if send_raw(&mut socket, Message::Ping(Bytes::new())).await.is_err() {
                         break None;
                     }
                 }
@@ -446,6 +455,23 @@ impl Conn {
         Flow::Continue
     }
 
+    /// Check-in prompts that stand now (a timer in its grace period): sent on connect, so a
+    /// phone that was offline when its timer came due still asks for the PIN, and after missing
+    /// news of prompts.
+    async fn send_prompts(&self, socket: &mut WebSocket) -> Result<(), axum::Error> {
+        let prompts = match crate::timers::prompts_for(&self.state, &self.device.user_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading check-in prompts failed");
+                return Ok(());
+            }
+        };
+        for p in prompts {
+            send(socket, &p).await?;
+        }
+        Ok(())
+    }
+
     /// Whether this device's token is still valid (after missing revocation news).
     async fn still_valid(&self) -> bool {
         use sea_orm::EntityTrait;
@@ -470,7 +496,19 @@ impl Conn {
 }
 
 async fn send(socket: &mut WebSocket, m: &PhoneServerMsg) -> Result<(), axum::Error> {
-    socket.send(Message::Text(serde_json::to_string(m).expect("serializes").into())).await
+    send_raw(socket, Message::Text(serde_json::to_string(m).expect("serializes").into())).await
+}
+
+/// A phone on a bad link may read slowly, but a send that does not complete within this long
+/// means it stopped reading: the socket ends (the phone reconnects and resumes) instead of this
+/// task waiting forever, unable to read its fixes or notice anything else.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn send_raw(socket: &mut WebSocket, m: Message) -> Result<(), axum::Error> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(m)).await {
+        Ok(r) => r,
+        Err(e) => Err(axum::Error::new(e)),
+    }
 }
 
 /// Waits for a change on an optional watch; never resolves when there is none.

@@ -67,6 +67,7 @@ async fn run(
     mut revocations: tokio::sync::broadcast::Receiver<Revoked>,
     mut socket: WebSocket,
 ) {
+    let _open = crate::telemetry::OpenSocket::open("responder");
     let me = Revoked::Responder(responder.id.clone());
     let stop = state.stop.clone();
     let s = state.settings.clone();

@@ -35,16 +35,7 @@ fn verified(state: &AppState, path: &str, headers: &HeaderMap, body: &[u8]) -> R
 }
 
 fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
-    let decode =
-        |s: &str| urlencoding::decode(&s.replace('+', " ")).map(|c| c.into_owned()).unwrap_or_default();
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
+    form_urlencoded::parse(body).into_owned().collect()
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -108,6 +108,7 @@ pub async fn revoked<F: std::future::Future<Output = bool>>(
 
 /// Sends a close frame and ends the socket.
 pub async fn close_with(mut socket: WebSocket, code: u16, reason: &str) {
+    metrics::counter!(crate::telemetry::SOCKET_CLOSES, "code" => code.to_string()).increment(1);
     let frame = CloseFrame { code, reason: reason.into() };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), socket.send(Message::Close(Some(frame))))
         .await;

@@ -134,6 +134,7 @@ async fn run(
     mut socket: WebSocket,
 ) {
     let s = state.settings.clone();
+    let _open = crate::telemetry::OpenSocket::open("watch");
     let mut status = session.status();
     let mut sub = session.subscribe(resume.as_ref().map(|(e, v)| (e.as_str(), *v)));
     if !send_all(&mut socket, sub.frames.drain(..), &s).await {
@@ -252,9 +253,12 @@ async fn send_all(
     s: &crate::state::Settings,
 ) -> bool {
     let write = async {
+        let mut n = 0u64;
         for f in frames {
             socket.feed(f).await?;
+            n += 1;
         }
+        metrics::counter!(crate::telemetry::FRAMES_RELAYED).increment(n);
         socket.flush().await
     };
     matches!(tokio::time::timeout(s.send_timeout, write).await, Ok(Ok(())))
