@@ -1,12 +1,11 @@
-//! A short run of each benchmark scenario (seconds, small counts), so `alertme bench` never rots.
+//! A short run of each benchmark scenario (seconds, small counts), so `alertme-tools bench` never
+//! rots.
 //! The numbers are not checked here: targets live in docs/benchmarks.md, not in timed tests.
 
 mod support;
 
-use std::process::Command;
-
 fn bench(args: &[&str]) -> String {
-    let out = Command::new(support::BIN).arg("bench").args(args).output().unwrap();
+    let out = support::tools().arg("bench").args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),

@@ -307,7 +307,7 @@ async fn walk_leaves_safe_zone_once(backend: Backend) {
     let mut server = Server::start(&env, "127.0.0.1:0", &[]);
     let addr = server.addr.clone();
     let ana = Person::new(&env, &server).await;
-    let track = alertme_server::sim::track::load(&fixture("gps/gps_walk_10min.gpx")).unwrap();
+    let track = alertme_client::track::load(&fixture("gps/gps_walk_10min.gpx")).unwrap();
     let start = &track[0];
     let zone = json!({"name": "Home", "kind": "safe", "radius_m": 150.0,
         "geometry": {"type": "Point", "coordinates": [start.lon, start.lat]}});

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod adts;
 pub mod audio;
 
 /// Major protocol version, carried in every socket path (`/v1/...`).

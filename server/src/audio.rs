@@ -5,6 +5,7 @@
 //! playback can begin, after the recorder's init segment. The [`Demuxer`] parses just enough of each
 //! container to find those boundaries; the stored file always keeps the bytes exactly as received.
 
+use alertme_protocol::adts::Params as AdtsParams;
 use bytes::Bytes;
 
 /// Largest element or box we buffer while looking for its end; anything bigger marks the stream
@@ -480,46 +481,9 @@ fn ebml_size(b: &[u8]) -> Option<(Option<u64>, usize)> {
     Some((if v == all_ones { None } else { Some(v) }, len))
 }
 
-/// The ADTS fields that must stay constant along a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct AdtsParams {
-    profile: u8,
-    sampling_index: u8,
-    channels: u8,
-}
-
 /// Validates an ADTS header and returns the frame length and stream parameters.
 fn adts_header(b: &[u8]) -> Option<(usize, AdtsParams)> {
-    if b.len() < 7 || b[0] != 0xFF || b[1] & 0xF6 != 0xF0 {
-        return None; // sync word, layer 00
-    }
-    let protection_absent = b[1] & 1 == 1;
-    let sampling_index = (b[2] >> 2) & 0x0F;
-    if sampling_index > 12 {
-        return None;
-    }
-    let channels = ((b[2] & 1) << 2) | (b[3] >> 6);
-    let len = (((b[3] & 0x03) as usize) << 11) | ((b[4] as usize) << 3) | ((b[5] as usize) >> 5);
-    let min = if protection_absent { 7 } else { 9 };
-    if len <= min {
-        return None;
-    }
-    Some((len, AdtsParams { profile: b[2] >> 6, sampling_index, channels }))
-}
-
-/// Seconds of audio in an ADTS stream (1024 samples a frame), for the phone simulator's pacing.
-pub fn adts_duration_secs(stream: &[u8]) -> Option<f64> {
-    const RATES: [u32; 13] =
-        [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
-    let mut pos = 0;
-    let mut frames = 0u64;
-    let mut rate = None;
-    while let Some((len, p)) = adts_header(&stream[pos..]) {
-        rate = Some(RATES[p.sampling_index as usize]);
-        frames += 1;
-        pos += len;
-    }
-    rate.map(|r| frames as f64 * 1024.0 / r as f64)
+    alertme_protocol::adts::header(b).map(|h| (h.len, h.params))
 }
 
 #[cfg(test)]
@@ -602,7 +566,7 @@ mod tests {
         }
         let whole = std::fs::read(fixture("speech_aac32k.aac")).unwrap();
         assert_eq!(cs.concat(), whole);
-        let secs = adts_duration_secs(&whole).unwrap();
+        let secs = alertme_protocol::adts::duration_secs(&whole).unwrap();
         assert!((secs - 41.6).abs() < 0.5, "{secs}");
     }
 

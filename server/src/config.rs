@@ -31,13 +31,9 @@ pub enum Command {
     /// Watch links (what emergency contacts open).
     #[command(subcommand)]
     Link(LinkCmd),
-    /// Simulate a phone: stream a GPX track and an audio recording as an SOS.
-    Phone(crate::sim::PhoneArgs),
     /// Check-in timers from the command line, as a phone would use them (`alertme timer --help`).
-    Timer(crate::sim::timer::TimerArgs),
-    /// Load generator: drive phones and watchers against a server on loopback and report.
-    Bench(crate::bench::BenchArgs),
-    /// Create N users with a device token each, printing the tokens (used by `bench`).
+    Timer(crate::cli::timer::TimerArgs),
+    /// Create N users with a device token each, printing the tokens (used by `alertme-tools bench`).
     #[command(hide = true)]
     BenchUsers {
         /// How many.

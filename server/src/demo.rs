@@ -8,7 +8,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 
 use crate::auth;
 use crate::db::entity::{devices, responders, users};
-use crate::sim::{Finish, PhoneArgs};
+use alertme_client::{Finish, PhoneArgs};
 use crate::state::AppState;
 
 const DEMO_PHONE: &str = "+4915100000000";
@@ -68,7 +68,7 @@ pub async fn start(state: &AppState, addr: SocketAddr, static_dir: PathBuf) -> a
     };
     tokio::spawn(async move {
         loop {
-            if let Err(e) = crate::sim::run(args.clone()).await {
+            if let Err(e) = alertme_client::run(args.clone()).await {
                 tracing::warn!(error = %e, "demo phone stopped; restarting in 5 s");
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             }

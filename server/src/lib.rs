@@ -4,8 +4,6 @@
 pub mod alerts;
 pub mod audio;
 pub mod auth;
-pub mod bench;
-pub mod bench_pin;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -21,7 +19,6 @@ pub mod notify;
 pub mod registration;
 mod listen;
 mod routes;
-pub mod sim;
 pub mod sms;
 pub mod state;
 pub mod store;

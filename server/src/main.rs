@@ -45,9 +45,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Link(LinkCmd::Revoke { alert, contact, db }) => {
             alertme_server::cli::link_revoke(&alert, contact.as_deref(), &db).await
         }
-        Command::Phone(args) => alertme_server::sim::run(args).await,
-        Command::Timer(args) => alertme_server::sim::timer::run(args).await,
-        Command::Bench(args) => alertme_server::bench::run(args).await,
+        Command::Timer(args) => alertme_server::cli::timer::run(args).await,
         Command::BenchUsers { count, db } => alertme_server::cli::bench_users(count, &db).await,
         Command::Migrate(db) => alertme_server::db::connect(&db.url()).await.map(|_| ()),
     }

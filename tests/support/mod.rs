@@ -275,7 +275,7 @@ impl Phone {
 
     /// Like `start`, through `base` (e.g. a proxy in front of the server).
     pub fn start_via(base: &str, token: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
+        let mut child = tools()
             .args(["phone", "--server", base, "--token", token])
             .args(args)
             .stdout(Stdio::piped())
@@ -492,8 +492,13 @@ pub fn probe_packets(path: &Path) -> u64 {
     String::from_utf8_lossy(&out.stdout).trim().trim_end_matches(',').parse().unwrap_or(0)
 }
 
-/// The fake Twilio binary.
-pub const FAKE_TWILIO_BIN: &str = env!("CARGO_BIN_EXE_alertme-fake-twilio");
+/// `alertme-tools` (phone simulator, load generator, fake Twilio), built next to `alertme` by
+/// `cargo xtask test` (another package's binary has no `CARGO_BIN_EXE_` here).
+pub fn tools() -> Command {
+    let bin = Path::new(BIN).with_file_name("alertme-tools");
+    assert!(bin.exists(), "{} is missing: run the tests with `cargo xtask test` (or `cargo build -p alertme-tools` first)", bin.display());
+    Command::new(bin)
+}
 /// Credentials the fake expects and the server is given.
 pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
 /// Auth token shared by the fake and the server.
@@ -510,8 +515,8 @@ pub struct FakeTwilio {
 
 impl FakeTwilio {
     pub fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(FAKE_TWILIO_BIN)
-            .args(["--bind", "127.0.0.1:0", "--account-sid", TWILIO_SID, "--auth-token", TWILIO_TOKEN])
+        let mut child = tools()
+            .args(["fake-twilio", "--bind", "127.0.0.1:0", "--account-sid", TWILIO_SID, "--auth-token", TWILIO_TOKEN])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

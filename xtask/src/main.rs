@@ -30,6 +30,12 @@ fn main() -> anyhow::Result<()> {
             // The browser tests load the built dashboard, so build it first.
             build(&root, true)?;
             let rest: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| *a != "--").collect();
+            // The tests drive `alertme-tools` (phone simulator, fake Twilio, load generator),
+            // another package's binary: built first, next to `alertme`.
+            let status = Command::new(cargo()).current_dir(&root).args(["build", "-p", "alertme-tools"]).status()?;
+            if !status.success() {
+                bail!("building alertme-tools failed");
+            }
             // Every test binary runs even when one fails, so a red run shows all that is wrong.
             let status = Command::new(cargo())
                 .current_dir(&root)

@@ -1,16 +1,14 @@
-//! `alertme phone`: a simulated phone that streams a real track and recording as an SOS.
+//! A phone that streams a real track and recording as an SOS (`alertme-tools phone`, the demo).
 //!
 //! It behaves as a real phone must: everything it records is kept until the server acknowledges
 //! it, across dropped connections; on reconnect it resumes the same alert, sends the newest fix
 //! first, then the fix backlog, then the audio. It exits non-zero if anything stayed unacknowledged.
 
-pub mod timer;
-pub mod track;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::track;
 use alertme_protocol::audio::encode_phone_chunk;
 use alertme_protocol::{Acks, Fix, PhoneMsg, PhoneServerMsg, StopReason, MAX_FIXES_PER_MESSAGE};
 use anyhow::{bail, Context};
@@ -36,7 +34,7 @@ pub enum Finish {
     Keep,
 }
 
-/// Options of `alertme phone`.
+/// Options of `alertme-tools phone` (and of the demo's phone).
 #[derive(Debug, Clone, Args)]
 pub struct PhoneArgs {
     /// Server base URL, e.g. http://127.0.0.1:8080.
@@ -166,7 +164,7 @@ fn load_audio(
     let mime = mime.unwrap_or_else(|| sniff_mime(&bytes).to_owned());
     // Cut like a recorder flushing every chunk_ms: the byte rate is taken from the ADTS frame
     // count where possible, else assumed to be 32 kbit/s speech.
-    let secs = crate::audio::adts_duration_secs(&bytes).filter(|_| mime == "audio/aac");
+    let secs = alertme_protocol::adts::duration_secs(&bytes).filter(|_| mime == "audio/aac");
     let per_chunk = match secs {
         Some(s) if s > 0.0 => (bytes.len() as f64 * chunk_ms as f64 / 1000.0 / s).ceil() as usize,
         _ => (32_000 / 8 * chunk_ms as usize / 1000).max(1),

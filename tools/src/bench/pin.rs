@@ -1,4 +1,4 @@
-//! CPU pinning for `alertme bench`: the server under test (and the peer) on one core, the load
+//! CPU pinning for `alertme-tools bench`: the server under test (and the peer) on one core, the load
 //! generator on the others, so that "CPU-µs per frame on one core" means what it says and the
 //! generator does not steal the server's core.
 

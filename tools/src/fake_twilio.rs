@@ -18,14 +18,12 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use clap::Parser;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// Command line.
-#[derive(Parser, Debug)]
-#[command(about = "A local fake of Twilio's Messages API for tests and development")]
-struct Args {
+/// Options of `alertme-tools fake-twilio`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8081")]
     bind: SocketAddr,
@@ -66,9 +64,8 @@ struct Fake {
 
 type Shared = Arc<Fake>;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+/// Serves the fake until the process ends.
+pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     let addr = listener.local_addr()?;
     let fake = Arc::new(Fake {
@@ -392,7 +389,7 @@ async fn inbound(State(fake): State<Shared>, Json(r): Json<InboundReq>) -> Respo
 }
 
 fn now_ms() -> i64 {
-    alertme_server::now_ms()
+    alertme_client::now_ms()
 }
 
 /// RFC 2822 date as Twilio writes it: `Tue, 26 Jul 2016 12:50:07 +0000`.

@@ -1,4 +1,6 @@
-//! Operator commands: create users (with a device token) and responders.
+//! Operator commands: users (with a device token), contacts, responders, links, and `timer`.
+
+pub mod timer;
 
 use anyhow::{ensure, Context};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};

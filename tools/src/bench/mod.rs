@@ -1,9 +1,11 @@
-//! `alertme bench SCENARIO`: a load generator that drives real phones and watchers over the real
+//! `alertme-tools bench SCENARIO`: a load generator that drives real phones and watchers over the real
 //! protocol against a server it starts on loopback (and, for comparison, a Node.js `ws`
 //! broadcast hub doing the same fan-out), and reports throughput, latency, CPU and memory.
 //!
 //! Latency is measured from timestamps in the payload: a fix's `time_ms` and the first bytes
 //! after an audio frame's ADTS header carry microseconds since the run started.
+
+mod pin;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use alertme_protocol::audio::{encode_phone_chunk, WatchHeader, PHONE_HEADER_LEN};
 use alertme_protocol::{Fix, PhoneMsg, PhoneServerMsg, WatchMsg};
 
-use crate::bench_pin::Pinning;
+use pin::Pinning;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
@@ -39,7 +41,7 @@ pub enum Scenario {
     Storm,
 }
 
-/// Options of `alertme bench`.
+/// Options of `alertme-tools bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// What to measure.
@@ -69,8 +71,9 @@ pub struct BenchArgs {
     /// Do not pin the server and the generator to different cores.
     #[arg(long)]
     pub no_pin: bool,
-    /// Run this `alertme` binary as the server under test (default: this one), e.g. a build of
-    /// the previous commit, to compare before and after with the same generator.
+    /// Run this `alertme` binary as the server under test (default: the `alertme` next to this
+    /// program), e.g. a build of the previous commit, to compare before and after with the same
+    /// generator.
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
     /// Log filter for the server under test, its log going to this command's stderr (default:
@@ -218,7 +221,7 @@ fn wait_line(child: &mut Child, prefix: &str) -> anyhow::Result<String> {
 fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> anyhow::Result<Target> {
     let exe = match &args.server_bin {
         Some(p) => p.clone(),
-        None => std::env::current_exe()?,
+        None => std::env::current_exe()?.with_file_name("alertme"),
     };
     let dir = std::env::temp_dir().join(format!("alertme-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
@@ -253,7 +256,7 @@ fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> an
             .stdout(Stdio::piped())
             .stderr(if args.server_log.is_some() { Stdio::inherit() } else { Stdio::null() });
         if let Some(p) = pin {
-            crate::bench_pin::pin_command(&mut c, &p.server);
+            pin::pin_command(&mut c, &p.server);
         }
         c
     };
@@ -269,7 +272,7 @@ fn start_peer(sessions: usize, pin: Option<&Pinning>) -> anyhow::Result<Target> 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/peers/ws-hub.js");
     let mut cmd = Command::new("node");
     if let Some(p) = pin {
-        crate::bench_pin::pin_command(&mut cmd, &p.server);
+        pin::pin_command(&mut cmd, &p.server);
     }
     let mut child = cmd
         .arg(&script)
@@ -940,9 +943,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Idle => (1, 0),
         Scenario::Storm => (args.sessions.unwrap_or(500), args.watchers.unwrap_or(2)),
     };
-    let pin = if args.no_pin { None } else { crate::bench_pin::plan() };
+    let pin = if args.no_pin { None } else { pin::plan() };
     if let Some(p) = &pin {
-        if !crate::bench_pin::pin_self(&p.generator) {
+        if !pin::pin_self(&p.generator) {
             println!("note: could not pin the generator; running unpinned");
         }
         println!("pinning: {}", p.describe());

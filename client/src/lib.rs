@@ -1,0 +1,15 @@
+//! AlertMe's reference Rust client: a phone that streams an SOS by docs/protocol.md's rules
+//! (start and resume, keep everything until acked, newest fix first, backoff across failures,
+//! `stop` until `stopped`), and the tracks it replays. Used by the demo, `alertme-tools` and the
+//! tests.
+#![warn(missing_docs)]
+
+pub mod phone;
+pub mod track;
+
+pub use phone::{run, Finish, PhoneArgs};
+
+/// Milliseconds since the Unix epoch, this machine's clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
