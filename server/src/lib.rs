@@ -91,15 +91,15 @@ pub async fn serve(
     let mut state = AppState::new(db, hub.clone(), store, settings, secret, sms, guard, clock);
     state.metrics = Some(telemetry::install());
     let stop = state.stop.clone();
-    supervise("timers", &stop, tokio::spawn(timers::run(state.clone(), state.timers_wake.clone())));
+    supervise("timers", &stop, timers::run(state.clone(), state.timers_wake.clone()));
     supervise(
         "silence texts",
         &stop,
-        tokio::spawn(alerts::watch_silence(state.clone(), Duration::from_millis(cfg.phone_silent_text_ms.max(100)))),
+        alerts::watch_silence(state.clone(), Duration::from_millis(cfg.phone_silent_text_ms.max(100))),
     );
     {
-        let (store, stop) = (state.store.clone(), stop.clone());
-        supervise("durable writer", &stop.clone(), tokio::spawn(async move { store.died().await }));
+        let store = state.store.clone();
+        supervise("durable writer", &stop, async move { store.died().await });
     }
     let sender = sms::outbox::Sender {
         db: state.db.clone(),
@@ -110,12 +110,8 @@ pub async fn serve(
         retry_base: Duration::from_millis(cfg.sms.sms_retry_ms.max(10)),
         status_poll: Duration::from_secs(cfg.sms.sms_status_poll_secs.max(1)),
     };
-    supervise("sms outbox", &stop, tokio::spawn(std::sync::Arc::new(sender).run(state.outbox.clone())));
-    supervise(
-        "revocations",
-        &stop,
-        tokio::spawn(links::watch_revocations(hub.clone(), state.db.clone(), Duration::from_secs(2))),
-    );
+    supervise("sms outbox", &stop, std::sync::Arc::new(sender).run(state.outbox.clone()));
+    supervise("revocations", &stop, links::watch_revocations(hub.clone(), state.db.clone(), Duration::from_secs(2)));
     {
         // Rate-limit state of clients that went quiet is dropped, so it stays bounded.
         let (guard, bad_tokens) = (state.guard.clone(), state.bad_tokens.clone());
@@ -171,7 +167,13 @@ pub async fn serve(
 /// Watches a background task that must run as long as the server: if it ends (a panic) while
 /// the server is not stopping, the process exits (code 70) so that its supervisor restarts it.
 /// A silently dead writer or outbox would stop acks or texts with no alarm.
-fn supervise(name: &'static str, stop: &tokio_util::sync::CancellationToken, task: tokio::task::JoinHandle<()>) {
+fn supervise(
+    name: &'static str,
+    stop: &tokio_util::sync::CancellationToken,
+    work: impl Future<Output = ()> + Send + 'static,
+) {
+    // Every log line of the task names it.
+    let task = tokio::spawn(tracing::Instrument::instrument(work, tracing::info_span!("worker", name)));
     let stop = stop.clone();
     tokio::spawn(async move {
         let ended = task.await;

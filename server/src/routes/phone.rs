@@ -53,7 +53,9 @@ async fn upgrade(
     Ok(sockets::configure(ws, sockets::PHONE_READ_BUFFER, 0).on_upgrade(move |socket| {
         tracker.track_future(async move {
             let (conn, notices) = Conn::new(state, device);
-            conn.serve(socket, notices, revocations, active).await
+            // Every log line of this socket names it (never its token).
+            let span = tracing::info_span!("phone", conn = conn.id, device = %conn.device.id);
+            tracing::Instrument::instrument(conn.serve(socket, notices, revocations, active), span).await
         })
     }))
 }

@@ -36,7 +36,10 @@ async fn upgrade(
     let responder = auth::responder(&state.db, &sockets::token(&headers, &query)?).await?;
     let tracker = state.sockets.clone();
     Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH)
-        .on_upgrade(move |socket| tracker.track_future(run(state, responder, revocations, socket))))
+        .on_upgrade(move |socket| {
+            let span = tracing::info_span!("responder", responder = %responder.id);
+            tracker.track_future(tracing::Instrument::instrument(run(state, responder, revocations, socket), span))
+        }))
 }
 
 /// `GET /v1/alerts?status=active|ended&q=NAME&limit=N`: the console's alert history.

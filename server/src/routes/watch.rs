@@ -55,7 +55,11 @@ async fn upgrade(
     };
     let tracker = state.sockets.clone();
     Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH)
-        .on_upgrade(move |socket| tracker.track_future(run(state, session, resume, viewer, revocations, socket))))
+        .on_upgrade(move |socket| {
+            let span = tracing::info_span!("watch", alert = %session.alert_id);
+            let run = run(state, session, resume, viewer, revocations, socket);
+            tracker.track_future(tracing::Instrument::instrument(run, span))
+        }))
 }
 
 /// The alert a watch request may see: a watch token's own alert (while the link is neither
