@@ -350,14 +350,14 @@ pub async fn check(state: &AppState, user_id: &str, device_id: &str, fix: &Fix) 
 mod tests {
     use super::*;
 
-    /// A small deterministic RNG (xorshift) so the property test needs no extra crate.
-    struct Rng(u64);
+    /// Seeded noise for the property test: the same walk on every run.
+    struct Rng(rand::rngs::StdRng);
     impl Rng {
+        fn seeded(seed: u64) -> Self {
+            Self(rand::SeedableRng::seed_from_u64(seed))
+        }
         fn next(&mut self) -> f64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+            rand::Rng::random::<f64>(&mut self.0)
         }
         fn gauss(&mut self) -> f64 {
             let (u, v) = (self.next().max(1e-12), self.next());
@@ -412,7 +412,7 @@ mod tests {
         let zone = Shape::Circle { lat: 52.52, lon: 13.40, radius_m: 150.0 };
         let m_per_deg_lat = 111_195.0;
         let m_per_deg_lon = m_per_deg_lat * 52.52f64.to_radians().cos();
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng::seeded(0x9E37_79B9_7F4A_7C15);
         let mut exits = 0;
         for _track in 0..2000 {
             let mut st = ZoneState::default();

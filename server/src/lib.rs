@@ -89,8 +89,10 @@ pub async fn serve(
         clock::Clock::system()
     };
     let mut state = AppState::new(db, hub.clone(), store, settings, secret, sms, guard, clock);
-    state.metrics = Some(telemetry::install());
+    let metrics = telemetry::install();
+    state.metrics = Some(metrics.clone());
     let stop = state.stop.clone();
+    supervise("metrics upkeep", &stop, telemetry::upkeep(metrics));
     supervise("timers", &stop, timers::run(state.clone(), state.timers_wake.clone()));
     supervise(
         "silence texts",

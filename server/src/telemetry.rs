@@ -42,6 +42,25 @@ pub fn install() -> PrometheusHandle {
     handle
 }
 
+/// How often histogram samples are folded into their buckets: until then the exporter keeps
+/// every recorded sample, so without this its memory would grow with every ack.
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds recorded samples, every [`UPKEEP_EVERY`], for as long as the server runs.
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+/// [`FRAMES_RELAYED`], looked up once: it is counted on every write to every watcher.
+pub fn frames_relayed() -> &'static metrics::Counter {
+    static COUNTER: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+    COUNTER.get_or_init(|| metrics::counter!(FRAMES_RELAYED))
+}
+
 /// Counts an open socket of one kind for as long as it lives.
 pub struct OpenSocket(&'static str);
 

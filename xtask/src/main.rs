@@ -40,6 +40,8 @@ fn main() -> anyhow::Result<()> {
             let status = Command::new(cargo())
                 .current_dir(&root)
                 .args(["test", "--no-fail-fast"])
+                .args(["-p", "alertme-server", "-p", "alertme-protocol", "-p", "alertme-migrations"])
+                .args(["-p", "alertme-client", "-p", "alertme-tools"])
                 .args(rest)
                 .status()?;
             if !status.success() {

@@ -155,7 +155,10 @@ async fn run(
     heartbeat.tick().await;
     let mut last_recv = Instant::now();
     let mut unanswered: Option<Instant> = None;
+    // Created once: a new wait per wake-up would register and drop a waiter every frame.
     let stop = state.stop.clone();
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     let mut resyncs = 0;
     let mut msgs_this_beat = 0;
     let end = loop {
@@ -200,7 +203,7 @@ async fn run(
                     }
                 }
             }
-            () = stop.cancelled() => break Some((close::RESTART, "server restarting; reconnect and resume")),
+            () = &mut stopped => break Some((close::RESTART, "server restarting; reconnect and resume")),
             r = revocations.recv() => {
                 if sockets::revoked(r, &viewer, || still_valid(&state, &viewer)).await {
                     break Some((close::UNAUTHORIZED, "access to this alert was withdrawn"));
@@ -262,7 +265,7 @@ async fn send_all(
             socket.feed(f).await?;
             n += 1;
         }
-        metrics::counter!(crate::telemetry::FRAMES_RELAYED).increment(n);
+        crate::telemetry::frames_relayed().increment(n);
         socket.flush().await
     };
     matches!(tokio::time::timeout(s.send_timeout, write).await, Ok(Ok(())))
