@@ -485,3 +485,20 @@ async fn live_alerts_capped(backend: Backend) {
     assert!(matches!(phone_msg(&mut again).await, PhoneServerMsg::Started { created: false, .. }));
 }
 both!(live_alerts_per_person_are_capped, live_alerts_capped);
+
+/// Starting on an address that is taken says which address and how to choose another, instead
+/// of a stack trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn address_in_use_is_explained() {
+    let env = Env::new(Backend::Sqlite).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--bind", &addr, "--database-url", &env.url, "--data-dir"])
+        .arg(&env.data_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&addr) && err.contains("ALERTME_BIND") && !err.contains("Stack backtrace"), "{err}");
+}

@@ -24,7 +24,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(cfg) => {
             // Refuse unsafe settings before the port is even opened.
             cfg.reveal_texts()?;
-            let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
+            let listener = match tokio::net::TcpListener::bind(cfg.bind).await {
+                Ok(l) => l,
+                Err(e) => {
+                    // A plain sentence for the person starting it, not a stack trace.
+                    let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                        " (another program, maybe another AlertMe, listens there)"
+                    } else {
+                        ""
+                    };
+                    eprintln!(
+                        "AlertMe cannot listen on {}: {e}{hint}. Choose another address with --bind or ALERTME_BIND, e.g. --bind 127.0.0.1:8081.",
+                        cfg.bind
+                    );
+                    std::process::exit(2);
+                }
+            };
             alertme_server::serve(cfg, listener, shutdown_signal()).await
         }
         Command::User(UserCmd::Add { name, phone, db }) => {
