@@ -253,21 +253,30 @@ async fn withdrawn_and_expired_links_are_explained() {
     let ben_link: String = eventually(Duration::from_secs(10), "Ben's text", || async {
         let texts: Vec<serde_json::Value> =
             http.get(server.http("/v1/dev/sms")).send().await.ok()?.json().await.ok()?;
-        let body = texts.iter().filter_map(|t| t["body"].as_str()).find(|b| b.contains("needs help"))?.to_owned();
+        let body =
+            texts.iter().filter_map(|t| t["body"].as_str()).find(|b| b.contains("needs help"))?.to_owned();
         body.split_whitespace().find(|w| w.contains("/w/amw_")).map(str::to_owned)
     })
     .await;
     let driver = Driver::start();
     let c = driver.browser().await;
     c.goto(&ben_link).await.unwrap();
-    c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=marker]")).await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=marker]"))
+        .await
+        .unwrap();
     let ben_tab = c.window().await.unwrap();
 
     let tab = c.new_window(true).await.unwrap();
     c.switch_to_window(tab.handle.clone()).await.unwrap();
     c.goto(&server.http("/console")).await.unwrap();
-    let input =
-        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=token]")).await.unwrap();
+    let input = c
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=token]"))
+        .await
+        .unwrap();
     input.send_keys(&responder).await.unwrap();
     c.find(Locator::Css("[data-testid=signin]")).await.unwrap().click().await.unwrap();
     // Open the alert's detail: its timeline lists who was texted.
@@ -293,8 +302,12 @@ async fn withdrawn_and_expired_links_are_explained() {
         .unwrap();
 
     c.switch_to_window(ben_tab).await.unwrap();
-    let msg =
-        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=invalid]")).await.unwrap();
+    let msg = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=invalid]"))
+        .await
+        .unwrap();
     assert!(msg.text().await.unwrap().contains("This link was withdrawn"));
     save_screenshot("watch-withdrawn.png", &c.screenshot().await.unwrap());
 
@@ -303,8 +316,12 @@ async fn withdrawn_and_expired_links_are_explained() {
     c.find(Locator::Css("[data-testid=resolve]")).await.unwrap().click().await.unwrap();
     tokio::time::sleep(Duration::from_millis(4000)).await;
     c.goto(&phone.watch_url).await.unwrap();
-    let msg =
-        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=invalid]")).await.unwrap();
+    let msg = c
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=invalid]"))
+        .await
+        .unwrap();
     assert!(msg.text().await.unwrap().contains("This link has expired"));
     c.close().await.unwrap();
 }

@@ -238,7 +238,8 @@ async fn no_flapping(backend: Backend) {
     let (mut ws, _alert, watch_token, _, _) = start(&server, &token, "flappy").await;
     send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(1, 1_000)] }).await;
     until_ack(&mut ws, 1).await;
-    let mut watcher = connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
+    let mut watcher =
+        connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
     let WatchMsg::Snapshot { phone, .. } = watch_msg(&mut watcher).await else { panic!("no snapshot") };
     assert!(phone.connected);
     // Sixteen drops in about two seconds, each followed by a reconnect.
@@ -284,8 +285,10 @@ async fn long_sos(backend: Backend) {
         send_json(&mut ws, &PhoneMsg::Fix { fixes }).await;
     }
     until_ack(&mut ws, 20_000).await;
-    let mut watcher = connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
-    let snapshot = tokio::time::timeout(Duration::from_secs(10), watch_msg(&mut watcher)).await.expect("a snapshot");
+    let mut watcher =
+        connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
+    let snapshot =
+        tokio::time::timeout(Duration::from_secs(10), watch_msg(&mut watcher)).await.expect("a snapshot");
     let WatchMsg::Snapshot { trail, .. } = snapshot else { panic!("no snapshot") };
     assert!(trail.len() <= 4_000, "{} fixes in the snapshot", trail.len());
     let newest: Vec<u64> = trail[trail.len() - 2_000..].iter().map(|f| f.seq).collect();
@@ -295,13 +298,20 @@ async fn long_sos(backend: Backend) {
     // The whole stored trail, unthinned: GeoJSON, or GPX on request.
     let url = server.http(&format!("/v1/alerts/{_alert}/trail"));
     let http = reqwest::Client::new();
-    let geo: serde_json::Value = http.get(&url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let geo: serde_json::Value =
+        http.get(&url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     let features = geo["features"].as_array().unwrap();
     assert_eq!(features.len(), 20_000);
     let seqs: Vec<u64> = features.iter().map(|f| f["properties"]["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=20_000).collect::<Vec<_>>(), "in device-time order");
     assert_eq!(features[0]["geometry"]["coordinates"][1].as_f64().unwrap(), fix(1, 1000).lat);
-    let gpx = http.get(&url).query(&[("token", &watch_token)]).header("accept", "application/gpx+xml").send().await.unwrap();
+    let gpx = http
+        .get(&url)
+        .query(&[("token", &watch_token)])
+        .header("accept", "application/gpx+xml")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gpx.headers()["content-type"], "application/gpx+xml");
     let gpx = gpx.text().await.unwrap();
     assert_eq!(gpx.matches("<trkpt ").count(), 20_000);
@@ -329,7 +339,8 @@ async fn stop_until_stopped(backend: Backend) {
     assert!(ok, "{out}\n{err}");
     assert!(proxy.dropped.load(std::sync::atomic::Ordering::SeqCst), "the first stop was lost");
     assert_eq!(
-        env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{alert}' AND status = 'resolved'")).await,
+        env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{alert}' AND status = 'resolved'"))
+            .await,
         1
     );
 }
@@ -357,7 +368,11 @@ async fn backs_off_from_a_failing_server() {
                 let welcome = PhoneServerMsg::Welcome {
                     protocol: 1,
                     server: "failing".into(),
-                    limits: Limits { max_message_bytes: 65536, max_fixes_per_message: 100, heartbeat_ms: 10_000 },
+                    limits: Limits {
+                        max_message_bytes: 65536,
+                        max_fixes_per_message: 100,
+                        heartbeat_ms: 10_000,
+                    },
                     active_alert: None,
                 };
                 let _ = ws.send(send(&welcome)).await;
@@ -372,7 +387,8 @@ async fn backs_off_from_a_failing_server() {
                             acks: Acks::default(),
                         };
                         let _ = ws.send(send(&started)).await;
-                        let close = CloseFrame { code: CloseCode::from(4503), reason: "storage failed".into() };
+                        let close =
+                            CloseFrame { code: CloseCode::from(4503), reason: "storage failed".into() };
                         let _ = ws.close(Some(close)).await;
                         return;
                     }
@@ -382,7 +398,11 @@ async fn backs_off_from_a_failing_server() {
     });
     let track = env.data_dir.join("short.csv");
     std::fs::write(&track, "unix_ms,lat,lon,accuracy_m\n1700000000000,52.5,13.4,5\n").unwrap();
-    let phone = Phone::start_via(&format!("http://{addr}"), "amd_x", &["--gpx", track.to_str().unwrap(), "--ack-timeout", "60"]);
+    let phone = Phone::start_via(
+        &format!("http://{addr}"),
+        "amd_x",
+        &["--gpx", track.to_str().unwrap(), "--ack-timeout", "60"],
+    );
     let first = accepted.load(std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let in_3s = accepted.load(std::sync::atomic::Ordering::SeqCst) - first;
@@ -448,7 +468,8 @@ async fn graceful_stop(backend: Backend) {
     let (mut ws, alert, watch_token, _, _) = start(&server, &token, "graceful").await;
     send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(1, 1_000), fix(2, 2_000)] }).await;
     until_ack(&mut ws, 2).await;
-    let mut watcher = connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
+    let mut watcher =
+        connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
     let _snapshot = watch_msg(&mut watcher).await;
     let mut console = connect(&server.ws("/v1/responder"), Some(&rt), None).await.unwrap();
     let _overview = next(&mut console).await;
@@ -483,13 +504,17 @@ async fn metrics_for_operators() {
     let (mut ws, alert, watch_token, _, _) = start(&server, &token, "metrics").await;
     send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(1, 1_000)] }).await;
     until_ack(&mut ws, 1).await;
-    let mut watcher = connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
+    let mut watcher =
+        connect(&server.ws(&format!("/v1/watch?token={watch_token}")), None, None).await.unwrap();
     let _snapshot = watch_msg(&mut watcher).await;
     send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(2, 2_000)] }).await;
     until_ack(&mut ws, 2).await;
     let _fix = watch_msg(&mut watcher).await;
     let http = reqwest::Client::new();
-    assert_eq!(http.get(server.http("/v1/devices")).bearer_auth("amd_wrong").send().await.unwrap().status(), 401);
+    assert_eq!(
+        http.get(server.http("/v1/devices")).bearer_auth("amd_wrong").send().await.unwrap().status(),
+        401
+    );
     let url = server.http("/metrics");
     assert_eq!(http.get(&url).send().await.unwrap().status(), 403, "the token is required");
     assert_eq!(http.get(&url).bearer_auth("wrong").send().await.unwrap().status(), 403);

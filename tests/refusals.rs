@@ -155,10 +155,7 @@ async fn console_texts_stay_private() {
     .await;
     assert!(!printed.contains("AlertMe code"), "the text is not printed: {printed}");
     assert!(!printed.contains("+4917612345678"), "nor the number: {printed}");
-    assert!(
-        !printed.as_bytes().windows(6).any(|w| w.iter().all(u8::is_ascii_digit)),
-        "no code in {printed}"
-    );
+    assert!(!printed.as_bytes().windows(6).any(|w| w.iter().all(u8::is_ascii_digit)), "no code in {printed}");
     drop(server);
 
     let server = Server::start(&env, "127.0.0.1:0", &["--dev-sms"]);
@@ -202,12 +199,19 @@ async fn parallel_guesses(backend: Backend) {
         let http = http.clone();
         let url = server.http("/v1/auth/verify");
         async move {
-            http.post(url).json(&json!({"phone": phone, "code": wrong})).send().await.unwrap().status().as_u16()
+            http.post(url)
+                .json(&json!({"phone": phone, "code": wrong}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }
     });
     let answers = futures_util::future::join_all(guesses).await;
     assert!(answers.iter().all(|s| *s == 401), "{answers:?}");
-    let r = http.post(server.http("/v1/auth/verify")).json(&json!({"phone": phone, "code": code})).send().await;
+    let r =
+        http.post(server.http("/v1/auth/verify")).json(&json!({"phone": phone, "code": code})).send().await;
     assert_eq!(r.unwrap().status(), 401, "the code died after 5 tries");
 }
 both!(code_guesses_race, parallel_guesses);
@@ -239,14 +243,19 @@ async fn token_pages_and_audio_types() {
     {
         let mut ws = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();
         let _welcome = phone_msg(&mut ws).await;
-        let start = PhoneMsg::Start { client_id: format!("m{n}"), audio_mime: Some(sent.into()), pressed_at_ms: None };
+        let start = PhoneMsg::Start {
+            client_id: format!("m{n}"),
+            audio_mime: Some(sent.into()),
+            pressed_at_ms: None,
+        };
         send_json(&mut ws, &start).await;
         let PhoneServerMsg::Started { alert_id, .. } = phone_msg(&mut ws).await else { panic!("no started") };
         if stored.is_none() {
             assert_eq!(error_code(&mut ws).await, "unsupported_audio");
         }
         let db = env.db().await;
-        let row = alertme_server::db::entity::alerts::Entity::find_by_id(alert_id).one(&db).await.unwrap().unwrap();
+        let row =
+            alertme_server::db::entity::alerts::Entity::find_by_id(alert_id).one(&db).await.unwrap().unwrap();
         assert_eq!(row.audio_mime.as_deref(), stored, "{sent:?}");
         send_json(&mut ws, &PhoneMsg::Stop { reason: alertme_protocol::StopReason::Cancel }).await;
     }
@@ -329,9 +338,7 @@ async fn refused_fix_is_consumed(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
     let mut server = Server::start(&env, "127.0.0.1:0", &[]);
-    let fix = |seq: u64, lat: f64| {
-        serde_json::json!({"seq": seq, "lat": lat, "lon": 13.4, "accuracy_m": 5.0, "time_ms": 1_700_000_000_000i64 + seq as i64})
-    };
+    let fix = |seq: u64, lat: f64| serde_json::json!({"seq": seq, "lat": lat, "lon": 13.4, "accuracy_m": 5.0, "time_ms": 1_700_000_000_000i64 + seq as i64});
     let mut ws = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();
     let _welcome = phone_msg(&mut ws).await;
     let start = PhoneMsg::Start { client_id: "c1".into(), audio_mime: None, pressed_at_ms: None };
@@ -391,8 +398,14 @@ async fn commands_answered_and_frames_closed_typed() {
         async move {
             let mut ws = connect(&url, Some(&token), None).await.unwrap();
             let _welcome = phone_msg(&mut ws).await;
-            send_json(&mut ws, &PhoneMsg::Start { client_id: client.into(), audio_mime: None, pressed_at_ms: None }).await;
-            let PhoneServerMsg::Started { alert_id, .. } = phone_msg(&mut ws).await else { panic!("no started") };
+            send_json(
+                &mut ws,
+                &PhoneMsg::Start { client_id: client.into(), audio_mime: None, pressed_at_ms: None },
+            )
+            .await;
+            let PhoneServerMsg::Started { alert_id, .. } = phone_msg(&mut ws).await else {
+                panic!("no started")
+            };
             (ws, alert_id)
         }
     };
@@ -401,7 +414,8 @@ async fn commands_answered_and_frames_closed_typed() {
     let (_p3, a3) = sos("a3").await;
     send_json(&mut p2, &PhoneMsg::Stop { reason: alertme_protocol::StopReason::Cancel }).await;
     eventually(Duration::from_secs(5), "a2 ended", || async {
-        (env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{a2}' AND status = 'cancelled'")).await == 1)
+        (env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{a2}' AND status = 'cancelled'")).await
+            == 1)
             .then_some(())
     })
     .await;
@@ -422,15 +436,25 @@ async fn commands_answered_and_frames_closed_typed() {
             answer_on(&mut console, $cmd)
         };
     }
-    let done = |c: &str, a: Option<&str>| ResponderMsg::Done { command: c.into(), alert_id: a.map(str::to_owned) };
+    let done =
+        |c: &str, a: Option<&str>| ResponderMsg::Done { command: c.into(), alert_id: a.map(str::to_owned) };
     let cmd = |c: &ResponderCmd| serde_json::to_value(c).unwrap();
     assert_eq!(answer!(cmd(&ResponderCmd::Claim { alert_id: a1.clone() })).await, done("claim", Some(&a1)));
     let note = ResponderCmd::Note { alert_id: a1.clone(), text: "on my way".into() };
     assert_eq!(answer!(cmd(&note)).await, done("note", Some(&a1)));
     assert_eq!(answer!(cmd(&ResponderCmd::Ping)).await, done("ping", None));
-    assert_eq!(answer!(cmd(&ResponderCmd::Resolve { alert_id: a1.clone() })).await, done("resolve", Some(&a1)));
-    assert_eq!(answer!(cmd(&ResponderCmd::Resolve { alert_id: a1.clone() })).await, done("resolve", Some(&a1)), "again");
-    let ResponderMsg::Error { code, .. } = answer!(cmd(&ResponderCmd::Resolve { alert_id: a2.clone() })).await else {
+    assert_eq!(
+        answer!(cmd(&ResponderCmd::Resolve { alert_id: a1.clone() })).await,
+        done("resolve", Some(&a1))
+    );
+    assert_eq!(
+        answer!(cmd(&ResponderCmd::Resolve { alert_id: a1.clone() })).await,
+        done("resolve", Some(&a1)),
+        "again"
+    );
+    let ResponderMsg::Error { code, .. } =
+        answer!(cmd(&ResponderCmd::Resolve { alert_id: a2.clone() })).await
+    else {
         panic!("a cancelled alert cannot be resolved")
     };
     assert_eq!(code, "already_ended");
@@ -468,7 +492,11 @@ async fn live_alerts_capped(backend: Backend) {
     for i in 0..6 {
         let mut ws = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();
         let _welcome = phone_msg(&mut ws).await;
-        send_json(&mut ws, &PhoneMsg::Start { client_id: format!("c{i}"), audio_mime: None, pressed_at_ms: None }).await;
+        send_json(
+            &mut ws,
+            &PhoneMsg::Start { client_id: format!("c{i}"), audio_mime: None, pressed_at_ms: None },
+        )
+        .await;
         match phone_msg(&mut ws).await {
             PhoneServerMsg::Started { .. } => assert!(i < 5, "the sixth alert was opened"),
             PhoneServerMsg::Error { code, .. } => {
@@ -481,7 +509,8 @@ async fn live_alerts_capped(backend: Backend) {
     assert_eq!(env.scalar("SELECT COUNT(*) FROM alerts").await, 5);
     let mut again = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();
     let _welcome = phone_msg(&mut again).await;
-    send_json(&mut again, &PhoneMsg::Start { client_id: "c0".into(), audio_mime: None, pressed_at_ms: None }).await;
+    send_json(&mut again, &PhoneMsg::Start { client_id: "c0".into(), audio_mime: None, pressed_at_ms: None })
+        .await;
     assert!(matches!(phone_msg(&mut again).await, PhoneServerMsg::Started { created: false, .. }));
 }
 both!(live_alerts_per_person_are_capped, live_alerts_capped);

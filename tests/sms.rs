@@ -683,13 +683,17 @@ async fn withdraw_access(backend: Backend) {
     drop(phone);
     let mut phone = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();
     let _welcome = next(&mut phone).await;
-    send_json(&mut phone, &PhoneMsg::Start { client_id: "sos-1".into(), audio_mime: None, pressed_at_ms: None })
-        .await;
+    send_json(
+        &mut phone,
+        &PhoneMsg::Start { client_id: "sos-1".into(), audio_mime: None, pressed_at_ms: None },
+    )
+    .await;
     let PhoneServerMsg::Started { watch_url, .. } = phone_msg(&mut phone).await else { panic!("no started") };
     let own = watch_url.rsplit('/').next().unwrap().to_owned();
     send_json(&mut phone, &PhoneMsg::Stop { reason: StopReason::Cancel }).await;
     eventually(Duration::from_secs(5), "the end", || async {
-        (env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{alert}' AND ended_at IS NOT NULL")).await
+        (env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{alert}' AND ended_at IS NOT NULL"))
+            .await
             == 1)
             .then_some(())
     })
@@ -697,7 +701,12 @@ async fn withdraw_access(backend: Backend) {
     assert_eq!(status(own.clone()).await, 200, "still open right after the end");
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(status(own.clone()).await, 410, "expired");
-    let body: Value = reqwest::get(server.http(&format!("/v1/watch/alert?token={own}"))).await.unwrap().json().await.unwrap();
+    let body: Value = reqwest::get(server.http(&format!("/v1/watch/alert?token={own}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["error"], "link_expired");
 }
 both!(watch_access_withdrawn, withdraw_access);
@@ -712,7 +721,16 @@ async fn pumping_guards(backend: Backend) {
     let server = start_server(
         &env,
         &fake,
-        &["--sms-countries", "DE,GB", "--trusted-proxies", "127.0.0.1", "--reg-per-ip", "3", "--reg-per-number", "50"],
+        &[
+            "--sms-countries",
+            "DE,GB",
+            "--trusted-proxies",
+            "127.0.0.1",
+            "--reg-per-ip",
+            "3",
+            "--reg-per-number",
+            "50",
+        ],
     );
     let http = reqwest::Client::new();
     let add = |name: String, phone: String| {
@@ -750,7 +768,9 @@ async fn pumping_guards(backend: Backend) {
         let r = http.delete(server.http(&format!("/v1/contacts/{}", c.id))).bearer_auth(&token).send().await;
         assert_eq!(r.unwrap().status(), 204);
     }
-    let told = |n: &str| format!("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'contact_added' AND to_phone = '{n}'");
+    let told = |n: &str| {
+        format!("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'contact_added' AND to_phone = '{n}'")
+    };
     assert_eq!(env.scalar(&told(loop_number)).await, 1);
     // Twenty notices an hour: nine more contacts, then ten replaced, then a refusal.
     let mut contacts = Vec::new();
@@ -787,8 +807,14 @@ async fn pumping_guards(backend: Backend) {
         }
     }
     let count = |sql: &'static str| env.scalar(sql);
-    assert_eq!(count("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'alert' AND status <> 'limited'").await, 30);
-    assert_eq!(count("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'alert' AND status = 'limited'").await, 15);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'alert' AND status <> 'limited'").await,
+        30
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'alert' AND status = 'limited'").await,
+        15
+    );
     assert_eq!(count("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'all_clear'").await, 30);
 
     // X-Forwarded-For from the trusted proxy (127.0.0.1 here) names the client: each client has
@@ -797,7 +823,10 @@ async fn pumping_guards(backend: Backend) {
         let (http, url) = (http.clone(), server.http("/v1/auth/code"));
         async move {
             let phone = format!("+49151{i:04}5678");
-            let r = http.post(url).header("x-forwarded-for", format!("6.6.6.6, {client}")).json(&json!({"phone": phone}));
+            let r = http
+                .post(url)
+                .header("x-forwarded-for", format!("6.6.6.6, {client}"))
+                .json(&json!({"phone": phone}));
             r.send().await.unwrap().status().as_u16()
         }
     };

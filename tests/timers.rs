@@ -129,7 +129,8 @@ async fn fires_once(backend: Backend) {
     let mut late = connect(&server.ws("/v1/phone"), Some(&ana.token), None).await.unwrap();
     let _welcome = next(&mut late).await;
     let Some(Message::Text(t2)) = next(&mut late).await else { panic!("no prompt") };
-    let PhoneServerMsg::CheckInDue { timer_id, fires_at_ms } = serde_json::from_str(t2.as_str()).unwrap() else {
+    let PhoneServerMsg::CheckInDue { timer_id, fires_at_ms } = serde_json::from_str(t2.as_str()).unwrap()
+    else {
         panic!("expected check_in_due, got {t2}")
     };
     assert_eq!((timer_id.as_str(), fires_at_ms), (t.id.as_str(), t.deadline_ms + 60_000));
@@ -261,8 +262,11 @@ both!(duress_pin, duress);
 /// last known position.
 async fn silent_phone(backend: Backend) {
     let env = Env::new(backend).await;
-    let server =
-        Server::start(&env, "127.0.0.1:0", &["--phone-silence-ms", "300", "--phone-silent-text-ms", "800", "--dev-sms"]);
+    let server = Server::start(
+        &env,
+        "127.0.0.1:0",
+        &["--phone-silence-ms", "300", "--phone-silent-text-ms", "800", "--dev-sms"],
+    );
     let ana = Person::new(&env, &server).await;
     let mut phone = connect(&server.ws("/v1/phone"), Some(&ana.token), None).await.unwrap();
     let _welcome = next(&mut phone).await;

@@ -125,7 +125,8 @@ impl Socket {
         let me = self.clone();
         let onclose = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
             me.inner.ws.borrow_mut().take();
-            if me.inner.opened_at.take().is_some_and(|t| crate::api::since_navigation_ms() - t >= HEALTHY_MS) {
+            if me.inner.opened_at.take().is_some_and(|t| crate::api::since_navigation_ms() - t >= HEALTHY_MS)
+            {
                 me.inner.backoff_ms.set(me.inner.first_backoff_ms);
             }
             if (me.inner.handler)(Event::Closed(e.code())) && !me.inner.closed.get() {

@@ -11,7 +11,10 @@ impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         // Null for texts queued before this step and for sign-in codes (no person yet).
         m.alter_table(
-            Table::alter().table(SmsOutbox::Table).add_column(ColumnDef::new(SmsOutbox::UserId).string().null()).to_owned(),
+            Table::alter()
+                .table(SmsOutbox::Table)
+                .add_column(ColumnDef::new(SmsOutbox::UserId).string().null())
+                .to_owned(),
         )
         .await?;
         m.create_index(
@@ -28,7 +31,8 @@ impl MigrationTrait for Migration {
             ("responders_revoked", Alias::new("responders")),
             ("devices_revoked", Alias::new("devices")),
         ] {
-            m.create_index(Index::create().name(name).table(table).col(Alias::new("revoked_at")).to_owned()).await?;
+            m.create_index(Index::create().name(name).table(table).col(Alias::new("revoked_at")).to_owned())
+                .await?;
         }
         m.create_table(
             Table::create()

@@ -168,7 +168,9 @@ pub async fn session_for(state: &AppState, row: &alerts::Model) -> Result<Arc<Se
         // so a request does not reload the trail. Their delivery state may still move.
         Some(s) => s,
         None if active => state.hub.open(seed(state, row).await?),
-        None => state.hub.keep_ended(Session::new(seed(state, row).await?, tokio::sync::broadcast::channel(1).0)),
+        None => {
+            state.hub.keep_ended(Session::new(seed(state, row).await?, tokio::sync::broadcast::channel(1).0))
+        }
     };
     {
         let _reload = session.deliveries_reload.lock().await;

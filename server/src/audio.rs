@@ -20,7 +20,8 @@ const MAX_INIT_BYTES: usize = 1024 * 1024;
 const MAX_MIME_LEN: usize = 100;
 
 /// Codecs a phone may name in its MIME type (browsers' MediaRecorder and the app's AAC).
-const ACCEPTED_CODECS: &[&str] = &["opus", "vorbis", "aac", "mp4a.40.2", "mp4a.40.5", "mp4a.40.29", "mp4a.67"];
+const ACCEPTED_CODECS: &[&str] =
+    &["opus", "vorbis", "aac", "mp4a.40.2", "mp4a.40.5", "mp4a.40.29", "mp4a.67"];
 
 /// Container formats accepted from phones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,13 +67,12 @@ impl Container {
             if !k.trim().eq_ignore_ascii_case("codecs") || codecs.is_some() {
                 return None;
             }
-            let list: Vec<String> = v
-                .trim()
-                .trim_matches('"')
-                .split(',')
-                .map(|c| c.trim().to_ascii_lowercase())
-                .collect();
-            if list.is_empty() || list.len() > 2 || !list.iter().all(|c| ACCEPTED_CODECS.contains(&c.as_str())) {
+            let list: Vec<String> =
+                v.trim().trim_matches('"').split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
+            if list.is_empty()
+                || list.len() > 2
+                || !list.iter().all(|c| ACCEPTED_CODECS.contains(&c.as_str()))
+            {
                 return None;
             }
             codecs = Some(list);
@@ -209,7 +209,11 @@ impl Demuxer {
         }
         // Bounded whatever a phone sends: an element or unit bigger than any recorder makes, or
         // a "header" that never reaches its first cluster or fragment, ends the live relay.
-        let building = if self.init.is_none() && self.container != Container::Adts { MAX_INIT_BYTES } else { MAX_ELEMENT_BYTES };
+        let building = if self.init.is_none() && self.container != Container::Adts {
+            MAX_INIT_BYTES
+        } else {
+            MAX_ELEMENT_BYTES
+        };
         if self.buf.len() > MAX_ELEMENT_BYTES || self.cur.len() > building {
             tracing::warn!(container = ?self.container, "audio stream unparseable; live relay stops, storage continues");
             self.broken = true;

@@ -95,21 +95,6 @@ pub async fn responder(db: &DatabaseConnection, token: &str) -> Result<Responder
     Ok(Responder { id: row.id, name: row.name })
 }
 
-/// A responder who is still active, by id.
-pub async fn responder_by_id(db: &DatabaseConnection, id: &str) -> Result<Responder> {
-    let row = responders::Entity::find_by_id(id.to_owned())
-        .filter(responders::Column::RevokedAt.is_null())
-        .one(db)
-        .await?
-        .ok_or(Error::Unauthorized)?;
-    Ok(Responder { id: row.id, name: row.name })
-}
-
-/// Resolves a watch token to its alert id.
-pub async fn watch(db: &DatabaseConnection, token: &str) -> Result<String> {
-    Ok(watch_row(db, token).await?.alert_id)
-}
-
 /// Resolves a watch token to its row (alert, label, first opened).
 pub async fn watch_row(db: &DatabaseConnection, token: &str) -> Result<watch_tokens::Model> {
     if !token.starts_with(WATCH_PREFIX) {

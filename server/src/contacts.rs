@@ -66,8 +66,11 @@ pub async fn add(
     let txn = crate::db::write_txn(db).await?;
     // Locked (PostgreSQL; SQLite's write transaction is exclusive anyway), so that parallel adds
     // of one person count the texts below one after another.
-    let user =
-        users::Entity::find_by_id(user_id.to_owned()).lock(sea_orm::sea_query::LockType::NoKeyUpdate).one(&txn).await?.ok_or(Error::NotFound)?;
+    let user = users::Entity::find_by_id(user_id.to_owned())
+        .lock(sea_orm::sea_query::LockType::NoKeyUpdate)
+        .one(&txn)
+        .await?
+        .ok_or(Error::NotFound)?;
     if user.phone == phone {
         return Err(Error::BadRequest("your own number cannot be your emergency contact".into()));
     }
@@ -102,18 +105,17 @@ pub async fn add(
     }
     .insert(&txn)
     .await?;
-    let now_ms = crate::now_ms();
     let told_recently = sms_outbox::Entity::find()
         .filter(sms_outbox::Column::UserId.eq(user_id))
         .filter(sms_outbox::Column::Kind.eq(kind::CONTACT_ADDED))
         .filter(sms_outbox::Column::ToPhone.eq(phone.clone()))
-        .filter(sms_outbox::Column::CreatedAt.gte(now_ms - NOTICE_AGAIN_AFTER_MS))
+        .filter(sms_outbox::Column::CreatedAt.gte(now - NOTICE_AGAIN_AFTER_MS))
         .count(&txn)
         .await?
         > 0;
     let queued = opted_out.is_none() && !told_recently;
     if queued
-        && outbox::sent_for(&txn, user_id, &[kind::CONTACT_ADDED], now_ms - 3_600_000).await? >= NOTICES_PER_HOUR
+        && outbox::sent_for(&txn, user_id, &[kind::CONTACT_ADDED], now - 3_600_000).await? >= NOTICES_PER_HOUR
     {
         return Err(Error::RateLimited);
     }

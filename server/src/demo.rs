@@ -8,8 +8,8 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 
 use crate::auth;
 use crate::db::entity::{devices, responders, users};
-use alertme_client::{Finish, PhoneArgs};
 use crate::state::AppState;
+use alertme_client::{Finish, PhoneArgs};
 
 const DEMO_PHONE: &str = "+4915100000000";
 

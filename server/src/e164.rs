@@ -100,7 +100,11 @@ mod tests {
         let de_gb = Countries::new(&["de".into(), " GB".into()]);
         assert_eq!(de_gb.textable("+4915112345678").unwrap(), "+4915112345678");
         assert!(de_gb.textable("+447400123456").is_ok(), "{:?}", de_gb.textable("+447400123456"));
-        assert_eq!(de_gb.textable("+447911123456"), Err(InvalidPhone::Country("GG".into())), "Guernsey shares +44");
+        assert_eq!(
+            de_gb.textable("+447911123456"),
+            Err(InvalidPhone::Country("GG".into())),
+            "Guernsey shares +44"
+        );
         assert_eq!(de_gb.textable("+14155552671"), Err(InvalidPhone::Country("US".into())));
         assert!(Countries::default().textable("+14155552671").is_ok());
     }

@@ -15,9 +15,9 @@ pub mod error;
 pub mod geozones;
 pub mod hub;
 pub mod links;
+mod listen;
 pub mod notify;
 pub mod registration;
-mod listen;
 mod routes;
 pub mod sms;
 pub mod state;
@@ -113,7 +113,11 @@ pub async fn serve(
         status_poll: Duration::from_secs(cfg.sms.sms_status_poll_secs.max(1)),
     };
     supervise("sms outbox", &stop, std::sync::Arc::new(sender).run(state.outbox.clone()));
-    supervise("revocations", &stop, links::watch_revocations(hub.clone(), state.db.clone(), Duration::from_secs(2)));
+    supervise(
+        "revocations",
+        &stop,
+        links::watch_revocations(hub.clone(), state.db.clone(), Duration::from_secs(2)),
+    );
     {
         // Rate-limit state of clients that went quiet is dropped, so it stays bounded.
         let (guard, bad_tokens) = (state.guard.clone(), state.bad_tokens.clone());
@@ -186,7 +190,11 @@ fn supervise(
             Err(e) if e.is_panic() => "panicked",
             _ => "ended",
         };
-        tracing::error!(task = name, why, "a background task stopped; exiting so that the server is restarted");
+        tracing::error!(
+            task = name,
+            why,
+            "a background task stopped; exiting so that the server is restarted"
+        );
         eprintln!("AlertMe: the {name} task {why}; exiting (code 70) so that the server is restarted");
         std::process::exit(70);
     });

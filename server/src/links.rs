@@ -46,7 +46,11 @@ async fn revoke_where<C: ConnectionTrait>(db: &C, cond: sea_orm::Condition) -> R
 }
 
 /// Revokes an alert's link(s); `NotFound` when there was no live link to revoke.
-pub async fn revoke_alert_links<C: ConnectionTrait>(db: &C, alert_id: &str, which: &Which) -> Result<Vec<String>> {
+pub async fn revoke_alert_links<C: ConnectionTrait>(
+    db: &C,
+    alert_id: &str,
+    which: &Which,
+) -> Result<Vec<String>> {
     let mut cond = sea_orm::Condition::all().add(watch_tokens::Column::AlertId.eq(alert_id));
     if let Which::Contact(id) = which {
         cond = cond.add(watch_tokens::Column::Label.eq(contact_label(id)));
@@ -60,7 +64,8 @@ pub async fn revoke_alert_links<C: ConnectionTrait>(db: &C, alert_id: &str, whic
 
 /// Revokes every link ever texted to a contact (they were removed from the person's contacts).
 pub async fn revoke_contact_links<C: ConnectionTrait>(db: &C, contact_id: &str) -> Result<Vec<String>> {
-    revoke_where(db, sea_orm::Condition::all().add(watch_tokens::Column::Label.eq(contact_label(contact_id)))).await
+    revoke_where(db, sea_orm::Condition::all().add(watch_tokens::Column::Label.eq(contact_label(contact_id))))
+        .await
 }
 
 /// Closes this server's sockets that use the given links.
@@ -73,7 +78,11 @@ pub fn close_links(hub: &Hub, hashes: Vec<String>) {
 /// Revokes a responder by id or exact name; returns their id.
 pub async fn revoke_responder(db: &DatabaseConnection, who: &str) -> Result<String> {
     let found = responders::Entity::find()
-        .filter(sea_orm::Condition::any().add(responders::Column::Id.eq(who)).add(responders::Column::Name.eq(who)))
+        .filter(
+            sea_orm::Condition::any()
+                .add(responders::Column::Id.eq(who))
+                .add(responders::Column::Name.eq(who)),
+        )
         .filter(responders::Column::RevokedAt.is_null())
         .all(db)
         .await?;
@@ -90,6 +99,24 @@ pub async fn revoke_responder(db: &DatabaseConnection, who: &str) -> Result<Stri
         .exec(db)
         .await?;
     Ok(row.id.clone())
+}
+
+/// Whether a credential still stands, read from the database: for a socket that missed
+/// revocation news (its feed lagged). Gone or revoked: no. A database error: yes, for now (the
+/// poller and the next lag check again; an SOS stream is not cut over a hiccup).
+pub async fn still_valid(db: &DatabaseConnection, who: &Revoked) -> bool {
+    let revoked_at = match who {
+        Revoked::Device(id) => {
+            devices::Entity::find_by_id(id.clone()).one(db).await.map(|r| r.map(|r| r.revoked_at))
+        }
+        Revoked::Watch(hash) => {
+            watch_tokens::Entity::find_by_id(hash.clone()).one(db).await.map(|r| r.map(|r| r.revoked_at))
+        }
+        Revoked::Responder(id) => {
+            responders::Entity::find_by_id(id.clone()).one(db).await.map(|r| r.map(|r| r.revoked_at))
+        }
+    };
+    !matches!(revoked_at, Ok(Some(Some(_)) | None))
 }
 
 /// How far back each poll looks, beyond the previous one: revocations committed by another

@@ -44,7 +44,8 @@ pub async fn request_code(state: &AppState, ip: IpAddr, phone: &str) -> Result<(
     .await?;
     let minutes = state.settings.code_ttl.as_secs().div_ceil(60);
     let body = format!("Your AlertMe code is {code}. It expires in {minutes} minutes. Never share it.");
-    outbox::enqueue(&txn, NewText { kind: kind::CODE, to: &phone, body: Some(body), ..Default::default() }).await?;
+    outbox::enqueue(&txn, NewText { kind: kind::CODE, to: &phone, body: Some(body), ..Default::default() })
+        .await?;
     txn.commit().await?;
     state.outbox.wake();
     Ok(())
@@ -128,4 +129,3 @@ pub async fn verify(state: &AppState, ip: IpAddr, req: VerifyRequest) -> Result<
     txn.commit().await?;
     Ok(VerifyResponse { user_id: user.id, device_id: device.id, device_token: token })
 }
-

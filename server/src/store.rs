@@ -159,7 +159,13 @@ impl Store {
 
     /// Queues the refusal of fix `seq`: once stored, the seq counts as acknowledged (the phone
     /// drops that fix and its later fixes can be acked).
-    pub async fn refused(&self, session: Arc<Session>, seq: u64, reason: String, notice: mpsc::Sender<Notice>) {
+    pub async fn refused(
+        &self,
+        session: Arc<Session>,
+        seq: u64,
+        reason: String,
+        notice: mpsc::Sender<Notice>,
+    ) {
         let _ = self.tx.send(Job::Refused { session, seq, reason, notice }).await;
     }
 
@@ -172,7 +178,10 @@ impl Store {
         bytes: Bytes,
         notice: mpsc::Sender<Notice>,
     ) {
-        let _ = self.tx.send(Job::Audio { session, mime, seq, bytes, notice, queued: std::time::Instant::now() }).await;
+        let _ = self
+            .tx
+            .send(Job::Audio { session, mime, seq, bytes, notice, queued: std::time::Instant::now() })
+            .await;
     }
 
     /// Drops the writer's position of an ended alert (after anything queued before it).

@@ -496,7 +496,11 @@ pub fn probe_packets(path: &Path) -> u64 {
 /// `cargo xtask test` (another package's binary has no `CARGO_BIN_EXE_` here).
 pub fn tools() -> Command {
     let bin = Path::new(BIN).with_file_name("alertme-tools");
-    assert!(bin.exists(), "{} is missing: run the tests with `cargo xtask test` (or `cargo build -p alertme-tools` first)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo xtask test` (or `cargo build -p alertme-tools` first)",
+        bin.display()
+    );
     Command::new(bin)
 }
 /// Credentials the fake expects and the server is given.
@@ -516,7 +520,15 @@ pub struct FakeTwilio {
 impl FakeTwilio {
     pub fn start(extra: &[&str]) -> Self {
         let mut child = tools()
-            .args(["fake-twilio", "--bind", "127.0.0.1:0", "--account-sid", TWILIO_SID, "--auth-token", TWILIO_TOKEN])
+            .args([
+                "fake-twilio",
+                "--bind",
+                "127.0.0.1:0",
+                "--account-sid",
+                TWILIO_SID,
+                "--auth-token",
+                TWILIO_TOKEN,
+            ])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -716,7 +728,9 @@ impl DropFirstStop {
                         *keep.lock().unwrap() = Some((req.uri().to_string(), auth));
                         Ok(res)
                     };
-                    let Ok(inbound) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { return };
+                    let Ok(inbound) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
+                        return;
+                    };
                     let (path, auth) = seen.lock().unwrap().take().unwrap();
                     let mut req = format!("ws://{target}{path}").into_client_request().unwrap();
                     if let Some(a) = auth {

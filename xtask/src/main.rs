@@ -32,7 +32,8 @@ fn main() -> anyhow::Result<()> {
             let rest: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| *a != "--").collect();
             // The tests drive `alertme-tools` (phone simulator, fake Twilio, load generator),
             // another package's binary: built first, next to `alertme`.
-            let status = Command::new(cargo()).current_dir(&root).args(["build", "-p", "alertme-tools"]).status()?;
+            let status =
+                Command::new(cargo()).current_dir(&root).args(["build", "-p", "alertme-tools"]).status()?;
             if !status.success() {
                 bail!("building alertme-tools failed");
             }

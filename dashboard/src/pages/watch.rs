@@ -224,7 +224,8 @@ pub fn Watch(
     });
 
     // Why the page cannot show the alert, if it cannot.
-    let blocked = move || match (load.get(), live.link.get()) {
+    let blocked = move || {
+        match (load.get(), live.link.get()) {
         (Load::Invalid, _) => Some((
             "This link is not valid",
             "It may have been mistyped, revoked, or be for another server. Ask the person who sent it, or call the emergency services if someone is in danger.",
@@ -238,6 +239,7 @@ pub fn Watch(
             "The person or a responder stopped sharing this alert with this link. Call the emergency services if someone is in danger.",
         )),
         _ => None,
+    }
     };
 
     view! {

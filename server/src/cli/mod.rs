@@ -63,7 +63,9 @@ pub async fn contact_add(user: &str, name: &str, phone: &str, db: &DbArgs) -> an
     let u = user_by_phone(&conn, user).await?;
     let input =
         alertme_protocol::ContactInput { name: name.to_owned(), phone: phone.to_owned(), position: None };
-    let (c, queued) = crate::contacts::add(&conn, &u.id, input, &crate::e164::Countries::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (c, queued) = crate::contacts::add(&conn, &u.id, input, &crate::e164::Countries::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}\t{}\t{}", c.id, c.name, c.phone);
     if !queued {
         eprintln!("note: {} opted out of texts earlier (replied STOP); they will not be texted", c.phone);

@@ -12,7 +12,6 @@ use tokio::sync::broadcast;
 
 pub use session::{LiveEvent, RestoredPart, Session, SessionSeed, Subscription};
 
-
 /// Capacity of the responder feed; a console that falls further behind gets a fresh overview.
 const RESPONDER_FEED_CAPACITY: usize = 1024;
 

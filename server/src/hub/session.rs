@@ -593,7 +593,6 @@ fn mark_stored(st: &mut State, seq: u64) -> bool {
     true
 }
 
-
 fn json<T: serde::Serialize>(m: &T) -> Message {
     Message::Text(serde_json::to_string(m).expect("protocol types serialize").into())
 }
@@ -678,13 +677,28 @@ mod tests {
             let frames = s.subscribe(None).frames;
             let Message::Text(t) = &frames[0] else { panic!() };
             let snap: WatchMsg = serde_json::from_str(t.as_str()).unwrap();
-            let WatchMsg::Snapshot { audio: Some(a), .. } = snap else { panic!("{file}: no audio in the snapshot") };
+            let WatchMsg::Snapshot { audio: Some(a), .. } = snap else {
+                panic!("{file}: no audio in the snapshot")
+            };
             assert!(a.units > 0, "{file}: no units");
-            let binary: Vec<&Bytes> = frames[1..].iter().filter_map(|f| match f { Message::Binary(b) => Some(b), _ => None }).collect();
-            let first_unit = binary.iter().map(|b| WatchHeader::parse(b).unwrap().0).find(|h| h.kind == KIND_UNIT).unwrap();
+            let binary: Vec<&Bytes> = frames[1..]
+                .iter()
+                .filter_map(|f| match f {
+                    Message::Binary(b) => Some(b),
+                    _ => None,
+                })
+                .collect();
+            let first_unit = binary
+                .iter()
+                .map(|b| WatchHeader::parse(b).unwrap().0)
+                .find(|h| h.kind == KIND_UNIT)
+                .unwrap();
             assert_ne!(first_unit.flags & FLAG_SYNC, 0, "{file}: starts at a sync point");
             if mime != "audio/aac" {
-                assert!(binary.iter().any(|b| WatchHeader::parse(b).unwrap().0.kind == KIND_INIT), "{file}: init first");
+                assert!(
+                    binary.iter().any(|b| WatchHeader::parse(b).unwrap().0.kind == KIND_INIT),
+                    "{file}: init first"
+                );
             }
         }
     }

@@ -90,7 +90,8 @@ impl FromRequestParts<AppState> for DeviceAuth {
 /// `ALERTME_LINK_TTL_SECS`. Returns the token's row and its alert.
 pub async fn watch_link(state: &AppState, token: &str) -> Result<(watch_tokens::Model, alerts::Model)> {
     let row = auth::watch_row(&state.db, token).await?;
-    let alert = alerts::Entity::find_by_id(row.alert_id.clone()).one(&state.db).await?.ok_or(Error::NotFound)?;
+    let alert =
+        alerts::Entity::find_by_id(row.alert_id.clone()).one(&state.db).await?.ok_or(Error::NotFound)?;
     let ttl = state.settings.link_ttl;
     if alert.ended_at.is_some_and(|t| crate::now_ms() > t.saturating_add(ttl.as_millis() as i64)) {
         return Err(Error::LinkExpired(ttl.as_secs() / 3600));

@@ -24,8 +24,15 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>> {
 }
 
 /// Prometheus text format, for a scraper with `ALERTME_METRICS_TOKEN` or on this machine.
-async fn metrics(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap) -> Result<Response> {
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+async fn metrics(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     let allowed = match (&state.settings.metrics_token, bearer) {
         // Compared as hashes: equal time whatever the common prefix.
         (Some(want), Some(got)) => crate::auth::hash_token(want) == crate::auth::hash_token(got.trim()),
@@ -51,5 +58,6 @@ async fn metrics(State(state): State<AppState>, ClientIp(ip): ClientIp, headers:
             metrics::gauge!(telemetry::OUTBOX, "status" => status).set(n as f64);
         }
     }
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response())
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
+        .into_response())
 }

@@ -53,14 +53,20 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         // Watch links and the SOS page carry tokens in the URL or the page: never in a Referer.
-        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(axum::middleware::from_fn(no_store))
         .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::refuse_guessers))
         // A span per request with the route's pattern only: a URI can carry `?token=`.
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
-            let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("static", |p| p.as_str());
-            tracing::debug_span!("http", method = %req.method(), route)
-        }))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            |req: &axum::extract::Request| {
+                let route =
+                    req.extensions().get::<axum::extract::MatchedPath>().map_or("static", |p| p.as_str());
+                tracing::debug_span!("http", method = %req.method(), route)
+            },
+        ))
         // A request (its body included) must be handled within this; streamed answers
         // (recordings) and sockets run on after their handler returned.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -174,7 +174,7 @@ impl Conn {
                     }
                 },
                 r = revocations.recv() => {
-                    if sockets::revoked(r, &Revoked::Device(self.device.id.clone()), || self.still_valid()).await {
+                    if sockets::revoked(r, &Revoked::Device(self.device.id.clone()), &self.state.db).await {
                         break Some((close::UNAUTHORIZED, "device token revoked"));
                     }
                 }
@@ -324,7 +324,9 @@ impl Conn {
             match alerts::start(&self.state, &self.device, &client_id, supported.as_deref()).await {
                 Ok(x) => x,
                 Err(crate::error::Error::BadRequest(d)) => return self.bad(socket, "bad_start", &d).await,
-                Err(crate::error::Error::Conflict(d)) => return self.bad(socket, "too_many_alerts", &d).await,
+                Err(crate::error::Error::Conflict(d)) => {
+                    return self.bad(socket, "too_many_alerts", &d).await
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "starting alert failed");
                     return Flow::Close(close::STORAGE, "storage failed; retry start");
@@ -393,7 +395,10 @@ impl Conn {
         for f in fixes {
             if f.seq > acked + MAX_FIX_AHEAD {
                 // What the server keeps per alert to order and ack fixes stays bounded.
-                let why = format!("fix {}: at most {MAX_FIX_AHEAD} ahead of the ack ({acked}); send earlier fixes first", f.seq);
+                let why = format!(
+                    "fix {}: at most {MAX_FIX_AHEAD} ahead of the ack ({acked}); send earlier fixes first",
+                    f.seq
+                );
                 if let Flow::Close(c, w) = self.bad(socket, "seq_too_far", &why).await {
                     return Flow::Close(c, w);
                 }
@@ -405,7 +410,10 @@ impl Conn {
                     // The refusal is stored like a fix: its seq is consumed and acked, so a phone
                     // that drops what is acked can finish (docs/protocol.md, `bad_fix`).
                     if f.seq > acked {
-                        self.state.store.refused(sess.clone(), f.seq, why.clone(), self.notice_tx.clone()).await;
+                        self.state
+                            .store
+                            .refused(sess.clone(), f.seq, why.clone(), self.notice_tx.clone())
+                            .await;
                     }
                     if let Flow::Close(c, w) =
                         self.bad(socket, "bad_fix", &format!("fix {}: {why}", f.seq)).await
@@ -472,15 +480,6 @@ impl Conn {
             send(socket, &p).await?;
         }
         Ok(())
-    }
-
-    /// Whether this device's token is still valid (after missing revocation news).
-    async fn still_valid(&self) -> bool {
-        use sea_orm::EntityTrait;
-        !matches!(
-            crate::db::entity::devices::Entity::find_by_id(self.device.id.clone()).one(&self.state.db).await,
-            Ok(Some(d)) if d.revoked_at.is_some()
-        )
     }
 
     async fn bad(&mut self, socket: &mut WebSocket, code: &str, detail: &str) -> Flow {

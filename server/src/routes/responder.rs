@@ -35,11 +35,15 @@ async fn upgrade(
     let revocations = state.hub.revocations();
     let responder = auth::responder(&state.db, &sockets::token(&headers, &query)?).await?;
     let tracker = state.sockets.clone();
-    Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH)
-        .on_upgrade(move |socket| {
+    Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH).on_upgrade(
+        move |socket| {
             let span = tracing::info_span!("responder", responder = %responder.id);
-            tracker.track_future(tracing::Instrument::instrument(run(state, responder, revocations, socket), span))
-        }))
+            tracker.track_future(tracing::Instrument::instrument(
+                run(state, responder, revocations, socket),
+                span,
+            ))
+        },
+    ))
 }
 
 /// `GET /v1/alerts?status=active|ended&q=NAME&limit=N`: the console's alert history.
@@ -100,8 +104,7 @@ async fn run(
             }
             () = stop.cancelled() => break Some((close::RESTART, "server restarting; reconnect")),
             r = revocations.recv() => {
-                let still_valid = || async { auth::responder_by_id(&state.db, &responder.id).await.is_ok() };
-                if sockets::revoked(r, &me, still_valid).await {
+                if sockets::revoked(r, &me, &state.db).await {
                     break Some((close::UNAUTHORIZED, "responder access revoked"));
                 }
             }
@@ -159,7 +162,9 @@ async fn command(state: &AppState, responder: &Responder, text: &str) -> (Respon
             match alerts::end(state, &alert_id, AlertStatus::Resolved, &responder.id).await {
                 // Resolved already (by anyone): done. Ended otherwise: say how.
                 Ok(AlertStatus::Resolved) => Ok(()),
-                Ok(other) => return err("already_ended", format!("the alert already ended ({})", other.as_str())),
+                Ok(other) => {
+                    return err("already_ended", format!("the alert already ended ({})", other.as_str()))
+                }
                 Err(e) => Err(e),
             }
         }

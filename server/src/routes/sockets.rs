@@ -90,17 +90,17 @@ pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<()> {
 }
 
 /// Whether news from the revocation feed ends a socket that uses `mine`. After lagging behind
-/// the feed, `still_valid` re-checks the credential itself (a missed revocation must not keep a
+/// the feed, the credential is re-checked in the database (a missed revocation must not keep a
 /// socket open).
-pub async fn revoked<F: std::future::Future<Output = bool>>(
+pub async fn revoked(
     news: std::result::Result<crate::hub::Revoked, tokio::sync::broadcast::error::RecvError>,
     mine: &crate::hub::Revoked,
-    still_valid: impl FnOnce() -> F,
+    db: &sea_orm::DatabaseConnection,
 ) -> bool {
     use tokio::sync::broadcast::error::RecvError;
     match news {
         Ok(r) => &r == mine,
-        Err(RecvError::Lagged(_)) => !still_valid().await,
+        Err(RecvError::Lagged(_)) => !crate::links::still_valid(db, mine).await,
         // The hub keeps the sender for the life of the process.
         Err(RecvError::Closed) => false,
     }

@@ -43,7 +43,9 @@ async fn trail(
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let format = if accept.contains("gpx") { Format::Gpx } else { Format::GeoJson };
     let (mime, head, tail) = match format {
-        Format::GeoJson => ("application/geo+json", "{\"type\":\"FeatureCollection\",\"features\":[".to_owned(), "]}"),
+        Format::GeoJson => {
+            ("application/geo+json", "{\"type\":\"FeatureCollection\",\"features\":[".to_owned(), "]}")
+        }
         Format::Gpx => (
             "application/gpx+xml",
             format!(
@@ -61,11 +63,9 @@ async fn trail(
             let after = cursor?;
             let mut find = fixes::Entity::find().filter(fixes::Column::AlertId.eq(id));
             if let Some((t, seq)) = after {
-                find = find.filter(
-                    Condition::any()
-                        .add(fixes::Column::DeviceTime.gt(t))
-                        .add(Condition::all().add(fixes::Column::DeviceTime.eq(t)).add(fixes::Column::Seq.gt(seq))),
-                );
+                find = find.filter(Condition::any().add(fixes::Column::DeviceTime.gt(t)).add(
+                    Condition::all().add(fixes::Column::DeviceTime.eq(t)).add(fixes::Column::Seq.gt(seq)),
+                ));
             }
             let rows = find
                 .order_by_asc(fixes::Column::DeviceTime)

@@ -14,16 +14,16 @@ use axum::Router;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
+use super::extract::watch_link;
 use super::sockets::{self, close};
 use crate::alerts;
 use crate::auth;
 use crate::db::entity::{alerts as alert_rows, watch_tokens};
 use crate::error::{Error, Result};
 use crate::hub::{Revoked, Session};
-use super::extract::watch_link;
 use crate::state::AppState;
 
 /// Resyncs allowed before a watcher that keeps falling behind is closed with 4410.
@@ -54,12 +54,13 @@ async fn upgrade(
         _ => return Err(Error::BadRequest("resume needs both epoch and a numeric ev".into())),
     };
     let tracker = state.sockets.clone();
-    Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH)
-        .on_upgrade(move |socket| {
+    Ok(sockets::configure(ws, sockets::VIEWER_READ_BUFFER, sockets::VIEWER_WRITE_BATCH).on_upgrade(
+        move |socket| {
             let span = tracing::info_span!("watch", alert = %session.alert_id);
             let run = run(state, session, resume, viewer, revocations, socket);
             tracker.track_future(tracing::Instrument::instrument(run, span))
-        }))
+        },
+    ))
 }
 
 /// The alert a watch request may see: a watch token's own alert (while the link is neither
@@ -86,22 +87,6 @@ async fn watched_alert(
         mark_opened(state, &token).await?;
     }
     Ok((row, Revoked::Watch(token.token_hash)))
-}
-
-/// Whether the credential a viewer uses is still valid (after missing revocation news).
-async fn still_valid(state: &AppState, viewer: &Revoked) -> bool {
-    let revoked_at = match viewer {
-        Revoked::Watch(hash) => watch_tokens::Entity::find_by_id(hash.clone())
-            .one(&state.db)
-            .await
-            .map(|r| r.map(|r| r.revoked_at)),
-        Revoked::Responder(id) => crate::db::entity::responders::Entity::find_by_id(id.clone())
-            .one(&state.db)
-            .await
-            .map(|r| r.map(|r| r.revoked_at)),
-        Revoked::Device(_) => return true,
-    };
-    !matches!(revoked_at, Ok(Some(Some(_))) | Ok(None))
 }
 
 /// `GET /v1/watch/alert?token=…`: what a watch link shows before its socket opens, and a clear
@@ -205,7 +190,7 @@ async fn run(
             }
             () = &mut stopped => break Some((close::RESTART, "server restarting; reconnect and resume")),
             r = revocations.recv() => {
-                if sockets::revoked(r, &viewer, || still_valid(&state, &viewer)).await {
+                if sockets::revoked(r, &viewer, &state.db).await {
                     break Some((close::UNAUTHORIZED, "access to this alert was withdrawn"));
                 }
             }

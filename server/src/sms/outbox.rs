@@ -470,7 +470,12 @@ impl Sender {
 }
 
 /// Texts sent for a person (to their contacts) since `since`, ms: what their hourly budget counts.
-pub async fn sent_for<C: ConnectionTrait>(db: &C, user_id: &str, kinds: &[&str], since: i64) -> Result<u64, DbErr> {
+pub async fn sent_for<C: ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+    kinds: &[&str],
+    since: i64,
+) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
     sms_outbox::Entity::find()
         .filter(sms_outbox::Column::UserId.eq(user_id))

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use alertme_protocol::audio::{encode_phone_chunk, WatchHeader, PHONE_HEADER_LEN};
 use alertme_protocol::{Fix, PhoneMsg, PhoneServerMsg, WatchMsg};
 
-use pin::Pinning;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
+use pin::Pinning;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
