@@ -255,7 +255,7 @@ async fn token_pages_and_audio_types() {
         }
         let db = env.db().await;
         let row =
-            alertme_server::db::entity::alerts::Entity::find_by_id(alert_id).one(&db).await.unwrap().unwrap();
+            alertme_server::storage::entity::alerts::Entity::find_by_id(alert_id).one(&db).await.unwrap().unwrap();
         assert_eq!(row.audio_mime.as_deref(), stored, "{sent:?}");
         send_json(&mut ws, &PhoneMsg::Stop { reason: alertme_protocol::StopReason::Cancel }).await;
     }

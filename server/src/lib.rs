@@ -1,29 +1,20 @@
 //! AlertMe server: phones stream an SOS in, watchers and responders follow it live.
 #![warn(missing_docs)]
 
-pub mod alerts;
-pub mod audio;
-pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod contacts;
-pub mod db;
-pub mod demo;
+pub mod domain;
 pub mod e164;
 pub mod error;
-pub mod geozones;
-pub mod hub;
-pub mod links;
-mod listen;
-pub mod notify;
-pub mod registration;
-mod routes;
+pub mod live;
 pub mod sms;
-pub mod state;
-pub mod store;
+pub mod storage;
 pub mod telemetry;
-pub mod timers;
+mod web;
+
+#[cfg(test)]
+mod layout;
 
 use std::future::Future;
 use std::time::Duration;
@@ -32,9 +23,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::ServeConfig;
-use crate::hub::Hub;
-use crate::state::{AppState, Settings};
-use crate::store::Store;
+use crate::live::Hub;
+use crate::domain::{AppState, Settings};
+use crate::storage::writer::Store;
 
 /// Milliseconds since the Unix epoch, server clock.
 pub fn now_ms() -> i64 {
@@ -50,8 +41,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    let db = db::connect(&cfg.db.url()).await?;
-    let secret = auth::load_secret(cfg.secret.as_deref(), &cfg.db.data_dir)?;
+    let db = storage::connect(&cfg.db.url()).await?;
+    let secret = domain::accounts::load_secret(cfg.secret.as_deref(), &cfg.db.data_dir)?;
     let settings = Settings {
         public_url: cfg.public_url(addr),
         allowed_origins: cfg.allowed_origins.clone(),
@@ -80,7 +71,7 @@ pub async fn serve(
     }
     let guard = sms::guard::Guard::new(&cfg.sms);
     let hub = Hub::new();
-    store::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
+    storage::writer::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
     let store = Store::start(&cfg.db.url()).await?;
     let clock = if cfg.test_clock {
         tracing::warn!("test clock enabled: POST /v1/test/clock moves time forward");
@@ -93,11 +84,11 @@ pub async fn serve(
     state.metrics = Some(metrics.clone());
     let stop = state.stop.clone();
     supervise("metrics upkeep", &stop, telemetry::upkeep(metrics));
-    supervise("timers", &stop, timers::run(state.clone(), state.timers_wake.clone()));
+    supervise("timers", &stop, domain::timers::run(state.clone(), state.timers_wake.clone()));
     supervise(
         "silence texts",
         &stop,
-        alerts::watch_silence(state.clone(), Duration::from_millis(cfg.phone_silent_text_ms.max(100))),
+        domain::alerts::watch_silence(state.clone(), Duration::from_millis(cfg.phone_silent_text_ms.max(100))),
     );
     {
         let store = state.store.clone();
@@ -116,7 +107,7 @@ pub async fn serve(
     supervise(
         "revocations",
         &stop,
-        links::watch_revocations(hub.clone(), state.db.clone(), Duration::from_secs(2)),
+        domain::links::watch_revocations(hub.clone(), state.db.clone(), Duration::from_secs(2)),
     );
     {
         // Rate-limit state of clients that went quiet is dropped, so it stays bounded.
@@ -130,9 +121,9 @@ pub async fn serve(
             }
         });
     }
-    let restored = alerts::restore_active(&state).await.context("restoring active alerts")?;
+    let restored = domain::alerts::restore_active(&state).await.context("restoring active alerts")?;
     hub.spawn_silence_watch(state.settings.phone_silence);
-    let app = routes::router(state.clone(), &cfg.static_dir);
+    let app = web::router(state.clone(), &cfg.static_dir);
     tracing::info!(%addr, restored, "AlertMe listening");
     println!("AlertMe is running on http://{addr}");
     println!("  phones connect to   ws://{addr}/v1/phone   (alertme user add --name NAME --phone +E164 prints a device token)");
@@ -142,9 +133,9 @@ pub async fn serve(
     );
     println!("  health: http://{addr}/healthz");
     if cfg.demo {
-        demo::start(&state, addr, cfg.static_dir.clone()).await.context("starting the demo")?;
+        cli::demo::start(&state, addr, cfg.static_dir.clone()).await.context("starting the demo")?;
     }
-    let limits = listen::Limits {
+    let limits = web::listen::Limits {
         header_timeout: Duration::from_millis(cfg.header_timeout_ms.max(100)),
         per_address: cfg.max_conns_per_address,
         trusted: cfg.trusted_proxies.clone(),
@@ -157,7 +148,7 @@ pub async fn serve(
             stop.cancel();
         }
     });
-    listen::serve(listener, app, limits, stop.clone().cancelled_owned()).await.context("serving")?;
+    web::listen::serve(listener, app, limits, stop.clone().cancelled_owned()).await.context("serving")?;
     state.sockets.close();
     if tokio::time::timeout(Duration::from_secs(5), state.sockets.wait()).await.is_err() {
         tracing::warn!(open = state.sockets.len(), "sockets still closing after 5 s; stopping anyway");

@@ -62,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Timer(args) => alertme_server::cli::timer::run(args).await,
         Command::BenchUsers { count, db } => alertme_server::cli::bench_users(count, &db).await,
-        Command::Migrate(db) => alertme_server::db::connect(&db.url()).await.map(|_| ()),
+        Command::Migrate(db) => alertme_server::storage::connect(&db.url()).await.map(|_| ()),
     }
 }
 

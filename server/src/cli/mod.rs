@@ -1,13 +1,14 @@
 //! Operator commands: users (with a device token), contacts, responders, links, and `timer`.
 
+pub mod demo;
 pub mod timer;
 
 use anyhow::{ensure, Context};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::auth;
+use crate::domain::accounts;
 use crate::config::DbArgs;
-use crate::db::{
+use crate::storage::{
     self,
     entity::{devices, responders, users},
 };
@@ -16,7 +17,7 @@ use crate::db::{
 pub async fn user_add(name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()> {
     let phone = &crate::e164::normalize(phone)?;
     ensure!(!name.trim().is_empty() && name.len() <= 100, "name must be 1-100 characters");
-    let conn = db::connect(&db.url()).await?;
+    let conn = storage::connect(&db.url()).await?;
     let now = crate::now_ms();
     let user = match users::Entity::find().filter(users::Column::Phone.eq(phone)).one(&conn).await? {
         Some(u) => u,
@@ -31,12 +32,12 @@ pub async fn user_add(name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()
             .await?
         }
     };
-    let token = auth::new_token(auth::DEVICE_PREFIX);
+    let token = accounts::new_token(accounts::DEVICE_PREFIX);
     devices::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         user_id: Set(user.id.clone()),
         label: Set("cli".into()),
-        token_hash: Set(auth::hash_token(&token)),
+        token_hash: Set(accounts::hash_token(&token)),
         created_at: Set(now),
         revoked_at: Set(None),
     }
@@ -59,11 +60,11 @@ async fn user_by_phone(conn: &sea_orm::DatabaseConnection, phone: &str) -> anyho
 /// `alertme contact add`: the same rules and informational text as the API. The text goes out
 /// when a server runs (the outbox is in the database).
 pub async fn contact_add(user: &str, name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()> {
-    let conn = db::connect(&db.url()).await?;
+    let conn = storage::connect(&db.url()).await?;
     let u = user_by_phone(&conn, user).await?;
     let input =
         alertme_protocol::ContactInput { name: name.to_owned(), phone: phone.to_owned(), position: None };
-    let (c, queued) = crate::contacts::add(&conn, &u.id, input, &crate::e164::Countries::default())
+    let (c, queued) = crate::domain::contacts::add(&conn, &u.id, input, &crate::e164::Countries::default())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}\t{}\t{}", c.id, c.name, c.phone);
@@ -75,9 +76,9 @@ pub async fn contact_add(user: &str, name: &str, phone: &str, db: &DbArgs) -> an
 
 /// `alertme contact list`: one contact per line, in texting order.
 pub async fn contact_list(user: &str, db: &DbArgs) -> anyhow::Result<()> {
-    let conn = db::connect(&db.url()).await?;
+    let conn = storage::connect(&db.url()).await?;
     let u = user_by_phone(&conn, user).await?;
-    for c in crate::contacts::list(&conn, &u.id).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+    for c in crate::domain::contacts::list(&conn, &u.id).await.map_err(|e| anyhow::anyhow!("{e}"))? {
         println!("{}\t{}\t{}\t{}", c.id, c.name, c.phone, if c.opted_out { "opted out" } else { "active" });
     }
     Ok(())
@@ -86,12 +87,12 @@ pub async fn contact_list(user: &str, db: &DbArgs) -> anyhow::Result<()> {
 /// `alertme responder add`: creates a responder, prints the token once.
 pub async fn responder_add(name: &str, db: &DbArgs) -> anyhow::Result<()> {
     ensure!(!name.trim().is_empty() && name.len() <= 100, "name must be 1-100 characters");
-    let conn = db::connect(&db.url()).await?;
-    let token = auth::new_token(auth::RESPONDER_PREFIX);
+    let conn = storage::connect(&db.url()).await?;
+    let token = accounts::new_token(accounts::RESPONDER_PREFIX);
     let r = responders::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         name: Set(name.trim().to_owned()),
-        token_hash: Set(auth::hash_token(&token)),
+        token_hash: Set(accounts::hash_token(&token)),
         created_at: Set(crate::now_ms()),
         revoked_at: Set(None),
     }
@@ -105,8 +106,8 @@ pub async fn responder_add(name: &str, db: &DbArgs) -> anyhow::Result<()> {
 /// `alertme responder revoke`: the responder's token stops working; open consoles close within
 /// seconds (running servers poll for revocations).
 pub async fn responder_revoke(who: &str, db: &DbArgs) -> anyhow::Result<()> {
-    let conn = db::connect(&db.url()).await?;
-    let id = crate::links::revoke_responder(&conn, who).await.map_err(|e| match e {
+    let conn = storage::connect(&db.url()).await?;
+    let id = crate::domain::links::revoke_responder(&conn, who).await.map_err(|e| match e {
         crate::error::Error::NotFound => anyhow::anyhow!("no active responder with id or name {who:?}"),
         e => anyhow::anyhow!("{e}"),
     })?;
@@ -116,9 +117,9 @@ pub async fn responder_revoke(who: &str, db: &DbArgs) -> anyhow::Result<()> {
 
 /// `alertme link revoke`: an alert's watch link(s) stop working; open pages close within seconds.
 pub async fn link_revoke(alert: &str, contact: Option<&str>, db: &DbArgs) -> anyhow::Result<()> {
-    let conn = db::connect(&db.url()).await?;
-    let which = contact.map_or(crate::links::Which::All, |c| crate::links::Which::Contact(c.to_owned()));
-    let n = crate::links::revoke_alert_links(&conn, alert, &which).await.map_err(|e| match e {
+    let conn = storage::connect(&db.url()).await?;
+    let which = contact.map_or(crate::domain::links::Which::All, |c| crate::domain::links::Which::Contact(c.to_owned()));
+    let n = crate::domain::links::revoke_alert_links(&conn, alert, &which).await.map_err(|e| match e {
         crate::error::Error::NotFound => anyhow::anyhow!("no live watch link of alert {alert} matches"),
         e => anyhow::anyhow!("{e}"),
     })?;
@@ -128,7 +129,7 @@ pub async fn link_revoke(alert: &str, contact: Option<&str>, db: &DbArgs) -> any
 
 /// `alertme bench-users`: many users with one device token each, for the load generator.
 pub async fn bench_users(count: usize, db: &DbArgs) -> anyhow::Result<()> {
-    let conn = db::connect(&db.url()).await?;
+    let conn = storage::connect(&db.url()).await?;
     let now = crate::now_ms();
     let mut tokens = Vec::with_capacity(count);
     for chunk in (0..count).collect::<Vec<_>>().chunks(200) {
@@ -142,12 +143,12 @@ pub async fn bench_users(count: usize, db: &DbArgs) -> anyhow::Result<()> {
                 phone: Set(format!("+49100{:08}", i)),
                 created_at: Set(now),
             });
-            let token = auth::new_token(auth::DEVICE_PREFIX);
+            let token = accounts::new_token(accounts::DEVICE_PREFIX);
             ds.push(devices::ActiveModel {
                 id: Set(uuid::Uuid::now_v7().to_string()),
                 user_id: Set(uid),
                 label: Set("bench".into()),
-                token_hash: Set(auth::hash_token(&token)),
+                token_hash: Set(accounts::hash_token(&token)),
                 created_at: Set(now),
                 revoked_at: Set(None),
             });

@@ -19,8 +19,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::{Sent, SmsClient, SmsError};
-use crate::db::entity::{alerts, contacts, sms_outbox, users, watch_tokens};
-use crate::hub::Hub;
+use crate::storage::entity::{alerts, contacts, sms_outbox, users, watch_tokens};
+use crate::live::Hub;
 
 /// Rows sent at once: the contacts of one alert go out in parallel, not one after another.
 const CONCURRENCY: usize = 16;
@@ -425,7 +425,7 @@ impl Sender {
             .await?
             .map_or_else(|| "Someone".into(), |u| u.name);
         if row.kind == kind::ALERT {
-            let token = crate::auth::watch_token(&self.secret, alert_id, &contact_label(contact_id));
+            let token = crate::domain::accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
             let link = format!("{}/w/{token}", self.public_url);
             return Ok(Some(match (alert.duress, alert.source.as_deref(), &alert.note) {
                 (Some(true), _, _) => {
@@ -438,17 +438,17 @@ impl Sender {
             }));
         }
         if row.kind == kind::DURESS {
-            let token = crate::auth::watch_token(&self.secret, alert_id, &contact_label(contact_id));
+            let token = crate::domain::accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
             return Ok(Some(format!(
                 "{name} cancelled the alert with their duress PIN: they may be forced to. The alert is still on; do not call them. Watch: {}/w/{token}",
                 self.public_url
             )));
         }
         if row.kind == kind::PHONE_SILENT {
-            let token = crate::auth::watch_token(&self.secret, alert_id, &contact_label(contact_id));
-            let last = crate::db::entity::fixes::Entity::find()
-                .filter(crate::db::entity::fixes::Column::AlertId.eq(alert_id.clone()))
-                .order_by_desc(crate::db::entity::fixes::Column::DeviceTime)
+            let token = crate::domain::accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
+            let last = crate::storage::entity::fixes::Entity::find()
+                .filter(crate::storage::entity::fixes::Column::AlertId.eq(alert_id.clone()))
+                .order_by_desc(crate::storage::entity::fixes::Column::DeviceTime)
                 .one(&self.db)
                 .await?;
             let place = last.map_or_else(

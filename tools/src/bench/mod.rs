@@ -77,7 +77,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
     /// Log filter for the server under test, its log going to this command's stderr (default:
-    /// errors only, discarded), e.g. `alertme_server::store=debug` for the writer's batch timing.
+    /// errors only, discarded), e.g. `alertme_server::storage::writer=debug` for the writer's batch timing.
     #[arg(long)]
     pub server_log: Option<String>,
 }

@@ -1,0 +1,491 @@
+//! Alert lifecycle: start (idempotent), end, claim, and bringing stored alerts back live.
+
+use std::sync::Arc;
+
+use alertme_protocol::{AlertInfo, AlertStatus};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder,
+};
+
+use crate::domain::accounts::{self, Device};
+use crate::storage::entity::{alert_events, alerts, users, watch_tokens};
+use crate::error::{Error, Result};
+use crate::live::{RestoredPart, Session, SessionSeed};
+use crate::domain::AppState;
+use crate::storage::writer::{self, fix_from_row};
+
+/// Label of the watch token handed to the phone itself (to share the link).
+pub const DEVICE_WATCH_LABEL: &str = "device";
+
+/// Active alerts one person may have started within [`NEW_ALERTS_WINDOW_MS`]: a real emergency
+/// needs one; the cap keeps a looping or hostile client from opening hundreds in a second (each
+/// holds memory and texts contacts). Older alerts left active (a lost phone's) never block a
+/// new SOS.
+pub const MAX_NEW_PER_PERSON: u64 = 5;
+/// See [`MAX_NEW_PER_PERSON`].
+const NEW_ALERTS_WINDOW_MS: i64 = 10 * 60_000;
+
+/// Starts an alert, or returns the one this user already started with `client_id`.
+/// Returns the live (or, if it already ended, a detached) session and whether it was created.
+pub async fn start(
+    state: &AppState,
+    device: &Device,
+    client_id: &str,
+    audio_mime: Option<&str>,
+) -> Result<(Arc<Session>, alerts::Model, bool)> {
+    if client_id.is_empty() || client_id.len() > 100 {
+        return Err(Error::BadRequest("client_id must be 1 to 100 characters".into()));
+    }
+    if let Some(existing) = find(&state.db, &device.user_id, client_id).await? {
+        return Ok((session_for(state, &existing).await?, existing, false));
+    }
+    let recent = alerts::Entity::find()
+        .filter(alerts::Column::UserId.eq(device.user_id.clone()))
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .filter(alerts::Column::StartedAt.gt(crate::now_ms() - NEW_ALERTS_WINDOW_MS))
+        .count(&state.db)
+        .await?;
+    if recent >= MAX_NEW_PER_PERSON {
+        return Err(Error::Conflict(format!(
+            "{recent} alerts started in the last 10 minutes are still active: resume one of them (send start \
+             with its client_id) or end one first"
+        )));
+    }
+    let row = new_row(&device.user_id, &device.id, client_id, audio_mime, None, None, false);
+    let txn = crate::storage::write_txn(&state.db).await?;
+    if let Err(e) = create_in(state, &txn, &row).await {
+        // Most likely a concurrent start with the same client id won the unique index.
+        drop(txn);
+        let existing = find(&state.db, &device.user_id, client_id)
+            .await?
+            .ok_or(Error::Internal(anyhow::anyhow!("alert insert failed: {e}")))?;
+        return Ok((session_for(state, &existing).await?, existing, false));
+    }
+    txn.commit().await?;
+    Ok((opened(state, &row).await?, row, true))
+}
+
+/// A new alert row, not yet stored.
+pub fn new_row(
+    user_id: &str,
+    device_id: &str,
+    client_id: &str,
+    audio_mime: Option<&str>,
+    source: Option<&str>,
+    note: Option<String>,
+    duress: bool,
+) -> alerts::Model {
+    alerts::Model {
+        id: uuid::Uuid::now_v7().to_string(),
+        user_id: user_id.to_owned(),
+        device_id: device_id.to_owned(),
+        client_id: client_id.to_owned(),
+        status: AlertStatus::Active.as_str().to_owned(),
+        audio_mime: audio_mime.map(str::to_owned),
+        started_at: crate::now_ms(),
+        ended_at: None,
+        claimed_by: None,
+        source: source.map(str::to_owned),
+        note,
+        duress: duress.then_some(true),
+        silent_texted_at: None,
+    }
+}
+
+/// Stores a new alert inside `txn`: the row, its "triggered" event, the phone's watch token,
+/// and the contacts' texts (all or nothing).
+pub async fn create_in(
+    state: &AppState,
+    txn: &sea_orm::DatabaseTransaction,
+    row: &alerts::Model,
+) -> Result<()> {
+    alerts::ActiveModel::from(row.clone()).insert(txn).await?;
+    event(txn, &row.id, "triggered", None, row.started_at).await?;
+    watch_tokens::ActiveModel {
+        token_hash: Set(accounts::hash_token(&device_watch_token(state, &row.id))),
+        alert_id: Set(row.id.clone()),
+        label: Set(DEVICE_WATCH_LABEL.to_owned()),
+        created_at: Set(row.started_at),
+        revoked_at: Set(None),
+        first_opened_at: Set(None),
+    }
+    .insert(txn)
+    .await?;
+    crate::domain::notify::alert_started(txn, row, &state.secret, state.settings.alert_texts_per_hour).await?;
+    Ok(())
+}
+
+/// After a new alert committed: send its texts, bring it live, publish delivery state.
+pub async fn opened(state: &AppState, row: &alerts::Model) -> Result<Arc<Session>> {
+    state.outbox.wake();
+    tracing::info!(alert = %row.id, source = row.source.as_deref().unwrap_or("sos"), "alert raised");
+    let session = session_for(state, row).await?;
+    crate::sms::outbox::refresh(&state.db, &state.hub, &row.id).await;
+    Ok(session)
+}
+
+/// The phone's own watch token for an alert.
+pub fn device_watch_token(state: &AppState, alert_id: &str) -> String {
+    accounts::watch_token(&state.secret, alert_id, DEVICE_WATCH_LABEL)
+}
+
+async fn find(db: &DatabaseConnection, user_id: &str, client_id: &str) -> Result<Option<alerts::Model>> {
+    Ok(alerts::Entity::find()
+        .filter(alerts::Column::UserId.eq(user_id))
+        .filter(alerts::Column::ClientId.eq(client_id))
+        .one(db)
+        .await?)
+}
+
+/// The user's newest still-active alert, for `welcome`.
+pub async fn active_of_user(db: &DatabaseConnection, user_id: &str) -> Result<Option<alerts::Model>> {
+    Ok(alerts::Entity::find()
+        .filter(alerts::Column::UserId.eq(user_id))
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        // A duress alert must stay invisible on the phone: whoever holds it may be watching.
+        .filter(alerts::Column::Duress.is_null())
+        .order_by_desc(alerts::Column::StartedAt)
+        .one(db)
+        .await?)
+}
+
+/// Of a live audio part, a restart reads the first bytes (the init segment is in them) ...
+const RESTORE_HEAD: u64 = 64 * 1024;
+/// ... and the last (the late-join window: ~60 s at 32 kbit/s), not the whole part: a long
+/// SOS's recording stays in the database instead of in memory.
+const RESTORE_TAIL: u64 = 256 * 1024;
+
+/// The live session of an active alert (loading it if needed), or a detached one for an ended
+/// alert that serves a final snapshot.
+pub async fn session_for(state: &AppState, row: &alerts::Model) -> Result<Arc<Session>> {
+    if let Some(s) = state.hub.get(&row.id) {
+        return Ok(s);
+    }
+    let active = row.status == AlertStatus::Active.as_str();
+    let session = match state.hub.ended(&row.id).filter(|_| !active) {
+        // Ended alerts are read again and again (pages opened after the end): kept a while,
+        // so a request does not reload the trail. Their delivery state may still move.
+        Some(s) => s,
+        None if active => state.hub.open(seed(state, row).await?),
+        None => {
+            state.hub.keep_ended(Session::new(seed(state, row).await?, tokio::sync::broadcast::channel(1).0))
+        }
+    };
+    {
+        let _reload = session.deliveries_reload.lock().await;
+        session.set_deliveries(crate::sms::outbox::deliveries(&state.db, &row.id).await?);
+    }
+    Ok(session)
+}
+
+async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
+    let user = users::Entity::find_by_id(row.user_id.clone()).one(&state.db).await?.ok_or(Error::NotFound)?;
+    let trail = crate::storage::entity::fixes::Entity::find()
+        .filter(crate::storage::entity::fixes::Column::AlertId.eq(row.id.clone()))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(fix_from_row)
+        .collect();
+    let refused = crate::storage::entity::refused_fixes::Entity::find()
+        .filter(crate::storage::entity::refused_fixes::Column::AlertId.eq(row.id.clone()))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|r| r.seq as u64)
+        .collect();
+    let pos = writer::audio_position(&state.db, &row.id).await?;
+    let audio_part = match pos.part {
+        Some((part, mime, len)) if len <= RESTORE_HEAD + RESTORE_TAIL => {
+            let head = writer::read_part(&state.db, &row.id, part, 0..len).await?;
+            Some(RestoredPart { part, mime, len, head, tail: Vec::new() })
+        }
+        Some((part, mime, len)) => {
+            let head = writer::read_part(&state.db, &row.id, part, 0..RESTORE_HEAD).await?;
+            let tail = writer::read_part(&state.db, &row.id, part, len - RESTORE_TAIL..len).await?;
+            Some(RestoredPart { part, mime, len, head, tail })
+        }
+        None => None,
+    };
+    let note_rows = alert_events::Entity::find()
+        .filter(alert_events::Column::AlertId.eq(row.id.clone()))
+        .filter(alert_events::Column::Kind.eq("note"))
+        .order_by_asc(alert_events::Column::Id)
+        .all(&state.db)
+        .await?;
+    let authors = crate::storage::entity::responders::Entity::find()
+        .filter(
+            crate::storage::entity::responders::Column::Id.is_in(note_rows.iter().filter_map(|n| n.actor.clone())),
+        )
+        .all(&state.db)
+        .await?;
+    let notes = note_rows
+        .into_iter()
+        .map(|n| alertme_protocol::Note {
+            by: authors
+                .iter()
+                .find(|a| Some(&a.id) == n.actor.as_ref())
+                .map_or_else(String::new, |a| a.name.clone()),
+            text: n.detail.unwrap_or_default(),
+            at_ms: n.at,
+        })
+        .collect();
+    Ok(SessionSeed {
+        notes,
+        info: info_of(row, &user.name),
+        user_id: row.user_id.clone(),
+        trail,
+        refused,
+        audio_acked: pos.acked,
+        audio_part,
+    })
+}
+
+/// Wire summary of a stored alert.
+pub fn info_of(row: &alerts::Model, user_name: &str) -> AlertInfo {
+    AlertInfo {
+        id: row.id.clone(),
+        user_name: user_name.to_owned(),
+        status: AlertStatus::parse(&row.status).unwrap_or(AlertStatus::Active),
+        started_ms: row.started_at,
+        ended_ms: row.ended_at,
+        claimed_by: row.claimed_by.clone(),
+        audio_mime: row.audio_mime.clone(),
+        source: row.source.clone().unwrap_or_else(|| "sos".into()),
+        note: row.note.clone(),
+        duress: row.duress.unwrap_or(false),
+    }
+}
+
+/// Ends an active alert (idempotent) and tells everyone; returns the final status.
+pub async fn end(state: &AppState, alert_id: &str, status: AlertStatus, actor: &str) -> Result<AlertStatus> {
+    let now = crate::now_ms();
+    let txn = crate::storage::write_txn(&state.db).await?;
+    let res = alerts::Entity::update_many()
+        .col_expr(alerts::Column::Status, status.as_str().into())
+        .col_expr(alerts::Column::EndedAt, now.into())
+        .filter(alerts::Column::Id.eq(alert_id))
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        drop(txn);
+        let row =
+            alerts::Entity::find_by_id(alert_id.to_owned()).one(&state.db).await?.ok_or(Error::NotFound)?;
+        return Ok(AlertStatus::parse(&row.status).unwrap_or(status));
+    }
+    event(&txn, alert_id, status.as_str(), Some(actor), now).await?;
+    crate::domain::notify::alert_ended(&txn, alert_id).await?;
+    txn.commit().await?;
+    state.outbox.wake();
+    tracing::info!(alert = %alert_id, status = status.as_str(), "alert ended");
+    if let Some(s) = state.hub.get(alert_id) {
+        s.update_info(|i| {
+            i.status = status;
+            i.ended_ms = Some(now);
+        });
+    }
+    state.hub.close(alert_id);
+    state.store.forget(alert_id).await;
+    Ok(status)
+}
+
+/// The person ends their own SOS with their PIN. With the duress PIN the answer is the same
+/// (`cancelled`), but the alert goes on silently: flagged duress, noted, and the contacts told not
+/// to call. Whoever forced the cancel sees a cancelled SOS.
+pub async fn cancel_with_pin(
+    state: &AppState,
+    device: &Device,
+    alert_id: &str,
+    pin: &str,
+) -> Result<AlertStatus> {
+    let row = alerts::Entity::find_by_id(alert_id.to_owned())
+        .one(&state.db)
+        .await?
+        .filter(|a| a.user_id == device.user_id)
+        .ok_or(Error::NotFound)?;
+    let kind = crate::domain::timers::check_pin(state, &device.user_id, pin).await?;
+    if row.status != AlertStatus::Active.as_str() {
+        return Ok(AlertStatus::Cancelled);
+    }
+    if kind == crate::domain::timers::PinKind::Normal {
+        end(state, alert_id, AlertStatus::Cancelled, &device.id).await?;
+        return Ok(AlertStatus::Cancelled);
+    }
+    let now = crate::now_ms();
+    let note = "cancelled with the duress PIN: may be forced to".to_owned();
+    let txn = crate::storage::write_txn(&state.db).await?;
+    // Conditional, so a repeated duress cancel (or two at once) flags and texts only once.
+    let res = alerts::Entity::update_many()
+        .col_expr(alerts::Column::Duress, Some(true).into())
+        .col_expr(alerts::Column::Note, Some(note.clone()).into())
+        .filter(alerts::Column::Id.eq(alert_id))
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .filter(alerts::Column::Duress.is_null())
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Ok(AlertStatus::Cancelled);
+    }
+    event(&txn, alert_id, "duress", Some(&device.id), now).await?;
+    crate::domain::notify::duress_cancel(&txn, alert_id).await?;
+    txn.commit().await?;
+    state.outbox.wake();
+    tracing::warn!(alert = %alert_id, "duress PIN used to cancel; the alert goes on silently");
+    if let Some(s) = state.hub.get(alert_id) {
+        s.update_info(|i| {
+            i.duress = true;
+            i.note = Some(note);
+        });
+    }
+    Ok(AlertStatus::Cancelled)
+}
+
+/// Records that a responder took an active alert.
+pub async fn claim(state: &AppState, alert_id: &str, responder: &accounts::Responder) -> Result<()> {
+    let now = crate::now_ms();
+    let txn = crate::storage::write_txn(&state.db).await?;
+    let res = alerts::Entity::update_many()
+        .col_expr(alerts::Column::ClaimedBy, responder.name.clone().into())
+        .filter(alerts::Column::Id.eq(alert_id))
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::NotFound);
+    }
+    event(&txn, alert_id, "claimed", Some(&responder.id), now).await?;
+    txn.commit().await?;
+    if let Some(s) = state.hub.get(alert_id) {
+        s.update_info(|i| i.claimed_by = Some(responder.name.clone()));
+    }
+    Ok(())
+}
+
+async fn event<C: ConnectionTrait>(
+    db: &C,
+    alert_id: &str,
+    kind: &str,
+    actor: Option<&str>,
+    at: i64,
+) -> Result<()> {
+    alert_events::ActiveModel {
+        alert_id: Set(alert_id.to_owned()),
+        kind: Set(kind.to_owned()),
+        actor: Set(actor.map(str::to_owned)),
+        at: Set(at),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Longest note a responder can add.
+pub const MAX_NOTE_CHARS: usize = 1000;
+
+/// Adds a responder's note to an alert (active or ended) and tells the other consoles.
+pub async fn note(state: &AppState, alert_id: &str, responder: &accounts::Responder, text: &str) -> Result<()> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
+        return Err(Error::BadRequest(format!("a note is 1 to {MAX_NOTE_CHARS} characters")));
+    }
+    alerts::Entity::find_by_id(alert_id.to_owned()).one(&state.db).await?.ok_or(Error::NotFound)?;
+    let now = crate::now_ms();
+    alert_events::ActiveModel {
+        alert_id: Set(alert_id.to_owned()),
+        kind: Set("note".into()),
+        actor: Set(Some(responder.id.clone())),
+        at: Set(now),
+        detail: Set(Some(text.to_owned())),
+        ..Default::default()
+    }
+    .insert(&state.db)
+    .await?;
+    if let Some(s) = state.hub.get(alert_id) {
+        s.add_note(alertme_protocol::Note { by: responder.name.clone(), text: text.to_owned(), at_ms: now });
+    }
+    Ok(())
+}
+
+/// Brings every active alert back live after a restart, so phones resume and watchers reconnect.
+pub async fn restore_active(state: &AppState) -> anyhow::Result<usize> {
+    let rows = alerts::Entity::find()
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .all(&state.db)
+        .await?;
+    for row in &rows {
+        session_for(state, row).await.map_err(|e| anyhow::anyhow!("restoring alert {}: {e}", row.id))?;
+    }
+    Ok(rows.len())
+}
+
+/// Alerts for the console's lists, newest first: active ones, or ended ones whose person's name
+/// contains `q` (case-insensitive).
+pub async fn history(state: &AppState, ended: bool, q: Option<&str>, limit: u64) -> Result<Vec<AlertInfo>> {
+    use sea_orm::QuerySelect;
+    let mut find = alerts::Entity::find().order_by_desc(alerts::Column::StartedAt);
+    find = if ended {
+        find.filter(alerts::Column::Status.ne(AlertStatus::Active.as_str()))
+    } else {
+        find.filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+    };
+    if let Some(q) = q {
+        // Only the matching people's alerts: a name filter, not a scan of every user.
+        use sea_orm::sea_query::{Expr, ExprTrait, Func};
+        let ids: Vec<String> = users::Entity::find()
+            .filter(Expr::expr(Func::lower(Expr::col(users::Column::Name))).like(format!("%{q}%")))
+            .all(&state.db)
+            .await?
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+        find = find.filter(alerts::Column::UserId.is_in(ids));
+    }
+    let rows = find.limit(limit).all(&state.db).await?;
+    let people = users::Entity::find()
+        .filter(users::Column::Id.is_in(rows.iter().map(|r| r.user_id.clone())))
+        .all(&state.db)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| info_of(r, people.iter().find(|u| u.id == r.user_id).map_or("", |u| u.name.as_str())))
+        .collect())
+}
+
+/// Texts the contacts once when an active SOS's phone stays silent for `after` (no fix, audio
+/// or heartbeat): their last known position, so help can start from there.
+pub async fn watch_silence(state: AppState, after: std::time::Duration) {
+    let period = (after / 4).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(5));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        for s in state.hub.sessions() {
+            if s.silent_for().is_some_and(|d| d >= after) {
+                if let Err(e) = text_silence(&state, &s.alert_id).await {
+                    tracing::error!(alert = %s.alert_id, error = %e, "phone-silent texts failed");
+                }
+            }
+        }
+    }
+}
+
+async fn text_silence(state: &AppState, alert_id: &str) -> Result<()> {
+    let txn = crate::storage::write_txn(&state.db).await?;
+    let res = alerts::Entity::update_many()
+        .col_expr(alerts::Column::SilentTextedAt, crate::now_ms().into())
+        .filter(alerts::Column::Id.eq(alert_id))
+        .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
+        .filter(alerts::Column::SilentTextedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Ok(()); // already told (maybe by another server), or over
+    }
+    crate::domain::notify::phone_silent(&txn, alert_id).await?;
+    txn.commit().await?;
+    tracing::warn!(alert = %alert_id, "phone silent during SOS; contacts texted");
+    state.outbox.wake();
+    Ok(())
+}

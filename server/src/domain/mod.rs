@@ -1,0 +1,133 @@
+//! The domain: what an alert, a timer, a contact or a sign-in is, and the rules they follow.
+
+pub mod accounts;
+pub mod alerts;
+pub mod contacts;
+pub mod geozones;
+pub mod links;
+pub mod notify;
+pub mod registration;
+pub mod timers;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+
+use crate::live::Hub;
+use crate::storage::writer::Store;
+
+/// Runtime settings derived from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Public base URL without a trailing slash.
+    pub public_url: String,
+    /// Browser origins allowed to open sockets.
+    pub allowed_origins: Vec<String>,
+    /// Ping interval; peers silent for 3 intervals are cut off.
+    pub heartbeat: Duration,
+    /// Phone silence after which watchers see "connection lost".
+    pub phone_silence: Duration,
+    /// Longest a single send to a watcher may take.
+    pub send_timeout: Duration,
+    /// A watcher that stops reading (answers no ping) is cut within this long (4410).
+    pub watcher_stall: Duration,
+    /// Phone socket message rate.
+    pub phone_msgs_per_sec: u32,
+    /// Phone socket byte rate in KiB.
+    pub phone_kib_per_sec: u32,
+    /// Verification codes live this long.
+    pub code_ttl: Duration,
+    /// Map tile URL template for the dashboard (`{z}/{x}/{y}`); empty for no tiles.
+    pub tile_url: String,
+    /// Attribution shown under the map.
+    pub tile_attribution: String,
+    /// Contacts' links work this long after their alert ended.
+    pub link_ttl: Duration,
+    /// Alert texts per person per hour.
+    pub alert_texts_per_hour: u64,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bearer token for `/metrics`; without it only loopback clients may read them.
+    pub metrics_token: Option<String>,
+}
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database.
+    pub db: DatabaseConnection,
+    /// Live sessions.
+    pub hub: Hub,
+    /// Durable writer.
+    pub store: Store,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Key for deriving watch tokens.
+    pub secret: Arc<Vec<u8>>,
+    /// Wakes the SMS sender after outbox rows commit.
+    pub outbox: crate::sms::outbox::Outbox,
+    /// The SMS provider (webhook verification, console texts).
+    pub sms: crate::sms::SmsClient,
+    /// Registration-text guards.
+    pub guard: Arc<crate::sms::guard::Guard>,
+    /// Clock for deadlines (controllable in tests).
+    pub clock: Arc<crate::clock::Clock>,
+    /// Wakes the timer scheduler when timers change.
+    pub timers_wake: Arc<tokio::sync::Notify>,
+    /// People known to have no geozones, and since when (see `geozones::check`).
+    pub zone_free: Arc<dashmap::DashMap<String, std::time::Instant>>,
+    /// Addresses presenting wrong credentials.
+    pub bad_tokens: Arc<crate::web::throttle::BadTokens>,
+    /// Cancelled when the server stops: every socket closes with 1012 ("service restart").
+    pub stop: tokio_util::sync::CancellationToken,
+    /// The open sockets' tasks, which a stop waits for.
+    pub sockets: tokio_util::task::TaskTracker,
+    /// Renders `/metrics` (none in tools that build a state without serving).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    conn_ids: Arc<AtomicU64>,
+}
+
+impl AppState {
+    /// Bundles the parts.
+    pub fn new(
+        db: DatabaseConnection,
+        hub: Hub,
+        store: Store,
+        settings: Settings,
+        secret: Vec<u8>,
+        sms: crate::sms::SmsClient,
+        guard: crate::sms::guard::Guard,
+        clock: crate::clock::Clock,
+    ) -> Self {
+        Self {
+            db,
+            hub,
+            store,
+            settings: Arc::new(settings),
+            secret: Arc::new(secret),
+            outbox: Default::default(),
+            sms,
+            guard: Arc::new(guard),
+            clock: Arc::new(clock),
+            timers_wake: Arc::new(tokio::sync::Notify::new()),
+            zone_free: Arc::new(dashmap::DashMap::new()),
+            bad_tokens: Arc::default(),
+            stop: tokio_util::sync::CancellationToken::new(),
+            sockets: tokio_util::task::TaskTracker::new(),
+            metrics: None,
+            conn_ids: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// A process-unique id for a socket.
+    pub fn next_conn_id(&self) -> u64 {
+        self.conn_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The watch link for a watch token.
+    pub fn watch_url(&self, token: &str) -> String {
+        format!("{}/w/{token}", self.settings.public_url)
+    }
+}

@@ -1,0 +1,131 @@
+//! Phone-number registration with SMS codes: request a code, verify it, get a device token.
+
+use std::net::IpAddr;
+
+use alertme_protocol::{VerifyRequest, VerifyResponse};
+use rand::Rng;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::domain::accounts;
+use crate::storage::entity::{devices, users, verifications};
+use crate::error::{Error, Result};
+use crate::sms::outbox::{self, kind, NewText};
+use crate::domain::AppState;
+
+/// Wrong guesses after which a code is dead.
+pub const MAX_TRIES: i32 = 5;
+
+/// Keyed hash of a code: a stolen database does not reveal live codes, and a 6-digit code
+/// cannot be brute-forced offline without the server secret.
+fn code_hash(secret: &[u8], phone: &str, code: &str) -> String {
+    hex::encode(accounts::keyed_hash(secret, "alertme-code-v1", &[phone, code]))
+}
+
+/// Sends a fresh code to `phone` if the guards allow. The caller answers the same whether the
+/// number is registered or not.
+pub async fn request_code(state: &AppState, ip: IpAddr, phone: &str) -> Result<()> {
+    let phone = state.guard.countries.textable(phone)?;
+    if let Err(which) = state.guard.allow_code(ip, &phone) {
+        tracing::warn!(guard = ?which, "registration text refused by guard");
+        return Err(Error::RateLimited);
+    }
+    let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
+    let now = crate::now_ms();
+    let txn = crate::storage::write_txn(&state.db).await?;
+    verifications::Entity::delete_by_id(phone.clone()).exec(&txn).await?;
+    verifications::ActiveModel {
+        phone: Set(phone.clone()),
+        code_hash: Set(code_hash(&state.secret, &phone, &code)),
+        expires_at: Set(now + state.settings.code_ttl.as_millis() as i64),
+        tries: Set(0),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    let minutes = state.settings.code_ttl.as_secs().div_ceil(60);
+    let body = format!("Your AlertMe code is {code}. It expires in {minutes} minutes. Never share it.");
+    outbox::enqueue(&txn, NewText { kind: kind::CODE, to: &phone, body: Some(body), ..Default::default() })
+        .await?;
+    txn.commit().await?;
+    state.outbox.wake();
+    Ok(())
+}
+
+/// Checks a code; on success creates the user if new, and a device. Codes are single use and
+/// die after [`MAX_TRIES`] wrong guesses or when they expire.
+pub async fn verify(state: &AppState, ip: IpAddr, req: VerifyRequest) -> Result<VerifyResponse> {
+    if !state.guard.allow_verify(ip) {
+        return Err(Error::RateLimited);
+    }
+    let phone = crate::e164::normalize(&req.phone)?;
+    let code = req.code.trim();
+    let now = crate::now_ms();
+    // Every guess takes one try first, in one conditional update: parallel guesses cannot all
+    // read the same count, so at most MAX_TRIES of them are ever compared with the code.
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let took = verifications::Entity::update_many()
+        .col_expr(verifications::Column::Tries, Expr::col(verifications::Column::Tries).add(1))
+        .filter(verifications::Column::Phone.eq(phone.clone()))
+        .filter(verifications::Column::Tries.lt(MAX_TRIES))
+        .filter(verifications::Column::ExpiresAt.gt(now))
+        .exec(&state.db)
+        .await?;
+    if took.rows_affected != 1 {
+        // No code, an expired one, or one out of tries: it is dead.
+        verifications::Entity::delete_many()
+            .filter(verifications::Column::Phone.eq(phone))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(verifications::Column::Tries.gte(MAX_TRIES))
+                    .add(verifications::Column::ExpiresAt.lte(now)),
+            )
+            .exec(&state.db)
+            .await?;
+        return Err(Error::InvalidCode);
+    }
+    let hash = code_hash(&state.secret, &phone, code);
+    if code.len() != 6 {
+        return Err(Error::InvalidCode);
+    }
+    let txn = crate::storage::write_txn(&state.db).await?;
+    // Single use: only the request that deletes the row wins.
+    let used = verifications::Entity::delete_many()
+        .filter(verifications::Column::Phone.eq(phone.clone()))
+        .filter(verifications::Column::CodeHash.eq(hash))
+        .exec(&txn)
+        .await?;
+    if used.rows_affected != 1 {
+        return Err(Error::InvalidCode);
+    }
+    let user = match users::Entity::find().filter(users::Column::Phone.eq(phone.clone())).one(&txn).await? {
+        Some(u) => u,
+        None => {
+            let name = req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or("AlertMe user");
+            if name.chars().count() > 100 {
+                return Err(Error::BadRequest("name must be at most 100 characters".into()));
+            }
+            users::ActiveModel {
+                id: Set(uuid::Uuid::now_v7().to_string()),
+                name: Set(name.to_owned()),
+                phone: Set(phone.clone()),
+                created_at: Set(now),
+            }
+            .insert(&txn)
+            .await?
+        }
+    };
+    let label: String = req.device_label.as_deref().unwrap_or("phone").chars().take(100).collect();
+    let token = accounts::new_token(accounts::DEVICE_PREFIX);
+    let device = devices::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        user_id: Set(user.id.clone()),
+        label: Set(label),
+        token_hash: Set(accounts::hash_token(&token)),
+        created_at: Set(now),
+        revoked_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(VerifyResponse { user_id: user.id, device_id: device.id, device_token: token })
+}

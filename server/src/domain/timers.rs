@@ -1,0 +1,438 @@
+//! Check-in timers (the dead man's switch): a prompt at the deadline, an alert after the grace
+//! period, each exactly once, across restarts and with several servers on one database.
+//!
+//! Deadlines are stored in UTC milliseconds of the server clock (client clocks never decide).
+//! One task sleeps until the earliest deadline; a timer moves `active → grace → fired` only by
+//! conditional updates, and the alert is created in the same transaction as `fired`, so two
+//! servers racing for one timer raise one alert.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alertme_protocol::{Fix, PhoneServerMsg, Timer, TimerStart};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use tokio::sync::Notify;
+
+use crate::domain::accounts::Device;
+use crate::storage::entity::{fixes, timers, user_pins, user_positions};
+use crate::error::{Error, Result};
+use crate::domain::AppState;
+
+/// Timer states.
+pub mod status {
+    /// Counting down.
+    pub const ACTIVE: &str = "active";
+    /// Deadline passed; the phone was prompted; the alert comes at `deadline_at`.
+    pub const GRACE: &str = "grace";
+    /// The person checked in.
+    pub const CHECKED_IN: &str = "checked_in";
+    /// The person cancelled it.
+    pub const CANCELLED: &str = "cancelled";
+    /// The alert was raised.
+    pub const FIRED: &str = "fired";
+}
+
+/// Longest a timer may run.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// Longest grace period.
+const MAX_GRACE: Duration = Duration::from_secs(600);
+
+fn wire(t: &timers::Model) -> Timer {
+    Timer {
+        id: t.id.clone(),
+        status: t.status.clone(),
+        deadline_ms: t.deadline_at,
+        grace_s: (t.grace_ms / 1000) as u64,
+        note: t.note.clone(),
+        destination: t.destination.clone(),
+    }
+}
+
+fn text_field(v: Option<String>, name: &str) -> Result<Option<String>> {
+    match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+        Some(s) if s.chars().count() > 200 => {
+            Err(Error::BadRequest(format!("{name} is at most 200 characters")))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Starts a timer for the device's person.
+pub async fn start(state: &AppState, device: &Device, req: TimerStart) -> Result<Timer> {
+    if req.duration_s < 60 || Duration::from_secs(req.duration_s) > MAX_DURATION {
+        return Err(Error::BadRequest("duration_s must be 60 s to 24 h".into()));
+    }
+    let grace = Duration::from_secs(req.grace_s.unwrap_or(60));
+    if grace > MAX_GRACE {
+        return Err(Error::BadRequest("grace_s is at most 600".into()));
+    }
+    let now = state.clock.now_ms();
+    let row = timers::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        user_id: Set(device.user_id.clone()),
+        device_id: Set(device.id.clone()),
+        note: Set(text_field(req.note, "note")?),
+        destination: Set(text_field(req.destination, "destination")?),
+        deadline_at: Set(now + req.duration_s as i64 * 1000),
+        grace_ms: Set(grace.as_millis() as i64),
+        status: Set(status::ACTIVE.into()),
+        alert_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&state.db)
+    .await?;
+    state.timers_wake.notify_one();
+    Ok(wire(&row))
+}
+
+/// The person's timers that still count down.
+pub async fn list(state: &AppState, device: &Device) -> Result<Vec<Timer>> {
+    Ok(timers::Entity::find()
+        .filter(timers::Column::UserId.eq(device.user_id.clone()))
+        .filter(timers::Column::Status.is_in([status::ACTIVE, status::GRACE]))
+        .order_by_asc(timers::Column::DeadlineAt)
+        .all(&state.db)
+        .await?
+        .iter()
+        .map(wire)
+        .collect())
+}
+
+async fn own_running(state: &AppState, device: &Device, id: &str) -> Result<timers::Model> {
+    timers::Entity::find_by_id(id.to_owned())
+        .filter(timers::Column::UserId.eq(device.user_id.clone()))
+        .filter(timers::Column::Status.is_in([status::ACTIVE, status::GRACE]))
+        .one(&state.db)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// Pushes the deadline back (from the later of now and the current deadline).
+pub async fn extend(state: &AppState, device: &Device, id: &str, by_s: u64) -> Result<Timer> {
+    if by_s == 0 || Duration::from_secs(by_s) > MAX_DURATION {
+        return Err(Error::BadRequest("duration_s must be 1 s to 24 h".into()));
+    }
+    let t = own_running(state, device, id).await?;
+    let now = state.clock.now_ms();
+    let base = if t.status == status::GRACE { now } else { t.deadline_at.max(now) };
+    let res = timers::Entity::update_many()
+        .col_expr(timers::Column::DeadlineAt, (base + by_s as i64 * 1000).into())
+        .col_expr(timers::Column::Status, status::ACTIVE.into())
+        .col_expr(timers::Column::UpdatedAt, now.into())
+        .filter(timers::Column::Id.eq(id))
+        .filter(timers::Column::Status.eq(t.status.clone()))
+        .exec(&state.db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::Conflict("the timer changed meanwhile (it may have fired)".into()));
+    }
+    state.timers_wake.notify_one();
+    let t = timers::Entity::find_by_id(id.to_owned()).one(&state.db).await?.ok_or(Error::NotFound)?;
+    Ok(wire(&t))
+}
+
+/// What a PIN turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinKind {
+    /// The person's PIN.
+    Normal,
+    /// The duress PIN: act normal, raise a silent alert.
+    Duress,
+}
+
+fn pin_hash(secret: &[u8], user_id: &str, pin: &str) -> String {
+    hex::encode(crate::domain::accounts::keyed_hash(secret, "alertme-pin-v1", &[user_id, pin]))
+}
+
+fn check_pin_format(pin: &str) -> Result<()> {
+    if (4..=8).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(Error::BadRequest("a PIN is 4 to 8 digits".into()))
+    }
+}
+
+/// Sets the person's PIN and optional duress PIN (keyed hashes; never stored in clear).
+pub async fn set_pin(state: &AppState, device: &Device, pin: &str, duress: Option<&str>) -> Result<()> {
+    check_pin_format(pin)?;
+    if let Some(d) = duress {
+        check_pin_format(d)?;
+        if d == pin {
+            return Err(Error::BadRequest("the duress PIN must differ from the PIN".into()));
+        }
+    }
+    let row = user_pins::ActiveModel {
+        user_id: Set(device.user_id.clone()),
+        pin_hash: Set(pin_hash(&state.secret, &device.user_id, pin)),
+        duress_pin_hash: Set(duress.map(|d| pin_hash(&state.secret, &device.user_id, d))),
+        updated_at: Set(crate::now_ms()),
+    };
+    user_pins::Entity::delete_by_id(device.user_id.clone()).exec(&state.db).await?;
+    row.insert(&state.db).await?;
+    Ok(())
+}
+
+/// Which PIN this is (the answer must not differ to the caller); entries are rate limited.
+pub async fn check_pin(state: &AppState, user_id: &str, pin: &str) -> Result<PinKind> {
+    if !state.guard.allow_pin(user_id) {
+        return Err(Error::RateLimited);
+    }
+    let row = user_pins::Entity::find_by_id(user_id.to_owned())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| Error::Conflict("set a PIN first (PUT /v1/pin)".into()))?;
+    let h = pin_hash(&state.secret, user_id, pin.trim());
+    if h == row.pin_hash {
+        Ok(PinKind::Normal)
+    } else if row.duress_pin_hash.as_deref() == Some(h.as_str()) {
+        Ok(PinKind::Duress)
+    } else {
+        Err(Error::Forbidden)
+    }
+}
+
+/// Ends a running timer (`checked_in` or `cancelled`) with the PIN. With the duress PIN the
+/// answer is the same, and an alert flagged "possible duress" is raised silently.
+pub async fn finish(
+    state: &AppState,
+    device: &Device,
+    id: &str,
+    pin: &str,
+    outcome: &'static str,
+) -> Result<Timer> {
+    let t = own_running(state, device, id).await?;
+    let kind = check_pin(state, &device.user_id, pin).await?;
+    let now = state.clock.now_ms();
+    let txn = crate::storage::write_txn(&state.db).await?;
+    let mut alert = None;
+    if kind == PinKind::Duress {
+        let row = crate::domain::alerts::new_row(
+            &t.user_id,
+            &t.device_id,
+            &format!("duress:{}", t.id),
+            None,
+            Some("timer"),
+            Some(
+                t.note.clone().map_or_else(|| "possible duress".into(), |n| format!("possible duress — {n}")),
+            ),
+            true,
+        );
+        crate::domain::alerts::create_in(state, &txn, &row).await?;
+        add_last_position(state, &txn, &t.user_id, &row.id).await?;
+        alert = Some(row);
+    }
+    let res = timers::Entity::update_many()
+        .col_expr(timers::Column::Status, outcome.into())
+        .col_expr(timers::Column::AlertId, alert.as_ref().map(|a| a.id.clone()).into())
+        .col_expr(timers::Column::UpdatedAt, now.into())
+        .filter(timers::Column::Id.eq(id))
+        .filter(timers::Column::Status.is_in([status::ACTIVE, status::GRACE]))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::NotFound);
+    }
+    txn.commit().await?;
+    if let Some(row) = &alert {
+        tracing::warn!(alert = %row.id, "duress PIN used; silent alert raised");
+        crate::domain::alerts::opened(state, row).await?;
+    }
+    state.timers_wake.notify_one();
+    // The same answer whichever PIN was used.
+    let mut w = wire(&t);
+    w.status = outcome.to_owned();
+    Ok(w)
+}
+
+/// Stores a phone's position outside an SOS as its person's last known position.
+pub async fn track(state: &AppState, user_id: &str, fix: &Fix) -> Result<()> {
+    fix.validate().map_err(Error::BadRequest)?;
+    let current = user_positions::Entity::find_by_id(user_id.to_owned()).one(&state.db).await?;
+    if current.as_ref().is_some_and(|c| c.time_ms >= fix.time_ms) {
+        return Ok(()); // backfill never replaces a newer position
+    }
+    user_positions::Entity::delete_by_id(user_id.to_owned()).exec(&state.db).await?;
+    user_positions::ActiveModel {
+        user_id: Set(user_id.to_owned()),
+        lat: Set(fix.lat),
+        lon: Set(fix.lon),
+        accuracy_m: Set(fix.accuracy_m),
+        time_ms: Set(fix.time_ms),
+    }
+    .insert(&state.db)
+    .await?;
+    Ok(())
+}
+
+/// Puts the person's last known position on a server-raised alert.
+async fn add_last_position(
+    state: &AppState,
+    txn: &sea_orm::DatabaseTransaction,
+    user_id: &str,
+    alert_id: &str,
+) -> Result<()> {
+    let Some(p) = user_positions::Entity::find_by_id(user_id.to_owned()).one(txn).await? else {
+        return Ok(());
+    };
+    let fix = Fix {
+        seq: 0,
+        lat: p.lat,
+        lon: p.lon,
+        accuracy_m: p.accuracy_m,
+        time_ms: p.time_ms,
+        battery_pct: None,
+        speed_mps: None,
+        heading_deg: None,
+        altitude_m: None,
+    };
+    add_fix_zero(state, txn, alert_id, &fix).await
+}
+
+/// Stores `fix` as fix `seq` 0 of a server-raised alert (phones number theirs from 1, so it
+/// never collides with what a phone streams into the alert later).
+pub async fn add_fix_zero(
+    state: &AppState,
+    txn: &sea_orm::DatabaseTransaction,
+    alert_id: &str,
+    fix: &Fix,
+) -> Result<()> {
+    fixes::ActiveModel {
+        alert_id: Set(alert_id.to_owned()),
+        seq: Set(0),
+        lat: Set(fix.lat),
+        lon: Set(fix.lon),
+        accuracy_m: Set(fix.accuracy_m),
+        device_time: Set(fix.time_ms),
+        battery_pct: Set(fix.battery_pct.map(i16::from)),
+        speed_mps: Set(fix.speed_mps),
+        heading_deg: Set(fix.heading_deg),
+        altitude_m: Set(fix.altitude_m),
+        received_at: Set(state.clock.now_ms()),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// The scheduler: sleeps until the next deadline (or a change), then prompts or fires.
+pub async fn run(state: AppState, wake: Arc<Notify>) {
+    loop {
+        let now = state.clock.now_ms();
+        if let Err(e) = due(&state, now).await {
+            tracing::error!(error = %e, "timer pass failed");
+        }
+        let next: Option<i64> = timers::Entity::find()
+            .select_only()
+            .column_as(timers::Column::DeadlineAt.min(), "next")
+            .filter(timers::Column::Status.is_in([status::ACTIVE, status::GRACE]))
+            .into_tuple::<Option<i64>>()
+            .one(&state.db)
+            .await
+            .ok()
+            .flatten()
+            .flatten();
+        // Sleep until the deadline; wake early when timers or the (test) clock change. A minute
+        // at most, so a deadline set by another server sharing the database is not missed long.
+        let wait = next.map_or(60_000, |t| (t - state.clock.now_ms()).clamp(0, 60_000)) as u64;
+        if wait == 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            _ = wake.notified() => {}
+            _ = state.clock.changed() => {}
+        }
+    }
+}
+
+async fn due(state: &AppState, now: i64) -> Result<()> {
+    let rows = timers::Entity::find()
+        .filter(timers::Column::Status.is_in([status::ACTIVE, status::GRACE]))
+        .filter(timers::Column::DeadlineAt.lte(now))
+        .all(&state.db)
+        .await?;
+    for t in rows {
+        if t.status == status::ACTIVE && t.grace_ms > 0 {
+            prompt(state, &t, now).await?;
+        } else {
+            fire(state, &t, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The check-in prompts that stand for a person: timers in their grace period.
+pub async fn prompts_for(state: &AppState, user_id: &str) -> Result<Vec<PhoneServerMsg>> {
+    Ok(timers::Entity::find()
+        .filter(timers::Column::UserId.eq(user_id))
+        .filter(timers::Column::Status.eq(status::GRACE))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|t| PhoneServerMsg::CheckInDue { timer_id: t.id, fires_at_ms: t.deadline_at })
+        .collect())
+}
+
+/// Deadline reached: give the person the grace period to check in, and tell their phone.
+async fn prompt(state: &AppState, t: &timers::Model, now: i64) -> Result<()> {
+    let fires_at = t.deadline_at + t.grace_ms;
+    let res = timers::Entity::update_many()
+        .col_expr(timers::Column::Status, status::GRACE.into())
+        .col_expr(timers::Column::DeadlineAt, fires_at.into())
+        .col_expr(timers::Column::UpdatedAt, now.into())
+        .filter(timers::Column::Id.eq(t.id.clone()))
+        .filter(timers::Column::Status.eq(status::ACTIVE))
+        .filter(timers::Column::DeadlineAt.eq(t.deadline_at))
+        .exec(&state.db)
+        .await?;
+    if res.rows_affected == 1 {
+        tracing::info!(timer = %t.id, "check-in due; phone prompted");
+        state.hub.tell_user(
+            &t.user_id,
+            &PhoneServerMsg::CheckInDue { timer_id: t.id.clone(), fires_at_ms: fires_at },
+        );
+    }
+    Ok(())
+}
+
+/// Grace over: raise the alert. The status change and the alert commit together, and only the
+/// transaction whose conditional update matched the row raises it.
+async fn fire(state: &AppState, t: &timers::Model, now: i64) -> Result<()> {
+    let txn = crate::storage::write_txn(&state.db).await?;
+    let note = match (&t.note, &t.destination) {
+        (Some(n), Some(d)) => format!("missed a check-in: {n}, to {d}"),
+        (Some(n), None) => format!("missed a check-in: {n}"),
+        (None, Some(d)) => format!("missed a check-in, on the way to {d}"),
+        (None, None) => "missed a check-in".to_owned(),
+    };
+    let row = crate::domain::alerts::new_row(
+        &t.user_id,
+        &t.device_id,
+        &format!("timer:{}", t.id),
+        None,
+        Some("timer"),
+        Some(note),
+        false,
+    );
+    let res = timers::Entity::update_many()
+        .col_expr(timers::Column::Status, status::FIRED.into())
+        .col_expr(timers::Column::AlertId, row.id.clone().into())
+        .col_expr(timers::Column::UpdatedAt, now.into())
+        .filter(timers::Column::Id.eq(t.id.clone()))
+        .filter(timers::Column::Status.eq(t.status.clone()))
+        .filter(timers::Column::DeadlineAt.lte(now))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected != 1 {
+        return Ok(()); // another server (or a check-in) got there first
+    }
+    crate::domain::alerts::create_in(state, &txn, &row).await?;
+    add_last_position(state, &txn, &t.user_id, &row.id).await?;
+    txn.commit().await?;
+    tracing::warn!(timer = %t.id, alert = %row.id, "check-in missed; alert raised");
+    crate::domain::alerts::opened(state, &row).await?;
+    Ok(())
+}

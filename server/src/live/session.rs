@@ -1,0 +1,718 @@
+//! One live alert in memory: its trail, acks, audio demuxer, event ring and subscribers.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use alertme_protocol::audio::{WatchHeader, FLAG_SYNC, KIND_INIT, KIND_UNIT};
+use alertme_protocol::{
+    Acks, AlertInfo, AlertStatus, AlertSummary, AudioSnapshot, Delivery, Fix, Note, PhoneLink, ResponderMsg,
+    WatchMsg,
+};
+use axum::extract::ws::Message;
+use bytes::Bytes;
+use tokio::sync::{broadcast, watch};
+
+use super::trail::Trail;
+use crate::live::demux::{Container, Demuxer};
+
+/// Capacity of each session's broadcast channel. A watcher further behind than this gets
+/// `Lagged` and is resynced from a snapshot (never silently skipped). 256 events is ~50 s of
+/// a phone sending 1 fix/s and 4 audio chunks/s.
+const BROADCAST_CAPACITY: usize = 256;
+/// The replay ring keeps at most this many events for resuming watchers ...
+const RING_MAX_EVENTS: usize = 1024;
+/// ... and at most this many bytes of them.
+const RING_MAX_BYTES: usize = 512 * 1024;
+/// A late joiner gets audio from a sync point at least this far back.
+const LATE_JOIN_AUDIO: Duration = Duration::from_secs(2);
+
+/// One event as fanned out to watchers: serialized once, shared by every socket.
+#[derive(Debug)]
+pub struct LiveEvent {
+    /// Event number within the session's epoch.
+    pub ev: u64,
+    /// The ready-to-send frame.
+    pub msg: Message,
+    at: Instant,
+    audio: Option<AudioRef>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AudioRef {
+    part: u16,
+    sync: bool,
+    unit: u64,
+}
+
+/// A consistent starting point for a watcher: frames to send first, then live events from `rx`.
+pub struct Subscription {
+    /// Snapshot or resume frames.
+    pub frames: Vec<Message>,
+    /// Live events after those frames.
+    pub rx: broadcast::Receiver<Arc<LiveEvent>>,
+}
+
+struct AudioLive {
+    part: u16,
+    mime: String,
+    demux: Demuxer,
+    next_unit: u64,
+}
+
+struct State {
+    info: AlertInfo,
+    trail: Trail,
+    fix_contig: u64,
+    fix_above: BTreeSet<u64>,
+    audio_acked: u64,
+    /// Fixes already shown to watchers (relayed on arrival, before they are durable).
+    relayed: BTreeSet<u64>,
+    /// Highest audio chunk relayed, and the bytes relayed into the current part.
+    relayed_audio: u64,
+    relayed_part_bytes: u64,
+    audio: Option<AudioLive>,
+    phone: PhoneLink,
+    last_heard: Option<Instant>,
+    /// Since when the phone has been shown as lost.
+    lost_since: Option<Instant>,
+    ev: u64,
+    ring: VecDeque<Arc<LiveEvent>>,
+    ring_bytes: usize,
+    last_responder_update: Option<Instant>,
+    deliveries: Vec<Delivery>,
+    notes: Vec<Note>,
+}
+
+/// A live alert. Cheap to share (`Arc<Session>`); the lock is only held for short, non-async work.
+pub struct Session {
+    /// Alert id.
+    pub alert_id: String,
+    /// Random id of this in-memory copy; watchers can only resume within the same epoch.
+    pub epoch: String,
+    /// The alert's owner.
+    pub user_id: String,
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<LiveEvent>>,
+    acks: watch::Sender<Acks>,
+    status: watch::Sender<AlertStatus>,
+    /// Contacts' delivery state, for the phone's own socket.
+    deliveries: watch::Sender<Vec<Delivery>>,
+    /// Serializes reloads of the delivery state, so a slow, older reload can never overwrite a
+    /// newer one.
+    pub deliveries_reload: tokio::sync::Mutex<()>,
+    /// Id of the phone connection currently streaming into this alert; older ones close.
+    owner: watch::Sender<u64>,
+    responders: broadcast::Sender<Message>,
+}
+
+/// The stored part an alert's audio continues in, as much of it as a snapshot needs.
+#[derive(Debug, Clone)]
+pub struct RestoredPart {
+    /// Part number.
+    pub part: u16,
+    /// Its MIME type.
+    pub mime: String,
+    /// Its stored length.
+    pub len: u64,
+    /// Its first bytes (the recorder's init segment is in there) ...
+    pub head: Vec<u8>,
+    /// ... and its last bytes (the late-join window); empty when `head` is the whole part.
+    pub tail: Vec<u8>,
+}
+
+/// What is loaded from the database to bring a session up.
+pub struct SessionSeed {
+    /// Alert summary.
+    pub info: AlertInfo,
+    /// Owner.
+    pub user_id: String,
+    /// Stored fixes.
+    pub trail: Vec<Fix>,
+    /// Seqs of fixes that were refused (consumed, acknowledged).
+    pub refused: Vec<u64>,
+    /// Highest stored audio seq (all below are stored too).
+    pub audio_acked: u64,
+    /// What the late-join window needs of the current audio part.
+    pub audio_part: Option<RestoredPart>,
+    /// Responders' notes so far.
+    pub notes: Vec<Note>,
+}
+
+impl Session {
+    pub(crate) fn new(seed: SessionSeed, responders: broadcast::Sender<Message>) -> Self {
+        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let mut st = State {
+            info: seed.info,
+            trail: Trail::default(),
+            fix_contig: 0,
+            fix_above: BTreeSet::new(),
+            audio_acked: seed.audio_acked,
+            relayed: BTreeSet::new(),
+            relayed_audio: seed.audio_acked,
+            relayed_part_bytes: 0,
+            audio: None,
+            phone: PhoneLink { connected: false, last_seen_ms: None },
+            last_heard: None,
+            lost_since: None,
+            ev: 0,
+            ring: VecDeque::new(),
+            ring_bytes: 0,
+            last_responder_update: None,
+            deliveries: Vec::new(),
+            notes: seed.notes,
+        };
+        let mut above = Vec::new();
+        for f in seed.trail {
+            if f.seq == 0 || mark_stored(&mut st, f.seq) {
+                above.push(f.seq);
+                st.trail.insert(f);
+            }
+        }
+        // After the fixes: a seq both stored and refused stays in the trail.
+        for seq in seed.refused {
+            mark_stored(&mut st, seq);
+        }
+        // Stored fixes above a gap will be sent again by the phone (its ack stops at the gap):
+        // they were shown already and must not reach watchers twice.
+        st.relayed = above.into_iter().filter(|&seq| seq > st.fix_contig).collect();
+        if let Some(RestoredPart { part, mime, len, head, tail }) = seed.audio_part {
+            st.relayed_part_bytes = len;
+            if let Some(c) = Container::from_mime(&mime) {
+                let mut demux = Demuxer::new(c);
+                let mut units = demux.push(&head);
+                if !tail.is_empty() {
+                    // Only the end of a long part was read: a fresh demuxer gets the init
+                    // segment, then the tail from its first unit boundary.
+                    let init = demux.init().cloned();
+                    demux = Demuxer::new(c);
+                    units = init.map(|i| demux.push(&i)).unwrap_or_default();
+                    if let Some(at) = c.first_boundary(&tail) {
+                        units.extend(demux.push(&tail[at..]));
+                    }
+                }
+                let mut a = AudioLive { part, mime, demux, next_unit: 0 };
+                let now = Instant::now();
+                for u in units {
+                    // Restored units predate this process: they seed the late-join ring only.
+                    push_unit(&mut st, &mut a, u, now, &tx);
+                }
+                st.audio = Some(a);
+            }
+        }
+        let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
+        let status = st.info.status;
+        Self {
+            alert_id: st.info.id.clone(),
+            epoch: uuid::Uuid::new_v4().simple().to_string(),
+            user_id: seed.user_id,
+            state: Mutex::new(st),
+            tx,
+            acks: watch::channel(acks).0,
+            status: watch::channel(status).0,
+            owner: watch::channel(0).0,
+            deliveries: watch::channel(Vec::new()).0,
+            deliveries_reload: tokio::sync::Mutex::new(()),
+            responders,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock would be a bug; keep serving rather than cascade.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Current acks, and a receiver that wakes when they move.
+    pub fn acks(&self) -> watch::Receiver<Acks> {
+        self.acks.subscribe()
+    }
+
+    /// Contacts' delivery state, and a receiver that wakes when it changes.
+    pub fn deliveries(&self) -> watch::Receiver<Vec<Delivery>> {
+        self.deliveries.subscribe()
+    }
+
+    /// Current status, and a receiver that wakes when it changes.
+    pub fn status(&self) -> watch::Receiver<AlertStatus> {
+        self.status.subscribe()
+    }
+
+    /// Makes `conn` the phone connection of this alert; returns a receiver that tells older
+    /// connections they were superseded.
+    pub fn take_ownership(&self, conn: u64) -> watch::Receiver<u64> {
+        self.owner.send_replace(conn);
+        self.owner.subscribe()
+    }
+
+    /// The phone connection currently streaming into this alert.
+    pub fn owner(&self) -> u64 {
+        *self.owner.borrow()
+    }
+
+    /// How long the phone has been lost (`None` while connected or never heard from).
+    pub fn silent_for(&self) -> Option<Duration> {
+        self.lock().lost_since.map(|t| t.elapsed())
+    }
+
+    /// Alert summary now.
+    pub fn info(&self) -> AlertInfo {
+        self.lock().info.clone()
+    }
+
+    /// Who claimed the alert (the phone's audience poll asks every second; no whole clone).
+    pub fn claimed_by(&self) -> Option<String> {
+        self.lock().info.claimed_by.clone()
+    }
+
+    /// Summary for the responder console.
+    pub fn summary(&self) -> AlertSummary {
+        let st = self.lock();
+        summary_of(&st)
+    }
+
+    /// Shows newly arrived fixes to watchers at once (they are stored in parallel; the phone's
+    /// ack waits for the commit, watchers need not).
+    pub fn fixes_received(&self, fixes: &[Fix]) {
+        let mut st = self.lock();
+        self.relay_fixes(&mut st, fixes);
+    }
+
+    fn relay_fixes(&self, st: &mut State, fixes: &[Fix]) {
+        let mut any = false;
+        for f in fixes {
+            // Stored ones (at or below the ack) were relayed when they arrived.
+            if f.seq <= st.fix_contig || !st.relayed.insert(f.seq) {
+                continue;
+            }
+            st.trail.insert(f.clone());
+            let m = WatchMsg::Fix { ev: st.ev + 1, fix: f.clone() };
+            self.publish(st, json(&m), None);
+            any = true;
+        }
+        if any {
+            let now = Instant::now();
+            if st.last_responder_update.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                st.last_responder_update = Some(now);
+                self.tell_responders(st);
+            }
+        }
+    }
+
+    /// Records fixes that are now durable: moves the acks (and relays any not shown yet).
+    pub fn fixes_stored(&self, fixes: &[Fix]) {
+        let mut st = self.lock();
+        self.relay_fixes(&mut st, fixes);
+        for f in fixes {
+            mark_stored(&mut st, f.seq);
+        }
+        // Relayed seqs at or below the ack need not be remembered (see `relay_fixes`).
+        let above = st.fix_contig + 1;
+        st.relayed = st.relayed.split_off(&above);
+        let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
+        drop(st);
+        self.acks.send_if_modified(|a| std::mem::replace(a, acks) != acks);
+    }
+
+    /// Records that fix `seq` was refused and its refusal stored: the seq is consumed and the
+    /// cumulative ack may move past it.
+    pub fn fix_refused(&self, seq: u64) {
+        let mut st = self.lock();
+        mark_stored(&mut st, seq);
+        let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
+        drop(st);
+        self.acks.send_if_modified(|a| std::mem::replace(a, acks) != acks);
+    }
+
+    /// Relays a newly arrived audio chunk if it is the next one, cutting whole units from it.
+    /// Parts follow the writer's rule (a new recorder header after stored bytes starts a new
+    /// part), so the relayed and the stored numbering agree.
+    /// Returns false once the stream cannot be relayed live (it is still stored).
+    pub fn audio_received(&self, seq: u64, mime: &str, bytes: &[u8]) -> bool {
+        let mut st = self.lock();
+        self.relay_audio(&mut st, seq, mime, bytes);
+        st.audio.as_ref().is_none_or(|a| a.demux.is_healthy())
+    }
+
+    fn relay_audio(&self, st: &mut State, seq: u64, mime: &str, bytes: &[u8]) {
+        if seq != st.relayed_audio + 1 {
+            return; // a duplicate, or ahead of a gap the writer will report
+        }
+        let Some(container) = Container::from_mime(mime) else { return };
+        st.relayed_audio = seq;
+        let part = match &st.audio {
+            None => Some(0),
+            Some(a) if st.relayed_part_bytes > 0 && container.starts_recording(bytes) => Some(a.part + 1),
+            Some(_) => None,
+        };
+        if let Some(part) = part {
+            st.relayed_part_bytes = 0;
+            st.audio =
+                Some(AudioLive { part, mime: mime.to_owned(), demux: Demuxer::new(container), next_unit: 0 });
+            let m = WatchMsg::AudioPart { ev: st.ev + 1, part, mime: mime.to_owned() };
+            self.publish(st, json(&m), None);
+        }
+        st.relayed_part_bytes += bytes.len() as u64;
+        if let Some(mut a) = st.audio.take() {
+            let had_init = a.demux.init().is_some();
+            let units = a.demux.push(bytes);
+            if !had_init {
+                if let Some(init) = a.demux.init() {
+                    let h = WatchHeader { kind: KIND_INIT, flags: 0, part: a.part, ev: st.ev + 1 };
+                    let msg = Message::Binary(Bytes::from(h.frame(init)));
+                    self.publish(st, msg, None);
+                }
+            }
+            let now = Instant::now();
+            for u in units {
+                push_unit(st, &mut a, u, now, &self.tx);
+            }
+            st.audio = Some(a);
+        }
+    }
+
+    /// Records an audio chunk that is now durable: moves the ack (and relays it if not yet).
+    pub fn audio_stored(&self, seq: u64, mime: &str, bytes: &[u8]) {
+        let mut st = self.lock();
+        if seq <= st.audio_acked {
+            return;
+        }
+        self.relay_audio(&mut st, seq, mime, bytes);
+        st.audio_acked = seq;
+        let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
+        drop(st);
+        self.acks.send_if_modified(|a| std::mem::replace(a, acks) != acks);
+    }
+
+    /// Notes that the phone was heard from; publishes "connected" when it had been lost.
+    pub fn phone_heard(&self, now_ms: i64) {
+        let mut st = self.lock();
+        st.last_heard = Some(Instant::now());
+        st.lost_since = None;
+        st.phone.last_seen_ms = Some(now_ms);
+        if !st.phone.connected {
+            st.phone.connected = true;
+            self.publish_phone(&mut st);
+        }
+    }
+
+    /// Marks the phone lost if it was not heard from within `silence`. Returns true when the
+    /// state changed.
+    pub fn phone_check(&self, silence: Duration) -> bool {
+        let mut st = self.lock();
+        let silent = st.last_heard.is_none_or(|t| t.elapsed() >= silence);
+        if st.phone.connected && silent {
+            st.phone.connected = false;
+            st.lost_since = Some(Instant::now());
+            self.publish_phone(&mut st);
+            return true;
+        }
+        false
+    }
+
+    fn publish_phone(&self, st: &mut State) {
+        let m = WatchMsg::Phone { ev: st.ev + 1, phone: st.phone.clone() };
+        self.publish(st, json(&m), None);
+        self.tell_responders(st);
+    }
+
+    /// Replaces the contacts' delivery state and tells everyone when it changed.
+    pub fn set_deliveries(&self, deliveries: Vec<Delivery>) {
+        let mut st = self.lock();
+        if st.deliveries == deliveries {
+            return;
+        }
+        st.deliveries = deliveries.clone();
+        self.deliveries.send_replace(deliveries.clone());
+        let m = WatchMsg::Deliveries { ev: st.ev + 1, deliveries };
+        self.publish(&mut st, json(&m), None);
+        self.tell_responders(&st);
+    }
+
+    /// Adds a responder's note and tells the consoles (not the contacts' watch pages).
+    pub fn add_note(&self, note: Note) {
+        let mut st = self.lock();
+        st.notes.push(note);
+        self.tell_responders(&st);
+    }
+
+    /// Applies a new status or claim and tells everyone.
+    pub fn update_info(&self, f: impl FnOnce(&mut AlertInfo)) {
+        let mut st = self.lock();
+        f(&mut st.info);
+        let m = WatchMsg::Alert { ev: st.ev + 1, alert: st.info.clone() };
+        self.publish(&mut st, json(&m), None);
+        self.tell_responders(&st);
+        let status = st.info.status;
+        drop(st);
+        self.status.send_if_modified(|s| std::mem::replace(s, status) != status);
+    }
+
+    fn tell_responders(&self, st: &State) {
+        let m = ResponderMsg::Update { alert: summary_of(st) };
+        let _ = self.responders.send(json(&m));
+    }
+
+    fn publish(&self, st: &mut State, msg: Message, audio: Option<AudioRef>) {
+        publish(st, &self.tx, msg, audio, Instant::now());
+    }
+
+    /// Subscribes a watcher. With `resume = (epoch, ev)` from an earlier connection, replays what
+    /// it missed when this session still holds it; otherwise sends a snapshot (flagged `resync`
+    /// when a resume was asked for but cannot be honoured).
+    pub fn subscribe(&self, resume: Option<(&str, u64)>) -> Subscription {
+        let mut st = self.lock();
+        let rx = self.tx.subscribe();
+        if let Some((epoch, ev)) = resume {
+            let held = st.ring.front().map_or(st.ev, |e| e.ev - 1);
+            if epoch == self.epoch && ev <= st.ev && ev >= held {
+                let mut frames =
+                    vec![json(&WatchMsg::Resumed { epoch: self.epoch.clone(), from_ev: ev + 1 })];
+                frames.extend(st.ring.iter().filter(|e| e.ev > ev).map(|e| e.msg.clone()));
+                return Subscription { frames, rx };
+            }
+        }
+        let frames = self.snapshot(&mut st, resume.is_some());
+        Subscription { frames, rx }
+    }
+
+    /// A fresh snapshot for a watcher that fell behind.
+    pub fn resync(&self) -> Subscription {
+        let mut st = self.lock();
+        let rx = self.tx.subscribe();
+        Subscription { frames: self.snapshot(&mut st, true), rx }
+    }
+
+    fn snapshot(&self, st: &mut State, resync: bool) -> Vec<Message> {
+        let mut audio_frames = Vec::new();
+        let audio = st.audio.as_ref().map(|a| {
+            if let Some(init) = a.demux.init() {
+                let h = WatchHeader { kind: KIND_INIT, flags: 0, part: a.part, ev: 0 };
+                audio_frames.push(Message::Binary(Bytes::from(h.frame(init))));
+            }
+            let units: Vec<(&Arc<LiveEvent>, AudioRef)> =
+                st.ring.iter().filter_map(|e| e.audio.filter(|r| r.part == a.part).map(|r| (e, r))).collect();
+            let cutoff = Instant::now().checked_sub(LATE_JOIN_AUDIO);
+            // Start at the earliest sync point inside the window, else the newest sync point.
+            let start = units
+                .iter()
+                .position(|(e, r)| r.sync && cutoff.is_none_or(|c| e.at >= c))
+                .or_else(|| units.iter().rposition(|(_, r)| r.sync));
+            let from = start.map_or(units.len(), |i| i);
+            let first_unit = units.get(from).map_or(a.next_unit, |(_, r)| r.unit);
+            for (e, _) in &units[from..] {
+                audio_frames.push(e.msg.clone());
+            }
+            AudioSnapshot {
+                part: a.part,
+                mime: a.mime.clone(),
+                first_unit,
+                units: (units.len() - from) as u64,
+            }
+        });
+        let snap = WatchMsg::Snapshot {
+            epoch: self.epoch.clone(),
+            ev: st.ev,
+            resync,
+            alert: st.info.clone(),
+            phone: st.phone.clone(),
+            trail: st.trail.snapshot(),
+            audio,
+            deliveries: st.deliveries.clone(),
+        };
+        let mut frames = vec![json(&snap)];
+        frames.extend(audio_frames);
+        frames
+    }
+
+    /// Number of live watcher subscriptions.
+    pub fn watchers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+fn summary_of(st: &State) -> AlertSummary {
+    AlertSummary {
+        alert: st.info.clone(),
+        last_fix: st.trail.newest().cloned(),
+        phone: st.phone.clone(),
+        deliveries: st.deliveries.clone(),
+        notes: st.notes.clone(),
+    }
+}
+
+fn publish(
+    st: &mut State,
+    tx: &broadcast::Sender<Arc<LiveEvent>>,
+    msg: Message,
+    audio: Option<AudioRef>,
+    at: Instant,
+) {
+    st.ev += 1;
+    let size = match &msg {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    };
+    let e = Arc::new(LiveEvent { ev: st.ev, msg, at, audio });
+    st.ring.push_back(e.clone());
+    st.ring_bytes += size;
+    while st.ring.len() > RING_MAX_EVENTS || st.ring_bytes > RING_MAX_BYTES {
+        let Some(old) = st.ring.pop_front() else { break };
+        st.ring_bytes -= match &old.msg {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            _ => 0,
+        };
+    }
+    // No receivers is fine: nobody is watching yet.
+    let _ = tx.send(e);
+}
+
+fn push_unit(
+    st: &mut State,
+    a: &mut AudioLive,
+    u: crate::live::demux::Unit,
+    at: Instant,
+    tx: &broadcast::Sender<Arc<LiveEvent>>,
+) {
+    let ev = st.ev + 1;
+    let h = WatchHeader { kind: KIND_UNIT, flags: if u.sync { FLAG_SYNC } else { 0 }, part: a.part, ev };
+    let r = AudioRef { part: a.part, sync: u.sync, unit: a.next_unit };
+    a.next_unit += 1;
+    publish(st, tx, Message::Binary(Bytes::from(h.frame(&u.bytes))), Some(r), at);
+}
+
+/// Marks fix `seq` stored; false when it already was.
+fn mark_stored(st: &mut State, seq: u64) -> bool {
+    if seq <= st.fix_contig || !st.fix_above.insert(seq) {
+        return false;
+    }
+    while st.fix_above.remove(&(st.fix_contig + 1)) {
+        st.fix_contig += 1;
+    }
+    true
+}
+
+fn json<T: serde::Serialize>(m: &T) -> Message {
+    Message::Text(serde_json::to_string(m).expect("protocol types serialize").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fix(seq: u64, t: i64) -> Fix {
+        Fix {
+            seq,
+            lat: 52.0,
+            lon: 13.0,
+            accuracy_m: 5.0,
+            time_ms: t,
+            battery_pct: None,
+            speed_mps: None,
+            heading_deg: None,
+            altitude_m: None,
+        }
+    }
+
+    fn session() -> Session {
+        Session::new(session_seed(), broadcast::channel(4).0)
+    }
+
+    fn session_seed() -> SessionSeed {
+        let info = AlertInfo {
+            id: "a".into(),
+            user_name: "U".into(),
+            status: AlertStatus::Active,
+            started_ms: 0,
+            ended_ms: None,
+            claimed_by: None,
+            audio_mime: None,
+            source: "sos".into(),
+            note: None,
+            duress: false,
+        };
+        let seed = SessionSeed {
+            info,
+            user_id: "u".into(),
+            trail: vec![],
+            refused: vec![],
+            audio_acked: 0,
+            audio_part: None,
+            notes: vec![],
+        };
+        seed
+    }
+
+    #[test]
+    fn acks_are_cumulative_and_trail_orders_by_device_time() {
+        let s = session();
+        s.fixes_stored(&[fix(3, 300)]);
+        assert_eq!(s.acks().borrow().fix, 0);
+        s.fixes_stored(&[fix(1, 100), fix(2, 200), fix(2, 200)]);
+        assert_eq!(s.acks().borrow().fix, 3);
+        let st = s.lock();
+        let mut st = st;
+        assert_eq!(st.trail.snapshot().iter().map(|f| f.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    /// A long part restored from its head and tail alone (as after a restart) still gives a
+    /// late joiner the init segment and units from a sync point: ADTS and WebM.
+    #[test]
+    fn restored_from_head_and_tail() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/audio");
+        for (file, mime) in [
+            ("speech_aac32k.aac", "audio/aac"),
+            ("mr_webm_concat.webm", "audio/webm;codecs=opus"),
+            ("mr_mp4_concat.mp4", "audio/mp4"),
+        ] {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            let (head, tail) = (bytes[..16 * 1024].to_vec(), bytes[bytes.len() - 32 * 1024..].to_vec());
+            let mut seed = session_seed();
+            seed.info.audio_mime = Some(mime.into());
+            seed.audio_acked = 10;
+            let part = RestoredPart { part: 0, mime: mime.into(), len: bytes.len() as u64, head, tail };
+            seed.audio_part = Some(part);
+            let s = Session::new(seed, broadcast::channel(4).0);
+            let frames = s.subscribe(None).frames;
+            let Message::Text(t) = &frames[0] else { panic!() };
+            let snap: WatchMsg = serde_json::from_str(t.as_str()).unwrap();
+            let WatchMsg::Snapshot { audio: Some(a), .. } = snap else {
+                panic!("{file}: no audio in the snapshot")
+            };
+            assert!(a.units > 0, "{file}: no units");
+            let binary: Vec<&Bytes> = frames[1..]
+                .iter()
+                .filter_map(|f| match f {
+                    Message::Binary(b) => Some(b),
+                    _ => None,
+                })
+                .collect();
+            let first_unit = binary
+                .iter()
+                .map(|b| WatchHeader::parse(b).unwrap().0)
+                .find(|h| h.kind == KIND_UNIT)
+                .unwrap();
+            assert_ne!(first_unit.flags & FLAG_SYNC, 0, "{file}: starts at a sync point");
+            if mime != "audio/aac" {
+                assert!(
+                    binary.iter().any(|b| WatchHeader::parse(b).unwrap().0.kind == KIND_INIT),
+                    "{file}: init first"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn resume_replays_or_resyncs() {
+        let s = session();
+        let sub = s.subscribe(None);
+        assert_eq!(sub.frames.len(), 1);
+        s.fixes_stored(&[fix(1, 1), fix(2, 2)]);
+        let r = s.subscribe(Some((&s.epoch.clone(), 1)));
+        assert_eq!(r.frames.len(), 2, "resumed + event 2");
+        let r = s.subscribe(Some(("other-epoch", 1)));
+        let Message::Text(t) = &r.frames[0] else { panic!() };
+        assert!(t.contains("\"resync\":true"));
+    }
+}

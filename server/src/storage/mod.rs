@@ -1,0 +1,121 @@
+//! Database connection: SQLite (embedded default) or PostgreSQL, migrated on connect.
+
+pub mod entity;
+pub mod writer;
+
+use std::time::Duration;
+
+use alertme_migrations::{Migrator, MigratorTrait};
+use anyhow::{bail, Context};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+
+/// Opens the database at `url`, applies durability settings, checks them, and runs migrations.
+///
+/// SQLite gets WAL (readers never block the writer) and `synchronous=FULL`, so a commit is on disk
+/// before we acknowledge anything to a phone. sqlx's defaults differ across versions, so the
+/// settings are read back and startup fails if they did not take.
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let db = open(url, 8, 16).await?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        // Once, here: the writer's own pool is checked too but need not say it again.
+        tracing::info!("sqlite: journal_mode=wal synchronous=full");
+        tokio::spawn(checkpoint_wal(db.clone()));
+    }
+    Migrator::up(&db, None).await.context("running migrations")?;
+    Ok(db)
+}
+
+/// A small pool of its own for the durable writer, opened on the writer's thread so that its
+/// connections belong to that thread's runtime (settings as in [`connect`]; the schema is
+/// already migrated by then).
+pub async fn connect_writer(url: &str) -> anyhow::Result<DatabaseConnection> {
+    open(url, 2, 2).await
+}
+
+async fn open(url: &str, sqlite_max: u32, postgres_max: u32) -> anyhow::Result<DatabaseConnection> {
+    let backend = if url.starts_with("sqlite:") {
+        DbBackend::Sqlite
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        DbBackend::Postgres
+    } else {
+        bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
+    };
+    if backend == DbBackend::Sqlite {
+        ensure_sqlite_dir(url)?;
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .max_connections(if backend == DbBackend::Sqlite { sqlite_max } else { postgres_max })
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(15))
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(15))
+                // Checkpoints run in the background (below), not inside whichever commit
+                // happens to fill the WAL: that commit would wait for the copy and its fsync.
+                .pragma("wal_autocheckpoint", "0")
+                // Statement journals (kept while a multi-row INSERT runs inside the writer's
+                // transaction) in memory rather than in a temporary file written page by page.
+                .pragma("temp_store", "memory")
+        });
+    let db = Database::connect(opts).await.context("connecting to the database")?;
+    if backend == DbBackend::Sqlite {
+        check_sqlite_settings(&db).await?;
+    }
+    Ok(db)
+}
+
+fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Copies the WAL into the database file once a second without blocking writers (`PASSIVE`);
+/// the durable writer's commits then only ever append to the WAL and sync it.
+async fn checkpoint_wal(db: DatabaseConnection) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let stmt = Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(PASSIVE)");
+        if let Err(e) = db.execute_raw(stmt).await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
+    }
+}
+
+async fn check_sqlite_settings(db: &DatabaseConnection) -> anyhow::Result<()> {
+    let pragma = |name: &str| Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}"));
+    let mode: String =
+        db.query_one_raw(pragma("journal_mode")).await?.context("no journal_mode")?.try_get_by_index(0)?;
+    let sync: i64 =
+        db.query_one_raw(pragma("synchronous")).await?.context("no synchronous")?.try_get_by_index(0)?;
+    if !mode.eq_ignore_ascii_case("wal") || sync != 2 {
+        bail!("SQLite settings did not take: journal_mode={mode}, synchronous={sync} (want wal, 2=FULL)");
+    }
+    Ok(())
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock up front
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails with
+/// "database is locked" instead of waiting when another writer committed in between.
+/// Other backends ignore the mode.
+pub async fn write_txn(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}

@@ -1,0 +1,544 @@
+//! Durable writes with group commit: fixes and audio chunks are stored before they are acked.
+//!
+//! One writer, on a thread of its own (see [`Store::start`]), takes every queued job at once and
+//! commits all rows, audio bytes included, in one transaction. Only then does it tell the sessions, which move the acks. Under load the
+//! batches grow, so acks stay fast while the database sees few commits.
+//!
+//! Audio bytes live in their chunk rows rather than in one file per alert: a batch from 1,000
+//! phones is then one sequential write to the database's log and one flush, instead of 1,000
+//! scattered file writes the device must each make durable (measured ~10× slower here, see
+//! docs/benchmarks.md). A part's playable file is its chunks joined in order.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alertme_protocol::Fix;
+use anyhow::Context;
+use bytes::Bytes;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::live::demux::Container;
+use crate::storage::entity::{audio_chunks, audio_parts, fixes, refused_fixes};
+use crate::live::Session;
+
+/// Jobs waiting for the writer. When full, phone sockets stop reading (backpressure to the
+/// phone, which keeps its data until acked) instead of the server buffering without bound.
+const QUEUE_CAPACITY: usize = 4096;
+/// Most jobs folded into one commit.
+const MAX_BATCH: usize = 1024;
+/// At most one commit per this interval. Each commit rewrites the B-tree pages it touches, so
+/// many tiny commits cost far more CPU and log bytes per row than fewer larger ones (ingest of
+/// 1,000 phones: ~300 commits/s and most of a core in SQLite before; see docs/benchmarks.md).
+/// A job waits at most this long for its batch: small beside the ack latency a phone tolerates.
+const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
+/// Rows per INSERT statement (11 columns × 200 stays far below SQLite's parameter limit).
+const ROWS_PER_INSERT: usize = 200;
+
+/// What the writer tells a phone connection when it cannot take a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// Audio arrived ahead of a missing chunk; resend from `expected`.
+    AudioGap {
+        /// The seq the server needs next.
+        expected: u64,
+    },
+    /// The alert has no (supported) audio format.
+    NoAudioFormat,
+    /// Storage failed; nothing in the batch was acked. Reconnect and resend.
+    StorageFailed,
+}
+
+enum Job {
+    Forget(String),
+    /// Answered once everything queued before it is committed (or failed).
+    Flush(tokio::sync::oneshot::Sender<()>),
+    Fixes {
+        session: Arc<Session>,
+        fixes: Vec<Fix>,
+        notice: mpsc::Sender<Notice>,
+        queued: std::time::Instant,
+    },
+    Refused {
+        session: Arc<Session>,
+        seq: u64,
+        reason: String,
+        notice: mpsc::Sender<Notice>,
+    },
+    Audio {
+        session: Arc<Session>,
+        mime: Option<String>,
+        seq: u64,
+        bytes: Bytes,
+        notice: mpsc::Sender<Notice>,
+        queued: std::time::Instant,
+    },
+}
+
+/// Handle to the writer.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Job>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+/// Where an alert's audio stands in the database.
+#[derive(Debug, Clone)]
+pub struct AudioPosition {
+    /// Highest stored chunk seq.
+    pub acked: u64,
+    /// Current part, its MIME type and stored length.
+    pub part: Option<(u16, String, u64)>,
+}
+
+impl Store {
+    /// Starts the writer on a thread of its own, with its own connections to the database at
+    /// `url`. On the shared runtime the writer's every database round trip queued behind
+    /// thousands of socket tasks: at the nominal fan-out a batch took tens of ms of waiting and
+    /// phones waited seconds for acks. On its own thread the OS gives it a fair share of the CPU
+    /// whatever the number of sockets.
+    pub async fn start(url: &str) -> anyhow::Result<Self> {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let url = url.to_owned();
+        let thread = std::thread::Builder::new().name("alertme-writer".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::Error::from(e)));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match crate::storage::connect_writer(&url).await {
+                    Ok(db) => {
+                        let _ = ready_tx.send(Ok(()));
+                        Writer { db, positions: HashMap::new() }.run(rx).await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+        ready.await.context("the writer thread ended")?.context("starting the durable writer")?;
+        Ok(Self { tx, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
+    }
+
+    /// Waits until everything queued so far is committed (a stopping server calls this after
+    /// its sockets closed, so that what was received is stored; phones resend what was not
+    /// acked anyway).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Job::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Resolves if the writer thread ever ends (a panic): acks would silently stop, so the
+    /// caller takes the process down.
+    pub async fn died(&self) {
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match handle {
+            Some(h) => {
+                let _ = tokio::task::spawn_blocking(move || h.join()).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Queues fixes for storage; waits only when the queue is full.
+    pub async fn fixes(&self, session: Arc<Session>, fixes: Vec<Fix>, notice: mpsc::Sender<Notice>) {
+        let _ = self.tx.send(Job::Fixes { session, fixes, notice, queued: std::time::Instant::now() }).await;
+    }
+
+    /// Queues the refusal of fix `seq`: once stored, the seq counts as acknowledged (the phone
+    /// drops that fix and its later fixes can be acked).
+    pub async fn refused(
+        &self,
+        session: Arc<Session>,
+        seq: u64,
+        reason: String,
+        notice: mpsc::Sender<Notice>,
+    ) {
+        let _ = self.tx.send(Job::Refused { session, seq, reason, notice }).await;
+    }
+
+    /// Queues an audio chunk for storage; waits only when the queue is full.
+    pub async fn audio(
+        &self,
+        session: Arc<Session>,
+        mime: Option<String>,
+        seq: u64,
+        bytes: Bytes,
+        notice: mpsc::Sender<Notice>,
+    ) {
+        let _ = self
+            .tx
+            .send(Job::Audio { session, mime, seq, bytes, notice, queued: std::time::Instant::now() })
+            .await;
+    }
+
+    /// Drops the writer's position of an ended alert (after anything queued before it).
+    pub async fn forget(&self, alert_id: &str) {
+        let _ = self.tx.send(Job::Forget(alert_id.to_owned())).await;
+    }
+}
+
+/// Reads an alert's audio position from the database.
+pub async fn audio_position(db: &DatabaseConnection, alert_id: &str) -> anyhow::Result<AudioPosition> {
+    let last = audio_chunks::Entity::find()
+        .select_only()
+        .columns([audio_chunks::Column::Seq, audio_chunks::Column::Part])
+        .expr(Expr::col(audio_chunks::Column::Offset).add(Expr::col(audio_chunks::Column::Len)))
+        .filter(audio_chunks::Column::AlertId.eq(alert_id))
+        .order_by_desc(audio_chunks::Column::Seq)
+        .into_tuple::<(i64, i32, i64)>()
+        .one(db)
+        .await?;
+    let Some((seq, part, len)) = last else {
+        return Ok(AudioPosition { acked: 0, part: None });
+    };
+    let row = audio_parts::Entity::find_by_id((alert_id.to_owned(), part))
+        .one(db)
+        .await?
+        .context("audio chunk without its part row")?;
+    Ok(AudioPosition { acked: seq as u64, part: Some((part as u16, row.mime, len as u64)) })
+}
+
+/// Bytes `range` (end exclusive) of a stored audio part, joined from its chunks; shorter when
+/// the part is.
+pub async fn read_part(
+    db: &DatabaseConnection,
+    alert_id: &str,
+    part: u16,
+    range: std::ops::Range<u64>,
+) -> anyhow::Result<Vec<u8>> {
+    let chunks: Vec<(i64, i32, Option<Vec<u8>>)> = audio_chunks::Entity::find()
+        .select_only()
+        .columns([audio_chunks::Column::Offset, audio_chunks::Column::Len, audio_chunks::Column::Data])
+        .filter(audio_chunks::Column::AlertId.eq(alert_id))
+        .filter(audio_chunks::Column::Part.eq(part as i32))
+        .filter(audio_chunks::Column::Offset.lt(range.end as i64))
+        .filter(
+            Expr::col(audio_chunks::Column::Offset)
+                .add(Expr::col(audio_chunks::Column::Len))
+                .gt(range.start as i64),
+        )
+        .order_by_asc(audio_chunks::Column::Offset)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut out = Vec::with_capacity(std::cmp::min(range.end - range.start, 16 << 20) as usize);
+    for (offset, len, data) in chunks {
+        let data = data.with_context(|| format!("audio chunk at {offset} has no bytes"))?;
+        anyhow::ensure!(data.len() == len as usize, "audio chunk at {offset} is not {len} bytes");
+        let (start, end) = (offset as u64, offset as u64 + len as u64);
+        let at = range.start + out.len() as u64;
+        anyhow::ensure!(start <= at, "audio part {part} has a gap at byte {at}");
+        if end > at {
+            out.extend_from_slice(
+                &data[(at - start) as usize..(std::cmp::min(range.end, end) - start) as usize],
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Where an alert's next audio chunk goes.
+struct OpenPart {
+    next_seq: u64,
+    /// Current part, its MIME type and stored length.
+    part: Option<(u16, String, u64)>,
+}
+
+struct Writer {
+    db: DatabaseConnection,
+    /// Per alert. Dropped on failure and rebuilt from the database.
+    positions: HashMap<String, OpenPart>,
+}
+
+enum Done {
+    Fixes(Arc<Session>, Vec<Fix>),
+    Refused(Arc<Session>, u64),
+    Audio(Arc<Session>, u64, String, Bytes),
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let started = tokio::time::Instant::now();
+            self.commit(std::mem::take(&mut batch)).await;
+            // What arrives meanwhile joins the next batch.
+            tokio::time::sleep_until(started + COMMIT_EVERY).await;
+        }
+    }
+
+    async fn commit(&mut self, jobs: Vec<Job>) {
+        let now = crate::now_ms();
+        let mut fix_rows = Vec::new();
+        let mut refused_rows = Vec::new();
+        let mut part_rows = Vec::new();
+        let mut chunk_rows = Vec::new();
+        let mut done = Vec::new();
+        let mut notices = Vec::new();
+        let mut touched = Vec::new();
+        // Flushes are answered when these senders drop, at the end of this commit.
+        let mut flushed = Vec::new();
+        // When each stored job was queued (the ack latency it sees).
+        let mut waited = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Forget(id) => {
+                    self.positions.remove(&id);
+                }
+                Job::Flush(tx) => flushed.push(tx),
+                Job::Fixes { session, fixes, notice, queued } => {
+                    waited.push(queued);
+                    for f in &fixes {
+                        fix_rows.push(fix_row(&session.alert_id, f, now));
+                    }
+                    notices.push(notice);
+                    done.push(Done::Fixes(session, fixes));
+                }
+                Job::Refused { session, seq, reason, notice } => {
+                    refused_rows.push(refused_fixes::ActiveModel {
+                        alert_id: Set(session.alert_id.clone()),
+                        seq: Set(seq as i64),
+                        reason: Set(reason.chars().take(200).collect()),
+                        received_at: Set(now),
+                    });
+                    notices.push(notice);
+                    done.push(Done::Refused(session, seq));
+                }
+                Job::Audio { session, mime, seq, bytes, notice, queued } => {
+                    let Some(mime) = mime.filter(|m| Container::from_mime(m).is_some()) else {
+                        let _ = notice.try_send(Notice::NoAudioFormat);
+                        continue;
+                    };
+                    let id = session.alert_id.clone();
+                    let open = match self.position(&id).await {
+                        Ok(o) => o,
+                        Err(e) => {
+                            tracing::error!(alert = %id, error = %e, "audio state unavailable");
+                            let _ = notice.try_send(Notice::StorageFailed);
+                            continue;
+                        }
+                    };
+                    if seq < open.next_seq {
+                        // A resend of something stored: the ack it gets now is all it needs.
+                        done.push(Done::Audio(session, seq, mime, Bytes::new()));
+                        continue;
+                    }
+                    if seq > open.next_seq {
+                        let _ = notice.try_send(Notice::AudioGap { expected: open.next_seq });
+                        continue;
+                    }
+                    let container = Container::from_mime(&mime).expect("checked above");
+                    let new_part = match &open.part {
+                        None => Some(0),
+                        Some((p, _, len)) if *len > 0 && container.starts_recording(&bytes) => Some(p + 1),
+                        Some(_) => None,
+                    };
+                    if let Some(p) = new_part {
+                        part_rows.push(audio_parts::ActiveModel {
+                            alert_id: Set(id.clone()),
+                            part: Set(p as i32),
+                            mime: Set(mime.clone()),
+                            first_seq: Set(seq as i64),
+                            created_at: Set(now),
+                        });
+                        open.part = Some((p, mime.clone(), 0));
+                    }
+                    let (p, _, len) = open.part.as_mut().expect("set above");
+                    chunk_rows.push(audio_chunks::ActiveModel {
+                        alert_id: Set(id.clone()),
+                        seq: Set(seq as i64),
+                        part: Set(*p as i32),
+                        offset: Set(*len as i64),
+                        len: Set(bytes.len() as i32),
+                        sha256: Set(hex::encode(Sha256::digest(&bytes))),
+                        received_at: Set(now),
+                        data: Set(Some(bytes.to_vec())),
+                    });
+                    *len += bytes.len() as u64;
+                    open.next_seq += 1;
+                    waited.push(queued);
+                    touched.push(id);
+                    notices.push(notice);
+                    done.push(Done::Audio(session, seq, mime, bytes));
+                }
+            }
+        }
+        let rows_in_batch = fix_rows.len() + chunk_rows.len();
+        let result = async {
+            let t0 = std::time::Instant::now();
+            let txn = crate::storage::write_txn(&self.db).await?;
+            for rows in in_groups(fix_rows) {
+                // Resent fixes are already stored: skip them instead of failing the batch.
+                fixes::Entity::insert_many(rows)
+                    .on_conflict_do_nothing_on([fixes::Column::AlertId, fixes::Column::Seq])
+                    .exec_without_returning(&txn)
+                    .await?;
+            }
+            for rows in in_groups(refused_rows) {
+                refused_fixes::Entity::insert_many(rows)
+                    .on_conflict_do_nothing_on([refused_fixes::Column::AlertId, refused_fixes::Column::Seq])
+                    .exec_without_returning(&txn)
+                    .await?;
+            }
+            if !part_rows.is_empty() {
+                audio_parts::Entity::insert_many(part_rows).exec_without_returning(&txn).await?;
+            }
+            for rows in in_groups(chunk_rows) {
+                audio_chunks::Entity::insert_many(rows).exec_without_returning(&txn).await?;
+            }
+            txn.commit().await?;
+            // How long a batch takes (RUST_LOG=alertme_server::storage::writer=debug); counts and
+            // durations only.
+            tracing::debug!(
+                rows = rows_in_batch,
+                db_ms = t0.elapsed().as_secs_f64() * 1e3,
+                "batch committed"
+            );
+            metrics::histogram!(crate::telemetry::WRITER_BATCH_ROWS).record(rows_in_batch as f64);
+            metrics::histogram!(crate::telemetry::WRITER_COMMIT_SECONDS).record(t0.elapsed().as_secs_f64());
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "commit failed; nothing in this batch is acknowledged");
+            metrics::counter!(crate::telemetry::WRITER_FAILURES).increment(1);
+            for id in touched {
+                self.positions.remove(&id);
+            }
+            for n in notices {
+                let _ = n.try_send(Notice::StorageFailed);
+            }
+            return;
+        }
+        let latency = metrics::histogram!(crate::telemetry::ACK_LATENCY_SECONDS);
+        for q in waited {
+            latency.record(q.elapsed().as_secs_f64());
+        }
+        for d in done {
+            match d {
+                Done::Fixes(s, fixes) => s.fixes_stored(&fixes),
+                Done::Refused(s, seq) => s.fix_refused(seq),
+                Done::Audio(s, seq, mime, bytes) if !bytes.is_empty() => s.audio_stored(seq, &mime, &bytes),
+                Done::Audio(..) => {}
+            }
+        }
+    }
+
+    async fn position(&mut self, alert_id: &str) -> anyhow::Result<&mut OpenPart> {
+        if !self.positions.contains_key(alert_id) {
+            let pos = audio_position(&self.db, alert_id).await?;
+            self.positions.insert(alert_id.to_owned(), OpenPart { next_seq: pos.acked + 1, part: pos.part });
+        }
+        Ok(self.positions.get_mut(alert_id).expect("inserted above"))
+    }
+}
+
+/// Rows in groups of at most [`ROWS_PER_INSERT`], moved rather than copied (chunk rows carry
+/// their audio bytes).
+fn in_groups<T>(rows: Vec<T>) -> impl Iterator<Item = Vec<T>> {
+    let mut rows = rows.into_iter().peekable();
+    std::iter::from_fn(move || rows.peek().is_some().then(|| rows.by_ref().take(ROWS_PER_INSERT).collect()))
+}
+
+/// Imports audio stored by earlier versions, which kept chunk bytes in one file per part
+/// (`DATA_DIR/audio/ALERT/PART.EXT`): fills each chunk row that has no bytes from its file, so
+/// those recordings still play. Chunks whose file is missing or short stay empty and are
+/// reported; the files are left in place.
+pub async fn import_part_files(db: &DatabaseConnection, audio_dir: &Path) -> anyhow::Result<()> {
+    if !tokio::fs::try_exists(audio_dir).await.unwrap_or(true) {
+        return Ok(()); // never ran an earlier version: nothing to import, no table scan
+    }
+    let parts: Vec<(String, i32)> = audio_chunks::Entity::find()
+        .select_only()
+        .columns([audio_chunks::Column::AlertId, audio_chunks::Column::Part])
+        .filter(audio_chunks::Column::Data.is_null())
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (alert_id, part) in parts {
+        let Some(row) = audio_parts::Entity::find_by_id((alert_id.clone(), part)).one(db).await? else {
+            tracing::error!(alert = %alert_id, part, "audio chunks without their part row; not imported");
+            continue;
+        };
+        let path = legacy_part_path(audio_dir, &alert_id, part as u16, &row.mime);
+        let file = match tokio::fs::read(&path).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(alert = %alert_id, part, error = %e, "audio part file unreadable; not imported");
+                continue;
+            }
+        };
+        let chunks = audio_chunks::Entity::find()
+            .filter(audio_chunks::Column::AlertId.eq(alert_id.clone()))
+            .filter(audio_chunks::Column::Part.eq(part))
+            .filter(audio_chunks::Column::Data.is_null())
+            .all(db)
+            .await?;
+        let (mut imported, mut missing) = (0, 0);
+        for c in chunks {
+            let Some(bytes) = file.get(c.offset as usize..(c.offset + c.len as i64) as usize) else {
+                missing += 1;
+                continue;
+            };
+            audio_chunks::Entity::update_many()
+                .col_expr(audio_chunks::Column::Data, Expr::value(bytes.to_vec()))
+                .filter(audio_chunks::Column::AlertId.eq(alert_id.clone()))
+                .filter(audio_chunks::Column::Seq.eq(c.seq))
+                .exec(db)
+                .await?;
+            imported += 1;
+        }
+        tracing::info!(alert = %alert_id, part, imported, missing, "imported audio chunks from a part file");
+    }
+    Ok(())
+}
+
+fn legacy_part_path(audio_dir: &Path, alert_id: &str, part: u16, mime: &str) -> PathBuf {
+    let ext = Container::from_mime(mime).map_or("bin", |c| c.extension());
+    audio_dir.join(alert_id).join(format!("{part:04}.{ext}"))
+}
+
+fn fix_row(alert_id: &str, f: &Fix, now: i64) -> fixes::ActiveModel {
+    fixes::ActiveModel {
+        alert_id: Set(alert_id.to_owned()),
+        seq: Set(f.seq as i64),
+        lat: Set(f.lat),
+        lon: Set(f.lon),
+        accuracy_m: Set(f.accuracy_m),
+        device_time: Set(f.time_ms),
+        battery_pct: Set(f.battery_pct.map(i16::from)),
+        speed_mps: Set(f.speed_mps),
+        heading_deg: Set(f.heading_deg),
+        altitude_m: Set(f.altitude_m),
+        received_at: Set(now),
+    }
+}
+
+/// Converts a stored fix row back to the wire type.
+pub fn fix_from_row(r: fixes::Model) -> Fix {
+    Fix {
+        seq: r.seq as u64,
+        lat: r.lat,
+        lon: r.lon,
+        accuracy_m: r.accuracy_m,
+        time_ms: r.device_time,
+        battery_pct: r.battery_pct.map(|b| b.clamp(0, 100) as u8),
+        speed_mps: r.speed_mps,
+        heading_deg: r.heading_deg,
+        altitude_m: r.altitude_m,
+    }
+}

@@ -1,0 +1,83 @@
+//! Registration by SMS code and device management: `/v1/auth/*`, `/v1/devices`.
+
+use alertme_protocol::{CodeRequest, DeviceInfo, VerifyRequest, VerifyResponse};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{json, Value};
+
+use crate::web::extract::{ClientIp, DeviceAuth};
+use crate::storage::entity::devices;
+use crate::error::{AppJson, Error, Result};
+use crate::domain::registration;
+use crate::domain::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/code", post(request_code))
+        .route("/v1/auth/verify", post(verify))
+        .route("/v1/devices", get(list_devices))
+        .route("/v1/devices/{id}", delete(revoke_device))
+}
+
+/// Always the same answer for registered and unknown numbers: nothing leaks who uses AlertMe.
+async fn request_code(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppJson(req): AppJson<CodeRequest>,
+) -> Result<(StatusCode, Json<Value>)> {
+    registration::request_code(&state, ip, &req.phone).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "code_sent" }))))
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppJson(req): AppJson<VerifyRequest>,
+) -> Result<(StatusCode, Json<VerifyResponse>)> {
+    Ok((StatusCode::CREATED, Json(registration::verify(&state, ip, req).await?)))
+}
+
+async fn list_devices(
+    State(state): State<AppState>,
+    DeviceAuth(me): DeviceAuth,
+) -> Result<Json<Vec<DeviceInfo>>> {
+    let rows = devices::Entity::find()
+        .filter(devices::Column::UserId.eq(me.user_id.clone()))
+        .order_by_asc(devices::Column::CreatedAt)
+        .all(&state.db)
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|d| DeviceInfo {
+                current: d.id == me.id,
+                id: d.id,
+                label: d.label,
+                created_ms: d.created_at,
+                revoked_ms: d.revoked_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Revokes one of the caller's devices; its live sockets close with 4401.
+async fn revoke_device(
+    State(state): State<AppState>,
+    DeviceAuth(me): DeviceAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let res = devices::Entity::update_many()
+        .col_expr(devices::Column::RevokedAt, crate::now_ms().into())
+        .filter(devices::Column::Id.eq(id.clone()))
+        .filter(devices::Column::UserId.eq(me.user_id))
+        .filter(devices::Column::RevokedAt.is_null())
+        .exec(&state.db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::NotFound);
+    }
+    state.hub.revoke_device(&id);
+    Ok(StatusCode::NO_CONTENT)
+}

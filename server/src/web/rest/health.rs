@@ -1,0 +1,63 @@
+//! `GET /healthz`: the process is up and the database answers; `GET /metrics`: Prometheus.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sea_orm::{EntityTrait, QuerySelect};
+use serde_json::{json, Value};
+
+use crate::web::extract::ClientIp;
+use crate::storage::entity::sms_outbox;
+use crate::error::{Error, Result};
+use crate::domain::AppState;
+use crate::telemetry;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(health)).route("/metrics", get(metrics))
+}
+
+async fn health(State(state): State<AppState>) -> Result<Json<Value>> {
+    state.db.ping().await?;
+    Ok(Json(json!({ "status": "ok", "live_alerts": state.hub.sessions().len() })))
+}
+
+/// Prometheus text format, for a scraper with `ALERTME_METRICS_TOKEN` or on this machine.
+async fn metrics(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let allowed = match (&state.settings.metrics_token, bearer) {
+        // Compared as hashes: equal time whatever the common prefix.
+        (Some(want), Some(got)) => crate::domain::accounts::hash_token(want) == crate::domain::accounts::hash_token(got.trim()),
+        (Some(_), None) => false,
+        (None, _) => ip.is_loopback(),
+    };
+    if !allowed {
+        return Err(Error::Forbidden);
+    }
+    let Some(handle) = &state.metrics else { return Err(Error::NotFound) };
+    metrics::gauge!(telemetry::LIVE_ALERTS).set(state.hub.sessions().len() as f64);
+    let by_status: Vec<(String, i64)> = sms_outbox::Entity::find()
+        .select_only()
+        .column(sms_outbox::Column::Status)
+        .expr(sea_orm::sea_query::Func::count(sea_orm::sea_query::Expr::col(sms_outbox::Column::Id)))
+        .group_by(sms_outbox::Column::Status)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    for (status, n) in by_status {
+        // Statuses are a fixed set (sms::outbox::status); anything else is not a label.
+        if crate::sms::outbox::rank(&status) > 0 || status == crate::sms::outbox::status::PENDING {
+            metrics::gauge!(telemetry::OUTBOX, "status" => status).set(n as f64);
+        }
+    }
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
+        .into_response())
+}

@@ -1,0 +1,152 @@
+//! `GET /v1/alerts/{id}/recording[/{part}]`: the stored evidence, during and after the SOS, with Range.
+
+use std::collections::HashMap;
+
+use alertme_protocol::RecordingPart;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+
+use crate::web::extract::authorize_alert;
+use crate::storage::entity::{audio_chunks, audio_parts};
+use crate::error::{Error, Result};
+use crate::domain::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/alerts/{id}/recording", get(list))
+        .route("/v1/alerts/{id}/recording/{part}", get(download))
+        .route("/v1/alerts/{id}/deliveries", get(deliveries))
+}
+
+/// Committed length of each part: bytes the phone was told are stored.
+async fn parts(state: &AppState, alert_id: &str) -> Result<Vec<(audio_parts::Model, u64)>> {
+    let ends: Vec<(i32, Option<i64>)> = audio_chunks::Entity::find()
+        .select_only()
+        .column(audio_chunks::Column::Part)
+        .expr(Func::max(Expr::col(audio_chunks::Column::Offset).add(Expr::col(audio_chunks::Column::Len))))
+        .filter(audio_chunks::Column::AlertId.eq(alert_id))
+        .group_by(audio_chunks::Column::Part)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let rows =
+        audio_parts::Entity::find().filter(audio_parts::Column::AlertId.eq(alert_id)).all(&state.db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|p| {
+            let len = ends.iter().find(|(n, _)| *n == p.part).and_then(|(_, e)| *e).unwrap_or(0);
+            (p, len as u64)
+        })
+        .collect())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<RecordingPart>>> {
+    authorize_alert(&state, &headers, &query, &id).await?;
+    let mut out: Vec<RecordingPart> = parts(&state, &id)
+        .await?
+        .into_iter()
+        .map(|(p, bytes)| RecordingPart {
+            part: p.part as u16,
+            url: format!("/v1/alerts/{id}/recording/{}", p.part),
+            mime: p.mime,
+            bytes,
+        })
+        .collect();
+    out.sort_by_key(|p| p.part);
+    Ok(Json(out))
+}
+
+async fn download(
+    State(state): State<AppState>,
+    Path((id, part)): Path<(String, u16)>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    authorize_alert(&state, &headers, &query, &id).await?;
+    let (row, len) =
+        parts(&state, &id).await?.into_iter().find(|(p, _)| p.part == part as i32).ok_or(Error::NotFound)?;
+    // Rows of earlier versions may hold a type as the phone sent it: only a canonical one goes out.
+    let mime = crate::live::demux::Container::canonical_mime(&row.mime)
+        .and_then(|m| HeaderValue::from_str(&m).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    // One range, as players ask for; anything else gets the whole part (RFC 9110 allows that).
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| http_range_header::parse_range_header(v).ok())
+        .map(|r| r.validate(len));
+    let (status, span) = match range {
+        Some(Ok(r)) if r.len() == 1 && len > 0 => {
+            (StatusCode::PARTIAL_CONTENT, *r[0].start()..*r[0].end() + 1)
+        }
+        Some(Err(_)) => {
+            let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            let unsatisfied = HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii");
+            res.headers_mut().insert(header::CONTENT_RANGE, unsatisfied);
+            return Ok(res);
+        }
+        _ => (StatusCode::OK, 0..len),
+    };
+    let body = Body::from_stream(part_stream(state, id, part, span.clone()));
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, mime);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(span.end - span.start));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let cr = format!("bytes {}-{}/{len}", span.start, span.end - 1);
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("ascii"));
+    }
+    Ok(res)
+}
+
+/// Bytes read from the database per step of a download: memory stays bounded whatever the
+/// length of the recording.
+const READ_STEP: u64 = 64 * 1024;
+
+/// A part's bytes in `span`, read step by step as the client takes them.
+fn part_stream(
+    state: AppState,
+    id: String,
+    part: u16,
+    span: std::ops::Range<u64>,
+) -> impl futures_util::Stream<Item = anyhow::Result<bytes::Bytes>> {
+    futures_util::stream::try_unfold(span.start, move |at| {
+        let (state, id) = (state.clone(), id.clone());
+        async move {
+            if at >= span.end {
+                return Ok(None);
+            }
+            let to = std::cmp::min(at + READ_STEP, span.end);
+            let bytes = crate::storage::writer::read_part(&state.db, &id, part, at..to).await?;
+            anyhow::ensure!(
+                bytes.len() as u64 == to - at,
+                "audio part {part} is shorter than its chunks say"
+            );
+            Ok(Some((bytes::Bytes::from(bytes), to)))
+        }
+    })
+}
+
+/// Delivery state of the contacts' texts about this alert.
+async fn deliveries(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<alertme_protocol::Delivery>>> {
+    authorize_alert(&state, &headers, &query, &id).await?;
+    Ok(Json(crate::sms::outbox::deliveries(&state.db, &id).await?))
+}
