@@ -1,9 +1,4 @@
-//! Errors as clients see them: a status code and a JSON body with a stable code.
-
-use alertme_protocol::ErrorBody;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+//! What an operation can fail with; `web::error` turns each into a status and a stable code.
 
 /// Result with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -33,48 +28,17 @@ pub enum Error {
     #[error("too many requests; try again later")]
     RateLimited,
     /// A watch link whose alert ended longer ago than links live.
-    #[error("this link has expired: the alert ended more than {0} hours ago")]
-    LinkExpired(u64),
+    #[error("this link has expired: the alert ended and its links no longer work")]
+    LinkExpired,
     /// The verification code is wrong, expired or used up.
     #[error("invalid or expired code")]
     InvalidCode,
-    /// Database failure.
-    #[error(transparent)]
-    Db(#[from] sea_orm::DbErr),
+    /// Database failure (`storage` converts its errors into this).
+    #[error("database: {0}")]
+    Db(Box<dyn std::error::Error + Send + Sync>),
     /// Anything else.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
-}
-
-impl Error {
-    fn parts(&self) -> (StatusCode, &'static str) {
-        match self {
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::ForbiddenOrigin => (StatusCode::FORBIDDEN, "origin_not_allowed"),
-            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::InvalidCode => (StatusCode::UNAUTHORIZED, "invalid_code"),
-            Self::LinkExpired(_) => (StatusCode::GONE, "link_expired"),
-            Self::Db(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let (status, code) = self.parts();
-        metrics::counter!(crate::telemetry::HTTP_ERRORS, "error" => code).increment(1);
-        let detail = if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-            "internal error; see server log".to_owned()
-        } else {
-            self.to_string()
-        };
-        (status, Json(ErrorBody { error: code.to_owned(), detail })).into_response()
-    }
 }
 
 impl From<crate::e164::InvalidPhone> for Error {
@@ -82,14 +46,3 @@ impl From<crate::e164::InvalidPhone> for Error {
         Self::BadRequest(e.to_string())
     }
 }
-
-impl From<axum::extract::rejection::JsonRejection> for Error {
-    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
-        Self::BadRequest(e.body_text())
-    }
-}
-
-/// `Json` whose rejections use our error shape.
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(Error))]
-pub struct AppJson<T>(pub T);

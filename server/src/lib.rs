@@ -8,6 +8,7 @@ pub mod domain;
 pub mod e164;
 pub mod error;
 pub mod live;
+pub mod media;
 pub mod sms;
 pub mod storage;
 pub mod telemetry;
@@ -24,7 +25,8 @@ use tokio::net::TcpListener;
 
 use crate::config::ServeConfig;
 use crate::live::Hub;
-use crate::domain::{AppState, Settings};
+use crate::domain::{Core, Settings};
+use crate::web::state::AppState;
 use crate::storage::writer::Store;
 
 /// Milliseconds since the Unix epoch, server clock.
@@ -71,7 +73,7 @@ pub async fn serve(
     }
     let guard = sms::guard::Guard::new(&cfg.sms);
     let hub = Hub::new();
-    storage::writer::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
+    storage::recordings::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
     let store = Store::start(&cfg.db.url()).await?;
     let clock = if cfg.test_clock {
         tracing::warn!("test clock enabled: POST /v1/test/clock moves time forward");
@@ -79,16 +81,17 @@ pub async fn serve(
     } else {
         clock::Clock::system()
     };
-    let mut state = AppState::new(db, hub.clone(), store, settings, secret, sms, guard, clock);
+    let core = Core::new(db, hub.clone(), store, settings, secret, guard, clock);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut state = AppState::new(core, sms, stop.clone());
     let metrics = telemetry::install();
     state.metrics = Some(metrics.clone());
-    let stop = state.stop.clone();
     supervise("metrics upkeep", &stop, telemetry::upkeep(metrics));
-    supervise("timers", &stop, domain::timers::run(state.clone(), state.timers_wake.clone()));
+    supervise("timers", &stop, domain::timers::run(state.core.clone(), state.timers_wake.clone()));
     supervise(
         "silence texts",
         &stop,
-        domain::alerts::watch_silence(state.clone(), Duration::from_millis(cfg.phone_silent_text_ms.max(100))),
+        domain::alerts::watch_silence(state.core.clone(), Duration::from_millis(cfg.phone_silent_text_ms.max(100))),
     );
     {
         let store = state.store.clone();
@@ -97,8 +100,12 @@ pub async fn serve(
     let sender = sms::outbox::Sender {
         db: state.db.clone(),
         client: state.sms.clone(),
-        hub: hub.clone(),
-        secret: state.secret.clone(),
+        texts: domain::notify::SendTime {
+            db: state.db.clone(),
+            hub: hub.clone(),
+            secret: state.secret.clone(),
+            public_url: state.settings.public_url.clone(),
+        },
         public_url: state.settings.public_url.clone(),
         retry_base: Duration::from_millis(cfg.sms.sms_retry_ms.max(10)),
         status_poll: Duration::from_secs(cfg.sms.sms_status_poll_secs.max(1)),

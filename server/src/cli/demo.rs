@@ -8,13 +8,13 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 
 use crate::domain::accounts;
 use crate::storage::entity::{devices, responders, users};
-use crate::domain::AppState;
+use crate::domain::Core;
 use alertme_client::{Finish, PhoneArgs};
 
 const DEMO_PHONE: &str = "+4915100000000";
 
 /// Creates the demo person and a responder, prints how to watch, and starts the phone loop.
-pub async fn start(state: &AppState, addr: SocketAddr, static_dir: PathBuf) -> anyhow::Result<()> {
+pub async fn start(state: &Core, addr: SocketAddr, static_dir: PathBuf) -> anyhow::Result<()> {
     let now = crate::now_ms();
     let user = match users::Entity::find().filter(users::Column::Phone.eq(DEMO_PHONE)).one(&state.db).await? {
         Some(u) => u,

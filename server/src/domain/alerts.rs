@@ -12,8 +12,9 @@ use crate::domain::accounts::{self, Device};
 use crate::storage::entity::{alert_events, alerts, users, watch_tokens};
 use crate::error::{Error, Result};
 use crate::live::{RestoredPart, Session, SessionSeed};
-use crate::domain::AppState;
-use crate::storage::writer::{self, fix_from_row};
+use crate::domain::Core;
+use crate::storage::recordings;
+use crate::storage::writer::fix_from_row;
 
 /// Label of the watch token handed to the phone itself (to share the link).
 pub const DEVICE_WATCH_LABEL: &str = "device";
@@ -29,7 +30,7 @@ const NEW_ALERTS_WINDOW_MS: i64 = 10 * 60_000;
 /// Starts an alert, or returns the one this user already started with `client_id`.
 /// Returns the live (or, if it already ended, a detached) session and whether it was created.
 pub async fn start(
-    state: &AppState,
+    state: &Core,
     device: &Device,
     client_id: &str,
     audio_mime: Option<&str>,
@@ -96,7 +97,7 @@ pub fn new_row(
 /// Stores a new alert inside `txn`: the row, its "triggered" event, the phone's watch token,
 /// and the contacts' texts (all or nothing).
 pub async fn create_in(
-    state: &AppState,
+    state: &Core,
     txn: &sea_orm::DatabaseTransaction,
     row: &alerts::Model,
 ) -> Result<()> {
@@ -117,16 +118,16 @@ pub async fn create_in(
 }
 
 /// After a new alert committed: send its texts, bring it live, publish delivery state.
-pub async fn opened(state: &AppState, row: &alerts::Model) -> Result<Arc<Session>> {
+pub async fn opened(state: &Core, row: &alerts::Model) -> Result<Arc<Session>> {
     state.outbox.wake();
     tracing::info!(alert = %row.id, source = row.source.as_deref().unwrap_or("sos"), "alert raised");
     let session = session_for(state, row).await?;
-    crate::sms::outbox::refresh(&state.db, &state.hub, &row.id).await;
+    crate::domain::notify::refresh(&state.db, &state.hub, &row.id).await;
     Ok(session)
 }
 
 /// The phone's own watch token for an alert.
-pub fn device_watch_token(state: &AppState, alert_id: &str) -> String {
+pub fn device_watch_token(state: &Core, alert_id: &str) -> String {
     accounts::watch_token(&state.secret, alert_id, DEVICE_WATCH_LABEL)
 }
 
@@ -158,7 +159,7 @@ const RESTORE_TAIL: u64 = 256 * 1024;
 
 /// The live session of an active alert (loading it if needed), or a detached one for an ended
 /// alert that serves a final snapshot.
-pub async fn session_for(state: &AppState, row: &alerts::Model) -> Result<Arc<Session>> {
+pub async fn session_for(state: &Core, row: &alerts::Model) -> Result<Arc<Session>> {
     if let Some(s) = state.hub.get(&row.id) {
         return Ok(s);
     }
@@ -174,12 +175,12 @@ pub async fn session_for(state: &AppState, row: &alerts::Model) -> Result<Arc<Se
     };
     {
         let _reload = session.deliveries_reload.lock().await;
-        session.set_deliveries(crate::sms::outbox::deliveries(&state.db, &row.id).await?);
+        session.set_deliveries(crate::storage::outbox::deliveries(&state.db, &row.id).await?);
     }
     Ok(session)
 }
 
-async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
+async fn seed(state: &Core, row: &alerts::Model) -> Result<SessionSeed> {
     let user = users::Entity::find_by_id(row.user_id.clone()).one(&state.db).await?.ok_or(Error::NotFound)?;
     let trail = crate::storage::entity::fixes::Entity::find()
         .filter(crate::storage::entity::fixes::Column::AlertId.eq(row.id.clone()))
@@ -195,15 +196,15 @@ async fn seed(state: &AppState, row: &alerts::Model) -> Result<SessionSeed> {
         .into_iter()
         .map(|r| r.seq as u64)
         .collect();
-    let pos = writer::audio_position(&state.db, &row.id).await?;
+    let pos = recordings::audio_position(&state.db, &row.id).await?;
     let audio_part = match pos.part {
         Some((part, mime, len)) if len <= RESTORE_HEAD + RESTORE_TAIL => {
-            let head = writer::read_part(&state.db, &row.id, part, 0..len).await?;
+            let head = recordings::read_part(&state.db, &row.id, part, 0..len).await?;
             Some(RestoredPart { part, mime, len, head, tail: Vec::new() })
         }
         Some((part, mime, len)) => {
-            let head = writer::read_part(&state.db, &row.id, part, 0..RESTORE_HEAD).await?;
-            let tail = writer::read_part(&state.db, &row.id, part, len - RESTORE_TAIL..len).await?;
+            let head = recordings::read_part(&state.db, &row.id, part, 0..RESTORE_HEAD).await?;
+            let tail = recordings::read_part(&state.db, &row.id, part, len - RESTORE_TAIL..len).await?;
             Some(RestoredPart { part, mime, len, head, tail })
         }
         None => None,
@@ -259,7 +260,7 @@ pub fn info_of(row: &alerts::Model, user_name: &str) -> AlertInfo {
 }
 
 /// Ends an active alert (idempotent) and tells everyone; returns the final status.
-pub async fn end(state: &AppState, alert_id: &str, status: AlertStatus, actor: &str) -> Result<AlertStatus> {
+pub async fn end(state: &Core, alert_id: &str, status: AlertStatus, actor: &str) -> Result<AlertStatus> {
     let now = crate::now_ms();
     let txn = crate::storage::write_txn(&state.db).await?;
     let res = alerts::Entity::update_many()
@@ -295,7 +296,7 @@ pub async fn end(state: &AppState, alert_id: &str, status: AlertStatus, actor: &
 /// (`cancelled`), but the alert goes on silently: flagged duress, noted, and the contacts told not
 /// to call. Whoever forced the cancel sees a cancelled SOS.
 pub async fn cancel_with_pin(
-    state: &AppState,
+    state: &Core,
     device: &Device,
     alert_id: &str,
     pin: &str,
@@ -343,7 +344,7 @@ pub async fn cancel_with_pin(
 }
 
 /// Records that a responder took an active alert.
-pub async fn claim(state: &AppState, alert_id: &str, responder: &accounts::Responder) -> Result<()> {
+pub async fn claim(state: &Core, alert_id: &str, responder: &accounts::Responder) -> Result<()> {
     let now = crate::now_ms();
     let txn = crate::storage::write_txn(&state.db).await?;
     let res = alerts::Entity::update_many()
@@ -386,7 +387,7 @@ async fn event<C: ConnectionTrait>(
 pub const MAX_NOTE_CHARS: usize = 1000;
 
 /// Adds a responder's note to an alert (active or ended) and tells the other consoles.
-pub async fn note(state: &AppState, alert_id: &str, responder: &accounts::Responder, text: &str) -> Result<()> {
+pub async fn note(state: &Core, alert_id: &str, responder: &accounts::Responder, text: &str) -> Result<()> {
     let text = text.trim();
     if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
         return Err(Error::BadRequest(format!("a note is 1 to {MAX_NOTE_CHARS} characters")));
@@ -410,7 +411,7 @@ pub async fn note(state: &AppState, alert_id: &str, responder: &accounts::Respon
 }
 
 /// Brings every active alert back live after a restart, so phones resume and watchers reconnect.
-pub async fn restore_active(state: &AppState) -> anyhow::Result<usize> {
+pub async fn restore_active(state: &Core) -> anyhow::Result<usize> {
     let rows = alerts::Entity::find()
         .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
         .all(&state.db)
@@ -423,7 +424,7 @@ pub async fn restore_active(state: &AppState) -> anyhow::Result<usize> {
 
 /// Alerts for the console's lists, newest first: active ones, or ended ones whose person's name
 /// contains `q` (case-insensitive).
-pub async fn history(state: &AppState, ended: bool, q: Option<&str>, limit: u64) -> Result<Vec<AlertInfo>> {
+pub async fn history(state: &Core, ended: bool, q: Option<&str>, limit: u64) -> Result<Vec<AlertInfo>> {
     use sea_orm::QuerySelect;
     let mut find = alerts::Entity::find().order_by_desc(alerts::Column::StartedAt);
     find = if ended {
@@ -456,7 +457,7 @@ pub async fn history(state: &AppState, ended: bool, q: Option<&str>, limit: u64)
 
 /// Texts the contacts once when an active SOS's phone stays silent for `after` (no fix, audio
 /// or heartbeat): their last known position, so help can start from there.
-pub async fn watch_silence(state: AppState, after: std::time::Duration) {
+pub async fn watch_silence(state: Core, after: std::time::Duration) {
     let period = (after / 4).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(5));
     let mut tick = tokio::time::interval(period);
     loop {
@@ -471,7 +472,7 @@ pub async fn watch_silence(state: AppState, after: std::time::Duration) {
     }
 }
 
-async fn text_silence(state: &AppState, alert_id: &str) -> Result<()> {
+async fn text_silence(state: &Core, alert_id: &str) -> Result<()> {
     let txn = crate::storage::write_txn(&state.db).await?;
     let res = alerts::Entity::update_many()
         .col_expr(alerts::Column::SilentTextedAt, crate::now_ms().into())

@@ -9,7 +9,8 @@ use sea_orm::{
 use crate::storage::entity::{contacts, sms_outbox, users};
 use crate::e164::Countries;
 use crate::error::{Error, Result};
-use crate::sms::outbox::{self, kind, NewText};
+use crate::storage::outbox::{self, kind, status, NewText};
+use crate::storage::Db;
 
 /// Most contacts per person: enough for family and friends, few enough that one SOS cannot be
 /// turned into a bulk-texting tool.
@@ -186,4 +187,35 @@ pub async fn remove(db: &DatabaseConnection, user_id: &str, id: &str) -> Result<
     let revoked = crate::domain::links::revoke_contact_links(&txn, id).await?;
     txn.commit().await?;
     Ok(revoked)
+}
+
+/// A reply of STOP from `phone`: no more texts to it from anyone's alerts, pending ones included
+/// (codes aside: a person signing in with that number still gets theirs).
+pub async fn opt_out(db: &Db, phone: &str) -> Result<()> {
+    let now = crate::now_ms();
+    contacts::Entity::update_many()
+        .col_expr(contacts::Column::OptedOutAt, now.into())
+        .filter(contacts::Column::Phone.eq(phone))
+        .filter(contacts::Column::OptedOutAt.is_null())
+        .exec(db)
+        .await?;
+    sms_outbox::Entity::update_many()
+        .col_expr(sms_outbox::Column::Status, status::OPTED_OUT.into())
+        .col_expr(sms_outbox::Column::UpdatedAt, now.into())
+        .filter(sms_outbox::Column::ToPhone.eq(phone))
+        .filter(sms_outbox::Column::Status.eq(status::PENDING))
+        .filter(sms_outbox::Column::Kind.ne(kind::CODE))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A reply of START from `phone`: texts to it resume.
+pub async fn opt_in(db: &Db, phone: &str) -> Result<()> {
+    contacts::Entity::update_many()
+        .col_expr(contacts::Column::OptedOutAt, Option::<i64>::None.into())
+        .filter(contacts::Column::Phone.eq(phone))
+        .exec(db)
+        .await?;
+    Ok(())
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::storage::entity::geozones;
 use crate::error::{Error, Result};
-use crate::domain::AppState;
+use crate::domain::Core;
 
 /// Smallest hysteresis band, metres.
 pub const MIN_MARGIN_M: f64 = 25.0;
@@ -208,7 +208,7 @@ fn wire(z: &geozones::Model) -> Zone {
 }
 
 /// Adds a zone for a person.
-pub async fn create(state: &AppState, user_id: &str, z: Zone) -> Result<Zone> {
+pub async fn create(state: &Core, user_id: &str, z: Zone) -> Result<Zone> {
     if z.kind != "safe" && z.kind != "danger" {
         return Err(Error::BadRequest("kind must be safe or danger".into()));
     }
@@ -243,7 +243,7 @@ pub async fn create(state: &AppState, user_id: &str, z: Zone) -> Result<Zone> {
 }
 
 /// A person's zones.
-pub async fn list(state: &AppState, user_id: &str) -> Result<Vec<Zone>> {
+pub async fn list(state: &Core, user_id: &str) -> Result<Vec<Zone>> {
     Ok(geozones::Entity::find()
         .filter(geozones::Column::UserId.eq(user_id))
         .all(&state.db)
@@ -254,7 +254,7 @@ pub async fn list(state: &AppState, user_id: &str) -> Result<Vec<Zone>> {
 }
 
 /// Removes a zone.
-pub async fn remove(state: &AppState, user_id: &str, id: &str) -> Result<()> {
+pub async fn remove(state: &Core, user_id: &str, id: &str) -> Result<()> {
     let res = geozones::Entity::delete_many()
         .filter(geozones::Column::Id.eq(id))
         .filter(geozones::Column::UserId.eq(user_id))
@@ -271,7 +271,7 @@ const ZONE_FREE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Checks a person's zones against a new fix; raises an alert on a confirmed crossing out of a
 /// safe zone or into a danger zone (unless an alert of theirs is already active).
-pub async fn check(state: &AppState, user_id: &str, device_id: &str, fix: &Fix) -> Result<()> {
+pub async fn check(state: &Core, user_id: &str, device_id: &str, fix: &Fix) -> Result<()> {
     // Most people have no zones: remember that for a while instead of asking the database on
     // every fix (it was ~5 % of the server's CPU at 1000 streaming phones, measured with perf).
     // Zones added here clear the mark at once; added through another server, they apply within

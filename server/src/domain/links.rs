@@ -12,7 +12,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Que
 use crate::storage::entity::{devices, responders, watch_tokens};
 use crate::error::{Error, Result};
 use crate::live::{Hub, Revoked};
-use crate::sms::outbox::contact_label;
+use crate::storage::outbox::contact_label;
 
 /// Which of an alert's links to revoke.
 #[derive(Debug, Clone)]

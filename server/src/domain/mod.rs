@@ -4,12 +4,13 @@ pub mod accounts;
 pub mod alerts;
 pub mod contacts;
 pub mod geozones;
+mod ingest;
 pub mod links;
 pub mod notify;
+pub mod recordings;
 pub mod registration;
 pub mod timers;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,9 +54,10 @@ pub struct Settings {
     pub metrics_token: Option<String>,
 }
 
-/// Everything a request handler needs. Cheap to clone.
+/// The parts the domain works with: storage, the live hub, the outbox, the clock and the
+/// guards. Cheap to clone; the web layer's state wraps it.
 #[derive(Clone)]
-pub struct AppState {
+pub struct Core {
     /// Database.
     pub db: DatabaseConnection,
     /// Live sessions.
@@ -68,9 +70,7 @@ pub struct AppState {
     pub secret: Arc<Vec<u8>>,
     /// Wakes the SMS sender after outbox rows commit.
     pub outbox: crate::sms::outbox::Outbox,
-    /// The SMS provider (webhook verification, console texts).
-    pub sms: crate::sms::SmsClient,
-    /// Registration-text guards.
+    /// Registration-text and PIN guards.
     pub guard: Arc<crate::sms::guard::Guard>,
     /// Clock for deadlines (controllable in tests).
     pub clock: Arc<crate::clock::Clock>,
@@ -78,18 +78,9 @@ pub struct AppState {
     pub timers_wake: Arc<tokio::sync::Notify>,
     /// People known to have no geozones, and since when (see `geozones::check`).
     pub zone_free: Arc<dashmap::DashMap<String, std::time::Instant>>,
-    /// Addresses presenting wrong credentials.
-    pub bad_tokens: Arc<crate::web::throttle::BadTokens>,
-    /// Cancelled when the server stops: every socket closes with 1012 ("service restart").
-    pub stop: tokio_util::sync::CancellationToken,
-    /// The open sockets' tasks, which a stop waits for.
-    pub sockets: tokio_util::task::TaskTracker,
-    /// Renders `/metrics` (none in tools that build a state without serving).
-    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    conn_ids: Arc<AtomicU64>,
 }
 
-impl AppState {
+impl Core {
     /// Bundles the parts.
     pub fn new(
         db: DatabaseConnection,
@@ -97,7 +88,6 @@ impl AppState {
         store: Store,
         settings: Settings,
         secret: Vec<u8>,
-        sms: crate::sms::SmsClient,
         guard: crate::sms::guard::Guard,
         clock: crate::clock::Clock,
     ) -> Self {
@@ -108,22 +98,11 @@ impl AppState {
             settings: Arc::new(settings),
             secret: Arc::new(secret),
             outbox: Default::default(),
-            sms,
             guard: Arc::new(guard),
             clock: Arc::new(clock),
             timers_wake: Arc::new(tokio::sync::Notify::new()),
             zone_free: Arc::new(dashmap::DashMap::new()),
-            bad_tokens: Arc::default(),
-            stop: tokio_util::sync::CancellationToken::new(),
-            sockets: tokio_util::task::TaskTracker::new(),
-            metrics: None,
-            conn_ids: Arc::new(AtomicU64::new(1)),
         }
-    }
-
-    /// A process-unique id for a socket.
-    pub fn next_conn_id(&self) -> u64 {
-        self.conn_ids.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The watch link for a watch token.

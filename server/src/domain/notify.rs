@@ -9,9 +9,16 @@ use sea_orm::{
     QuerySelect,
 };
 
+use std::sync::Arc;
+
+use alertme_protocol::AlertStatus;
+
 use crate::domain::accounts;
-use crate::storage::entity::{alerts, contacts, sms_outbox, watch_tokens};
-use crate::sms::outbox::{self, contact_label, kind, NewText};
+use crate::live::Hub;
+use crate::storage::entity::{alerts, contacts, fixes, sms_outbox, users, watch_tokens};
+use crate::storage::outbox::{self, contact_label, kind, NewText, Row};
+use crate::domain::Core;
+use crate::storage::Db;
 
 /// How many more alert texts this person may send this hour (`budget` per hour). Past it,
 /// alert texts are recorded as `limited` and never sent: an account used to start and cancel
@@ -114,6 +121,121 @@ async fn follow_up(txn: &DatabaseTransaction, alert_id: &str, what: &str) -> Res
             limited: false,
         };
         outbox::enqueue(txn, text).await?;
+    }
+    Ok(())
+}
+
+/// Words the texts the outbox words at send time, and tells live alerts when delivery states
+/// change (the SMS engine's [`crate::sms::outbox::Texts`]).
+#[derive(Clone)]
+pub struct SendTime {
+    /// Database.
+    pub db: Db,
+    /// Live alerts, told of delivery changes.
+    pub hub: Hub,
+    /// Derives contacts' watch tokens for the links in texts.
+    pub secret: Arc<Vec<u8>>,
+    /// Base of watch links.
+    pub public_url: String,
+}
+
+impl crate::sms::outbox::Texts for SendTime {
+    /// The text of a row. Alert texts are rendered now rather than stored, so the database never
+    /// holds a usable watch link; rendering is deterministic, which reconciliation relies on.
+    async fn render(&self, row: &Row) -> anyhow::Result<Option<String>> {
+        if ![kind::ALERT, kind::ALL_CLEAR, kind::PHONE_SILENT, kind::DURESS].contains(&row.kind.as_str()) {
+            return Ok(row.body.clone());
+        }
+        let (Some(alert_id), Some(contact_id)) = (&row.alert_id, &row.contact_id) else {
+            return Ok(None);
+        };
+        let Some(alert) = alerts::Entity::find_by_id(alert_id.clone()).one(&self.db).await? else {
+            return Ok(None);
+        };
+        let name = users::Entity::find_by_id(alert.user_id.clone())
+            .one(&self.db)
+            .await?
+            .map_or_else(|| "Someone".into(), |u| u.name);
+        if row.kind == kind::ALERT {
+            let token = accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
+            let link = format!("{}/w/{token}", self.public_url);
+            return Ok(Some(match (alert.duress, alert.source.as_deref(), &alert.note) {
+                (Some(true), _, _) => {
+                    format!("{name} may be in danger (possible duress) — watch live: {link}")
+                }
+                (_, Some("timer"), Some(note)) => {
+                    format!("{name} needs help — {note}. Last known position: {link}")
+                }
+                _ => format!("{name} needs help — watch live: {link}"),
+            }));
+        }
+        if row.kind == kind::DURESS {
+            let token = accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
+            return Ok(Some(format!(
+                "{name} cancelled the alert with their duress PIN: they may be forced to. The alert is still on; do not call them. Watch: {}/w/{token}",
+                self.public_url
+            )));
+        }
+        if row.kind == kind::PHONE_SILENT {
+            let token = accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
+            let last = fixes::Entity::find()
+                .filter(fixes::Column::AlertId.eq(alert_id.clone()))
+                .order_by_desc(fixes::Column::DeviceTime)
+                .one(&self.db)
+                .await?;
+            let place = last.map_or_else(
+                || "no position was received".to_owned(),
+                |f| format!("last known position https://www.openstreetmap.org/?mlat={:.5}&mlon={:.5}#map=17/{:.5}/{:.5}", f.lat, f.lon, f.lat, f.lon),
+            );
+            return Ok(Some(format!(
+                "{name}'s phone has gone silent during their SOS; {place} — watch: {}/w/{token}",
+                self.public_url
+            )));
+        }
+        Ok(Some(match AlertStatus::parse(&alert.status) {
+            Some(AlertStatus::Cancelled) => {
+                format!("All clear: {name} cancelled the alert, it was a false alarm. — AlertMe")
+            }
+            _ => format!("All clear: {name}'s alert has been resolved. — AlertMe"),
+        }))
+    }
+
+    async fn delivery_changed(&self, alert_id: &str) {
+        refresh(&self.db, &self.hub, alert_id).await;
+    }
+}
+
+/// Pushes an alert's delivery state to its live session, if any.
+pub async fn refresh(db: &Db, hub: &Hub, alert_id: &str) {
+    let Some(session) = hub.get(alert_id) else { return };
+    let _reload = session.deliveries_reload.lock().await;
+    match outbox::deliveries(db, alert_id).await {
+        Ok(d) => session.set_deliveries(d),
+        Err(e) => tracing::error!(error = %e, "loading delivery state failed"),
+    }
+}
+
+/// A provider's delivery report for the text it knows as `sid`: the row moves forward only
+/// (callbacks arrive in any order), and the alert's live session hears of it.
+pub async fn delivery_report(core: &Core, sid: &str, new: &str, error_code: Option<&str>) -> Result<(), DbErr> {
+    let Some(row) = sms_outbox::Entity::find().filter(sms_outbox::Column::ProviderSid.eq(sid)).one(&core.db).await?
+    else {
+        return Ok(());
+    };
+    if crate::sms::outbox::rank(new) <= crate::sms::outbox::rank(&row.status) {
+        return Ok(());
+    }
+    // Conditional on the status read, so two racing callbacks cannot move it backwards.
+    sms_outbox::Entity::update_many()
+        .col_expr(sms_outbox::Column::Status, new.into())
+        .col_expr(sms_outbox::Column::ErrorCode, error_code.map(str::to_owned).into())
+        .col_expr(sms_outbox::Column::UpdatedAt, crate::now_ms().into())
+        .filter(sms_outbox::Column::Id.eq(row.id))
+        .filter(sms_outbox::Column::Status.eq(row.status.clone()))
+        .exec(&core.db)
+        .await?;
+    if let Some(alert) = &row.alert_id {
+        refresh(&core.db, &core.hub, alert).await;
     }
     Ok(())
 }

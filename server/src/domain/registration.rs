@@ -9,8 +9,8 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 use crate::domain::accounts;
 use crate::storage::entity::{devices, users, verifications};
 use crate::error::{Error, Result};
-use crate::sms::outbox::{self, kind, NewText};
-use crate::domain::AppState;
+use crate::storage::outbox::{self, kind, NewText};
+use crate::domain::Core;
 
 /// Wrong guesses after which a code is dead.
 pub const MAX_TRIES: i32 = 5;
@@ -23,7 +23,7 @@ fn code_hash(secret: &[u8], phone: &str, code: &str) -> String {
 
 /// Sends a fresh code to `phone` if the guards allow. The caller answers the same whether the
 /// number is registered or not.
-pub async fn request_code(state: &AppState, ip: IpAddr, phone: &str) -> Result<()> {
+pub async fn request_code(state: &Core, ip: IpAddr, phone: &str) -> Result<()> {
     let phone = state.guard.countries.textable(phone)?;
     if let Err(which) = state.guard.allow_code(ip, &phone) {
         tracing::warn!(guard = ?which, "registration text refused by guard");
@@ -53,7 +53,7 @@ pub async fn request_code(state: &AppState, ip: IpAddr, phone: &str) -> Result<(
 
 /// Checks a code; on success creates the user if new, and a device. Codes are single use and
 /// die after [`MAX_TRIES`] wrong guesses or when they expire.
-pub async fn verify(state: &AppState, ip: IpAddr, req: VerifyRequest) -> Result<VerifyResponse> {
+pub async fn verify(state: &Core, ip: IpAddr, req: VerifyRequest) -> Result<VerifyResponse> {
     if !state.guard.allow_verify(ip) {
         return Err(Error::RateLimited);
     }

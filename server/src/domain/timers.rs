@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::domain::accounts::Device;
 use crate::storage::entity::{fixes, timers, user_pins, user_positions};
 use crate::error::{Error, Result};
-use crate::domain::AppState;
+use crate::domain::Core;
 
 /// Timer states.
 pub mod status {
@@ -60,7 +60,7 @@ fn text_field(v: Option<String>, name: &str) -> Result<Option<String>> {
 }
 
 /// Starts a timer for the device's person.
-pub async fn start(state: &AppState, device: &Device, req: TimerStart) -> Result<Timer> {
+pub async fn start(state: &Core, device: &Device, req: TimerStart) -> Result<Timer> {
     if req.duration_s < 60 || Duration::from_secs(req.duration_s) > MAX_DURATION {
         return Err(Error::BadRequest("duration_s must be 60 s to 24 h".into()));
     }
@@ -89,7 +89,7 @@ pub async fn start(state: &AppState, device: &Device, req: TimerStart) -> Result
 }
 
 /// The person's timers that still count down.
-pub async fn list(state: &AppState, device: &Device) -> Result<Vec<Timer>> {
+pub async fn list(state: &Core, device: &Device) -> Result<Vec<Timer>> {
     Ok(timers::Entity::find()
         .filter(timers::Column::UserId.eq(device.user_id.clone()))
         .filter(timers::Column::Status.is_in([status::ACTIVE, status::GRACE]))
@@ -101,7 +101,7 @@ pub async fn list(state: &AppState, device: &Device) -> Result<Vec<Timer>> {
         .collect())
 }
 
-async fn own_running(state: &AppState, device: &Device, id: &str) -> Result<timers::Model> {
+async fn own_running(state: &Core, device: &Device, id: &str) -> Result<timers::Model> {
     timers::Entity::find_by_id(id.to_owned())
         .filter(timers::Column::UserId.eq(device.user_id.clone()))
         .filter(timers::Column::Status.is_in([status::ACTIVE, status::GRACE]))
@@ -111,7 +111,7 @@ async fn own_running(state: &AppState, device: &Device, id: &str) -> Result<time
 }
 
 /// Pushes the deadline back (from the later of now and the current deadline).
-pub async fn extend(state: &AppState, device: &Device, id: &str, by_s: u64) -> Result<Timer> {
+pub async fn extend(state: &Core, device: &Device, id: &str, by_s: u64) -> Result<Timer> {
     if by_s == 0 || Duration::from_secs(by_s) > MAX_DURATION {
         return Err(Error::BadRequest("duration_s must be 1 s to 24 h".into()));
     }
@@ -156,7 +156,7 @@ fn check_pin_format(pin: &str) -> Result<()> {
 }
 
 /// Sets the person's PIN and optional duress PIN (keyed hashes; never stored in clear).
-pub async fn set_pin(state: &AppState, device: &Device, pin: &str, duress: Option<&str>) -> Result<()> {
+pub async fn set_pin(state: &Core, device: &Device, pin: &str, duress: Option<&str>) -> Result<()> {
     check_pin_format(pin)?;
     if let Some(d) = duress {
         check_pin_format(d)?;
@@ -176,7 +176,7 @@ pub async fn set_pin(state: &AppState, device: &Device, pin: &str, duress: Optio
 }
 
 /// Which PIN this is (the answer must not differ to the caller); entries are rate limited.
-pub async fn check_pin(state: &AppState, user_id: &str, pin: &str) -> Result<PinKind> {
+pub async fn check_pin(state: &Core, user_id: &str, pin: &str) -> Result<PinKind> {
     if !state.guard.allow_pin(user_id) {
         return Err(Error::RateLimited);
     }
@@ -197,7 +197,7 @@ pub async fn check_pin(state: &AppState, user_id: &str, pin: &str) -> Result<Pin
 /// Ends a running timer (`checked_in` or `cancelled`) with the PIN. With the duress PIN the
 /// answer is the same, and an alert flagged "possible duress" is raised silently.
 pub async fn finish(
-    state: &AppState,
+    state: &Core,
     device: &Device,
     id: &str,
     pin: &str,
@@ -248,7 +248,7 @@ pub async fn finish(
 }
 
 /// Stores a phone's position outside an SOS as its person's last known position.
-pub async fn track(state: &AppState, user_id: &str, fix: &Fix) -> Result<()> {
+pub async fn track(state: &Core, user_id: &str, fix: &Fix) -> Result<()> {
     fix.validate().map_err(Error::BadRequest)?;
     let current = user_positions::Entity::find_by_id(user_id.to_owned()).one(&state.db).await?;
     if current.as_ref().is_some_and(|c| c.time_ms >= fix.time_ms) {
@@ -269,7 +269,7 @@ pub async fn track(state: &AppState, user_id: &str, fix: &Fix) -> Result<()> {
 
 /// Puts the person's last known position on a server-raised alert.
 async fn add_last_position(
-    state: &AppState,
+    state: &Core,
     txn: &sea_orm::DatabaseTransaction,
     user_id: &str,
     alert_id: &str,
@@ -294,7 +294,7 @@ async fn add_last_position(
 /// Stores `fix` as fix `seq` 0 of a server-raised alert (phones number theirs from 1, so it
 /// never collides with what a phone streams into the alert later).
 pub async fn add_fix_zero(
-    state: &AppState,
+    state: &Core,
     txn: &sea_orm::DatabaseTransaction,
     alert_id: &str,
     fix: &Fix,
@@ -318,7 +318,7 @@ pub async fn add_fix_zero(
 }
 
 /// The scheduler: sleeps until the next deadline (or a change), then prompts or fires.
-pub async fn run(state: AppState, wake: Arc<Notify>) {
+pub async fn run(state: Core, wake: Arc<Notify>) {
     loop {
         let now = state.clock.now_ms();
         if let Err(e) = due(&state, now).await {
@@ -348,7 +348,7 @@ pub async fn run(state: AppState, wake: Arc<Notify>) {
     }
 }
 
-async fn due(state: &AppState, now: i64) -> Result<()> {
+async fn due(state: &Core, now: i64) -> Result<()> {
     let rows = timers::Entity::find()
         .filter(timers::Column::Status.is_in([status::ACTIVE, status::GRACE]))
         .filter(timers::Column::DeadlineAt.lte(now))
@@ -365,7 +365,7 @@ async fn due(state: &AppState, now: i64) -> Result<()> {
 }
 
 /// The check-in prompts that stand for a person: timers in their grace period.
-pub async fn prompts_for(state: &AppState, user_id: &str) -> Result<Vec<PhoneServerMsg>> {
+pub async fn prompts_for(state: &Core, user_id: &str) -> Result<Vec<PhoneServerMsg>> {
     Ok(timers::Entity::find()
         .filter(timers::Column::UserId.eq(user_id))
         .filter(timers::Column::Status.eq(status::GRACE))
@@ -377,7 +377,7 @@ pub async fn prompts_for(state: &AppState, user_id: &str) -> Result<Vec<PhoneSer
 }
 
 /// Deadline reached: give the person the grace period to check in, and tell their phone.
-async fn prompt(state: &AppState, t: &timers::Model, now: i64) -> Result<()> {
+async fn prompt(state: &Core, t: &timers::Model, now: i64) -> Result<()> {
     let fires_at = t.deadline_at + t.grace_ms;
     let res = timers::Entity::update_many()
         .col_expr(timers::Column::Status, status::GRACE.into())
@@ -400,7 +400,7 @@ async fn prompt(state: &AppState, t: &timers::Model, now: i64) -> Result<()> {
 
 /// Grace over: raise the alert. The status change and the alert commit together, and only the
 /// transaction whose conditional update matched the row raises it.
-async fn fire(state: &AppState, t: &timers::Model, now: i64) -> Result<()> {
+async fn fire(state: &Core, t: &timers::Model, now: i64) -> Result<()> {
     let txn = crate::storage::write_txn(&state.db).await?;
     let note = match (&t.note, &t.destination) {
         (Some(n), Some(d)) => format!("missed a check-in: {n}, to {d}"),

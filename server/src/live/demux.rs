@@ -8,113 +8,13 @@
 use alertme_protocol::adts::Params as AdtsParams;
 use bytes::Bytes;
 
-/// Largest element or box we buffer while looking for its end; anything bigger marks the stream
-/// as unparseable for live relay (it is still stored).
-const MAX_ELEMENT_BYTES: usize = 4 * 1024 * 1024;
+pub use crate::media::Container;
+
+use crate::media::MAX_ELEMENT_BYTES;
 
 /// Longest init segment (WebM header up to the first Cluster, MP4 `ftyp`+`moov`) we collect;
 /// a recorder's is a few KiB.
 const MAX_INIT_BYTES: usize = 1024 * 1024;
-
-/// Longest MIME type a phone may name.
-const MAX_MIME_LEN: usize = 100;
-
-/// Codecs a phone may name in its MIME type (browsers' MediaRecorder and the app's AAC).
-const ACCEPTED_CODECS: &[&str] =
-    &["opus", "vorbis", "aac", "mp4a.40.2", "mp4a.40.5", "mp4a.40.29", "mp4a.67"];
-
-/// Container formats accepted from phones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Container {
-    /// AAC in ADTS framing (`audio/aac`): what the mobile app records.
-    Adts,
-    /// WebM/Matroska (`audio/webm;codecs=opus`): browser MediaRecorder.
-    WebM,
-    /// Fragmented MP4 (`audio/mp4`): Safari's and Chrome's MediaRecorder.
-    Mp4,
-}
-
-impl Container {
-    /// Maps a MIME type (parameters allowed) to a container; `None` for anything we do not accept.
-    pub fn from_mime(mime: &str) -> Option<Self> {
-        let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        match essence.as_str() {
-            "audio/aac" | "audio/aacp" => Some(Self::Adts),
-            "audio/webm" => Some(Self::WebM),
-            "audio/mp4" => Some(Self::Mp4),
-            _ => None,
-        }
-    }
-
-    /// The MIME type in the one form we store and send back: an accepted container and, if the
-    /// phone named them, accepted codecs (`audio/webm;codecs=opus`). Anything else is refused
-    /// (`None`), so a stored type can never carry control characters or grow into a huge header.
-    pub fn canonical_mime(mime: &str) -> Option<String> {
-        if mime.len() > MAX_MIME_LEN {
-            return None;
-        }
-        let mut parts = mime.split(';');
-        let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        Self::from_mime(&essence)?;
-        let mut codecs: Option<Vec<String>> = None;
-        for p in parts {
-            let Some((k, v)) = p.split_once('=') else {
-                if p.trim().is_empty() {
-                    continue;
-                }
-                return None;
-            };
-            if !k.trim().eq_ignore_ascii_case("codecs") || codecs.is_some() {
-                return None;
-            }
-            let list: Vec<String> =
-                v.trim().trim_matches('"').split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
-            if list.is_empty()
-                || list.len() > 2
-                || !list.iter().all(|c| ACCEPTED_CODECS.contains(&c.as_str()))
-            {
-                return None;
-            }
-            codecs = Some(list);
-        }
-        Some(match codecs {
-            Some(c) => format!("{essence};codecs={}", c.join(",")),
-            None => essence,
-        })
-    }
-
-    /// Where the first whole unit may begin in bytes cut from the middle of a stream: a WebM
-    /// Cluster, an MP4 `moof`; ADTS finds its own frame sync. `None` when there is none.
-    pub fn first_boundary(self, bytes: &[u8]) -> Option<usize> {
-        match self {
-            Self::Adts => Some(0),
-            Self::WebM => bytes.windows(4).position(|w| w == [0x1F, 0x43, 0xB6, 0x75]),
-            Self::Mp4 => bytes.windows(8).enumerate().find_map(|(i, w)| {
-                let size = u32::from_be_bytes([w[0], w[1], w[2], w[3]]) as usize;
-                (&w[4..8] == b"moof" && size >= 8 && size < MAX_ELEMENT_BYTES).then_some(i)
-            }),
-        }
-    }
-
-    /// File extension for stored parts.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Adts => "aac",
-            Self::WebM => "webm",
-            Self::Mp4 => "mp4",
-        }
-    }
-
-    /// True when `chunk` begins with a container header, i.e. a recorder (re)started. ADTS has no
-    /// header, so a restarted ADTS recorder simply continues the same part.
-    pub fn starts_recording(self, chunk: &[u8]) -> bool {
-        match self {
-            Self::Adts => false,
-            Self::WebM => chunk.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]),
-            Self::Mp4 => chunk.len() >= 8 && &chunk[4..8] == b"ftyp",
-        }
-    }
-}
 
 /// A run of whole units, ready to relay.
 #[derive(Clone, Debug, PartialEq, Eq)]

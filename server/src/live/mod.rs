@@ -1,16 +1,17 @@
 //! The hub: every live alert in memory, and the feed of alert summaries for responders.
 
 pub mod demux;
+mod frame;
 mod session;
 mod trail;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::Message;
 use dashmap::DashMap;
 use tokio::sync::broadcast;
 
+pub use frame::Frame;
 pub use session::{LiveEvent, RestoredPart, Session, SessionSeed, Subscription};
 
 /// Capacity of the responder feed; a console that falls further behind gets a fresh overview.
@@ -39,9 +40,9 @@ const ENDED_KEPT: usize = 32;
 struct Inner {
     sessions: DashMap<String, Arc<Session>>,
     ended: std::sync::Mutex<std::collections::VecDeque<Arc<Session>>>,
-    responders: broadcast::Sender<Message>,
+    responders: broadcast::Sender<Frame>,
     revoked: broadcast::Sender<Revoked>,
-    users: broadcast::Sender<(String, Message)>,
+    users: broadcast::Sender<(String, Frame)>,
 }
 
 impl Default for Hub {
@@ -71,11 +72,7 @@ impl Hub {
         let responders = self.inner.responders.clone();
         let s =
             self.inner.sessions.entry(id).or_insert_with(|| Arc::new(Session::new(seed, responders))).clone();
-        let _ = self.inner.responders.send(Message::Text(
-            serde_json::to_string(&alertme_protocol::ResponderMsg::Update { alert: s.summary() })
-                .expect("serializes")
-                .into(),
-        ));
+        let _ = self.inner.responders.send(Frame::json(&alertme_protocol::ResponderMsg::Update { alert: s.summary() }));
         s
     }
 
@@ -125,17 +122,17 @@ impl Hub {
 
     /// Sends a message to every live phone socket of a person (a check-in prompt).
     pub fn tell_user(&self, user_id: &str, m: &alertme_protocol::PhoneServerMsg) {
-        let text = Message::Text(serde_json::to_string(m).expect("serializes").into());
+        let text = Frame::json(m);
         let _ = self.inner.users.send((user_id.to_owned(), text));
     }
 
     /// Receives messages for people's phones (filter by user id).
-    pub fn user_messages(&self) -> broadcast::Receiver<(String, Message)> {
+    pub fn user_messages(&self) -> broadcast::Receiver<(String, Frame)> {
         self.inner.users.subscribe()
     }
 
     /// Subscribes to responder updates.
-    pub fn responder_feed(&self) -> broadcast::Receiver<Message> {
+    pub fn responder_feed(&self) -> broadcast::Receiver<Frame> {
         self.inner.responders.subscribe()
     }
 

@@ -9,11 +9,11 @@ use alertme_protocol::{
     Acks, AlertInfo, AlertStatus, AlertSummary, AudioSnapshot, Delivery, Fix, Note, PhoneLink, ResponderMsg,
     WatchMsg,
 };
-use axum::extract::ws::Message;
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
 use super::trail::Trail;
+use super::Frame;
 use crate::live::demux::{Container, Demuxer};
 
 /// Capacity of each session's broadcast channel. A watcher further behind than this gets
@@ -33,7 +33,7 @@ pub struct LiveEvent {
     /// Event number within the session's epoch.
     pub ev: u64,
     /// The ready-to-send frame.
-    pub msg: Message,
+    pub msg: Frame,
     at: Instant,
     audio: Option<AudioRef>,
 }
@@ -48,7 +48,7 @@ struct AudioRef {
 /// A consistent starting point for a watcher: frames to send first, then live events from `rx`.
 pub struct Subscription {
     /// Snapshot or resume frames.
-    pub frames: Vec<Message>,
+    pub frames: Vec<Frame>,
     /// Live events after those frames.
     pub rx: broadcast::Receiver<Arc<LiveEvent>>,
 }
@@ -103,7 +103,7 @@ pub struct Session {
     pub deliveries_reload: tokio::sync::Mutex<()>,
     /// Id of the phone connection currently streaming into this alert; older ones close.
     owner: watch::Sender<u64>,
-    responders: broadcast::Sender<Message>,
+    responders: broadcast::Sender<Frame>,
 }
 
 /// The stored part an alert's audio continues in, as much of it as a snapshot needs.
@@ -140,7 +140,7 @@ pub struct SessionSeed {
 }
 
 impl Session {
-    pub(crate) fn new(seed: SessionSeed, responders: broadcast::Sender<Message>) -> Self {
+    pub(crate) fn new(seed: SessionSeed, responders: broadcast::Sender<Frame>) -> Self {
         let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
         let mut st = State {
             info: seed.info,
@@ -358,7 +358,7 @@ impl Session {
             if !had_init {
                 if let Some(init) = a.demux.init() {
                     let h = WatchHeader { kind: KIND_INIT, flags: 0, part: a.part, ev: st.ev + 1 };
-                    let msg = Message::Binary(Bytes::from(h.frame(init)));
+                    let msg = Frame::Binary(Bytes::from(h.frame(init)));
                     self.publish(st, msg, None);
                 }
             }
@@ -452,7 +452,7 @@ impl Session {
         let _ = self.responders.send(json(&m));
     }
 
-    fn publish(&self, st: &mut State, msg: Message, audio: Option<AudioRef>) {
+    fn publish(&self, st: &mut State, msg: Frame, audio: Option<AudioRef>) {
         publish(st, &self.tx, msg, audio, Instant::now());
     }
 
@@ -482,12 +482,12 @@ impl Session {
         Subscription { frames: self.snapshot(&mut st, true), rx }
     }
 
-    fn snapshot(&self, st: &mut State, resync: bool) -> Vec<Message> {
+    fn snapshot(&self, st: &mut State, resync: bool) -> Vec<Frame> {
         let mut audio_frames = Vec::new();
         let audio = st.audio.as_ref().map(|a| {
             if let Some(init) = a.demux.init() {
                 let h = WatchHeader { kind: KIND_INIT, flags: 0, part: a.part, ev: 0 };
-                audio_frames.push(Message::Binary(Bytes::from(h.frame(init))));
+                audio_frames.push(Frame::Binary(Bytes::from(h.frame(init))));
             }
             let units: Vec<(&Arc<LiveEvent>, AudioRef)> =
                 st.ring.iter().filter_map(|e| e.audio.filter(|r| r.part == a.part).map(|r| (e, r))).collect();
@@ -543,26 +543,18 @@ fn summary_of(st: &State) -> AlertSummary {
 fn publish(
     st: &mut State,
     tx: &broadcast::Sender<Arc<LiveEvent>>,
-    msg: Message,
+    msg: Frame,
     audio: Option<AudioRef>,
     at: Instant,
 ) {
     st.ev += 1;
-    let size = match &msg {
-        Message::Text(t) => t.len(),
-        Message::Binary(b) => b.len(),
-        _ => 0,
-    };
+    let size = msg.len();
     let e = Arc::new(LiveEvent { ev: st.ev, msg, at, audio });
     st.ring.push_back(e.clone());
     st.ring_bytes += size;
     while st.ring.len() > RING_MAX_EVENTS || st.ring_bytes > RING_MAX_BYTES {
         let Some(old) = st.ring.pop_front() else { break };
-        st.ring_bytes -= match &old.msg {
-            Message::Text(t) => t.len(),
-            Message::Binary(b) => b.len(),
-            _ => 0,
-        };
+        st.ring_bytes -= old.msg.len();
     }
     // No receivers is fine: nobody is watching yet.
     let _ = tx.send(e);
@@ -579,7 +571,7 @@ fn push_unit(
     let h = WatchHeader { kind: KIND_UNIT, flags: if u.sync { FLAG_SYNC } else { 0 }, part: a.part, ev };
     let r = AudioRef { part: a.part, sync: u.sync, unit: a.next_unit };
     a.next_unit += 1;
-    publish(st, tx, Message::Binary(Bytes::from(h.frame(&u.bytes))), Some(r), at);
+    publish(st, tx, Frame::Binary(Bytes::from(h.frame(&u.bytes))), Some(r), at);
 }
 
 /// Marks fix `seq` stored; false when it already was.
@@ -593,8 +585,8 @@ fn mark_stored(st: &mut State, seq: u64) -> bool {
     true
 }
 
-fn json<T: serde::Serialize>(m: &T) -> Message {
-    Message::Text(serde_json::to_string(m).expect("protocol types serialize").into())
+fn json<T: serde::Serialize>(m: &T) -> Frame {
+    Frame::json(m)
 }
 
 #[cfg(test)]
@@ -675,8 +667,8 @@ mod tests {
             seed.audio_part = Some(part);
             let s = Session::new(seed, broadcast::channel(4).0);
             let frames = s.subscribe(None).frames;
-            let Message::Text(t) = &frames[0] else { panic!() };
-            let snap: WatchMsg = serde_json::from_str(t.as_str()).unwrap();
+            let Frame::Text(t) = &frames[0] else { panic!() };
+            let snap: WatchMsg = serde_json::from_slice(t).unwrap();
             let WatchMsg::Snapshot { audio: Some(a), .. } = snap else {
                 panic!("{file}: no audio in the snapshot")
             };
@@ -684,7 +676,7 @@ mod tests {
             let binary: Vec<&Bytes> = frames[1..]
                 .iter()
                 .filter_map(|f| match f {
-                    Message::Binary(b) => Some(b),
+                    Frame::Binary(b) => Some(b),
                     _ => None,
                 })
                 .collect();
@@ -712,7 +704,7 @@ mod tests {
         let r = s.subscribe(Some((&s.epoch.clone(), 1)));
         assert_eq!(r.frames.len(), 2, "resumed + event 2");
         let r = s.subscribe(Some(("other-epoch", 1)));
-        let Message::Text(t) = &r.frames[0] else { panic!() };
-        assert!(t.contains("\"resync\":true"));
+        let Frame::Text(t) = &r.frames[0] else { panic!() };
+        assert!(std::str::from_utf8(t).unwrap().contains("\"resync\":true"));
     }
 }

@@ -10,17 +10,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alertme_protocol::{AlertStatus, Delivery};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
-};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::{Sent, SmsClient, SmsError};
-use crate::storage::entity::{alerts, contacts, sms_outbox, users, watch_tokens};
-use crate::live::Hub;
+use crate::storage::outbox::{self as rows, Row};
+use crate::storage::Db;
+
+pub use crate::storage::outbox::{contact_label, kind, status, NewText};
+
+/// What the engine needs from the layer above it: the wording of texts worded at send time,
+/// and a place to report that an alert's delivery states changed. `domain::notify` implements
+/// it, so that the engine knows neither the hub nor the wording.
+pub trait Texts: Send + Sync + 'static {
+    /// The text of a row worded at send time (`None`: nothing to send).
+    fn render(&self, row: &Row) -> impl std::future::Future<Output = anyhow::Result<Option<String>>> + Send;
+    /// Delivery states of this alert's texts changed.
+    fn delivery_changed(&self, alert_id: &str) -> impl std::future::Future<Output = ()> + Send;
+}
 
 /// Rows sent at once: the contacts of one alert go out in parallel, not one after another.
 const CONCURRENCY: usize = 16;
@@ -30,44 +37,6 @@ const MAX_ATTEMPTS_ALERT: i32 = 30;
 const MAX_ATTEMPTS_OTHER: i32 = 8;
 /// Longest pause between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// What a row is for.
-pub mod kind {
-    /// "NAME needs help — watch live: …" to a contact.
-    pub const ALERT: &str = "alert";
-    /// The alert ended.
-    pub const ALL_CLEAR: &str = "all_clear";
-    /// The SOS phone went silent: last known position.
-    pub const PHONE_SILENT: &str = "phone_silent";
-    /// The person "cancelled" with the duress PIN: the alert goes on.
-    pub const DURESS: &str = "duress";
-    /// Informational text to a new contact.
-    pub const CONTACT_ADDED: &str = "contact_added";
-    /// Verification code.
-    pub const CODE: &str = "code";
-}
-
-/// Statuses a row moves through. Only forward: see [`rank`].
-pub mod status {
-    /// Waiting for its (next) attempt.
-    pub const PENDING: &str = "pending";
-    /// An attempt is under way.
-    pub const SENDING: &str = "sending";
-    /// The provider accepted it.
-    pub const QUEUED: &str = "queued";
-    /// Left the provider (final when no delivery report follows).
-    pub const SENT: &str = "sent";
-    /// Delivered to the handset.
-    pub const DELIVERED: &str = "delivered";
-    /// The carrier could not deliver it.
-    pub const UNDELIVERED: &str = "undelivered";
-    /// Failed for good.
-    pub const FAILED: &str = "failed";
-    /// The recipient opted out (STOP).
-    pub const OPTED_OUT: &str = "opted_out";
-    /// Never sent: the person's texts for this hour were used up (SMS-pumping guard).
-    pub const LIMITED: &str = "limited";
-}
 
 /// Order of statuses; callbacks may arrive out of order and never move a row backwards.
 pub fn rank(s: &str) -> u8 {
@@ -95,52 +64,6 @@ pub fn normalize_status(s: &str) -> Option<&'static str> {
     })
 }
 
-/// A text to queue.
-#[derive(Debug, Clone, Default)]
-pub struct NewText<'a> {
-    /// One of [`kind`].
-    pub kind: &'a str,
-    /// The alert it is about.
-    pub alert_id: Option<&'a str>,
-    /// The contact it goes to.
-    pub contact_id: Option<&'a str>,
-    /// The person it is sent for (counts against their hourly budget).
-    pub user_id: Option<&'a str>,
-    /// Recipient, E.164.
-    pub to: &'a str,
-    /// Fixed text; `None` for texts worded at send time.
-    pub body: Option<String>,
-    /// Over the person's budget: recorded as [`status::LIMITED`] and never sent.
-    pub limited: bool,
-}
-
-/// Queues a text inside the caller's transaction.
-pub async fn enqueue<C: ConnectionTrait>(db: &C, t: NewText<'_>) -> Result<(), DbErr> {
-    let now = crate::now_ms();
-    let state = if t.limited { status::LIMITED } else { status::PENDING };
-    sms_outbox::Entity::insert(sms_outbox::ActiveModel {
-        kind: Set(t.kind.to_owned()),
-        alert_id: Set(t.alert_id.map(str::to_owned)),
-        contact_id: Set(t.contact_id.map(str::to_owned)),
-        user_id: Set(t.user_id.map(str::to_owned)),
-        to_phone: Set(t.to.to_owned()),
-        body: Set(if t.limited { None } else { t.body }),
-        status: Set(state.to_owned()),
-        attempts: Set(0),
-        in_doubt: Set(false),
-        next_attempt_at: Set(now),
-        attempt_started_at: Set(None),
-        provider_sid: Set(None),
-        error_code: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
-}
-
 /// Wakes the sender; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Outbox {
@@ -155,16 +78,14 @@ impl Outbox {
 }
 
 /// The background sender.
-pub struct Sender {
+pub struct Sender<T> {
     /// Database.
-    pub db: DatabaseConnection,
+    pub db: Db,
     /// Provider.
     pub client: SmsClient,
-    /// To push delivery state to live alerts.
-    pub hub: Hub,
-    /// Derives contacts' watch tokens for the alert text.
-    pub secret: Arc<Vec<u8>>,
-    /// Base of watch links and of the status callback URL.
+    /// Wording and delivery reports.
+    pub texts: T,
+    /// Base of the status callback URL.
     pub public_url: String,
     /// First retry delay.
     pub retry_base: Duration,
@@ -172,17 +93,11 @@ pub struct Sender {
     pub status_poll: Duration,
 }
 
-impl Sender {
+impl<T: Texts> Sender<T> {
     /// Runs forever: sends due rows, sleeps until the next is due or a wake-up.
     pub async fn run(self: Arc<Self>, outbox: Outbox) {
         // Rows caught mid-send by a crash may or may not have reached the provider.
-        if let Err(e) = sms_outbox::Entity::update_many()
-            .col_expr(sms_outbox::Column::Status, status::PENDING.into())
-            .col_expr(sms_outbox::Column::InDoubt, true.into())
-            .filter(sms_outbox::Column::Status.eq(status::SENDING))
-            .exec(&self.db)
-            .await
-        {
+        if let Err(e) = rows::recover_in_flight(&self.db).await {
             tracing::error!(error = %e, "outbox recovery failed");
         }
         let mut poll = tokio::time::interval((self.status_poll / 2).max(Duration::from_millis(200)));
@@ -215,14 +130,9 @@ impl Sender {
     /// Delivery reports can be lost (a webhook outage, a wrong public URL): texts the provider
     /// took but that stayed `queued` get their status fetched, so every recipient reaches a
     /// final state.
-    async fn poll_stale(&self) -> Result<(), DbErr> {
+    async fn poll_stale(&self) -> anyhow::Result<()> {
         let cutoff = crate::now_ms() - self.status_poll.as_millis() as i64;
-        let stale = sms_outbox::Entity::find()
-            .filter(sms_outbox::Column::Status.eq(status::QUEUED))
-            .filter(sms_outbox::Column::UpdatedAt.lt(cutoff))
-            .limit(100)
-            .all(&self.db)
-            .await?;
+        let stale = rows::stale_queued(&self.db, cutoff, 100).await?;
         for row in stale {
             let Some(sid) = &row.provider_sid else { continue };
             let reported = match self.client.status(sid).await {
@@ -235,31 +145,19 @@ impl Sender {
             };
             let new =
                 normalize_status(&reported).filter(|n| rank(n) > rank(&row.status)).unwrap_or(status::QUEUED);
-            sms_outbox::Entity::update_many()
-                .col_expr(sms_outbox::Column::Status, new.into())
-                .col_expr(sms_outbox::Column::UpdatedAt, crate::now_ms().into())
-                .filter(sms_outbox::Column::Id.eq(row.id))
-                .filter(sms_outbox::Column::Status.eq(status::QUEUED))
-                .exec(&self.db)
-                .await?;
+            rows::advance_queued(&self.db, row.id, new).await?;
             if let (true, Some(alert)) = (new != status::QUEUED, &row.alert_id) {
-                refresh(&self.db, &self.hub, alert).await;
+                self.texts.delivery_changed(alert).await;
             }
         }
         Ok(())
     }
 
     /// Sends every due row; returns when the next pending row is due.
-    async fn send_due(self: &Arc<Self>) -> Result<Option<i64>, DbErr> {
+    async fn send_due(self: &Arc<Self>) -> anyhow::Result<Option<i64>> {
         loop {
             let now = crate::now_ms();
-            let due = sms_outbox::Entity::find()
-                .filter(sms_outbox::Column::Status.eq(status::PENDING))
-                .filter(sms_outbox::Column::NextAttemptAt.lte(now))
-                .order_by_asc(sms_outbox::Column::Id)
-                .limit(CONCURRENCY as u64)
-                .all(&self.db)
-                .await?;
+            let due = rows::due(&self.db, now, CONCURRENCY as u64).await?;
             if due.is_empty() {
                 break;
             }
@@ -283,46 +181,25 @@ impl Sender {
             touched.sort();
             touched.dedup();
             for a in touched {
-                refresh(&self.db, &self.hub, &a).await;
+                self.texts.delivery_changed(&a).await;
             }
         }
-        let next: Option<i64> = sms_outbox::Entity::find()
-            .select_only()
-            .column_as(sms_outbox::Column::NextAttemptAt.min(), "next")
-            .filter(sms_outbox::Column::Status.eq(status::PENDING))
-            .into_tuple::<Option<i64>>()
-            .one(&self.db)
-            .await?
-            .flatten();
-        Ok(next)
+        Ok(rows::next_due(&self.db).await?)
     }
 
-    async fn attempt(&self, row: sms_outbox::Model) -> Result<(), DbErr> {
+    async fn attempt(&self, row: Row) -> anyhow::Result<()> {
         let now = crate::now_ms();
         // Claim it: with several servers on one database, exactly one gets the row.
-        let claimed = sms_outbox::Entity::update_many()
-            .col_expr(sms_outbox::Column::Status, status::SENDING.into())
-            .col_expr(sms_outbox::Column::Attempts, (row.attempts + 1).into())
-            .col_expr(sms_outbox::Column::AttemptStartedAt, now.into())
-            .col_expr(sms_outbox::Column::UpdatedAt, now.into())
-            .filter(sms_outbox::Column::Id.eq(row.id))
-            .filter(sms_outbox::Column::Status.eq(status::PENDING))
-            .exec(&self.db)
-            .await?;
-        if claimed.rows_affected == 0 {
+        if !rows::claim(&self.db, &row, now).await? {
             return Ok(());
         }
         let attempts = row.attempts + 1;
         if let Some(cid) = &row.contact_id {
-            let opted = contacts::Entity::find_by_id(cid.clone())
-                .one(&self.db)
-                .await?
-                .is_some_and(|c| c.opted_out_at.is_some());
-            if opted {
+            if rows::contact_opted_out(&self.db, cid).await? {
                 return self.finish(&row, status::OPTED_OUT, None, Some("opted_out")).await;
             }
         }
-        let Some(body) = self.render(&row).await? else {
+        let Some(body) = self.texts.render(&row).await? else {
             return self.finish(&row, status::FAILED, None, Some("nothing_to_send")).await;
         };
         if row.in_doubt {
@@ -348,41 +225,28 @@ impl Sender {
         }
     }
 
-    async fn accepted(&self, row: &sms_outbox::Model, sent: Sent) -> Result<(), DbErr> {
+    async fn accepted(&self, row: &Row, sent: Sent) -> anyhow::Result<()> {
         let st = normalize_status(&sent.status).unwrap_or(status::QUEUED);
         self.finish(row, st, Some(sent.sid), None).await
     }
 
     async fn finish(
         &self,
-        row: &sms_outbox::Model,
+        row: &Row,
         st: &str,
         sid: Option<String>,
         error: Option<&str>,
-    ) -> Result<(), DbErr> {
-        let mut q = sms_outbox::Entity::update_many()
-            .col_expr(sms_outbox::Column::Status, st.into())
-            .col_expr(sms_outbox::Column::InDoubt, false.into())
-            .col_expr(sms_outbox::Column::UpdatedAt, crate::now_ms().into())
-            .col_expr(sms_outbox::Column::ErrorCode, error.map(str::to_owned).into());
-        if let Some(sid) = sid {
-            q = q.col_expr(sms_outbox::Column::ProviderSid, sid.into());
-        }
-        if row.kind == kind::CODE {
-            // The code is only needed until the provider has it.
-            q = q.col_expr(sms_outbox::Column::Body, Option::<String>::None.into());
-        }
-        q.filter(sms_outbox::Column::Id.eq(row.id)).exec(&self.db).await?;
-        Ok(())
+    ) -> anyhow::Result<()> {
+        Ok(rows::finish(&self.db, row, st, sid, error).await?)
     }
 
     async fn retry(
         &self,
-        row: &sms_outbox::Model,
+        row: &Row,
         attempts: i32,
         in_doubt: bool,
         why: &SmsError,
-    ) -> Result<(), DbErr> {
+    ) -> anyhow::Result<()> {
         let max = if row.kind == kind::CODE || row.kind == kind::CONTACT_ADDED {
             MAX_ATTEMPTS_OTHER
         } else {
@@ -397,138 +261,6 @@ impl Sender {
         let jitter = 0.8 + rand::random::<f64>() * 0.4;
         let next = crate::now_ms() + (backoff.as_millis() as f64 * jitter) as i64;
         tracing::warn!(row = row.id, attempts, error = %why, "text not sent; will retry");
-        sms_outbox::Entity::update_many()
-            .col_expr(sms_outbox::Column::Status, status::PENDING.into())
-            .col_expr(sms_outbox::Column::InDoubt, (in_doubt || row.in_doubt).into())
-            .col_expr(sms_outbox::Column::NextAttemptAt, next.into())
-            .col_expr(sms_outbox::Column::UpdatedAt, crate::now_ms().into())
-            .filter(sms_outbox::Column::Id.eq(row.id))
-            .exec(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    /// The text of a row. Alert texts are rendered now rather than stored, so the database never
-    /// holds a usable watch link; rendering is deterministic, which reconciliation relies on.
-    async fn render(&self, row: &sms_outbox::Model) -> Result<Option<String>, DbErr> {
-        if ![kind::ALERT, kind::ALL_CLEAR, kind::PHONE_SILENT, kind::DURESS].contains(&row.kind.as_str()) {
-            return Ok(row.body.clone());
-        }
-        let (Some(alert_id), Some(contact_id)) = (&row.alert_id, &row.contact_id) else {
-            return Ok(None);
-        };
-        let Some(alert) = alerts::Entity::find_by_id(alert_id.clone()).one(&self.db).await? else {
-            return Ok(None);
-        };
-        let name = users::Entity::find_by_id(alert.user_id.clone())
-            .one(&self.db)
-            .await?
-            .map_or_else(|| "Someone".into(), |u| u.name);
-        if row.kind == kind::ALERT {
-            let token = crate::domain::accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
-            let link = format!("{}/w/{token}", self.public_url);
-            return Ok(Some(match (alert.duress, alert.source.as_deref(), &alert.note) {
-                (Some(true), _, _) => {
-                    format!("{name} may be in danger (possible duress) — watch live: {link}")
-                }
-                (_, Some("timer"), Some(note)) => {
-                    format!("{name} needs help — {note}. Last known position: {link}")
-                }
-                _ => format!("{name} needs help — watch live: {link}"),
-            }));
-        }
-        if row.kind == kind::DURESS {
-            let token = crate::domain::accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
-            return Ok(Some(format!(
-                "{name} cancelled the alert with their duress PIN: they may be forced to. The alert is still on; do not call them. Watch: {}/w/{token}",
-                self.public_url
-            )));
-        }
-        if row.kind == kind::PHONE_SILENT {
-            let token = crate::domain::accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
-            let last = crate::storage::entity::fixes::Entity::find()
-                .filter(crate::storage::entity::fixes::Column::AlertId.eq(alert_id.clone()))
-                .order_by_desc(crate::storage::entity::fixes::Column::DeviceTime)
-                .one(&self.db)
-                .await?;
-            let place = last.map_or_else(
-                || "no position was received".to_owned(),
-                |f| format!("last known position https://www.openstreetmap.org/?mlat={:.5}&mlon={:.5}#map=17/{:.5}/{:.5}", f.lat, f.lon, f.lat, f.lon),
-            );
-            return Ok(Some(format!(
-                "{name}'s phone has gone silent during their SOS; {place} — watch: {}/w/{token}",
-                self.public_url
-            )));
-        }
-        Ok(Some(match AlertStatus::parse(&alert.status) {
-            Some(AlertStatus::Cancelled) => {
-                format!("All clear: {name} cancelled the alert, it was a false alarm. — AlertMe")
-            }
-            _ => format!("All clear: {name}'s alert has been resolved. — AlertMe"),
-        }))
-    }
-}
-
-/// Texts sent for a person (to their contacts) since `since`, ms: what their hourly budget counts.
-pub async fn sent_for<C: ConnectionTrait>(
-    db: &C,
-    user_id: &str,
-    kinds: &[&str],
-    since: i64,
-) -> Result<u64, DbErr> {
-    use sea_orm::PaginatorTrait;
-    sms_outbox::Entity::find()
-        .filter(sms_outbox::Column::UserId.eq(user_id))
-        .filter(sms_outbox::Column::Kind.is_in(kinds.iter().copied()))
-        .filter(sms_outbox::Column::CreatedAt.gte(since))
-        .filter(sms_outbox::Column::Status.ne(status::LIMITED))
-        .count(db)
-        .await
-}
-
-/// Watch-token label of a contact.
-pub fn contact_label(contact_id: &str) -> String {
-    format!("contact:{contact_id}")
-}
-
-/// Current delivery state of an alert's contact texts.
-pub async fn deliveries(db: &DatabaseConnection, alert_id: &str) -> Result<Vec<Delivery>, DbErr> {
-    let rows = sms_outbox::Entity::find()
-        .filter(sms_outbox::Column::AlertId.eq(alert_id))
-        .filter(sms_outbox::Column::Kind.eq(kind::ALERT))
-        .order_by_asc(sms_outbox::Column::Id)
-        .all(db)
-        .await?;
-    let ids: Vec<String> = rows.iter().filter_map(|r| r.contact_id.clone()).collect();
-    let people = contacts::Entity::find().filter(contacts::Column::Id.is_in(ids)).all(db).await?;
-    let tokens =
-        watch_tokens::Entity::find().filter(watch_tokens::Column::AlertId.eq(alert_id)).all(db).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let cid = r.contact_id.clone().unwrap_or_default();
-            let label = contact_label(&cid);
-            Delivery {
-                contact: people
-                    .iter()
-                    .find(|c| c.id == cid)
-                    .map_or_else(|| "(removed contact)".into(), |c| c.name.clone()),
-                phone: crate::e164::mask(&r.to_phone),
-                status: r.status,
-                opened: tokens.iter().any(|t| t.label == label && t.first_opened_at.is_some()),
-                revoked: tokens.iter().any(|t| t.label == label && t.revoked_at.is_some()),
-                contact_id: people.iter().any(|c| c.id == cid).then_some(cid),
-            }
-        })
-        .collect())
-}
-
-/// Pushes an alert's delivery state to its live session, if any.
-pub async fn refresh(db: &DatabaseConnection, hub: &Hub, alert_id: &str) {
-    let Some(session) = hub.get(alert_id) else { return };
-    let _reload = session.deliveries_reload.lock().await;
-    match deliveries(db, alert_id).await {
-        Ok(d) => session.set_deliveries(d),
-        Err(e) => tracing::error!(error = %e, "loading delivery state failed"),
+        Ok(rows::reschedule(&self.db, row, in_doubt, next).await?)
     }
 }

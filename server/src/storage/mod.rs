@@ -1,6 +1,8 @@
 //! Database connection: SQLite (embedded default) or PostgreSQL, migrated on connect.
 
 pub mod entity;
+pub mod outbox;
+pub mod recordings;
 pub mod writer;
 
 use std::time::Duration;
@@ -118,4 +120,13 @@ pub async fn write_txn(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTrans
         ..Default::default()
     })
     .await
+}
+
+/// The database handle the layers above hold (they never query it themselves).
+pub type Db = sea_orm::DatabaseConnection;
+
+impl From<sea_orm::DbErr> for crate::error::Error {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Db(Box::new(e))
+    }
 }

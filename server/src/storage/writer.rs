@@ -10,22 +10,17 @@
 //! docs/benchmarks.md). A part's playable file is its chunks joined in order.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alertme_protocol::Fix;
 use anyhow::Context;
 use bytes::Bytes;
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::live::demux::Container;
+use crate::media::Container;
 use crate::storage::entity::{audio_chunks, audio_parts, fixes, refused_fixes};
-use crate::live::Session;
 
 /// Jobs waiting for the writer. When full, phone sockets stop reading (backpressure to the
 /// phone, which keeps its data until acked) instead of the server buffering without bound.
@@ -39,6 +34,20 @@ const MAX_BATCH: usize = 1024;
 const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
 /// Rows per INSERT statement (11 columns × 200 stays far below SQLite's parameter limit).
 const ROWS_PER_INSERT: usize = 200;
+
+/// Who hears that items were stored: the alert's live session, which then moves the acks and
+/// fans the items out. The writer owns this seam so that storage never depends on the hub
+/// (`domain` implements it for the live session).
+pub trait Committed: Send + Sync {
+    /// The alert the items belong to.
+    fn alert_id(&self) -> &str;
+    /// These fixes are committed.
+    fn fixes_stored(&self, fixes: &[Fix]);
+    /// Fix `seq` was refused, and the refusal is committed.
+    fn fix_refused(&self, seq: u64);
+    /// Audio chunk `seq` is committed.
+    fn audio_stored(&self, seq: u64, mime: &str, bytes: &[u8]);
+}
 
 /// What the writer tells a phone connection when it cannot take a job.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,19 +68,19 @@ enum Job {
     /// Answered once everything queued before it is committed (or failed).
     Flush(tokio::sync::oneshot::Sender<()>),
     Fixes {
-        session: Arc<Session>,
+        session: Arc<dyn Committed>,
         fixes: Vec<Fix>,
         notice: mpsc::Sender<Notice>,
         queued: std::time::Instant,
     },
     Refused {
-        session: Arc<Session>,
+        session: Arc<dyn Committed>,
         seq: u64,
         reason: String,
         notice: mpsc::Sender<Notice>,
     },
     Audio {
-        session: Arc<Session>,
+        session: Arc<dyn Committed>,
         mime: Option<String>,
         seq: u64,
         bytes: Bytes,
@@ -85,15 +94,6 @@ enum Job {
 pub struct Store {
     tx: mpsc::Sender<Job>,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
-}
-
-/// Where an alert's audio stands in the database.
-#[derive(Debug, Clone)]
-pub struct AudioPosition {
-    /// Highest stored chunk seq.
-    pub acked: u64,
-    /// Current part, its MIME type and stored length.
-    pub part: Option<(u16, String, u64)>,
 }
 
 impl Store {
@@ -153,7 +153,7 @@ impl Store {
     }
 
     /// Queues fixes for storage; waits only when the queue is full.
-    pub async fn fixes(&self, session: Arc<Session>, fixes: Vec<Fix>, notice: mpsc::Sender<Notice>) {
+    pub async fn fixes(&self, session: Arc<dyn Committed>, fixes: Vec<Fix>, notice: mpsc::Sender<Notice>) {
         let _ = self.tx.send(Job::Fixes { session, fixes, notice, queued: std::time::Instant::now() }).await;
     }
 
@@ -161,7 +161,7 @@ impl Store {
     /// drops that fix and its later fixes can be acked).
     pub async fn refused(
         &self,
-        session: Arc<Session>,
+        session: Arc<dyn Committed>,
         seq: u64,
         reason: String,
         notice: mpsc::Sender<Notice>,
@@ -172,7 +172,7 @@ impl Store {
     /// Queues an audio chunk for storage; waits only when the queue is full.
     pub async fn audio(
         &self,
-        session: Arc<Session>,
+        session: Arc<dyn Committed>,
         mime: Option<String>,
         seq: u64,
         bytes: Bytes,
@@ -190,66 +190,6 @@ impl Store {
     }
 }
 
-/// Reads an alert's audio position from the database.
-pub async fn audio_position(db: &DatabaseConnection, alert_id: &str) -> anyhow::Result<AudioPosition> {
-    let last = audio_chunks::Entity::find()
-        .select_only()
-        .columns([audio_chunks::Column::Seq, audio_chunks::Column::Part])
-        .expr(Expr::col(audio_chunks::Column::Offset).add(Expr::col(audio_chunks::Column::Len)))
-        .filter(audio_chunks::Column::AlertId.eq(alert_id))
-        .order_by_desc(audio_chunks::Column::Seq)
-        .into_tuple::<(i64, i32, i64)>()
-        .one(db)
-        .await?;
-    let Some((seq, part, len)) = last else {
-        return Ok(AudioPosition { acked: 0, part: None });
-    };
-    let row = audio_parts::Entity::find_by_id((alert_id.to_owned(), part))
-        .one(db)
-        .await?
-        .context("audio chunk without its part row")?;
-    Ok(AudioPosition { acked: seq as u64, part: Some((part as u16, row.mime, len as u64)) })
-}
-
-/// Bytes `range` (end exclusive) of a stored audio part, joined from its chunks; shorter when
-/// the part is.
-pub async fn read_part(
-    db: &DatabaseConnection,
-    alert_id: &str,
-    part: u16,
-    range: std::ops::Range<u64>,
-) -> anyhow::Result<Vec<u8>> {
-    let chunks: Vec<(i64, i32, Option<Vec<u8>>)> = audio_chunks::Entity::find()
-        .select_only()
-        .columns([audio_chunks::Column::Offset, audio_chunks::Column::Len, audio_chunks::Column::Data])
-        .filter(audio_chunks::Column::AlertId.eq(alert_id))
-        .filter(audio_chunks::Column::Part.eq(part as i32))
-        .filter(audio_chunks::Column::Offset.lt(range.end as i64))
-        .filter(
-            Expr::col(audio_chunks::Column::Offset)
-                .add(Expr::col(audio_chunks::Column::Len))
-                .gt(range.start as i64),
-        )
-        .order_by_asc(audio_chunks::Column::Offset)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut out = Vec::with_capacity(std::cmp::min(range.end - range.start, 16 << 20) as usize);
-    for (offset, len, data) in chunks {
-        let data = data.with_context(|| format!("audio chunk at {offset} has no bytes"))?;
-        anyhow::ensure!(data.len() == len as usize, "audio chunk at {offset} is not {len} bytes");
-        let (start, end) = (offset as u64, offset as u64 + len as u64);
-        let at = range.start + out.len() as u64;
-        anyhow::ensure!(start <= at, "audio part {part} has a gap at byte {at}");
-        if end > at {
-            out.extend_from_slice(
-                &data[(at - start) as usize..(std::cmp::min(range.end, end) - start) as usize],
-            );
-        }
-    }
-    Ok(out)
-}
-
 /// Where an alert's next audio chunk goes.
 struct OpenPart {
     next_seq: u64,
@@ -264,9 +204,9 @@ struct Writer {
 }
 
 enum Done {
-    Fixes(Arc<Session>, Vec<Fix>),
-    Refused(Arc<Session>, u64),
-    Audio(Arc<Session>, u64, String, Bytes),
+    Fixes(Arc<dyn Committed>, Vec<Fix>),
+    Refused(Arc<dyn Committed>, u64),
+    Audio(Arc<dyn Committed>, u64, String, Bytes),
 }
 
 impl Writer {
@@ -302,14 +242,14 @@ impl Writer {
                 Job::Fixes { session, fixes, notice, queued } => {
                     waited.push(queued);
                     for f in &fixes {
-                        fix_rows.push(fix_row(&session.alert_id, f, now));
+                        fix_rows.push(fix_row(session.alert_id(), f, now));
                     }
                     notices.push(notice);
                     done.push(Done::Fixes(session, fixes));
                 }
                 Job::Refused { session, seq, reason, notice } => {
                     refused_rows.push(refused_fixes::ActiveModel {
-                        alert_id: Set(session.alert_id.clone()),
+                        alert_id: Set(session.alert_id().to_owned()),
                         seq: Set(seq as i64),
                         reason: Set(reason.chars().take(200).collect()),
                         received_at: Set(now),
@@ -322,7 +262,7 @@ impl Writer {
                         let _ = notice.try_send(Notice::NoAudioFormat);
                         continue;
                     };
-                    let id = session.alert_id.clone();
+                    let id = session.alert_id().to_owned();
                     let open = match self.position(&id).await {
                         Ok(o) => o,
                         Err(e) => {
@@ -439,7 +379,7 @@ impl Writer {
 
     async fn position(&mut self, alert_id: &str) -> anyhow::Result<&mut OpenPart> {
         if !self.positions.contains_key(alert_id) {
-            let pos = audio_position(&self.db, alert_id).await?;
+            let pos = super::recordings::audio_position(&self.db, alert_id).await?;
             self.positions.insert(alert_id.to_owned(), OpenPart { next_seq: pos.acked + 1, part: pos.part });
         }
         Ok(self.positions.get_mut(alert_id).expect("inserted above"))
@@ -451,65 +391,6 @@ impl Writer {
 fn in_groups<T>(rows: Vec<T>) -> impl Iterator<Item = Vec<T>> {
     let mut rows = rows.into_iter().peekable();
     std::iter::from_fn(move || rows.peek().is_some().then(|| rows.by_ref().take(ROWS_PER_INSERT).collect()))
-}
-
-/// Imports audio stored by earlier versions, which kept chunk bytes in one file per part
-/// (`DATA_DIR/audio/ALERT/PART.EXT`): fills each chunk row that has no bytes from its file, so
-/// those recordings still play. Chunks whose file is missing or short stay empty and are
-/// reported; the files are left in place.
-pub async fn import_part_files(db: &DatabaseConnection, audio_dir: &Path) -> anyhow::Result<()> {
-    if !tokio::fs::try_exists(audio_dir).await.unwrap_or(true) {
-        return Ok(()); // never ran an earlier version: nothing to import, no table scan
-    }
-    let parts: Vec<(String, i32)> = audio_chunks::Entity::find()
-        .select_only()
-        .columns([audio_chunks::Column::AlertId, audio_chunks::Column::Part])
-        .filter(audio_chunks::Column::Data.is_null())
-        .distinct()
-        .into_tuple()
-        .all(db)
-        .await?;
-    for (alert_id, part) in parts {
-        let Some(row) = audio_parts::Entity::find_by_id((alert_id.clone(), part)).one(db).await? else {
-            tracing::error!(alert = %alert_id, part, "audio chunks without their part row; not imported");
-            continue;
-        };
-        let path = legacy_part_path(audio_dir, &alert_id, part as u16, &row.mime);
-        let file = match tokio::fs::read(&path).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(alert = %alert_id, part, error = %e, "audio part file unreadable; not imported");
-                continue;
-            }
-        };
-        let chunks = audio_chunks::Entity::find()
-            .filter(audio_chunks::Column::AlertId.eq(alert_id.clone()))
-            .filter(audio_chunks::Column::Part.eq(part))
-            .filter(audio_chunks::Column::Data.is_null())
-            .all(db)
-            .await?;
-        let (mut imported, mut missing) = (0, 0);
-        for c in chunks {
-            let Some(bytes) = file.get(c.offset as usize..(c.offset + c.len as i64) as usize) else {
-                missing += 1;
-                continue;
-            };
-            audio_chunks::Entity::update_many()
-                .col_expr(audio_chunks::Column::Data, Expr::value(bytes.to_vec()))
-                .filter(audio_chunks::Column::AlertId.eq(alert_id.clone()))
-                .filter(audio_chunks::Column::Seq.eq(c.seq))
-                .exec(db)
-                .await?;
-            imported += 1;
-        }
-        tracing::info!(alert = %alert_id, part, imported, missing, "imported audio chunks from a part file");
-    }
-    Ok(())
-}
-
-fn legacy_part_path(audio_dir: &Path, alert_id: &str, part: u16, mime: &str) -> PathBuf {
-    let ext = Container::from_mime(mime).map_or("bin", |c| c.extension());
-    audio_dir.join(alert_id).join(format!("{part:04}.{ext}"))
 }
 
 fn fix_row(alert_id: &str, f: &Fix, now: i64) -> fixes::ActiveModel {

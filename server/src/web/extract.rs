@@ -11,7 +11,7 @@ use crate::web::socket;
 use crate::domain::accounts::{self, Device};
 use crate::storage::entity::{alerts, watch_tokens};
 use crate::error::{Error, Result};
-use crate::domain::AppState;
+use crate::web::state::AppState;
 
 /// The client's address: the socket's peer, or, when that peer is a trusted proxy, the last
 /// address in `X-Forwarded-For` that is not a trusted proxy (earlier entries can be forged by
@@ -94,7 +94,7 @@ pub async fn watch_link(state: &AppState, token: &str) -> Result<(watch_tokens::
         alerts::Entity::find_by_id(row.alert_id.clone()).one(&state.db).await?.ok_or(Error::NotFound)?;
     let ttl = state.settings.link_ttl;
     if alert.ended_at.is_some_and(|t| crate::now_ms() > t.saturating_add(ttl.as_millis() as i64)) {
-        return Err(Error::LinkExpired(ttl.as_secs() / 3600));
+        return Err(Error::LinkExpired);
     }
     Ok((row, alert))
 }

@@ -1,11 +1,13 @@
 //! The web layer, the only code that knows HTTP: the router, the sockets and the REST resources.
 
+pub(crate) mod error;
 mod extract;
 pub(crate) mod listen;
 mod phone;
 mod responder;
 mod rest;
 mod socket;
+pub(crate) mod state;
 pub(crate) mod throttle;
 mod watch;
 
@@ -16,7 +18,7 @@ use axum::Router;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::domain::AppState;
+use crate::web::state::AppState;
 
 /// The whole application.
 pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {

@@ -23,12 +23,12 @@ use tokio::sync::{mpsc, watch};
 
 use crate::web::socket::{self, close};
 use crate::domain::alerts;
-use crate::live::demux::Container;
+use crate::media::Container;
 use crate::domain::accounts::{self, Device};
 use crate::storage::entity::alerts as alert_rows;
 use crate::error::Result;
 use crate::live::{Revoked, Session};
-use crate::domain::AppState;
+use crate::web::state::AppState;
 use crate::storage::writer::Notice;
 
 /// How far ahead of the acknowledged fixes a fix's seq may be (a day at 1 Hz).
@@ -162,7 +162,7 @@ impl Conn {
                 }
                 m = user_msgs.recv() => match m {
                     Ok((user, msg)) => {
-                        if user == self.device.user_id && send_raw(&mut socket, msg).await.is_err() {
+                        if user == self.device.user_id && send_raw(&mut socket, msg.into()).await.is_err() {
                             break None;
                         }
                     }

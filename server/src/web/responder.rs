@@ -19,7 +19,7 @@ use crate::domain::accounts::{self, Responder};
 use crate::error::Result;
 use crate::live::Revoked;
 
-use crate::domain::AppState;
+use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/responder", get(upgrade)).route("/v1/alerts", get(list_alerts))
@@ -94,7 +94,7 @@ async fn run(
         tokio::select! {
             m = feed.recv() => {
                 let msg = match m {
-                    Ok(m) => m,
+                    Ok(m) => m.into(),
                     Err(RecvError::Lagged(_)) => overview(&state, &responder),
                     Err(RecvError::Closed) => break Some((close::NORMAL, "server shutting down")),
                 };

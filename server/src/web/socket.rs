@@ -7,7 +7,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{header, HeaderMap};
 
 use crate::error::{Error, Result};
-use crate::domain::AppState;
+use crate::web::state::AppState;
 
 /// Close codes (documented in docs/protocol.md).
 pub mod close {
@@ -133,5 +133,17 @@ pub fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
             }
         }
         _ => None,
+    }
+}
+
+/// A live frame as an axum message (the bytes are shared, not copied).
+impl From<crate::live::Frame> for Message {
+    fn from(f: crate::live::Frame) -> Self {
+        match f {
+            crate::live::Frame::Text(b) => {
+                Message::Text(b.try_into().expect("text frames are built from serialized JSON"))
+            }
+            crate::live::Frame::Binary(b) => Message::Binary(b),
+        }
     }
 }

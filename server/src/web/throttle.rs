@@ -15,7 +15,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use crate::web::extract::client_ip;
 use crate::error::Error;
 use crate::sms::guard::ip_key;
-use crate::domain::AppState;
+use crate::web::state::AppState;
 
 /// Refused credentials an address may present per minute (a person mistyping is far below it).
 const PER_MINUTE: u32 = 30;

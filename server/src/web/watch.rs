@@ -24,7 +24,7 @@ use crate::domain::accounts;
 use crate::storage::entity::{alerts as alert_rows, watch_tokens};
 use crate::error::{Error, Result};
 use crate::live::{Revoked, Session};
-use crate::domain::AppState;
+use crate::web::state::AppState;
 
 /// Resyncs allowed before a watcher that keeps falling behind is closed with 4410.
 const MAX_RESYNCS: u32 = 3;
@@ -109,7 +109,7 @@ async fn mark_opened(state: &AppState, token: &watch_tokens::Model) -> Result<()
         .exec(&state.db)
         .await?;
     if res.rows_affected > 0 {
-        crate::sms::outbox::refresh(&state.db, &state.hub, &token.alert_id).await;
+        crate::domain::notify::refresh(&state.db, &state.hub, &token.alert_id).await;
     }
     Ok(())
 }
@@ -126,7 +126,7 @@ async fn run(
     let _open = crate::telemetry::OpenSocket::open("watch");
     let mut status = session.status();
     let mut sub = session.subscribe(resume.as_ref().map(|(e, v)| (e.as_str(), *v)));
-    if !send_all(&mut socket, sub.frames.drain(..), &s).await {
+    if !send_all(&mut socket, sub.frames.drain(..).map(Message::from), &s).await {
         return;
     }
     if *status.borrow_and_update() != AlertStatus::Active {
@@ -156,11 +156,11 @@ async fn run(
                 let lagged = match e {
                     Ok(e) => {
                         // Whatever else is already queued goes out in the same write.
-                        let mut batch = vec![e.msg.clone()];
+                        let mut batch = vec![Message::from(e.msg.clone())];
                         let mut lagged = None;
                         while batch.len() < MAX_BATCH {
                             match sub.rx.try_recv() {
-                                Ok(e) => batch.push(e.msg.clone()),
+                                Ok(e) => batch.push(e.msg.clone().into()),
                                 Err(TryRecvError::Lagged(n)) => {
                                     lagged = Some(n);
                                     break;
@@ -183,7 +183,7 @@ async fn run(
                         break Some((close::TOO_SLOW, "cannot keep up; reconnect"));
                     }
                     sub = session.resync();
-                    if !send_all(&mut socket, sub.frames.drain(..), &s).await {
+                    if !send_all(&mut socket, sub.frames.drain(..).map(Message::from), &s).await {
                         break None;
                     }
                 }
@@ -198,7 +198,7 @@ async fn run(
                 if *status.borrow_and_update() != AlertStatus::Active {
                     // Deliver what was published up to the end (the final status included), then close.
                     while let Ok(e) = sub.rx.try_recv() {
-                        if !send_all(&mut socket, [e.msg.clone()], &s).await {
+                        if !send_all(&mut socket, [Message::from(e.msg.clone())], &s).await {
                             return;
                         }
                     }

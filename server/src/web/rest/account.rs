@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 
 use crate::web::extract::{ClientIp, DeviceAuth};
 use crate::storage::entity::devices;
-use crate::error::{AppJson, Error, Result};
+use crate::error::{Error, Result};
+use crate::web::error::AppJson;
 use crate::domain::registration;
-use crate::domain::AppState;
+use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

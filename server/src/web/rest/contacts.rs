@@ -8,8 +8,9 @@ use axum::{Json, Router};
 
 use crate::web::extract::DeviceAuth;
 use crate::domain::contacts;
-use crate::error::{AppJson, Result};
-use crate::domain::AppState;
+use crate::error::Result;
+use crate::web::error::AppJson;
+use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

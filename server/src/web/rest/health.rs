@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::web::extract::ClientIp;
 use crate::storage::entity::sms_outbox;
 use crate::error::{Error, Result};
-use crate::domain::AppState;
+use crate::web::state::AppState;
 use crate::telemetry;
 
 pub fn router() -> Router<AppState> {

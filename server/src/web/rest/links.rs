@@ -13,7 +13,7 @@ use crate::web::socket;
 use crate::domain::accounts;
 use crate::error::{Error, Result};
 use crate::domain::links::{self, Which};
-use crate::domain::AppState;
+use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/alerts/{id}/links/{contact_id}", delete(revoke))
@@ -32,7 +32,7 @@ async fn revoke(
     authorize_alert(&state, &headers, &query, &id).await?;
     let hashes = links::revoke_alert_links(&state.db, &id, &Which::Contact(contact_id)).await?;
     links::close_links(&state.hub, hashes);
-    crate::sms::outbox::refresh(&state.db, &state.hub, &id).await;
+    crate::domain::notify::refresh(&state.db, &state.hub, &id).await;
     tracing::info!(alert = %id, "a contact's watch link was revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,41 +9,16 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
-
-use crate::web::extract::authorize_alert;
-use crate::storage::entity::{audio_chunks, audio_parts};
+use crate::domain::recordings;
 use crate::error::{Error, Result};
-use crate::domain::AppState;
+use crate::web::extract::authorize_alert;
+use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/alerts/{id}/recording", get(list))
         .route("/v1/alerts/{id}/recording/{part}", get(download))
         .route("/v1/alerts/{id}/deliveries", get(deliveries))
-}
-
-/// Committed length of each part: bytes the phone was told are stored.
-async fn parts(state: &AppState, alert_id: &str) -> Result<Vec<(audio_parts::Model, u64)>> {
-    let ends: Vec<(i32, Option<i64>)> = audio_chunks::Entity::find()
-        .select_only()
-        .column(audio_chunks::Column::Part)
-        .expr(Func::max(Expr::col(audio_chunks::Column::Offset).add(Expr::col(audio_chunks::Column::Len))))
-        .filter(audio_chunks::Column::AlertId.eq(alert_id))
-        .group_by(audio_chunks::Column::Part)
-        .into_tuple()
-        .all(&state.db)
-        .await?;
-    let rows =
-        audio_parts::Entity::find().filter(audio_parts::Column::AlertId.eq(alert_id)).all(&state.db).await?;
-    Ok(rows
-        .into_iter()
-        .map(|p| {
-            let len = ends.iter().find(|(n, _)| *n == p.part).and_then(|(_, e)| *e).unwrap_or(0);
-            (p, len as u64)
-        })
-        .collect())
 }
 
 async fn list(
@@ -53,14 +28,14 @@ async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<RecordingPart>>> {
     authorize_alert(&state, &headers, &query, &id).await?;
-    let mut out: Vec<RecordingPart> = parts(&state, &id)
+    let mut out: Vec<RecordingPart> = recordings::parts(&state.db, &id)
         .await?
         .into_iter()
-        .map(|(p, bytes)| RecordingPart {
-            part: p.part as u16,
+        .map(|p| RecordingPart {
+            part: p.part,
             url: format!("/v1/alerts/{id}/recording/{}", p.part),
             mime: p.mime,
-            bytes,
+            bytes: p.len,
         })
         .collect();
     out.sort_by_key(|p| p.part);
@@ -74,10 +49,10 @@ async fn download(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response> {
     authorize_alert(&state, &headers, &query, &id).await?;
-    let (row, len) =
-        parts(&state, &id).await?.into_iter().find(|(p, _)| p.part == part as i32).ok_or(Error::NotFound)?;
+    let row = recordings::parts(&state.db, &id).await?.into_iter().find(|p| p.part == part).ok_or(Error::NotFound)?;
+    let len = row.len;
     // Rows of earlier versions may hold a type as the phone sent it: only a canonical one goes out.
-    let mime = crate::live::demux::Container::canonical_mime(&row.mime)
+    let mime = crate::media::Container::canonical_mime(&row.mime)
         .and_then(|m| HeaderValue::from_str(&m).ok())
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     // One range, as players ask for; anything else gets the whole part (RFC 9110 allows that).
@@ -130,7 +105,7 @@ fn part_stream(
                 return Ok(None);
             }
             let to = std::cmp::min(at + READ_STEP, span.end);
-            let bytes = crate::storage::writer::read_part(&state.db, &id, part, at..to).await?;
+            let bytes = recordings::read(&state.db, &id, part, at..to).await?;
             anyhow::ensure!(
                 bytes.len() as u64 == to - at,
                 "audio part {part} is shorter than its chunks say"
@@ -148,5 +123,5 @@ async fn deliveries(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<alertme_protocol::Delivery>>> {
     authorize_alert(&state, &headers, &query, &id).await?;
-    Ok(Json(crate::sms::outbox::deliveries(&state.db, &id).await?))
+    Ok(Json(recordings::deliveries(&state.db, &id).await?))
 }

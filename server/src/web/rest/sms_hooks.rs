@@ -6,13 +6,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-
-use crate::storage::entity::{contacts, sms_outbox};
 use crate::error::{Error, Result};
-use crate::sms::outbox::{self, kind, normalize_status, rank, status};
+use crate::sms::outbox::normalize_status;
 use crate::sms::SmsClient;
-use crate::domain::AppState;
+use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -55,26 +52,7 @@ async fn status_callback(
     let Some(new) = normalize_status(reported) else {
         return Ok(StatusCode::NO_CONTENT);
     };
-    let Some(row) =
-        sms_outbox::Entity::find().filter(sms_outbox::Column::ProviderSid.eq(sid)).one(&state.db).await?
-    else {
-        return Ok(StatusCode::NO_CONTENT);
-    };
-    if rank(new) <= rank(&row.status) {
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    // Conditional on the status we read, so two racing callbacks cannot move it backwards.
-    sms_outbox::Entity::update_many()
-        .col_expr(sms_outbox::Column::Status, new.into())
-        .col_expr(sms_outbox::Column::ErrorCode, param(&params, "ErrorCode").map(str::to_owned).into())
-        .col_expr(sms_outbox::Column::UpdatedAt, crate::now_ms().into())
-        .filter(sms_outbox::Column::Id.eq(row.id))
-        .filter(sms_outbox::Column::Status.eq(row.status.clone()))
-        .exec(&state.db)
-        .await?;
-    if let Some(alert) = &row.alert_id {
-        outbox::refresh(&state.db, &state.hub, alert).await;
-    }
+    crate::domain::notify::delivery_report(&state, sid, new, param(&params, "ErrorCode")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -83,32 +61,12 @@ async fn inbound(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     let params = verified(&state, "/v1/sms/inbound", &headers, &body)?;
     let from = param(&params, "From").unwrap_or_default().to_owned();
     let word = param(&params, "Body").unwrap_or_default().trim().to_ascii_uppercase();
-    let now = crate::now_ms();
     match word.as_str() {
         "STOP" | "STOPALL" | "UNSUBSCRIBE" | "CANCEL" | "END" | "QUIT" | "REVOKE" | "OPTOUT" => {
-            contacts::Entity::update_many()
-                .col_expr(contacts::Column::OptedOutAt, now.into())
-                .filter(contacts::Column::Phone.eq(from.clone()))
-                .filter(contacts::Column::OptedOutAt.is_null())
-                .exec(&state.db)
-                .await?;
-            sms_outbox::Entity::update_many()
-                .col_expr(sms_outbox::Column::Status, status::OPTED_OUT.into())
-                .col_expr(sms_outbox::Column::UpdatedAt, now.into())
-                .filter(sms_outbox::Column::ToPhone.eq(from))
-                .filter(sms_outbox::Column::Status.eq(status::PENDING))
-                .filter(sms_outbox::Column::Kind.ne(kind::CODE))
-                .exec(&state.db)
-                .await?;
+            crate::domain::contacts::opt_out(&state.db, &from).await?;
             tracing::info!("a contact opted out");
         }
-        "START" | "UNSTOP" | "YES" => {
-            contacts::Entity::update_many()
-                .col_expr(contacts::Column::OptedOutAt, Option::<i64>::None.into())
-                .filter(contacts::Column::Phone.eq(from))
-                .exec(&state.db)
-                .await?;
-        }
+        "START" | "UNSTOP" | "YES" => crate::domain::contacts::opt_in(&state.db, &from).await?,
         _ => {}
     }
     Ok(([(header::CONTENT_TYPE, "text/xml")], "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>")

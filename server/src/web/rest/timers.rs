@@ -9,8 +9,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::web::extract::DeviceAuth;
-use crate::error::{AppJson, Error, Result};
-use crate::domain::AppState;
+use crate::error::{Error, Result};
+use crate::web::error::AppJson;
+use crate::web::state::AppState;
 use crate::domain::timers::{self, status};
 
 pub fn router() -> Router<AppState> {

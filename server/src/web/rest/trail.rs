@@ -16,7 +16,7 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Quer
 use crate::web::extract::authorize_alert;
 use crate::storage::entity::fixes;
 use crate::error::Result;
-use crate::domain::AppState;
+use crate::web::state::AppState;
 use crate::storage::writer::fix_from_row;
 
 /// Fixes read per database query: the answer streams, so memory stays bounded at any length.
