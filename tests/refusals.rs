@@ -254,8 +254,11 @@ async fn token_pages_and_audio_types() {
             assert_eq!(error_code(&mut ws).await, "unsupported_audio");
         }
         let db = env.db().await;
-        let row =
-            alertme_server::storage::entity::alerts::Entity::find_by_id(alert_id).one(&db).await.unwrap().unwrap();
+        let row = alertme_server::storage::entity::alerts::Entity::find_by_id(alert_id)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.audio_mime.as_deref(), stored, "{sent:?}");
         send_json(&mut ws, &PhoneMsg::Stop { reason: alertme_protocol::StopReason::Cancel }).await;
     }

@@ -336,7 +336,8 @@ async fn walk_leaves_safe_zone_once(backend: Backend) {
         }
     };
     // Where the walk confirms the exit, by the same rules: the server dies one fix before it.
-    let shape = alertme_server::domain::geozones::Shape::Circle { lat: start.lat, lon: start.lon, radius_m: 150.0 };
+    let shape =
+        alertme_server::domain::geozones::Shape::Circle { lat: start.lat, lon: start.lon, radius_m: 150.0 };
     let mut st = alertme_server::domain::geozones::ZoneState::default();
     let k = track
         .iter()

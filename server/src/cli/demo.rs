@@ -4,52 +4,22 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
-
 use crate::domain::accounts;
-use crate::storage::entity::{devices, responders, users};
 use crate::domain::Core;
 use alertme_client::{Finish, PhoneArgs};
 
 const DEMO_PHONE: &str = "+4915100000000";
 
-/// Creates the demo person and a responder, prints how to watch, and starts the phone loop.
-pub async fn start(state: &Core, addr: SocketAddr, static_dir: PathBuf) -> anyhow::Result<()> {
-    let now = crate::now_ms();
-    let user = match users::Entity::find().filter(users::Column::Phone.eq(DEMO_PHONE)).one(&state.db).await? {
-        Some(u) => u,
-        None => {
-            users::ActiveModel {
-                id: Set(uuid::Uuid::now_v7().to_string()),
-                name: Set("Demo person".into()),
-                phone: Set(DEMO_PHONE.into()),
-                created_at: Set(now),
-            }
-            .insert(&state.db)
-            .await?
-        }
-    };
-    let device_token = accounts::new_token(accounts::DEVICE_PREFIX);
-    devices::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        user_id: Set(user.id.clone()),
-        label: Set("demo phone".into()),
-        token_hash: Set(accounts::hash_token(&device_token)),
-        created_at: Set(now),
-        revoked_at: Set(None),
-    }
-    .insert(&state.db)
-    .await?;
-    let responder_token = accounts::new_token(accounts::RESPONDER_PREFIX);
-    responders::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        name: Set("Demo responder".into()),
-        token_hash: Set(accounts::hash_token(&responder_token)),
-        created_at: Set(now),
-        revoked_at: Set(None),
-    }
-    .insert(&state.db)
-    .await?;
+/// Creates the demo person and a responder and prints how to watch; returns the phone loop,
+/// for the server to run as a background task.
+pub async fn start(
+    state: &Core,
+    addr: SocketAddr,
+    static_dir: PathBuf,
+) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let user = accounts::user_for_phone(&state.db, "Demo person", DEMO_PHONE).await?;
+    let (_, device_token) = accounts::add_device(&state.db, &user.id, "demo phone").await?;
+    let (_, responder_token) = accounts::add_responder(&state.db, "Demo responder").await?;
     println!("demo: a simulated phone streams a 10-minute walk with live audio, in a loop");
     println!("demo: responder console {}/console  (token {responder_token})", state.settings.public_url);
     let args = PhoneArgs {
@@ -66,13 +36,12 @@ pub async fn start(state: &Core, addr: SocketAddr, static_dir: PathBuf) -> anyho
         ack_timeout: 60.0,
         loop_audio: true,
     };
-    tokio::spawn(async move {
+    Ok(async move {
         loop {
             if let Err(e) = alertme_client::run(args.clone()).await {
                 tracing::warn!(error = %e, "demo phone stopped; restarting in 5 s");
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             }
         }
-    });
-    Ok(())
+    })
 }

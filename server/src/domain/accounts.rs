@@ -7,8 +7,11 @@ use rand::RngCore;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
-use crate::storage::entity::{devices, responders, watch_tokens};
 use crate::error::{Error, Result};
+use crate::storage::entity::{devices, responders, watch_tokens};
+
+/// A watch link as stored (by the hash of its token).
+pub use crate::storage::entity::watch_tokens::Model as WatchLink;
 
 /// Prefix of device tokens (phones).
 pub const DEVICE_PREFIX: &str = "amd_";
@@ -157,4 +160,135 @@ mod tests {
         assert_ne!(t, new_token(DEVICE_PREFIX));
         assert_eq!(hash_token(&t).len(), 64);
     }
+}
+
+/// A person's devices, oldest first.
+pub async fn devices_of(db: &DatabaseConnection, user_id: &str) -> Result<Vec<devices::Model>> {
+    use sea_orm::QueryOrder;
+    Ok(devices::Entity::find()
+        .filter(devices::Column::UserId.eq(user_id))
+        .order_by_asc(devices::Column::CreatedAt)
+        .all(db)
+        .await?)
+}
+
+/// Revokes one of a person's devices; `NotFound` when it is not theirs or already revoked.
+/// The caller closes its live sockets.
+pub async fn revoke_device(db: &DatabaseConnection, user_id: &str, device_id: &str) -> Result<()> {
+    let res = devices::Entity::update_many()
+        .col_expr(devices::Column::RevokedAt, crate::now_ms().into())
+        .filter(devices::Column::Id.eq(device_id))
+        .filter(devices::Column::UserId.eq(user_id))
+        .filter(devices::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// A person as stored.
+pub use crate::storage::entity::users::Model as User;
+
+/// The person with this (normalized) phone number, if any.
+pub async fn user_by_phone<C: sea_orm::ConnectionTrait>(db: &C, phone: &str) -> Result<Option<User>> {
+    use crate::storage::entity::users;
+    Ok(users::Entity::find().filter(users::Column::Phone.eq(phone)).one(db).await?)
+}
+
+/// The person with this phone number, created with `name` if new. Users, devices and
+/// responders are built here only, whoever asks (sign-in, the CLI, the demo).
+pub async fn user_for_phone<C: sea_orm::ConnectionTrait>(db: &C, name: &str, phone: &str) -> Result<User> {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    if let Some(u) = user_by_phone(db, phone).await? {
+        return Ok(u);
+    }
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::BadRequest("name must be 1-100 characters".into()));
+    }
+    Ok(crate::storage::entity::users::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        name: Set(name.to_owned()),
+        phone: Set(phone.to_owned()),
+        created_at: Set(crate::now_ms()),
+    }
+    .insert(db)
+    .await?)
+}
+
+/// A new device of a person; returns its id and its token (shown once, stored hashed).
+pub async fn add_device<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+    label: &str,
+) -> Result<(String, String)> {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let token = new_token(DEVICE_PREFIX);
+    let device = devices::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        user_id: Set(user_id.to_owned()),
+        label: Set(label.chars().take(100).collect()),
+        token_hash: Set(hash_token(&token)),
+        created_at: Set(crate::now_ms()),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok((device.id, token))
+}
+
+/// A new responder; returns its id and its token (shown once, stored hashed).
+pub async fn add_responder(db: &DatabaseConnection, name: &str) -> Result<(String, String)> {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::BadRequest("name must be 1-100 characters".into()));
+    }
+    let token = new_token(RESPONDER_PREFIX);
+    let r = responders::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        name: Set(name.to_owned()),
+        token_hash: Set(hash_token(&token)),
+        created_at: Set(crate::now_ms()),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok((r.id, token))
+}
+
+/// `count` people with one device each (load tests), written 200 at a time; returns the
+/// device tokens.
+pub async fn add_many(db: &DatabaseConnection, count: usize) -> Result<Vec<String>> {
+    use crate::storage::entity::users;
+    use sea_orm::ActiveValue::Set;
+    let now = crate::now_ms();
+    let mut tokens = Vec::with_capacity(count);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(200) {
+        let (mut us, mut ds) = (Vec::new(), Vec::new());
+        for &i in chunk {
+            let uid = uuid::Uuid::now_v7().to_string();
+            us.push(users::ActiveModel {
+                id: Set(uid.clone()),
+                name: Set(format!("Bench {i}")),
+                phone: Set(format!("+49100{i:08}")),
+                created_at: Set(now),
+            });
+            let token = new_token(DEVICE_PREFIX);
+            ds.push(devices::ActiveModel {
+                id: Set(uuid::Uuid::now_v7().to_string()),
+                user_id: Set(uid),
+                label: Set("bench".into()),
+                token_hash: Set(hash_token(&token)),
+                created_at: Set(now),
+                revoked_at: Set(None),
+            });
+            tokens.push(token);
+        }
+        users::Entity::insert_many(us).exec_without_returning(db).await?;
+        devices::Entity::insert_many(ds).exec_without_returning(db).await?;
+    }
+    Ok(tokens)
 }

@@ -9,12 +9,15 @@ use sea_orm::{
 };
 
 use crate::domain::accounts::{self, Device};
-use crate::storage::entity::{alert_events, alerts, users, watch_tokens};
+use crate::domain::Core;
 use crate::error::{Error, Result};
 use crate::live::{RestoredPart, Session, SessionSeed};
-use crate::domain::Core;
+use crate::storage::entity::{alert_events, alerts, users, watch_tokens};
 use crate::storage::recordings;
 use crate::storage::writer::fix_from_row;
+
+/// An alert as stored.
+pub use crate::storage::entity::alerts::Model as Alert;
 
 /// Label of the watch token handed to the phone itself (to share the link).
 pub const DEVICE_WATCH_LABEL: &str = "device";
@@ -38,7 +41,7 @@ pub async fn start(
     if client_id.is_empty() || client_id.len() > 100 {
         return Err(Error::BadRequest("client_id must be 1 to 100 characters".into()));
     }
-    if let Some(existing) = find(&state.db, &device.user_id, client_id).await? {
+    if let Some(existing) = by_client_id(&state.db, &device.user_id, client_id).await? {
         return Ok((session_for(state, &existing).await?, existing, false));
     }
     let recent = alerts::Entity::find()
@@ -58,7 +61,7 @@ pub async fn start(
     if let Err(e) = create_in(state, &txn, &row).await {
         // Most likely a concurrent start with the same client id won the unique index.
         drop(txn);
-        let existing = find(&state.db, &device.user_id, client_id)
+        let existing = by_client_id(&state.db, &device.user_id, client_id)
             .await?
             .ok_or(Error::Internal(anyhow::anyhow!("alert insert failed: {e}")))?;
         return Ok((session_for(state, &existing).await?, existing, false));
@@ -96,11 +99,7 @@ pub fn new_row(
 
 /// Stores a new alert inside `txn`: the row, its "triggered" event, the phone's watch token,
 /// and the contacts' texts (all or nothing).
-pub async fn create_in(
-    state: &Core,
-    txn: &sea_orm::DatabaseTransaction,
-    row: &alerts::Model,
-) -> Result<()> {
+pub async fn create_in(state: &Core, txn: &sea_orm::DatabaseTransaction, row: &alerts::Model) -> Result<()> {
     alerts::ActiveModel::from(row.clone()).insert(txn).await?;
     event(txn, &row.id, "triggered", None, row.started_at).await?;
     watch_tokens::ActiveModel {
@@ -113,7 +112,8 @@ pub async fn create_in(
     }
     .insert(txn)
     .await?;
-    crate::domain::notify::alert_started(txn, row, &state.secret, state.settings.alert_texts_per_hour).await?;
+    crate::domain::notify::alert_started(txn, row, &state.secret, state.settings.alert_texts_per_hour)
+        .await?;
     Ok(())
 }
 
@@ -131,7 +131,11 @@ pub fn device_watch_token(state: &Core, alert_id: &str) -> String {
     accounts::watch_token(&state.secret, alert_id, DEVICE_WATCH_LABEL)
 }
 
-async fn find(db: &DatabaseConnection, user_id: &str, client_id: &str) -> Result<Option<alerts::Model>> {
+async fn by_client_id(
+    db: &DatabaseConnection,
+    user_id: &str,
+    client_id: &str,
+) -> Result<Option<alerts::Model>> {
     Ok(alerts::Entity::find()
         .filter(alerts::Column::UserId.eq(user_id))
         .filter(alerts::Column::ClientId.eq(client_id))
@@ -217,7 +221,8 @@ async fn seed(state: &Core, row: &alerts::Model) -> Result<SessionSeed> {
         .await?;
     let authors = crate::storage::entity::responders::Entity::find()
         .filter(
-            crate::storage::entity::responders::Column::Id.is_in(note_rows.iter().filter_map(|n| n.actor.clone())),
+            crate::storage::entity::responders::Column::Id
+                .is_in(note_rows.iter().filter_map(|n| n.actor.clone())),
         )
         .all(&state.db)
         .await?;
@@ -489,4 +494,16 @@ async fn text_silence(state: &Core, alert_id: &str) -> Result<()> {
     tracing::warn!(alert = %alert_id, "phone silent during SOS; contacts texted");
     state.outbox.wake();
     Ok(())
+}
+
+/// An alert by id.
+pub async fn find(db: &DatabaseConnection, alert_id: &str) -> Result<Option<Alert>> {
+    Ok(alerts::Entity::find_by_id(alert_id.to_owned()).one(db).await?)
+}
+
+/// Records the audio format a phone named, the first time one is named; returns the row.
+pub async fn set_audio_mime(db: &DatabaseConnection, row: &Alert, mime: &str) -> Result<Alert> {
+    let mut am: alerts::ActiveModel = row.clone().into();
+    am.audio_mime = Set(Some(mime.to_owned()));
+    Ok(am.update(db).await?)
 }

@@ -6,9 +6,9 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::storage::entity::{contacts, sms_outbox, users};
 use crate::e164::Countries;
 use crate::error::{Error, Result};
+use crate::storage::entity::{contacts, sms_outbox, users};
 use crate::storage::outbox::{self, kind, status, NewText};
 use crate::storage::Db;
 

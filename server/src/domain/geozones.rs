@@ -13,9 +13,9 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::storage::entity::geozones;
-use crate::error::{Error, Result};
 use crate::domain::Core;
+use crate::error::{Error, Result};
+use crate::storage::entity::geozones;
 
 /// Smallest hysteresis band, metres.
 pub const MIN_MARGIN_M: f64 = 25.0;

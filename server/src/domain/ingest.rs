@@ -5,6 +5,8 @@ use alertme_protocol::Fix;
 use crate::live::Session;
 use crate::storage::writer::Committed;
 
+pub use crate::storage::writer::Notice;
+
 /// The writer tells the live session what it committed; the session moves the acks and fans
 /// the items out to watchers.
 impl Committed for Session {

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
-use crate::storage::entity::{devices, responders, watch_tokens};
 use crate::error::{Error, Result};
 use crate::live::{Hub, Revoked};
+use crate::storage::entity::{devices, responders, watch_tokens};
 use crate::storage::outbox::contact_label;
 
 /// Which of an alert's links to revoke.
@@ -167,4 +167,36 @@ async fn revoked_since(db: &DatabaseConnection, since: i64) -> Result<Vec<Revoke
             .map(|d| Revoked::Device(d.id)),
     );
     Ok(out)
+}
+
+/// A watch link that still works: not revoked, and its alert not ended longer ago than
+/// `ALERTME_LINK_TTL_SECS`. Returns the link's row and its alert.
+pub async fn open(
+    core: &crate::domain::Core,
+    token: &str,
+) -> Result<(crate::domain::accounts::WatchLink, crate::domain::alerts::Alert)> {
+    let row = crate::domain::accounts::watch_row(&core.db, token).await?;
+    let alert = crate::domain::alerts::find(&core.db, &row.alert_id).await?.ok_or(Error::NotFound)?;
+    let ttl = core.settings.link_ttl;
+    if alert.ended_at.is_some_and(|t| crate::now_ms() > t.saturating_add(ttl.as_millis() as i64)) {
+        return Err(Error::LinkExpired);
+    }
+    Ok((row, alert))
+}
+
+/// Records the first time a contact opened their link, so the person and responders see it.
+pub async fn mark_opened(
+    core: &crate::domain::Core,
+    link: &crate::domain::accounts::WatchLink,
+) -> Result<()> {
+    let res = watch_tokens::Entity::update_many()
+        .col_expr(watch_tokens::Column::FirstOpenedAt, crate::now_ms().into())
+        .filter(watch_tokens::Column::TokenHash.eq(link.token_hash.clone()))
+        .filter(watch_tokens::Column::FirstOpenedAt.is_null())
+        .exec(&core.db)
+        .await?;
+    if res.rows_affected > 0 {
+        crate::domain::notify::refresh(&core.db, &core.hub, &link.alert_id).await;
+    }
+    Ok(())
 }

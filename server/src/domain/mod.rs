@@ -4,9 +4,10 @@ pub mod accounts;
 pub mod alerts;
 pub mod contacts;
 pub mod geozones;
-mod ingest;
+pub mod ingest;
 pub mod links;
 pub mod notify;
+pub mod positions;
 pub mod recordings;
 pub mod registration;
 pub mod timers;
@@ -17,7 +18,10 @@ use std::time::Duration;
 use sea_orm::DatabaseConnection;
 
 use crate::live::Hub;
+
 use crate::storage::writer::Store;
+/// The database handle, passed through to the functions here.
+pub use crate::storage::Db;
 
 /// Runtime settings derived from the configuration.
 #[derive(Debug, Clone)]

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use alertme_protocol::AlertStatus;
 
 use crate::domain::accounts;
+use crate::domain::Core;
 use crate::live::Hub;
 use crate::storage::entity::{alerts, contacts, fixes, sms_outbox, users, watch_tokens};
 use crate::storage::outbox::{self, contact_label, kind, NewText, Row};
-use crate::domain::Core;
 use crate::storage::Db;
 
 /// How many more alert texts this person may send this hour (`budget` per hour). Past it,
@@ -217,8 +217,14 @@ pub async fn refresh(db: &Db, hub: &Hub, alert_id: &str) {
 
 /// A provider's delivery report for the text it knows as `sid`: the row moves forward only
 /// (callbacks arrive in any order), and the alert's live session hears of it.
-pub async fn delivery_report(core: &Core, sid: &str, new: &str, error_code: Option<&str>) -> Result<(), DbErr> {
-    let Some(row) = sms_outbox::Entity::find().filter(sms_outbox::Column::ProviderSid.eq(sid)).one(&core.db).await?
+pub async fn delivery_report(
+    core: &Core,
+    sid: &str,
+    new: &str,
+    error_code: Option<&str>,
+) -> Result<(), DbErr> {
+    let Some(row) =
+        sms_outbox::Entity::find().filter(sms_outbox::Column::ProviderSid.eq(sid)).one(&core.db).await?
     else {
         return Ok(());
     };
@@ -238,4 +244,16 @@ pub async fn delivery_report(core: &Core, sid: &str, new: &str, error_code: Opti
         refresh(&core.db, &core.hub, alert).await;
     }
     Ok(())
+}
+
+/// Outbox rows by status, for `/metrics`.
+pub async fn outbox_states(db: &Db) -> Result<Vec<(String, i64)>, DbErr> {
+    sms_outbox::Entity::find()
+        .select_only()
+        .column(sms_outbox::Column::Status)
+        .expr(sea_orm::sea_query::Func::count(sea_orm::sea_query::Expr::col(sms_outbox::Column::Id)))
+        .group_by(sms_outbox::Column::Status)
+        .into_tuple()
+        .all(db)
+        .await
 }

@@ -14,7 +14,12 @@ pub async fn parts(db: &Db, alert_id: &str) -> Result<Vec<StoredPart>> {
 }
 
 /// Bytes `range` of a part (shorter when the part is).
-pub async fn read(db: &Db, alert_id: &str, part: u16, range: std::ops::Range<u64>) -> anyhow::Result<Vec<u8>> {
+pub async fn read(
+    db: &Db,
+    alert_id: &str,
+    part: u16,
+    range: std::ops::Range<u64>,
+) -> anyhow::Result<Vec<u8>> {
     stored::read_part(db, alert_id, part, range).await
 }
 

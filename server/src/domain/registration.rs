@@ -7,10 +7,10 @@ use rand::Rng;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::domain::accounts;
-use crate::storage::entity::{devices, users, verifications};
-use crate::error::{Error, Result};
-use crate::storage::outbox::{self, kind, NewText};
 use crate::domain::Core;
+use crate::error::{Error, Result};
+use crate::storage::entity::verifications;
+use crate::storage::outbox::{self, kind, NewText};
 
 /// Wrong guesses after which a code is dead.
 pub const MAX_TRIES: i32 = 5;
@@ -97,35 +97,10 @@ pub async fn verify(state: &Core, ip: IpAddr, req: VerifyRequest) -> Result<Veri
     if used.rows_affected != 1 {
         return Err(Error::InvalidCode);
     }
-    let user = match users::Entity::find().filter(users::Column::Phone.eq(phone.clone())).one(&txn).await? {
-        Some(u) => u,
-        None => {
-            let name = req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or("AlertMe user");
-            if name.chars().count() > 100 {
-                return Err(Error::BadRequest("name must be at most 100 characters".into()));
-            }
-            users::ActiveModel {
-                id: Set(uuid::Uuid::now_v7().to_string()),
-                name: Set(name.to_owned()),
-                phone: Set(phone.clone()),
-                created_at: Set(now),
-            }
-            .insert(&txn)
-            .await?
-        }
-    };
-    let label: String = req.device_label.as_deref().unwrap_or("phone").chars().take(100).collect();
-    let token = accounts::new_token(accounts::DEVICE_PREFIX);
-    let device = devices::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        user_id: Set(user.id.clone()),
-        label: Set(label),
-        token_hash: Set(accounts::hash_token(&token)),
-        created_at: Set(now),
-        revoked_at: Set(None),
-    }
-    .insert(&txn)
-    .await?;
+    let name = req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or("AlertMe user");
+    let user = accounts::user_for_phone(&txn, name, &phone).await?;
+    let label = req.device_label.as_deref().unwrap_or("phone");
+    let (device_id, token) = accounts::add_device(&txn, &user.id, label).await?;
     txn.commit().await?;
-    Ok(VerifyResponse { user_id: user.id, device_id: device.id, device_token: token })
+    Ok(VerifyResponse { user_id: user.id, device_id, device_token: token })
 }

@@ -16,9 +16,9 @@ use sea_orm::{
 use tokio::sync::Notify;
 
 use crate::domain::accounts::Device;
-use crate::storage::entity::{fixes, timers, user_pins, user_positions};
-use crate::error::{Error, Result};
 use crate::domain::Core;
+use crate::error::{Error, Result};
+use crate::storage::entity::{fixes, timers, user_pins, user_positions};
 
 /// Timer states.
 pub mod status {

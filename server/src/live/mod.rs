@@ -72,7 +72,10 @@ impl Hub {
         let responders = self.inner.responders.clone();
         let s =
             self.inner.sessions.entry(id).or_insert_with(|| Arc::new(Session::new(seed, responders))).clone();
-        let _ = self.inner.responders.send(Frame::json(&alertme_protocol::ResponderMsg::Update { alert: s.summary() }));
+        let _ = self
+            .inner
+            .responders
+            .send(Frame::json(&alertme_protocol::ResponderMsg::Update { alert: s.summary() }));
         s
     }
 
@@ -137,10 +140,10 @@ impl Hub {
     }
 
     /// Marks phones that went quiet as lost, every `period`, until the process ends.
-    pub fn spawn_silence_watch(&self, silence: Duration) {
+    pub fn silence_watch(&self, silence: Duration) -> impl std::future::Future<Output = ()> + Send + 'static {
         let hub = self.clone();
         let period = (silence / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        tokio::spawn(async move {
+        async move {
             let mut tick = tokio::time::interval(period);
             loop {
                 tick.tick().await;
@@ -148,6 +151,6 @@ impl Hub {
                     s.phone_check(silence);
                 }
             }
-        });
+        }
     }
 }

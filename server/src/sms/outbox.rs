@@ -240,13 +240,7 @@ impl<T: Texts> Sender<T> {
         Ok(rows::finish(&self.db, row, st, sid, error).await?)
     }
 
-    async fn retry(
-        &self,
-        row: &Row,
-        attempts: i32,
-        in_doubt: bool,
-        why: &SmsError,
-    ) -> anyhow::Result<()> {
+    async fn retry(&self, row: &Row, attempts: i32, in_doubt: bool, why: &SmsError) -> anyhow::Result<()> {
         let max = if row.kind == kind::CODE || row.kind == kind::CONTACT_ADDED {
             MAX_ATTEMPTS_OTHER
         } else {

@@ -22,7 +22,6 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     if db.get_database_backend() == DbBackend::Sqlite {
         // Once, here: the writer's own pool is checked too but need not say it again.
         tracing::info!("sqlite: journal_mode=wal synchronous=full");
-        tokio::spawn(checkpoint_wal(db.clone()));
     }
     Migrator::up(&db, None).await.context("running migrations")?;
     Ok(db)
@@ -81,6 +80,12 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// The database's background upkeep, for a server to run as long as it serves: SQLite's WAL
+/// checkpoints (none for PostgreSQL).
+pub fn upkeep(db: &DatabaseConnection) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+    (db.get_database_backend() == DbBackend::Sqlite).then(|| checkpoint_wal(db.clone()))
 }
 
 /// Copies the WAL into the database file once a second without blocking writers (`PASSIVE`);

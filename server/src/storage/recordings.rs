@@ -137,7 +137,6 @@ fn legacy_part_path(audio_dir: &Path, alert_id: &str, part: u16, mime: &str) -> 
     audio_dir.join(alert_id).join(format!("{part:04}.{ext}"))
 }
 
-
 /// A stored part and its committed length: bytes the phone was told are stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPart {

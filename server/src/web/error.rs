@@ -9,18 +9,18 @@ use crate::error::Error;
 
 /// The status and stable code of an error.
 fn parts(e: &Error) -> (StatusCode, &'static str) {
-        match e {
-            Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Error::ForbiddenOrigin => (StatusCode::FORBIDDEN, "origin_not_allowed"),
-            Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            Error::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Error::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Error::InvalidCode => (StatusCode::UNAUTHORIZED, "invalid_code"),
-            Error::LinkExpired => (StatusCode::GONE, "link_expired"),
-            Error::Db(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
+    match e {
+        Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        Error::ForbiddenOrigin => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+        Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+        Error::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        Error::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Error::InvalidCode => (StatusCode::UNAUTHORIZED, "invalid_code"),
+        Error::LinkExpired => (StatusCode::GONE, "link_expired"),
+        Error::Db(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
 }
 
 impl IntoResponse for Error {

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use sea_orm::EntityTrait;
 
-use crate::web::socket;
+use crate::domain::accounts::WatchLink;
 use crate::domain::accounts::{self, Device};
-use crate::storage::entity::{alerts, watch_tokens};
+use crate::domain::alerts::{self, Alert};
+use crate::domain::links;
 use crate::error::{Error, Result};
+use crate::web::socket;
 use crate::web::state::AppState;
 
 /// The client's address: the socket's peer, or, when that peer is a trusted proxy, the last
@@ -86,17 +87,9 @@ impl FromRequestParts<AppState> for DeviceAuth {
     }
 }
 
-/// A watch link that still works: not revoked, and its alert not ended longer ago than
-/// `ALERTME_LINK_TTL_SECS`. Returns the token's row and its alert.
-pub async fn watch_link(state: &AppState, token: &str) -> Result<(watch_tokens::Model, alerts::Model)> {
-    let row = accounts::watch_row(&state.db, token).await?;
-    let alert =
-        alerts::Entity::find_by_id(row.alert_id.clone()).one(&state.db).await?.ok_or(Error::NotFound)?;
-    let ttl = state.settings.link_ttl;
-    if alert.ended_at.is_some_and(|t| crate::now_ms() > t.saturating_add(ttl.as_millis() as i64)) {
-        return Err(Error::LinkExpired);
-    }
-    Ok((row, alert))
+/// A watch link that still works (see [`links::open`]).
+pub async fn watch_link(state: &AppState, token: &str) -> Result<(WatchLink, Alert)> {
+    links::open(state, token).await
 }
 
 /// Lets through the alert owner's devices, any responder, and holders of a watch token of this
@@ -106,13 +99,13 @@ pub async fn authorize_alert(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
     alert_id: &str,
-) -> Result<alerts::Model> {
+) -> Result<Alert> {
     let token = socket::token(headers, query)?;
     if token.starts_with(accounts::WATCH_PREFIX) {
         let (_, alert) = watch_link(state, &token).await?;
         return if alert.id == alert_id { Ok(alert) } else { Err(Error::Forbidden) };
     }
-    let alert = alerts::Entity::find_by_id(alert_id.to_owned()).one(&state.db).await?;
+    let alert = alerts::find(&state.db, alert_id).await?;
     let allowed = if token.starts_with(accounts::RESPONDER_PREFIX) {
         accounts::responder(&state.db, &token).await.is_ok()
     } else {

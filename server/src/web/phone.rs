@@ -18,18 +18,17 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use governor::{Quota, RateLimiter};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use tokio::sync::{mpsc, watch};
 
-use crate::web::socket::{self, close};
-use crate::domain::alerts;
-use crate::media::Container;
 use crate::domain::accounts::{self, Device};
-use crate::storage::entity::alerts as alert_rows;
+use crate::domain::alerts;
+use crate::domain::alerts::Alert;
+use crate::domain::ingest::Notice;
 use crate::error::Result;
 use crate::live::{Revoked, Session};
+use crate::media::Container;
+use crate::web::socket::{self, close};
 use crate::web::state::AppState;
-use crate::storage::writer::Notice;
 
 /// How far ahead of the acknowledged fixes a fix's seq may be (a day at 1 Hz).
 const MAX_FIX_AHEAD: u64 = 100_000;
@@ -112,7 +111,7 @@ impl Conn {
         mut socket: WebSocket,
         mut notices: mpsc::Receiver<Notice>,
         mut revocations: tokio::sync::broadcast::Receiver<Revoked>,
-        active: Option<alert_rows::Model>,
+        active: Option<Alert>,
     ) {
         let s = self.state.settings.clone();
         let _open = crate::telemetry::OpenSocket::open("phone");
@@ -271,7 +270,8 @@ impl Conn {
                 match crate::domain::timers::track(&self.state, &self.device.user_id, &fix).await {
                     Ok(()) => {
                         let (user, device) = (&self.device.user_id, &self.device.id);
-                        if let Err(e) = crate::domain::geozones::check(&self.state, user, device, &fix).await {
+                        if let Err(e) = crate::domain::geozones::check(&self.state, user, device, &fix).await
+                        {
                             tracing::error!(error = %e, "geozone check failed");
                         }
                         Flow::Continue
@@ -333,9 +333,13 @@ impl Conn {
                 }
             };
         if row.audio_mime.is_none() && supported.is_some() {
-            let mut am: alert_rows::ActiveModel = row.clone().into();
-            am.audio_mime = Set(supported.clone());
-            match am.update(&self.state.db).await {
+            match crate::domain::alerts::set_audio_mime(
+                &self.state.db,
+                &row,
+                supported.as_deref().unwrap_or_default(),
+            )
+            .await
+            {
                 Ok(r) => row = r,
                 Err(e) => tracing::error!(error = %e, "recording audio format failed"),
             }

@@ -13,11 +13,11 @@ use axum::Router;
 use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::web::socket::{self, close};
-use crate::domain::alerts;
 use crate::domain::accounts::{self, Responder};
+use crate::domain::alerts;
 use crate::error::Result;
 use crate::live::Revoked;
+use crate::web::socket::{self, close};
 
 use crate::web::state::AppState;
 

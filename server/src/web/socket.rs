@@ -95,7 +95,7 @@ pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<()> {
 pub async fn revoked(
     news: std::result::Result<crate::live::Revoked, tokio::sync::broadcast::error::RecvError>,
     mine: &crate::live::Revoked,
-    db: &sea_orm::DatabaseConnection,
+    db: &crate::domain::Db,
 ) -> bool {
     use tokio::sync::broadcast::error::RecvError;
     match news {

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::web::extract::client_ip;
 use crate::error::Error;
 use crate::sms::guard::ip_key;
+use crate::web::extract::client_ip;
 use crate::web::state::AppState;
 
 /// Refused credentials an address may present per minute (a person mistyping is far below it).

@@ -13,17 +13,15 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use futures_util::SinkExt;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use crate::web::extract::watch_link;
-use crate::web::socket::{self, close};
-use crate::domain::alerts;
 use crate::domain::accounts;
-use crate::storage::entity::{alerts as alert_rows, watch_tokens};
+use crate::domain::alerts;
 use crate::error::{Error, Result};
 use crate::live::{Revoked, Session};
+use crate::web::extract::watch_link;
+use crate::web::socket::{self, close};
 use crate::web::state::AppState;
 
 /// Resyncs allowed before a watcher that keeps falling behind is closed with 4410.
@@ -71,7 +69,7 @@ async fn watched_alert(
     state: &AppState,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-) -> Result<(alert_rows::Model, Revoked)> {
+) -> Result<(alerts::Alert, Revoked)> {
     let raw = socket::token(headers, query)?;
     if raw.starts_with(accounts::RESPONDER_PREFIX) {
         let responder = accounts::responder(&state.db, &raw).await?;
@@ -79,12 +77,12 @@ async fn watched_alert(
             .get("alert")
             .cloned()
             .ok_or_else(|| Error::BadRequest("responders name the alert: alert=ID".into()))?;
-        let row = alert_rows::Entity::find_by_id(alert_id).one(&state.db).await?.ok_or(Error::NotFound)?;
+        let row = alerts::find(&state.db, &alert_id).await?.ok_or(Error::NotFound)?;
         return Ok((row, Revoked::Responder(responder.id)));
     }
     let (token, row) = watch_link(state, &raw).await?;
     if token.first_opened_at.is_none() {
-        mark_opened(state, &token).await?;
+        crate::domain::links::mark_opened(state, &token).await?;
     }
     Ok((row, Revoked::Watch(token.token_hash)))
 }
@@ -98,20 +96,6 @@ async fn alert_of_link(
 ) -> Result<axum::Json<alertme_protocol::AlertInfo>> {
     let (row, _) = watched_alert(&state, &headers, &query).await?;
     Ok(axum::Json(alerts::session_for(&state, &row).await?.info()))
-}
-
-/// Records the first time a contact opened their link, so the person and responders see it.
-async fn mark_opened(state: &AppState, token: &watch_tokens::Model) -> Result<()> {
-    let res = watch_tokens::Entity::update_many()
-        .col_expr(watch_tokens::Column::FirstOpenedAt, crate::now_ms().into())
-        .filter(watch_tokens::Column::TokenHash.eq(token.token_hash.clone()))
-        .filter(watch_tokens::Column::FirstOpenedAt.is_null())
-        .exec(&state.db)
-        .await?;
-    if res.rows_affected > 0 {
-        crate::domain::notify::refresh(&state.db, &state.hub, &token.alert_id).await;
-    }
-    Ok(())
 }
 
 async fn run(

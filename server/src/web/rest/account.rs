@@ -5,14 +5,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{json, Value};
 
-use crate::web::extract::{ClientIp, DeviceAuth};
-use crate::storage::entity::devices;
-use crate::error::{Error, Result};
-use crate::web::error::AppJson;
 use crate::domain::registration;
+use crate::error::Result;
+use crate::web::error::AppJson;
+use crate::web::extract::{ClientIp, DeviceAuth};
 use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -45,11 +43,7 @@ async fn list_devices(
     State(state): State<AppState>,
     DeviceAuth(me): DeviceAuth,
 ) -> Result<Json<Vec<DeviceInfo>>> {
-    let rows = devices::Entity::find()
-        .filter(devices::Column::UserId.eq(me.user_id.clone()))
-        .order_by_asc(devices::Column::CreatedAt)
-        .all(&state.db)
-        .await?;
+    let rows = crate::domain::accounts::devices_of(&state.db, &me.user_id).await?;
     Ok(Json(
         rows.into_iter()
             .map(|d| DeviceInfo {
@@ -69,16 +63,7 @@ async fn revoke_device(
     DeviceAuth(me): DeviceAuth,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let res = devices::Entity::update_many()
-        .col_expr(devices::Column::RevokedAt, crate::now_ms().into())
-        .filter(devices::Column::Id.eq(id.clone()))
-        .filter(devices::Column::UserId.eq(me.user_id))
-        .filter(devices::Column::RevokedAt.is_null())
-        .exec(&state.db)
-        .await?;
-    if res.rows_affected == 0 {
-        return Err(Error::NotFound);
-    }
+    crate::domain::accounts::revoke_device(&state.db, &me.user_id, &id).await?;
     state.hub.revoke_device(&id);
     Ok(StatusCode::NO_CONTENT)
 }

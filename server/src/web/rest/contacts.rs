@@ -6,10 +6,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 
-use crate::web::extract::DeviceAuth;
 use crate::domain::contacts;
 use crate::error::Result;
 use crate::web::error::AppJson;
+use crate::web::extract::DeviceAuth;
 use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -5,14 +5,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use sea_orm::{EntityTrait, QuerySelect};
 use serde_json::{json, Value};
 
-use crate::web::extract::ClientIp;
-use crate::storage::entity::sms_outbox;
 use crate::error::{Error, Result};
-use crate::web::state::AppState;
 use crate::telemetry;
+use crate::web::extract::ClientIp;
+use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(health)).route("/metrics", get(metrics))
@@ -35,7 +33,9 @@ async fn metrics(
         .and_then(|v| v.strip_prefix("Bearer "));
     let allowed = match (&state.settings.metrics_token, bearer) {
         // Compared as hashes: equal time whatever the common prefix.
-        (Some(want), Some(got)) => crate::domain::accounts::hash_token(want) == crate::domain::accounts::hash_token(got.trim()),
+        (Some(want), Some(got)) => {
+            crate::domain::accounts::hash_token(want) == crate::domain::accounts::hash_token(got.trim())
+        }
         (Some(_), None) => false,
         (None, _) => ip.is_loopback(),
     };
@@ -44,14 +44,7 @@ async fn metrics(
     }
     let Some(handle) = &state.metrics else { return Err(Error::NotFound) };
     metrics::gauge!(telemetry::LIVE_ALERTS).set(state.hub.sessions().len() as f64);
-    let by_status: Vec<(String, i64)> = sms_outbox::Entity::find()
-        .select_only()
-        .column(sms_outbox::Column::Status)
-        .expr(sea_orm::sea_query::Func::count(sea_orm::sea_query::Expr::col(sms_outbox::Column::Id)))
-        .group_by(sms_outbox::Column::Status)
-        .into_tuple()
-        .all(&state.db)
-        .await?;
+    let by_status = crate::domain::notify::outbox_states(&state.db).await?;
     for (status, n) in by_status {
         // Statuses are a fixed set (sms::outbox::status); anything else is not a label.
         if crate::sms::outbox::rank(&status) > 0 || status == crate::sms::outbox::status::PENDING {

@@ -8,11 +8,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::delete;
 use axum::Router;
 
+use crate::domain::accounts;
+use crate::domain::links::{self, Which};
+use crate::error::{Error, Result};
 use crate::web::extract::authorize_alert;
 use crate::web::socket;
-use crate::domain::accounts;
-use crate::error::{Error, Result};
-use crate::domain::links::{self, Which};
 use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -2,6 +2,10 @@
 
 use std::collections::HashMap;
 
+use crate::domain::recordings;
+use crate::error::{Error, Result};
+use crate::web::extract::authorize_alert;
+use crate::web::state::AppState;
 use alertme_protocol::RecordingPart;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -9,10 +13,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use crate::domain::recordings;
-use crate::error::{Error, Result};
-use crate::web::extract::authorize_alert;
-use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -49,7 +49,11 @@ async fn download(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response> {
     authorize_alert(&state, &headers, &query, &id).await?;
-    let row = recordings::parts(&state.db, &id).await?.into_iter().find(|p| p.part == part).ok_or(Error::NotFound)?;
+    let row = recordings::parts(&state.db, &id)
+        .await?
+        .into_iter()
+        .find(|p| p.part == part)
+        .ok_or(Error::NotFound)?;
     let len = row.len;
     // Rows of earlier versions may hold a type as the phone sent it: only a canonical one goes out.
     let mime = crate::media::Container::canonical_mime(&row.mime)

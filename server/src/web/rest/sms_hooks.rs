@@ -1,15 +1,15 @@
 //! Twilio's webhooks (delivery status, inbound STOP/START) and the console provider's demo list.
 
+use crate::error::{Error, Result};
+use crate::sms::outbox::normalize_status;
+use crate::sms::SmsClient;
+use crate::web::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crate::error::{Error, Result};
-use crate::sms::outbox::normalize_status;
-use crate::sms::SmsClient;
-use crate::web::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

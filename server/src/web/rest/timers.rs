@@ -8,11 +8,11 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::web::extract::DeviceAuth;
+use crate::domain::timers::{self, status};
 use crate::error::{Error, Result};
 use crate::web::error::AppJson;
+use crate::web::extract::DeviceAuth;
 use crate::web::state::AppState;
-use crate::domain::timers::{self, status};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -11,13 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::StreamExt;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::web::extract::authorize_alert;
-use crate::storage::entity::fixes;
 use crate::error::Result;
+use crate::web::extract::authorize_alert;
 use crate::web::state::AppState;
-use crate::storage::writer::fix_from_row;
 
 /// Fixes read per database query: the answer streams, so memory stays bounded at any length.
 const PAGE: u64 = 2_000;
@@ -57,30 +54,18 @@ async fn trail(
     };
     // Keyset pages (after the last (device time, seq) sent): a phone backfilling older fixes
     // meanwhile cannot make a page repeat or skip one.
-    let pages = futures_util::stream::unfold(Some(None::<(i64, i64)>), move |cursor| {
+    let pages = futures_util::stream::unfold(Some(None::<(i64, u64)>), move |cursor| {
         let (db, id) = (state.db.clone(), id.clone());
         async move {
             let after = cursor?;
-            let mut find = fixes::Entity::find().filter(fixes::Column::AlertId.eq(id));
-            if let Some((t, seq)) = after {
-                find = find.filter(Condition::any().add(fixes::Column::DeviceTime.gt(t)).add(
-                    Condition::all().add(fixes::Column::DeviceTime.eq(t)).add(fixes::Column::Seq.gt(seq)),
-                ));
-            }
-            let rows = find
-                .order_by_asc(fixes::Column::DeviceTime)
-                .order_by_asc(fixes::Column::Seq)
-                .limit(PAGE)
-                .all(&db)
-                .await;
-            match rows {
-                Ok(rows) => {
-                    let last = rows.last().map(|r| (r.device_time, r.seq));
-                    let next = (rows.len() as u64 == PAGE).then_some(last);
-                    let text: String = rows
-                        .into_iter()
+            match crate::domain::positions::page(&db, &id, after, PAGE).await {
+                Ok(fixes) => {
+                    let last = fixes.last().map(|f| (f.time_ms, f.seq));
+                    let next = (fixes.len() as u64 == PAGE).then_some(last);
+                    let text: String = fixes
+                        .iter()
                         .enumerate()
-                        .map(|(i, r)| item(format, after.is_none() && i == 0, &fix_from_row(r)))
+                        .map(|(i, f)| item(format, after.is_none() && i == 0, f))
                         .collect();
                     Some((Ok::<_, std::io::Error>(Bytes::from(text)), next))
                 }
