@@ -107,6 +107,75 @@ fn violations(src: &Path) -> Vec<String> {
     found
 }
 
+/// The modules of `layer` that each of its modules names (`crate::layer::x`, `crate::layer::{x, y}`).
+fn module_graph(src: &Path, layer: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut graph = std::collections::BTreeMap::new();
+    for file in rust_files(&src.join(layer)) {
+        let name = file.file_stem().expect("a file").to_string_lossy().into_owned();
+        let text = code(&std::fs::read_to_string(&file).expect("readable"));
+        let prefix = format!("crate::{layer}::");
+        let mut uses: Vec<String> =
+            paths(&text, &prefix).filter(|m| !m.is_empty()).map(str::to_owned).collect();
+        for (i, _) in text.match_indices(&format!("{prefix}{{")) {
+            let group = &text[i + prefix.len() + 1..];
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            uses.extend(group.split(',').map(|m| m.trim().split("::").next().unwrap_or("").to_owned()));
+        }
+        uses.retain(|m| {
+            !m.is_empty() && *m != name && m != "self" && m.chars().next().is_some_and(char::is_lowercase)
+        });
+        uses.sort();
+        uses.dedup();
+        graph.insert(name, uses);
+    }
+    graph
+}
+
+/// A cycle in `graph`, if there is one, as the modules along it.
+fn cycle(graph: &std::collections::BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
+    fn visit(
+        graph: &std::collections::BTreeMap<String, Vec<String>>,
+        node: &str,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == node) {
+            let mut c = path[at..].to_vec();
+            c.push(node.to_owned());
+            return Some(c);
+        }
+        if !done.insert(node.to_owned()) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(c) = visit(graph, next, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    graph.keys().find_map(|n| visit(graph, n, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn modules_below_web_call_each_other_without_circles() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for layer in ["domain", "live", "storage", "sms"] {
+        let graph = module_graph(&src, layer);
+        assert!(graph.len() > 1, "{layer} has modules");
+        if let Some(c) = cycle(&graph) {
+            panic!("{layer} modules call each other in a circle: {}", c.join(" → "));
+        }
+    }
+    let mut circle = std::collections::BTreeMap::new();
+    circle.insert("a".to_owned(), vec!["b".to_owned()]);
+    circle.insert("b".to_owned(), vec!["a".to_owned()]);
+    assert_eq!(cycle(&circle), Some(vec!["a".into(), "b".into(), "a".into()]));
+}
+
 #[test]
 fn layers_depend_downward_only() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -56,9 +56,17 @@ pub async fn start(
              with its client_id) or end one first"
         )));
     }
-    let row = new_row(&device.user_id, &device.id, client_id, audio_mime, None, None, false);
+    let row = new_alert(Raise {
+        source: Source::Sos,
+        user_id: &device.user_id,
+        device_id: &device.id,
+        client_id,
+        audio_mime,
+        note: None,
+        duress: false,
+    });
     let txn = crate::storage::write_txn(&state.db).await?;
-    if let Err(e) = create_in(state, &txn, &row).await {
+    if let Err(e) = raise_in(state, &txn, &row, None).await {
         // Most likely a concurrent start with the same client id won the unique index.
         drop(txn);
         let existing = by_client_id(&state.db, &device.user_id, client_id)
@@ -67,40 +75,82 @@ pub async fn start(
         return Ok((session_for(state, &existing).await?, existing, false));
     }
     txn.commit().await?;
-    Ok((opened(state, &row).await?, row, true))
+    Ok((raised(state, &row).await?, row, true))
 }
 
-/// A new alert row, not yet stored.
-pub fn new_row(
-    user_id: &str,
-    device_id: &str,
-    client_id: &str,
-    audio_mime: Option<&str>,
-    source: Option<&str>,
-    note: Option<String>,
-    duress: bool,
-) -> alerts::Model {
+/// What raised an alert: one way in for all of them ([`new_alert`], [`raise_in`], [`raised`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The person pressed SOS (phone or `/sos` page).
+    Sos,
+    /// A check-in timer was missed, or ended with the duress PIN.
+    Timer,
+    /// The phone left a safe zone or entered a danger zone.
+    Geozone,
+}
+
+impl Source {
+    /// As stored (`None` for an SOS, which predates the column).
+    fn stored(self) -> Option<&'static str> {
+        match self {
+            Source::Sos => None,
+            Source::Timer => Some("timer"),
+            Source::Geozone => Some("geozone"),
+        }
+    }
+}
+
+/// An alert to raise.
+#[derive(Debug, Clone)]
+pub struct Raise<'a> {
+    /// What raised it.
+    pub source: Source,
+    /// Whose alert it is.
+    pub user_id: &'a str,
+    /// The device that raised it (or whose timer or zone did).
+    pub device_id: &'a str,
+    /// Idempotency key: the phone's client id, or the timer or zone event behind it.
+    pub client_id: &'a str,
+    /// The audio format the phone named.
+    pub audio_mime: Option<&'a str>,
+    /// Why, in words, for server-raised alerts ("missed a check-in").
+    pub note: Option<String>,
+    /// Raised by the duress PIN: looks ended to whoever forced it, live to everyone else.
+    pub duress: bool,
+}
+
+/// The row of an alert about to be raised (not stored yet: [`raise_in`] stores it).
+pub fn new_alert(r: Raise<'_>) -> Alert {
     alerts::Model {
         id: uuid::Uuid::now_v7().to_string(),
-        user_id: user_id.to_owned(),
-        device_id: device_id.to_owned(),
-        client_id: client_id.to_owned(),
+        user_id: r.user_id.to_owned(),
+        device_id: r.device_id.to_owned(),
+        client_id: r.client_id.to_owned(),
         status: AlertStatus::Active.as_str().to_owned(),
-        audio_mime: audio_mime.map(str::to_owned),
+        audio_mime: r.audio_mime.map(str::to_owned),
         started_at: crate::now_ms(),
         ended_at: None,
         claimed_by: None,
-        source: source.map(str::to_owned),
-        note,
-        duress: duress.then_some(true),
+        source: r.source.stored().map(str::to_owned),
+        note: r.note,
+        duress: r.duress.then_some(true),
         silent_texted_at: None,
     }
 }
 
 /// Stores a new alert inside `txn`: the row, its "triggered" event, the phone's watch token,
-/// and the contacts' texts (all or nothing).
-pub async fn create_in(state: &Core, txn: &sea_orm::DatabaseTransaction, row: &alerts::Model) -> Result<()> {
+/// the contacts' texts and, for a server-raised alert, where the person was as fix 0 (all or
+/// nothing). Once `txn` commits, call [`raised`].
+pub async fn raise_in(
+    state: &Core,
+    txn: &sea_orm::DatabaseTransaction,
+    row: &Alert,
+    first_fix: Option<&alertme_protocol::Fix>,
+) -> Result<()> {
     alerts::ActiveModel::from(row.clone()).insert(txn).await?;
+    if let Some(fix) = first_fix {
+        crate::domain::positions::add_fix_zero(state, txn, &row.id, fix).await?;
+    }
     event(txn, &row.id, "triggered", None, row.started_at).await?;
     watch_tokens::ActiveModel {
         token_hash: Set(accounts::hash_token(&device_watch_token(state, &row.id))),
@@ -118,7 +168,7 @@ pub async fn create_in(state: &Core, txn: &sea_orm::DatabaseTransaction, row: &a
 }
 
 /// After a new alert committed: send its texts, bring it live, publish delivery state.
-pub async fn opened(state: &Core, row: &alerts::Model) -> Result<Arc<Session>> {
+pub async fn raised(state: &Core, row: &Alert) -> Result<Arc<Session>> {
     state.outbox.wake();
     tracing::info!(alert = %row.id, source = row.source.as_deref().unwrap_or("sos"), "alert raised");
     let session = session_for(state, row).await?;
@@ -311,11 +361,11 @@ pub async fn cancel_with_pin(
         .await?
         .filter(|a| a.user_id == device.user_id)
         .ok_or(Error::NotFound)?;
-    let kind = crate::domain::timers::check_pin(state, &device.user_id, pin).await?;
+    let kind = crate::domain::pins::check_pin(state, &device.user_id, pin).await?;
     if row.status != AlertStatus::Active.as_str() {
         return Ok(AlertStatus::Cancelled);
     }
-    if kind == crate::domain::timers::PinKind::Normal {
+    if kind == crate::domain::pins::PinKind::Normal {
         end(state, alert_id, AlertStatus::Cancelled, &device.id).await?;
         return Ok(AlertStatus::Cancelled);
     }

@@ -13,6 +13,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::alerts::{Raise, Source};
 use crate::domain::Core;
 use crate::error::{Error, Result};
 use crate::storage::entity::geozones;
@@ -323,24 +324,23 @@ pub async fn check(state: &Core, user_id: &str, device_id: &str, fix: &Fix) -> R
         if let Some(note) = raise {
             if crate::domain::alerts::active_of_user(&state.db, user_id).await?.is_none() {
                 let client_id = format!("geozone:{}:{}", z.id, fix.time_ms);
-                let row = crate::domain::alerts::new_row(
+                let row = crate::domain::alerts::new_alert(Raise {
+                    source: Source::Geozone,
                     user_id,
                     device_id,
-                    &client_id,
-                    None,
-                    Some("geozone"),
-                    Some(note),
-                    false,
-                );
-                crate::domain::alerts::create_in(state, &txn, &row).await?;
-                crate::domain::timers::add_fix_zero(state, &txn, &row.id, fix).await?;
+                    client_id: &client_id,
+                    audio_mime: None,
+                    note: Some(note),
+                    duress: false,
+                });
+                crate::domain::alerts::raise_in(state, &txn, &row, Some(fix)).await?;
                 raised = Some(row);
             }
         }
         txn.commit().await?;
         if let Some(row) = raised {
             tracing::warn!(alert = %row.id, zone = %z.id, "geozone crossing; alert raised");
-            crate::domain::alerts::opened(state, &row).await?;
+            crate::domain::alerts::raised(state, &row).await?;
         }
     }
     Ok(())

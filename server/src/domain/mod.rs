@@ -7,6 +7,7 @@ pub mod geozones;
 pub mod ingest;
 pub mod links;
 pub mod notify;
+pub mod pins;
 pub mod positions;
 pub mod recordings;
 pub mod registration;

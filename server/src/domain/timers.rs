@@ -9,16 +9,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alertme_protocol::{Fix, PhoneServerMsg, Timer, TimerStart};
+use alertme_protocol::{PhoneServerMsg, Timer, TimerStart};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use tokio::sync::Notify;
 
 use crate::domain::accounts::Device;
+use crate::domain::alerts::{self, Raise, Source};
 use crate::domain::Core;
+use crate::domain::{pins, positions};
 use crate::error::{Error, Result};
-use crate::storage::entity::{fixes, timers, user_pins, user_positions};
+use crate::storage::entity::timers;
 
 /// Timer states.
 pub mod status {
@@ -134,66 +136,6 @@ pub async fn extend(state: &Core, device: &Device, id: &str, by_s: u64) -> Resul
     Ok(wire(&t))
 }
 
-/// What a PIN turned out to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinKind {
-    /// The person's PIN.
-    Normal,
-    /// The duress PIN: act normal, raise a silent alert.
-    Duress,
-}
-
-fn pin_hash(secret: &[u8], user_id: &str, pin: &str) -> String {
-    hex::encode(crate::domain::accounts::keyed_hash(secret, "alertme-pin-v1", &[user_id, pin]))
-}
-
-fn check_pin_format(pin: &str) -> Result<()> {
-    if (4..=8).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(Error::BadRequest("a PIN is 4 to 8 digits".into()))
-    }
-}
-
-/// Sets the person's PIN and optional duress PIN (keyed hashes; never stored in clear).
-pub async fn set_pin(state: &Core, device: &Device, pin: &str, duress: Option<&str>) -> Result<()> {
-    check_pin_format(pin)?;
-    if let Some(d) = duress {
-        check_pin_format(d)?;
-        if d == pin {
-            return Err(Error::BadRequest("the duress PIN must differ from the PIN".into()));
-        }
-    }
-    let row = user_pins::ActiveModel {
-        user_id: Set(device.user_id.clone()),
-        pin_hash: Set(pin_hash(&state.secret, &device.user_id, pin)),
-        duress_pin_hash: Set(duress.map(|d| pin_hash(&state.secret, &device.user_id, d))),
-        updated_at: Set(crate::now_ms()),
-    };
-    user_pins::Entity::delete_by_id(device.user_id.clone()).exec(&state.db).await?;
-    row.insert(&state.db).await?;
-    Ok(())
-}
-
-/// Which PIN this is (the answer must not differ to the caller); entries are rate limited.
-pub async fn check_pin(state: &Core, user_id: &str, pin: &str) -> Result<PinKind> {
-    if !state.guard.allow_pin(user_id) {
-        return Err(Error::RateLimited);
-    }
-    let row = user_pins::Entity::find_by_id(user_id.to_owned())
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| Error::Conflict("set a PIN first (PUT /v1/pin)".into()))?;
-    let h = pin_hash(&state.secret, user_id, pin.trim());
-    if h == row.pin_hash {
-        Ok(PinKind::Normal)
-    } else if row.duress_pin_hash.as_deref() == Some(h.as_str()) {
-        Ok(PinKind::Duress)
-    } else {
-        Err(Error::Forbidden)
-    }
-}
-
 /// Ends a running timer (`checked_in` or `cancelled`) with the PIN. With the duress PIN the
 /// answer is the same, and an alert flagged "possible duress" is raised silently.
 pub async fn finish(
@@ -204,24 +146,24 @@ pub async fn finish(
     outcome: &'static str,
 ) -> Result<Timer> {
     let t = own_running(state, device, id).await?;
-    let kind = check_pin(state, &device.user_id, pin).await?;
+    let kind = pins::check_pin(state, &device.user_id, pin).await?;
     let now = state.clock.now_ms();
     let txn = crate::storage::write_txn(&state.db).await?;
     let mut alert = None;
-    if kind == PinKind::Duress {
-        let row = crate::domain::alerts::new_row(
-            &t.user_id,
-            &t.device_id,
-            &format!("duress:{}", t.id),
-            None,
-            Some("timer"),
-            Some(
+    if kind == pins::PinKind::Duress {
+        let row = alerts::new_alert(Raise {
+            source: Source::Timer,
+            user_id: &t.user_id,
+            device_id: &t.device_id,
+            client_id: &format!("duress:{}", t.id),
+            audio_mime: None,
+            note: Some(
                 t.note.clone().map_or_else(|| "possible duress".into(), |n| format!("possible duress — {n}")),
             ),
-            true,
-        );
-        crate::domain::alerts::create_in(state, &txn, &row).await?;
-        add_last_position(state, &txn, &t.user_id, &row.id).await?;
+            duress: true,
+        });
+        let last = positions::last_known(&txn, &t.user_id).await?;
+        alerts::raise_in(state, &txn, &row, last.as_ref()).await?;
         alert = Some(row);
     }
     let res = timers::Entity::update_many()
@@ -238,83 +180,13 @@ pub async fn finish(
     txn.commit().await?;
     if let Some(row) = &alert {
         tracing::warn!(alert = %row.id, "duress PIN used; silent alert raised");
-        crate::domain::alerts::opened(state, row).await?;
+        alerts::raised(state, row).await?;
     }
     state.timers_wake.notify_one();
     // The same answer whichever PIN was used.
     let mut w = wire(&t);
     w.status = outcome.to_owned();
     Ok(w)
-}
-
-/// Stores a phone's position outside an SOS as its person's last known position.
-pub async fn track(state: &Core, user_id: &str, fix: &Fix) -> Result<()> {
-    fix.validate().map_err(Error::BadRequest)?;
-    let current = user_positions::Entity::find_by_id(user_id.to_owned()).one(&state.db).await?;
-    if current.as_ref().is_some_and(|c| c.time_ms >= fix.time_ms) {
-        return Ok(()); // backfill never replaces a newer position
-    }
-    user_positions::Entity::delete_by_id(user_id.to_owned()).exec(&state.db).await?;
-    user_positions::ActiveModel {
-        user_id: Set(user_id.to_owned()),
-        lat: Set(fix.lat),
-        lon: Set(fix.lon),
-        accuracy_m: Set(fix.accuracy_m),
-        time_ms: Set(fix.time_ms),
-    }
-    .insert(&state.db)
-    .await?;
-    Ok(())
-}
-
-/// Puts the person's last known position on a server-raised alert.
-async fn add_last_position(
-    state: &Core,
-    txn: &sea_orm::DatabaseTransaction,
-    user_id: &str,
-    alert_id: &str,
-) -> Result<()> {
-    let Some(p) = user_positions::Entity::find_by_id(user_id.to_owned()).one(txn).await? else {
-        return Ok(());
-    };
-    let fix = Fix {
-        seq: 0,
-        lat: p.lat,
-        lon: p.lon,
-        accuracy_m: p.accuracy_m,
-        time_ms: p.time_ms,
-        battery_pct: None,
-        speed_mps: None,
-        heading_deg: None,
-        altitude_m: None,
-    };
-    add_fix_zero(state, txn, alert_id, &fix).await
-}
-
-/// Stores `fix` as fix `seq` 0 of a server-raised alert (phones number theirs from 1, so it
-/// never collides with what a phone streams into the alert later).
-pub async fn add_fix_zero(
-    state: &Core,
-    txn: &sea_orm::DatabaseTransaction,
-    alert_id: &str,
-    fix: &Fix,
-) -> Result<()> {
-    fixes::ActiveModel {
-        alert_id: Set(alert_id.to_owned()),
-        seq: Set(0),
-        lat: Set(fix.lat),
-        lon: Set(fix.lon),
-        accuracy_m: Set(fix.accuracy_m),
-        device_time: Set(fix.time_ms),
-        battery_pct: Set(fix.battery_pct.map(i16::from)),
-        speed_mps: Set(fix.speed_mps),
-        heading_deg: Set(fix.heading_deg),
-        altitude_m: Set(fix.altitude_m),
-        received_at: Set(state.clock.now_ms()),
-    }
-    .insert(txn)
-    .await?;
-    Ok(())
 }
 
 /// The scheduler: sleeps until the next deadline (or a change), then prompts or fires.
@@ -408,15 +280,15 @@ async fn fire(state: &Core, t: &timers::Model, now: i64) -> Result<()> {
         (None, Some(d)) => format!("missed a check-in, on the way to {d}"),
         (None, None) => "missed a check-in".to_owned(),
     };
-    let row = crate::domain::alerts::new_row(
-        &t.user_id,
-        &t.device_id,
-        &format!("timer:{}", t.id),
-        None,
-        Some("timer"),
-        Some(note),
-        false,
-    );
+    let row = alerts::new_alert(Raise {
+        source: Source::Timer,
+        user_id: &t.user_id,
+        device_id: &t.device_id,
+        client_id: &format!("timer:{}", t.id),
+        audio_mime: None,
+        note: Some(note),
+        duress: false,
+    });
     let res = timers::Entity::update_many()
         .col_expr(timers::Column::Status, status::FIRED.into())
         .col_expr(timers::Column::AlertId, row.id.clone().into())
@@ -429,10 +301,10 @@ async fn fire(state: &Core, t: &timers::Model, now: i64) -> Result<()> {
     if res.rows_affected != 1 {
         return Ok(()); // another server (or a check-in) got there first
     }
-    crate::domain::alerts::create_in(state, &txn, &row).await?;
-    add_last_position(state, &txn, &t.user_id, &row.id).await?;
+    let last = positions::last_known(&txn, &t.user_id).await?;
+    alerts::raise_in(state, &txn, &row, last.as_ref()).await?;
     txn.commit().await?;
     tracing::warn!(timer = %t.id, alert = %row.id, "check-in missed; alert raised");
-    crate::domain::alerts::opened(state, &row).await?;
+    alerts::raised(state, &row).await?;
     Ok(())
 }

@@ -267,7 +267,7 @@ impl Conn {
                 Flow::Continue
             }
             PhoneMsg::Track { fix } => {
-                match crate::domain::timers::track(&self.state, &self.device.user_id, &fix).await {
+                match crate::domain::positions::track(&self.state, &self.device.user_id, &fix).await {
                     Ok(()) => {
                         let (user, device) = (&self.device.user_id, &self.device.id);
                         if let Err(e) = crate::domain::geozones::check(&self.state, user, device, &fix).await

@@ -32,7 +32,7 @@ async fn set_pin(
     DeviceAuth(me): DeviceAuth,
     AppJson(b): AppJson<PinSetup>,
 ) -> Result<StatusCode> {
-    timers::set_pin(&state, &me, &b.pin, b.duress_pin.as_deref()).await?;
+    crate::domain::pins::set_pin(&state, &me, &b.pin, b.duress_pin.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
