@@ -18,7 +18,7 @@ struct Person {
 }
 
 impl Person {
-    async fn new(env: &Env, server: &Server) -> Self {
+    async fn new(env: &Env, server: &impl Base) -> Self {
         let token = env.user("Ana", ANA);
         let http = reqwest::Client::new();
         let r = http
@@ -40,7 +40,7 @@ impl Person {
         Self { token, http }
     }
 
-    async fn start_timer(&self, server: &Server, secs: u64, grace: u64) -> Timer {
+    async fn start_timer(&self, server: &impl Base, secs: u64, grace: u64) -> Timer {
         let r = self
             .http
             .post(server.http("/v1/timers"))
@@ -53,7 +53,7 @@ impl Person {
         r.json().await.unwrap()
     }
 
-    async fn end_timer(&self, server: &Server, id: &str, how: &str, pin: &str) -> (u16, String) {
+    async fn end_timer(&self, server: &impl Base, id: &str, how: &str, pin: &str) -> (u16, String) {
         let r = self
             .http
             .post(server.http(&format!("/v1/timers/{id}/{how}")))
@@ -66,14 +66,8 @@ impl Person {
     }
 }
 
-async fn advance(server: &Server, ms: i64) {
-    let r = reqwest::Client::new()
-        .post(server.http("/v1/test/clock"))
-        .json(&json!({"advance_ms": ms}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+async fn advance(server: &TestApp, ms: i64) {
+    server.clock.advance(ms);
 }
 
 async fn timer_alerts(env: &Env) -> i64 {
@@ -89,7 +83,7 @@ async fn settled_alerts(env: &Env) -> i64 {
 /// Fires once at deadline + grace, after prompting the phone; never again.
 async fn fires_once(backend: Backend) {
     let env = Env::new(backend).await;
-    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
+    let server = TestApp::start(&env, &["--dev-sms"]).await;
     let ana = Person::new(&env, &server).await;
     let mut phone = connect(&server.ws("/v1/phone"), Some(&ana.token), None).await.unwrap();
     let _welcome = next(&mut phone).await;
@@ -157,7 +151,7 @@ both!(fires_once_after_grace, fires_once);
 /// A check-in (with the PIN) stops it for good; a wrong PIN does not.
 async fn check_in_stops_it(backend: Backend) {
     let env = Env::new(backend).await;
-    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
+    let server = TestApp::start(&env, &["--dev-sms"]).await;
     let ana = Person::new(&env, &server).await;
     let t = ana.start_timer(&server, 600, 0).await;
     assert_eq!(ana.end_timer(&server, &t.id, "checkin", "0000").await.0, 403);
@@ -173,15 +167,14 @@ both!(check_in_never_fires, check_in_stops_it);
 /// A deadline that passes while the server is down fires right after start, once.
 async fn restart_spanning_deadline(backend: Backend) {
     let env = Env::new(backend).await;
-    let mut server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
+    let server = TestApp::start(&env, &["--dev-sms"]).await;
     let ana = Person::new(&env, &server).await;
     ana.start_timer(&server, 600, 0).await;
-    server.kill();
+    let clock = server.clock.clone();
+    server.stop().await;
     // Time passes while the server is down.
-    let f = env.data_dir.join("test-clock-offset-ms");
-    let offset: i64 = std::fs::read_to_string(&f).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-    std::fs::write(&f, (offset + 700_000).to_string()).unwrap();
-    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
+    clock.advance(700_000);
+    let server = TestApp::start_with(&env, &env.data_dir, &["--dev-sms"], clock).await;
     eventually(Duration::from_secs(5), "the alert after restart", || async {
         (timer_alerts(&env).await == 1).then_some(())
     })
@@ -196,16 +189,17 @@ both!(restart_spans_deadline, restart_spanning_deadline);
 async fn two_servers_fire_once() {
     let env = Env::new(Backend::Postgres).await;
     let secret = ["--secret", "shared-secret-for-both-servers"];
-    let a = Server::start(&env, "127.0.0.1:0", &["--test-clock", secret[0], secret[1]]);
+    let a = TestApp::start(&env, &secret).await;
     let ana = Person::new(&env, &a).await;
     let other_dir = env.data_dir.join("second");
     std::fs::create_dir_all(&other_dir).unwrap();
-    let b = Server::start_in(&env, &other_dir, "127.0.0.1:0", &["--test-clock", secret[0], secret[1]]);
+    // One clock for both: they pass the deadlines at the same moment.
+    let b = TestApp::start_with(&env, &other_dir, &secret, a.clock.clone()).await;
     for _ in 0..5 {
         ana.start_timer(&a, 600, 0).await;
     }
-    // Both clocks pass the deadlines at the same moment.
-    tokio::join!(advance(&a, 601_000), advance(&b, 601_000));
+    advance(&a, 601_000).await;
+    let _still_running = &b;
     eventually(Duration::from_secs(10), "five alerts", || async {
         (timer_alerts(&env).await >= 5).then_some(())
     })
@@ -222,7 +216,7 @@ async fn two_servers_fire_once() {
 /// The duress PIN cancels like the real one for whoever holds the phone, and raises a silent alert.
 async fn duress(backend: Backend) {
     let env = Env::new(backend).await;
-    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
+    let server = TestApp::start(&env, &["--dev-sms"]).await;
     let ana = Person::new(&env, &server).await;
     let normal = ana.start_timer(&server, 600, 60).await;
     let forced = ana.start_timer(&server, 600, 60).await;
@@ -372,7 +366,7 @@ both!(geozone_walk, walk_leaves_safe_zone_once);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timer_from_the_command_line() {
     let env = Env::new(Backend::Sqlite).await;
-    let server = Server::start(&env, "127.0.0.1:0", &["--test-clock", "--dev-sms"]);
+    let server = TestApp::start(&env, &["--dev-sms"]).await;
     let ana = Person::new(&env, &server).await;
     let run = |args: &[&str]| {
         let out = std::process::Command::new(BIN)

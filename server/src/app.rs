@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,6 +25,16 @@ pub async fn serve(
     cfg: ServeConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with(cfg, listener, shutdown, Arc::new(clock::Clock::system())).await
+}
+
+/// [`serve`] with a clock of the caller's: tests run a server in-process on a manual clock.
+pub async fn serve_with(
+    cfg: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<clock::Clock>,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let db = storage::connect(&cfg.db.url()).await?;
@@ -58,12 +69,6 @@ pub async fn serve(
     let hub = Hub::new();
     storage::recordings::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
     let store = Store::start(&cfg.db.url()).await?;
-    let clock = if cfg.test_clock {
-        tracing::warn!("test clock enabled: POST /v1/test/clock moves time forward");
-        clock::Clock::controllable(cfg.db.data_dir.join("test-clock-offset-ms"))
-    } else {
-        clock::Clock::system()
-    };
     let core = Core::new(db, hub.clone(), store, settings, secret, guard, clock);
     let stop = CancellationToken::new();
     let mut tasks = Tasks::new(stop.clone());

@@ -1,7 +1,5 @@
-//! The server's clock for deadlines. In tests (`--test-clock`) it can be moved forward, so timer
-//! tests run in milliseconds; the offset survives restarts through a file in the data dir.
+//! The server's clock for deadlines: the system's, or, in tests, one they move forward at will.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use tokio::sync::Notify;
@@ -9,25 +7,21 @@ use tokio::sync::Notify;
 /// Wall clock plus an offset that only tests change.
 pub struct Clock {
     offset_ms: AtomicI64,
-    file: Option<PathBuf>,
+    manual: bool,
     changed: Notify,
 }
 
 impl Clock {
     /// The real clock.
     pub fn system() -> Self {
-        Self { offset_ms: AtomicI64::new(0), file: None, changed: Notify::new() }
+        Self { offset_ms: AtomicI64::new(0), manual: false, changed: Notify::new() }
     }
 
-    /// A clock that tests can advance, starting from the offset saved in `file` (if any).
-    pub fn controllable(file: PathBuf) -> Self {
-        let offset = std::fs::read_to_string(&file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-        Self { offset_ms: AtomicI64::new(offset), file: Some(file), changed: Notify::new() }
-    }
-
-    /// True when tests may move it.
-    pub fn is_controllable(&self) -> bool {
-        self.file.is_some()
+    /// A clock its holder moves forward ([`Clock::advance`]), so that tests of hour-long
+    /// deadlines run in milliseconds. Only code that builds a server in-process (tests) can
+    /// hand one in: the `alertme` binary has no way to.
+    pub fn manual() -> Self {
+        Self { offset_ms: AtomicI64::new(0), manual: true, changed: Notify::new() }
     }
 
     /// Now, ms since the epoch.
@@ -35,14 +29,14 @@ impl Clock {
         crate::now_ms() + self.offset_ms.load(Ordering::Relaxed)
     }
 
-    /// Moves the clock forward and wakes whatever waits on a deadline.
-    pub fn advance(&self, ms: i64) -> std::io::Result<()> {
-        let offset = self.offset_ms.fetch_add(ms.max(0), Ordering::Relaxed) + ms.max(0);
-        if let Some(f) = &self.file {
-            std::fs::write(f, offset.to_string())?;
-        }
+    /// Moves a manual clock forward and wakes whatever waits on a deadline.
+    ///
+    /// # Panics
+    /// On the system clock: nothing may move real time.
+    pub fn advance(&self, ms: i64) {
+        assert!(self.manual, "only a manual clock can be moved");
+        self.offset_ms.fetch_add(ms.max(0), Ordering::Relaxed);
         self.changed.notify_waiters();
-        Ok(())
     }
 
     /// Resolves when the clock was moved.

@@ -224,9 +224,6 @@ pub struct ServeConfig {
     /// Attribution the tile provider requires.
     #[arg(long, env = "ALERTME_TILE_ATTRIBUTION", default_value = "© OpenStreetMap contributors")]
     pub tile_attribution: String,
-    /// Let tests move the server clock forward (`POST /v1/test/clock`). Never in production.
-    #[arg(long, env = "ALERTME_TEST_CLOCK", hide = true)]
-    pub test_clock: bool,
     /// Also run a simulated phone that streams a demo walk and recording in a loop, and print
     /// a watch link and a responder token to try the dashboard at once. On a loopback bind it
     /// implies `--dev-sms`.

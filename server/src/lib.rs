@@ -18,7 +18,7 @@ mod web;
 #[cfg(test)]
 mod layout;
 
-pub use app::serve;
+pub use app::{serve, serve_with};
 
 /// Milliseconds since the Unix epoch, server clock.
 pub fn now_ms() -> i64 {

@@ -28,6 +28,12 @@ pub const SOCKET_CLOSES: &str = "alertme_socket_closes_total";
 /// Installs the process-wide recorder and returns the handle that renders it. Installing twice
 /// (two servers in one process) keeps the first recorder; both handles render.
 pub fn install() -> PrometheusHandle {
+    // One recorder per process: servers started in-process (tests) share it.
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(build).clone()
+}
+
+fn build() -> PrometheusHandle {
     let seconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
     let rows = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0];
     let recorder = PrometheusBuilder::new()

@@ -2,7 +2,10 @@
 //! drives it over real sockets like phones, watchers and responders do.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod browser;
+
+pub use app::TestApp;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -178,6 +181,30 @@ fn announced(child: &mut Child, prefix: &'static str, log: Log) -> String {
 pub type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// A running server process.
+/// Where a server (in-process or a child process) answers.
+pub trait Base {
+    fn http(&self, path: &str) -> String;
+    fn ws(&self, path: &str) -> String;
+}
+
+impl Base for Server {
+    fn http(&self, path: &str) -> String {
+        Server::http(self, path)
+    }
+    fn ws(&self, path: &str) -> String {
+        Server::ws(self, path)
+    }
+}
+
+impl Base for TestApp {
+    fn http(&self, path: &str) -> String {
+        TestApp::http(self, path)
+    }
+    fn ws(&self, path: &str) -> String {
+        TestApp::ws(self, path)
+    }
+}
+
 pub struct Server {
     child: Child,
     pub addr: String,

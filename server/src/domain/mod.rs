@@ -94,7 +94,7 @@ impl Core {
         settings: Settings,
         secret: Vec<u8>,
         guard: crate::sms::guard::Guard,
-        clock: crate::clock::Clock,
+        clock: Arc<crate::clock::Clock>,
     ) -> Self {
         Self {
             db,
@@ -104,7 +104,7 @@ impl Core {
             secret: Arc::new(secret),
             outbox: Default::default(),
             guard: Arc::new(guard),
-            clock: Arc::new(clock),
+            clock,
             timers_wake: Arc::new(tokio::sync::Notify::new()),
             zone_free: Arc::new(dashmap::DashMap::new()),
         }

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::domain::timers::{self, status};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::web::error::AppJson;
 use crate::web::extract::DeviceAuth;
 use crate::web::state::AppState;
@@ -22,7 +22,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/timers/{id}/extend", post(extend))
         .route("/v1/timers/{id}/checkin", post(check_in))
         .route("/v1/timers/{id}/cancel", post(cancel))
-        .route("/v1/test/clock", post(advance_clock))
         .route("/v1/geozones", post(add_zone).get(list_zones))
         .route("/v1/geozones/{id}", axum::routing::delete(remove_zone))
 }
@@ -90,23 +89,6 @@ async fn cancel(
     AppJson(b): AppJson<PinBody>,
 ) -> Result<Json<Timer>> {
     Ok(Json(timers::finish(&state, &me, &id, &b.pin, status::CANCELLED).await?))
-}
-
-#[derive(Deserialize)]
-struct Advance {
-    advance_ms: i64,
-}
-
-/// Moves the server clock forward; only with `--test-clock` (404 otherwise).
-async fn advance_clock(
-    State(state): State<AppState>,
-    Json(b): Json<Advance>,
-) -> Result<Json<serde_json::Value>> {
-    if !state.clock.is_controllable() {
-        return Err(Error::NotFound);
-    }
-    state.clock.advance(b.advance_ms).map_err(|e| Error::Internal(e.into()))?;
-    Ok(Json(serde_json::json!({ "now_ms": state.clock.now_ms() })))
 }
 
 async fn add_zone(
