@@ -2,7 +2,7 @@
 //! rots.
 //! The numbers are not checked here: targets live in docs/benchmarks.md, not in timed tests.
 
-mod support;
+use crate::support;
 
 fn bench(args: &[&str]) -> String {
     let out = support::tools().arg("bench").args(args).output().unwrap();

@@ -1,7 +1,7 @@
 //! The dashboard in a real browser: headless Debian Chromium driven over WebDriver, against the
 //! real server and the phone simulator streaming the fixtures.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Protocol behaviour with a hand-driven phone: idempotent start, out-of-order fixes, phone
 //! silence, watcher resume, responder resolve, and paced (never dropped) phone traffic.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ fn fix(seq: u64, time_ms: i64) -> Fix {
 }
 
 /// Opens a phone socket and starts (or resumes) alert `client_id`.
-async fn start(server: &Server, token: &str, client_id: &str) -> (Ws, String, String, bool, Acks) {
+async fn start(server: &impl Base, token: &str, client_id: &str) -> (Ws, String, String, bool, Acks) {
     let mut ws = connect(&server.ws("/v1/phone"), Some(token), None).await.unwrap();
     assert!(matches!(phone_msg(&mut ws).await, PhoneServerMsg::Welcome { .. }));
     send_json(
@@ -66,8 +66,7 @@ async fn protocol_behaviour(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
     let responder = env.responder("Rita");
-    let server =
-        Server::start(&env, "127.0.0.1:0", &["--phone-silence-ms", "600", "--heartbeat-ms", "10000"]);
+    let server = TestApp::start(&env, &["--phone-silence-ms", "600", "--heartbeat-ms", "10000"]).await;
 
     // Idempotent start: a retried start (new socket, same client id) resumes the same alert.
     let (ws1, alert_id, watch_token, created, _) = start(&server, &token, "sos-1").await;
@@ -214,7 +213,7 @@ both!(protocol, protocol_behaviour);
 async fn phone_rate_is_paced(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
-    let server = Server::start(&env, "127.0.0.1:0", &["--phone-msgs-per-sec", "20"]);
+    let server = TestApp::start(&env, &["--phone-msgs-per-sec", "20"]).await;
     let mut ws = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();
     assert!(matches!(phone_msg(&mut ws).await, PhoneServerMsg::Welcome { .. }));
     let t0 = Instant::now();
@@ -234,7 +233,7 @@ both!(pacing, phone_rate_is_paced);
 async fn no_flapping(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
-    let server = Server::start(&env, "127.0.0.1:0", &["--phone-silence-ms", "1500"]);
+    let server = TestApp::start(&env, &["--phone-silence-ms", "1500"]).await;
     let (mut ws, _alert, watch_token, _, _) = start(&server, &token, "flappy").await;
     send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix(1, 1_000)] }).await;
     until_ack(&mut ws, 1).await;
@@ -278,7 +277,7 @@ both!(reconnects_do_not_flap, no_flapping);
 async fn long_sos(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
-    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let server = TestApp::start(&env, &[]).await;
     let (mut ws, _alert, watch_token, _, _) = start(&server, &token, "long").await;
     for batch in 0..200u64 {
         let fixes = (1..=100).map(|i| batch * 100 + i).map(|seq| fix(seq, seq as i64 * 1000)).collect();
@@ -326,7 +325,7 @@ both!(late_joiner_on_a_long_sos, long_sos);
 async fn stop_until_stopped(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
-    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let server = TestApp::start(&env, &[]).await;
     let proxy = DropFirstStop::start(server.addr.clone()).await;
     let track = env.data_dir.join("short.csv");
     let t0 = 1_700_000_000_000i64;
@@ -419,7 +418,7 @@ async fn backs_off_from_a_failing_server() {
 async fn stalled_watcher(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
-    let server = Server::start(&env, "127.0.0.1:0", &["--watcher-stall-ms", "1500"]);
+    let server = TestApp::start(&env, &["--watcher-stall-ms", "1500"]).await;
     let (mut ws, _alert, watch_token, _, _) = start(&server, &token, "stall").await;
     // A raw client: the handshake, then it reads nothing and writes nothing (no pongs).
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

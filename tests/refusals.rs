@@ -1,7 +1,7 @@
 //! Bad input: missing or wrong credentials, foreign origins, malformed, oversized and
 //! out-of-order traffic are refused as docs/protocol.md says, and the server stays up.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ async fn refuses_bad_traffic(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
     let other = env.user("Ben", "+4915187654321");
-    let server = Server::start(&env, "127.0.0.1:0", &["--allowed-origins", "https://alertme.example"]);
+    let server = TestApp::start(&env, &["--allowed-origins", "https://alertme.example"]).await;
 
     // Credentials are checked before the upgrade.
     for path in ["/v1/phone", "/v1/watch", "/v1/responder"] {
@@ -158,7 +158,7 @@ async fn console_texts_stay_private() {
     assert!(!printed.as_bytes().windows(6).any(|w| w.iter().all(u8::is_ascii_digit)), "no code in {printed}");
     drop(server);
 
-    let server = Server::start(&env, "127.0.0.1:0", &["--dev-sms"]);
+    let server = TestApp::start(&env, &["--dev-sms"]).await;
     let r = http.post(server.http("/v1/auth/code")).json(&json!({"phone": "+4917612345678"})).send().await;
     assert_eq!(r.unwrap().status(), 202);
     let texts: Vec<Value> = eventually(Duration::from_secs(10), "a listed text", || async {
@@ -183,7 +183,7 @@ async fn console_texts_stay_private() {
 /// conditional update): the right code is refused afterwards.
 async fn parallel_guesses(backend: Backend) {
     let env = Env::new(backend).await;
-    let server = Server::start(&env, "127.0.0.1:0", &["--dev-sms"]);
+    let server = TestApp::start(&env, &["--dev-sms"]).await;
     let http = reqwest::Client::new();
     let phone = "+4917612345678";
     let r = http.post(server.http("/v1/auth/code")).json(&json!({"phone": phone})).send().await.unwrap();
@@ -222,7 +222,7 @@ both!(code_guesses_race, parallel_guesses);
 async fn token_pages_and_audio_types() {
     let env = Env::new(Backend::Sqlite).await;
     let token = env.user("Ana", "+4915112345678");
-    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let server = TestApp::start(&env, &[]).await;
     for path in ["/w/amw_sometoken", "/sos", "/console", "/v1/devices"] {
         let r = reqwest::Client::new().get(server.http(path)).bearer_auth(&token).send().await.unwrap();
         assert_eq!(r.headers()["referrer-policy"], "no-referrer", "{path}");
@@ -273,8 +273,7 @@ async fn connection_limits() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let env = Env::new(Backend::Sqlite).await;
     let token = env.user("Ana", "+4915112345678");
-    let server =
-        Server::start(&env, "127.0.0.1:0", &["--header-timeout-ms", "1000", "--max-conns-per-address", "4"]);
+    let server = TestApp::start(&env, &["--header-timeout-ms", "1000", "--max-conns-per-address", "4"]).await;
     // Until the peer closes (0 bytes or a reset), at most 5 s; how long that took.
     async fn closed_after(s: &mut tokio::net::TcpStream) -> Duration {
         let t = Instant::now();
@@ -395,7 +394,7 @@ async fn commands_answered_and_frames_closed_typed() {
     let env = Env::new(Backend::Sqlite).await;
     let token = env.user("Ana", "+4915112345678");
     let rt = env.responder("Rita");
-    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let server = TestApp::start(&env, &[]).await;
     let sos = |client: &'static str| {
         let (url, token) = (server.ws("/v1/phone"), token.clone());
         async move {
@@ -490,7 +489,7 @@ async fn commands_answered_and_frames_closed_typed() {
 async fn live_alerts_capped(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
-    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let server = TestApp::start(&env, &[]).await;
     let mut open = Vec::new();
     for i in 0..6 {
         let mut ws = connect(&server.ws("/v1/phone"), Some(&token), None).await.unwrap();

@@ -1,7 +1,7 @@
 //! Accounts, emergency contacts and SMS through Twilio's API, against the fake Twilio on
 //! loopback, on SQLite and on PostgreSQL.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};

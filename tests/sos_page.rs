@@ -3,7 +3,7 @@
 //! contacts and PIN, press SOS; a contact's watcher gets the position and audio that decodes; the
 //! server is killed and the page reloaded mid-SOS, and the stored data has no gaps.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

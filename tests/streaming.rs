@@ -1,7 +1,7 @@
 //! End-to-end streaming: the real server, the real phone simulator, watchers and a responder
 //! over real sockets, on SQLite and on PostgreSQL.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ fn adts() -> String {
 }
 
 /// Checks what the database holds for a finished alert: every fix once, the recording exact.
-async fn assert_stored(env: &Env, server: &Server, alert: &str, token: &str, source: &[u8]) {
+async fn assert_stored(env: &Env, server: &impl Base, alert: &str, token: &str, source: &[u8]) {
     assert_eq!(env.scalar(&format!("SELECT COUNT(*) FROM fixes WHERE alert_id = '{alert}'")).await, 600);
     assert_eq!(
         env.scalar(&format!("SELECT COUNT(DISTINCT seq) FROM fixes WHERE alert_id = '{alert}'")).await,
@@ -97,7 +97,7 @@ async fn streams_walk_and_recording(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
     let responder_token = env.responder("Rita");
-    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let server = TestApp::start(&env, &[]).await;
     let mut console = connect(&server.ws("/v1/responder"), Some(&responder_token), None).await.unwrap();
     let Some(Message::Text(t)) = next(&mut console).await else { panic!() };
     assert!(
@@ -154,7 +154,7 @@ async fn streams_walk_and_recording(backend: Backend) {
         .unwrap();
     db.close().await.unwrap();
     assert_eq!(env.scalar("SELECT COUNT(*) FROM audio_chunks WHERE data IS NULL").await, 168);
-    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let server = TestApp::start(&env, &[]).await;
     assert_eq!(env.scalar("SELECT COUNT(*) FROM audio_chunks WHERE data IS NULL").await, 0);
     assert_stored(&env, &server, &alert_id, &token, &source).await;
 }
@@ -164,7 +164,7 @@ both!(walk_and_recording, streams_walk_and_recording);
 async fn survives_forced_drops(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
-    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let server = TestApp::start(&env, &[]).await;
     let phone = Phone::start(
         &server,
         &token,
@@ -226,7 +226,7 @@ both!(sigkill_restart, survives_sigkill);
 async fn late_joiner_audio_decodes(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
-    let server = Server::start(&env, "127.0.0.1:0", &[]);
+    let server = TestApp::start(&env, &[]).await;
     let cases = [
         ("adts", fixture(ADTS).display().to_string(), "aac"),
         ("webm", fixture("audio/chunks/mediarecorder_webm").display().to_string(), "webm"),
@@ -275,7 +275,7 @@ both!(late_joiner, late_joiner_audio_decodes);
 async fn stalled_watcher_is_cut_off(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
-    let server = Server::start(&env, "127.0.0.1:0", &["--heartbeat-ms", "300", "--send-timeout-ms", "1000"]);
+    let server = TestApp::start(&env, &["--heartbeat-ms", "300", "--send-timeout-ms", "1000"]).await;
     let started = std::time::Instant::now();
     let phone = Phone::start(&server, &token, &["--gpx", &walk(), "--audio", &adts(), "--speed", "60"]);
     let url = server.ws(&format!("/v1/watch?token={}", phone.watch_token()));

@@ -1,7 +1,7 @@
 //! Escalation without the button: check-in timers with a controllable clock (exactly when and as
 //! often as they should, across restarts and two servers), the duress PIN, a silent SOS phone.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -185,6 +185,13 @@ pub type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 pub trait Base {
     fn http(&self, path: &str) -> String;
     fn ws(&self, path: &str) -> String;
+
+    /// GETs `path` with a bearer token and parses the JSON answer (panics on a non-2xx).
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> T {
+        let r = reqwest::Client::new().get(self.http(path)).bearer_auth(token).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
 }
 
 impl Base for Server {
@@ -243,13 +250,6 @@ impl Server {
         format!("ws://{}{path}", self.addr)
     }
 
-    /// GETs `path` with a bearer token and parses the JSON answer (panics on a non-2xx).
-    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> T {
-        let r = reqwest::Client::new().get(self.http(path)).bearer_auth(token).send().await.unwrap();
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        r.json().await.unwrap()
-    }
-
     /// What the server printed on stdout so far.
     pub fn stdout(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
@@ -296,7 +296,7 @@ pub struct Phone {
 
 impl Phone {
     /// Starts `alertme phone` and waits for it to print the alert id and watch link.
-    pub fn start(server: &Server, token: &str, args: &[&str]) -> Self {
+    pub fn start(server: &impl Base, token: &str, args: &[&str]) -> Self {
         Self::start_via(&server.http(""), token, args)
     }
 
