@@ -80,15 +80,7 @@ pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
 }
 
 /// Map settings served by `/v1/config`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
-pub struct Config {
-    /// Tile URL template, `{z}/{x}/{y}`; empty for none.
-    #[serde(default)]
-    pub tile_url: String,
-    /// Attribution under the map.
-    #[serde(default)]
-    pub tile_attribution: String,
-}
+pub use alertme_protocol::Config;
 
 /// `ws://` or `wss://` URL for a path on this origin.
 pub fn ws_url(path: &str) -> String {

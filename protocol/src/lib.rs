@@ -695,3 +695,54 @@ pub struct PinSetup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duress_pin: Option<String>,
 }
+
+/// A geozone as the API shows it (`/v1/zones`): crossing out of a safe zone or into a danger
+/// zone raises an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Zone {
+    /// Zone id (absent when creating).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Name, e.g. "Home".
+    pub name: String,
+    /// `safe` or `danger`.
+    pub kind: String,
+    /// GeoJSON geometry: Point (with `radius_m`) or Polygon.
+    pub geometry: serde_json::Value,
+    /// Radius of a Point zone, metres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radius_m: Option<f64>,
+    /// Whether the person is inside now (unknown until a clear fix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inside: Option<bool>,
+}
+
+/// Settings the dashboard needs (`GET /v1/config`), configured in one place on the server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Map tile URL template, `{z}/{x}/{y}`; empty for none.
+    #[serde(default)]
+    pub tile_url: String,
+    /// Attribution the tile provider requires (shown only while tiles show).
+    #[serde(default)]
+    pub tile_attribution: String,
+    /// Server version.
+    #[serde(default)]
+    pub version: String,
+}
+
+/// `GET /healthz`: the database answers; how many alerts are live here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok` (an unhealthy server answers 500).
+    pub status: String,
+    /// Live alerts on this server.
+    pub live_alerts: usize,
+}
+
+/// A one-word answer: `{"status": "code_sent"}`, `{"status": "cancelled"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusBody {
+    /// What happened.
+    pub status: String,
+}

@@ -10,7 +10,6 @@
 use alertme_protocol::Fix;
 use geo::{Contains, Coord, Distance, Haversine, LineString, Point, Polygon};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::alerts::{Raise, Source};
@@ -177,25 +176,7 @@ pub fn observe(st: &mut ZoneState, signed_m: f64, accuracy_m: f64, time_ms: i64)
     }
 }
 
-/// A zone as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Zone {
-    /// Zone id (absent when creating).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name, e.g. "Home".
-    pub name: String,
-    /// `safe` or `danger`.
-    pub kind: String,
-    /// GeoJSON geometry: Point (with `radius_m`) or Polygon.
-    pub geometry: Value,
-    /// Radius of a Point zone, metres.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub radius_m: Option<f64>,
-    /// Whether the person is inside now (unknown until a clear fix).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inside: Option<bool>,
-}
+pub use alertme_protocol::Zone;
 
 fn wire(z: &geozones::Model) -> Zone {
     Zone {

@@ -1,11 +1,10 @@
 //! Registration by SMS code and device management: `/v1/auth/*`, `/v1/devices`.
 
-use alertme_protocol::{CodeRequest, DeviceInfo, VerifyRequest, VerifyResponse};
+use alertme_protocol::{CodeRequest, DeviceInfo, StatusBody, VerifyRequest, VerifyResponse};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
 
 use crate::domain::registration;
 use crate::error::Result;
@@ -26,9 +25,9 @@ async fn request_code(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     AppJson(req): AppJson<CodeRequest>,
-) -> Result<(StatusCode, Json<Value>)> {
+) -> Result<(StatusCode, Json<StatusBody>)> {
     registration::request_code(&state, ip, &req.phone).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "code_sent" }))))
+    Ok((StatusCode::ACCEPTED, Json(StatusBody { status: "code_sent".into() })))
 }
 
 async fn verify(

@@ -5,7 +5,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::telemetry;
@@ -16,9 +15,9 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(health)).route("/metrics", get(metrics))
 }
 
-async fn health(State(state): State<AppState>) -> Result<Json<Value>> {
+async fn health(State(state): State<AppState>) -> Result<Json<alertme_protocol::Health>> {
     state.db.ping().await?;
-    Ok(Json(json!({ "status": "ok", "live_alerts": state.hub.sessions().len() })))
+    Ok(Json(alertme_protocol::Health { status: "ok".into(), live_alerts: state.hub.sessions().len() }))
 }
 
 /// Prometheus text format, for a scraper with `ALERTME_METRICS_TOKEN` or on this machine.

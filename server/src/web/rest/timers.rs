@@ -42,9 +42,9 @@ async fn cancel_alert(
     DeviceAuth(me): DeviceAuth,
     Path(id): Path<String>,
     AppJson(b): AppJson<PinBody>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<alertme_protocol::StatusBody>> {
     let status = crate::domain::alerts::cancel_with_pin(&state, &me, &id, &b.pin).await?;
-    Ok(Json(serde_json::json!({ "status": status })))
+    Ok(Json(alertme_protocol::StatusBody { status: status.as_str().to_owned() }))
 }
 
 async fn start(
