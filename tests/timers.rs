@@ -5,7 +5,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use alertme_protocol::{Fix, PhoneMsg, PhoneServerMsg, Timer};
+use alertme_protocol::{ContactInput, Fix, PhoneMsg, PhoneServerMsg, Timer, TimerStart};
 use serde_json::json;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -14,55 +14,40 @@ const ANA: &str = "+4915112345678";
 
 struct Person {
     token: String,
-    http: reqwest::Client,
+    api: alertme_client::Api,
 }
 
 impl Person {
     async fn new(env: &Env, server: &impl Base) -> Self {
         let token = env.user("Ana", ANA);
-        let http = reqwest::Client::new();
-        let r = http
-            .put(server.http("/v1/pin"))
-            .bearer_auth(&token)
-            .json(&json!({"pin": "1234", "duress_pin": "9999"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204);
-        let r = http
-            .post(server.http("/v1/contacts"))
-            .bearer_auth(&token)
-            .json(&json!({"name": "Ben", "phone": "+4915211111111"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        Self { token, http }
+        let api = alertme_client::Api::new(&server.http("")).with_token(&token);
+        api.set_pin("1234", Some("9999")).await.unwrap();
+        let ben = ContactInput { name: "Ben".into(), phone: "+4915211111111".into(), position: None };
+        api.add_contact(&ben).await.unwrap();
+        Self { token, api }
+    }
+
+    /// The same person on another server (same database).
+    fn on(&self, server: &impl Base) -> alertme_client::Api {
+        alertme_client::Api::new(&server.http("")).with_token(&self.token)
     }
 
     async fn start_timer(&self, server: &impl Base, secs: u64, grace: u64) -> Timer {
-        let r = self
-            .http
-            .post(server.http("/v1/timers"))
-            .bearer_auth(&self.token)
-            .json(&json!({"duration_s": secs, "grace_s": grace, "note": "walking home", "destination": "Kreuzberg"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        r.json().await.unwrap()
+        let t = TimerStart {
+            duration_s: secs,
+            grace_s: Some(grace),
+            note: Some("walking home".into()),
+            destination: Some("Kreuzberg".into()),
+        };
+        self.on(server).start_timer(&t).await.unwrap()
     }
 
-    async fn end_timer(&self, server: &impl Base, id: &str, how: &str, pin: &str) -> (u16, String) {
-        let r = self
-            .http
-            .post(server.http(&format!("/v1/timers/{id}/{how}")))
-            .bearer_auth(&self.token)
-            .json(&json!({"pin": pin}))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
+    /// Checks in (`checkin`) or cancels (`cancel`) with a PIN.
+    async fn end_timer(&self, id: &str, how: &str, pin: &str) -> Result<Timer, alertme_client::ApiError> {
+        match how {
+            "checkin" => self.api.check_in(id, pin).await,
+            _ => self.api.cancel_timer(id, pin).await,
+        }
     }
 }
 
@@ -154,13 +139,11 @@ async fn check_in_stops_it(backend: Backend) {
     let server = TestApp::start(&env, &["--dev-sms"]).await;
     let ana = Person::new(&env, &server).await;
     let t = ana.start_timer(&server, 600, 0).await;
-    assert_eq!(ana.end_timer(&server, &t.id, "checkin", "0000").await.0, 403);
-    let (status, body) = ana.end_timer(&server, &t.id, "checkin", "1234").await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("checked_in"));
+    assert_eq!(ana.end_timer(&t.id, "checkin", "0000").await.unwrap_err().status, 403);
+    assert_eq!(ana.end_timer(&t.id, "checkin", "1234").await.unwrap().status, "checked_in");
     advance(&server, 7_200_000).await;
     assert_eq!(settled_alerts(&env).await, 0);
-    assert_eq!(ana.end_timer(&server, &t.id, "cancel", "1234").await.0, 404, "already over");
+    assert_eq!(ana.end_timer(&t.id, "cancel", "1234").await.unwrap_err().status, 404, "already over");
 }
 both!(check_in_never_fires, check_in_stops_it);
 
@@ -220,17 +203,10 @@ async fn duress(backend: Backend) {
     let ana = Person::new(&env, &server).await;
     let normal = ana.start_timer(&server, 600, 60).await;
     let forced = ana.start_timer(&server, 600, 60).await;
-    let (s1, b1) = ana.end_timer(&server, &normal.id, "cancel", "1234").await;
-    let (s2, b2) = ana.end_timer(&server, &forced.id, "cancel", "9999").await;
-    assert_eq!((s1, s2), (200, 200));
-    let strip = |b: &str| {
-        let mut v: serde_json::Value = serde_json::from_str(b).unwrap();
-        let o = v.as_object_mut().unwrap();
-        o.remove("id");
-        o.remove("deadline_ms");
-        v
-    };
-    assert_eq!(strip(&b1), strip(&b2), "the answer does not betray the duress PIN");
+    let b1 = ana.end_timer(&normal.id, "cancel", "1234").await.unwrap();
+    let b2 = ana.end_timer(&forced.id, "cancel", "9999").await.unwrap();
+    let strip = |t: Timer| Timer { id: String::new(), deadline_ms: 0, ..t };
+    assert_eq!(strip(b1), strip(b2), "the answer does not betray the duress PIN");
     assert_eq!(env.scalar("SELECT COUNT(*) FROM alerts WHERE duress = TRUE").await, 1);
     assert_eq!(env.scalar("SELECT COUNT(*) FROM alerts").await, 1, "the normal cancel raised nothing");
     // The phone sees no active alert; contacts are told it may be duress.
@@ -307,11 +283,16 @@ async fn walk_leaves_safe_zone_once(backend: Backend) {
     let ana = Person::new(&env, &server).await;
     let track = alertme_client::track::load(&fixture("gps/gps_walk_10min.gpx")).unwrap();
     let start = &track[0];
-    let zone = json!({"name": "Home", "kind": "safe", "radius_m": 150.0,
-        "geometry": {"type": "Point", "coordinates": [start.lon, start.lat]}});
-    let r =
-        ana.http.post(server.http("/v1/geozones")).bearer_auth(&ana.token).json(&zone).send().await.unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let zone = alertme_protocol::Zone {
+        id: None,
+        name: "Home".into(),
+        kind: "safe".into(),
+        geometry: json!({"type": "Point", "coordinates": [start.lon, start.lat]}),
+        radius_m: Some(150.0),
+        inside: None,
+    };
+    let added = ana.api.add_zone(&zone).await.unwrap();
+    assert!(added.id.is_some());
     let send = |range: std::ops::Range<usize>, server_ws: String| {
         let (token, track) = (ana.token.clone(), track.clone());
         async move {

@@ -4,9 +4,11 @@
 //! tests.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod phone;
 pub mod track;
 
+pub use api::{Api, ApiError, ApiResult};
 pub use phone::{run, Finish, PhoneArgs};
 
 /// Milliseconds since the Unix epoch, this machine's clock.

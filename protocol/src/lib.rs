@@ -696,7 +696,7 @@ pub struct PinSetup {
     pub duress_pin: Option<String>,
 }
 
-/// A geozone as the API shows it (`/v1/zones`): crossing out of a safe zone or into a danger
+/// A geozone as the API shows it (`/v1/geozones`): crossing out of a safe zone or into a danger
 /// zone raises an alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Zone {
@@ -745,4 +745,11 @@ pub struct Health {
 pub struct StatusBody {
     /// What happened.
     pub status: String,
+}
+
+/// `POST /v1/timers/{id}/extend`: a new deadline this many seconds from now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerExtend {
+    /// Seconds from now (60 s to 24 h).
+    pub duration_s: u64,
 }

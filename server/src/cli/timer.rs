@@ -1,8 +1,7 @@
 //! `alertme timer`: start, extend, check in or cancel a check-in timer over the REST API, the way
 //! the phone app does ("walking home, 25 min").
 
-use alertme_protocol::{PinBody, Timer, TimerStart};
-use anyhow::{bail, Context};
+use alertme_protocol::TimerStart;
 use clap::{Args, Subcommand};
 
 /// Options of `alertme timer`.
@@ -74,40 +73,37 @@ pub enum TimerAction {
 
 /// Runs one timer action against the server.
 pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    let base = args.server.trim_end_matches('/');
-    let req = match &args.action {
-        TimerAction::Start { minutes, note, destination, grace } => {
-            http.post(format!("{base}/v1/timers")).json(&TimerStart {
+    let api = alertme_client::Api::new(&args.server).with_token(&args.token);
+    let timer = match &args.action {
+        TimerAction::Start { minutes, note, destination, grace } => Some(
+            api.start_timer(&TimerStart {
                 duration_s: minutes * 60,
                 note: note.clone(),
                 destination: destination.clone(),
                 grace_s: *grace,
             })
-        }
-        TimerAction::Extend { id, minutes } => http
-            .post(format!("{base}/v1/timers/{id}/extend"))
-            .json(&serde_json::json!({ "duration_s": minutes * 60 })),
-        TimerAction::Checkin { id, pin } => {
-            http.post(format!("{base}/v1/timers/{id}/checkin")).json(&PinBody { pin: pin.clone() })
-        }
-        TimerAction::Cancel { id, pin } => {
-            http.post(format!("{base}/v1/timers/{id}/cancel")).json(&PinBody { pin: pin.clone() })
-        }
+            .await,
+        ),
+        TimerAction::Extend { id, minutes } => Some(api.extend_timer(id, minutes * 60).await),
+        TimerAction::Checkin { id, pin } => Some(api.check_in(id, pin).await),
+        TimerAction::Cancel { id, pin } => Some(api.cancel_timer(id, pin).await),
         TimerAction::Pin { pin, duress } => {
-            http.put(format!("{base}/v1/pin")).json(&serde_json::json!({ "pin": pin, "duress_pin": duress }))
+            api.set_pin(pin, duress.as_deref()).await.map_err(refused)?;
+            None
         }
     };
-    let res = req.bearer_auth(&args.token).send().await.context("reaching the server")?;
-    let status = res.status();
-    let body = res.text().await?;
-    if !status.is_success() {
-        bail!("server answered {status}: {body}");
-    }
-    if let Ok(t) = serde_json::from_str::<Timer>(&body) {
-        println!("timer {} {} (deadline {} ms)", t.id, t.status, t.deadline_ms);
-    } else {
-        println!("ok");
+    match timer.transpose().map_err(refused)? {
+        Some(t) => println!("timer {} {} (deadline {} ms)", t.id, t.status, t.deadline_ms),
+        None => println!("ok"),
     }
     Ok(())
+}
+
+/// What the server said, for a person at a terminal.
+fn refused(e: alertme_client::ApiError) -> anyhow::Error {
+    if e.status == 0 {
+        anyhow::anyhow!("reaching the server: {}", e.body.detail)
+    } else {
+        anyhow::anyhow!("server answered {}: {}", e.status, e.body.detail)
+    }
 }

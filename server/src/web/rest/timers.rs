@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
 
 use crate::domain::timers::{self, status};
 use crate::error::Result;
@@ -59,16 +58,11 @@ async fn list(State(state): State<AppState>, DeviceAuth(me): DeviceAuth) -> Resu
     Ok(Json(timers::list(&state, &me).await?))
 }
 
-#[derive(Deserialize)]
-struct Extend {
-    duration_s: u64,
-}
-
 async fn extend(
     State(state): State<AppState>,
     DeviceAuth(me): DeviceAuth,
     Path(id): Path<String>,
-    AppJson(b): AppJson<Extend>,
+    AppJson(b): AppJson<alertme_protocol::TimerExtend>,
 ) -> Result<Json<Timer>> {
     Ok(Json(timers::extend(&state, &me, &id, b.duration_s).await?))
 }
