@@ -1,20 +1,31 @@
-//! The app shell: picks the page from the URL path (`/w/TOKEN`, `/console`, `/sos`, else home).
+//! The app shell: the router picks the page (`/w/TOKEN`, `/console`, `/sos`, else home).
 
 use leptos::prelude::*;
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::hooks::use_params_map;
+use leptos_router::path;
 
 use crate::pages::{console::Console, home::Home, sos::Sos, watch::Watch};
 
 /// Root component.
 #[component]
 pub fn App() -> impl IntoView {
-    let path = web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_default();
-    if let Some(token) = path.strip_prefix("/w/").filter(|t| !t.is_empty()) {
-        view! { <Watch token=token.trim_end_matches('/').to_owned() alert=None /> }.into_any()
-    } else if path.starts_with("/console") {
-        view! { <Console /> }.into_any()
-    } else if path.starts_with("/sos") {
-        view! { <Sos /> }.into_any()
-    } else {
-        view! { <Home /> }.into_any()
+    view! {
+        <Router>
+            <Routes fallback=Home>
+                <Route path=path!("/") view=Home />
+                <Route path=path!("/w/:token") view=WatchLink />
+                <Route path=path!("/console") view=Console />
+                <Route path=path!("/sos") view=Sos />
+            </Routes>
+        </Router>
     }
+}
+
+/// A contact's watch link: the token is the path's last segment.
+#[component]
+fn WatchLink() -> impl IntoView {
+    let params = use_params_map();
+    let token = params.read_untracked().get("token").unwrap_or_default();
+    view! { <Watch token=token alert=None /> }
 }

@@ -2,12 +2,10 @@
 
 mod api;
 mod app;
-mod audio;
 mod components;
-mod live;
 mod pages;
 mod sos;
-mod webcodecs;
+mod watch;
 mod ws;
 
 fn main() {

@@ -205,7 +205,7 @@ fn Signed(account: Account) -> impl IntoView {
     });
 
     let generation = StoredValue::new(0u32);
-    let press = move |_| {
+    let press = move |()| {
         message.set(None);
         if v.phase.get_untracked() == Phase::Active {
             hs.with_value(|h| h.send(Input::Press)); // un-hide an SOS cancelled on this page
@@ -232,14 +232,14 @@ fn Signed(account: Account) -> impl IntoView {
             }
         });
     };
-    let end_sos = move |_| {
-        let Some(id) = v.alert_id.get_untracked() else { return };
-        let p = pin.get_untracked();
-        v.flushed.set(false);
-        hs.with_value(|h| h.send(Input::Flush));
-        leptos::task::spawn_local(async move {
-            // Let the recorder finish and what is on its way land first (bounded: a dead link
-            // must not block the cancel).
+    // Ending the SOS with the PIN: the recorder finishes and what is on its way lands first
+    // (bounded: a dead link must not block the cancel), then the server is asked.
+    let end_sos = Action::new_local(move |p: &String| {
+        let p = p.clone();
+        async move {
+            let Some(id) = v.alert_id.get_untracked() else { return };
+            v.flushed.set(false);
+            hs.with_value(|h| h.send(Input::Flush));
             for _ in 0..20 {
                 if v.flushed.get_untracked() {
                     break;
@@ -254,14 +254,8 @@ fn Signed(account: Account) -> impl IntoView {
                 sleep_ms(100).await;
             }
             let url = format!("/v1/alerts/{id}/cancel");
-            match api::send_json::<serde_json::Value>(
-                "POST",
-                &url,
-                Some(&token.get_value()),
-                Some(&json!({"pin": p})),
-            )
-            .await
-            {
+            let body = json!({"pin": p});
+            match api::send_json::<serde_json::Value>("POST", &url, Some(&token.get_value()), Some(&body)).await {
                 Ok(_) => {
                     pin.set(String::new());
                     hs.with_value(|h| h.send(Input::Hide));
@@ -272,93 +266,32 @@ fn Signed(account: Account) -> impl IntoView {
                     message.set(Some(pin_error(e)));
                 }
             }
-        });
-    };
+        }
+    });
 
-    let active = move || v.phase.get() == Phase::Active && !v.hidden.get();
-    let sos_panel = {
-        move || {
-            if let Some(n) = countdown.get() {
-                return view! {
-                    <section class="countdown">
-                        <p class="big" data-testid="countdown">{format!("Sending SOS in {n}…")}</p>
-                        <button class="cancel" data-testid="countdown-cancel" on:click=move |_| countdown.set(None)>"Cancel"</button>
-                    </section>
-                }
-                .into_any();
-            }
-            if active() {
-                let link = move || match v.link.get() {
-                    Link::Online => ("ok", "Connected: live"),
-                    Link::Connecting => ("warn", "Connecting…"),
-                    Link::Offline => {
-                        ("bad", "No connection: retrying. Nothing is lost; it is kept on this phone.")
-                    }
-                };
-                let backlog = move || {
-                    let (t, a) = (v.taken.get(), v.acked.get());
-                    let (f, s) = (t.fix.saturating_sub(a.fix), t.audio.saturating_sub(a.audio));
-                    if f == 0 && s == 0 {
-                        "Everything recorded is stored on the server.".to_owned()
-                    } else {
-                        format!("Waiting to be stored: {f} positions, {} s of audio", s / 4)
-                    }
-                };
-                let status = status_line(v);
-                return view! {
-                    <section class="active" data-testid="active">
-                        <h2>{move || if v.alert_id.get().is_some() { "SOS sent" } else { "Sending SOS…" }}</h2>
-                        <Show when=move || v.alert_id.get().is_none()>
-                            <p class="health bad" data-testid="not-alerted" role="alert">
-                                "Your contacts have not been alerted yet: the server has not confirmed your SOS. This page keeps trying. If you can, call the emergency number now."
-                            </p>
-                        </Show>
-                        <p class="audience" data-testid="audience">{status}</p>
-                        <p class=move || format!("health {}", link().0) data-testid="link">{move || link().1}</p>
-                        <p class="muted" data-testid="backlog">{backlog}</p>
-                        {move || sensor_text("Location", &v.location.get()).map(|(c, t)| view! { <p class=format!("health {c}") data-testid="location">{t}</p> })}
-                        {move || sensor_text("Microphone", &v.mic.get()).map(|(c, t)| view! { <p class=format!("health {c}") data-testid="mic">{t}</p> })}
-                        {move || v.watch_url.get().map(|u| view! {
-                            <p>"Live link for anyone you tell: " <a href=u.clone() data-testid="watch-link" target="_blank">{u.clone()}</a></p>
-                        })}
-                        <div class="end">
-                            <input type="password" inputmode="numeric" placeholder="PIN" data-testid="pin" bind:value=pin />
-                            <button data-testid="end" disabled=move || v.alert_id.get().is_none() on:click=end_sos.clone()>"End SOS"</button>
-                        </div>
-                    </section>
-                }
-                .into_any();
-            }
-            if v.phase.get() == Phase::OtherTab {
-                return view! {
-                    <section class="idle">
-                        <p class="note" data-testid="other-tab">
-                            "AlertMe is open in another tab or window of this browser: use that one. This tab takes over when it closes."
-                        </p>
-                    </section>
-                }
-                .into_any();
-            }
-            let note = move || match v.phase.get() {
-                Phase::Ended(AlertStatus::Resolved) => Some("Your SOS was resolved.".to_owned()),
-                Phase::Ended(_) => Some("Your SOS was cancelled.".to_owned()),
-                Phase::Elsewhere => Some("This SOS continues in another window.".to_owned()),
-                _ => None,
-            };
-            let press = press.clone();
-            view! {
+    let active = Signal::derive(move || v.phase.get() == Phase::Active && !v.hidden.get());
+    let press = Callback::new(press);
+    let end = Callback::new(move |()| {
+        end_sos.dispatch(pin.get_untracked());
+    });
+    let sos_panel = move || {
+        if let Some(n) = countdown.get() {
+            return view! { <Countdown n on_cancel=Callback::new(move |()| countdown.set(None)) /> }.into_any();
+        }
+        if active.get() {
+            return view! { <ActiveSos v pin end /> }.into_any();
+        }
+        if v.phase.get() == Phase::OtherTab {
+            return view! {
                 <section class="idle">
-                    {move || note().or(message.get()).filter(|_| !active()).map(|n| view! { <p class="note" data-testid="ended">{n}</p> })}
-                    <button class="sos-button" data-testid="sos" on:click=press>"SOS"</button>
-                    <p class="muted">{move || {
-                        let n = contacts.get().len();
-                        if n == 0 { "No emergency contacts yet: add them below. Responders still see your SOS.".to_owned() }
-                        else { format!("Press to alert your {n} contact{} with your live position and audio.", if n == 1 { "" } else { "s" }) }
-                    }}</p>
+                    <p class="note" data-testid="other-tab">
+                        "AlertMe is open in another tab or window of this browser: use that one. This tab takes over when it closes."
+                    </p>
                 </section>
             }
-            .into_any()
+            .into_any();
         }
+        view! { <IdleSos v active message contacts press /> }.into_any()
     };
 
     view! {
@@ -368,23 +301,113 @@ fn Signed(account: Account) -> impl IntoView {
                 <span class="muted">{account.name.clone()}</span>
             </header>
             {move || v.problem.get().map(|p| view! { <p class="error">{p}</p> })}
-            {move || active().then(|| message.get()).flatten().map(|m| view! { <p class="error">{m}</p> })}
+            {move || active.get().then(|| message.get()).flatten().map(|m| view! { <p class="error">{m}</p> })}
             {sos_panel}
             <Timers token timers load_timers=load_timers.clone() due=v.check_in_due now />
             <Setup token contacts contacts_loaded load_contacts />
-            <div hidden data-testid="sos-state"
-                data-phase=move || format!("{:?}", v.phase.get()).to_lowercase()
-                data-hidden=move || v.hidden.get().to_string()
-                data-link=move || format!("{:?}", v.link.get()).to_lowercase()
-                data-alert=move || v.alert_id.get().unwrap_or_default()
-                data-taken-fix=move || v.taken.get().fix.to_string()
-                data-taken-audio=move || v.taken.get().audio.to_string()
-                data-acked-fix=move || v.acked.get().fix.to_string()
-                data-acked-audio=move || v.acked.get().audio.to_string()
-                data-mic=move || format!("{:?}", v.mic.get())
-                data-location=move || format!("{:?}", v.location.get())
-            ></div>
+            <StateProbe v />
         </main>
+    }
+}
+
+/// The few seconds to undo a pocket press.
+#[component]
+fn Countdown(n: u32, on_cancel: Callback<()>) -> impl IntoView {
+    view! {
+        <section class="countdown">
+            <p class="big" data-testid="countdown">{format!("Sending SOS in {n}…")}</p>
+            <button class="cancel" data-testid="countdown-cancel" on:click=move |_| on_cancel.run(())>"Cancel"</button>
+        </section>
+    }
+}
+
+/// A running SOS: whether contacts were alerted, who is watching, the link, what is not yet
+/// stored, the sensors, the watch link, and ending it with the PIN.
+#[component]
+fn ActiveSos(v: engine::View, pin: RwSignal<String>, end: Callback<()>) -> impl IntoView {
+    let link = move || match v.link.get() {
+        Link::Online => ("ok", "Connected: live"),
+        Link::Connecting => ("warn", "Connecting…"),
+        Link::Offline => ("bad", "No connection: retrying. Nothing is lost; it is kept on this phone."),
+    };
+    let backlog = move || {
+        let (t, a) = (v.taken.get(), v.acked.get());
+        let (f, s) = (t.fix.saturating_sub(a.fix), t.audio.saturating_sub(a.audio));
+        if f == 0 && s == 0 {
+            "Everything recorded is stored on the server.".to_owned()
+        } else {
+            format!("Waiting to be stored: {f} positions, {} s of audio", s / 4)
+        }
+    };
+    let status = status_line(v);
+    view! {
+        <section class="active" data-testid="active">
+            <h2>{move || if v.alert_id.get().is_some() { "SOS sent" } else { "Sending SOS…" }}</h2>
+            <Show when=move || v.alert_id.get().is_none()>
+                <p class="health bad" data-testid="not-alerted" role="alert">
+                    "Your contacts have not been alerted yet: the server has not confirmed your SOS. This page keeps trying. If you can, call the emergency number now."
+                </p>
+            </Show>
+            <p class="audience" data-testid="audience">{status}</p>
+            <p class=move || format!("health {}", link().0) data-testid="link">{move || link().1}</p>
+            <p class="muted" data-testid="backlog">{backlog}</p>
+            {move || sensor_text("Location", &v.location.get()).map(|(c, t)| view! { <p class=format!("health {c}") data-testid="location">{t}</p> })}
+            {move || sensor_text("Microphone", &v.mic.get()).map(|(c, t)| view! { <p class=format!("health {c}") data-testid="mic">{t}</p> })}
+            {move || v.watch_url.get().map(|u| view! {
+                <p>"Live link for anyone you tell: " <a href=u.clone() data-testid="watch-link" target="_blank">{u.clone()}</a></p>
+            })}
+            <div class="end">
+                <input type="password" inputmode="numeric" placeholder="PIN" data-testid="pin" bind:value=pin />
+                <button data-testid="end" disabled=move || v.alert_id.get().is_none() on:click=move |_| end.run(())>"End SOS"</button>
+            </div>
+        </section>
+    }
+}
+
+/// No SOS running: how the last one ended, and the button.
+#[component]
+fn IdleSos(
+    v: engine::View,
+    active: Signal<bool>,
+    message: RwSignal<Option<String>>,
+    contacts: RwSignal<Vec<Contact>>,
+    press: Callback<()>,
+) -> impl IntoView {
+    let note = move || match v.phase.get() {
+        Phase::Ended(AlertStatus::Resolved) => Some("Your SOS was resolved.".to_owned()),
+        Phase::Ended(_) => Some("Your SOS was cancelled.".to_owned()),
+        Phase::Elsewhere => Some("This SOS continues in another window.".to_owned()),
+        _ => None,
+    };
+    view! {
+        <section class="idle">
+            {move || note().or(message.get()).filter(|_| !active.get()).map(|n| view! { <p class="note" data-testid="ended">{n}</p> })}
+            <button class="sos-button" data-testid="sos" on:click=move |_| press.run(())>"SOS"</button>
+            <p class="muted">{move || {
+                let n = contacts.get().len();
+                if n == 0 { "No emergency contacts yet: add them below. Responders still see your SOS.".to_owned() }
+                else { format!("Press to alert your {n} contact{} with your live position and audio.", if n == 1 { "" } else { "s" }) }
+            }}</p>
+        </section>
+    }
+}
+
+/// The engine's state as data attributes, for the browser tests.
+#[component]
+fn StateProbe(v: engine::View) -> impl IntoView {
+    view! {
+        <div hidden data-testid="sos-state"
+            data-phase=move || format!("{:?}", v.phase.get()).to_lowercase()
+            data-hidden=move || v.hidden.get().to_string()
+            data-link=move || format!("{:?}", v.link.get()).to_lowercase()
+            data-alert=move || v.alert_id.get().unwrap_or_default()
+            data-taken-fix=move || v.taken.get().fix.to_string()
+            data-taken-audio=move || v.taken.get().audio.to_string()
+            data-acked-fix=move || v.acked.get().fix.to_string()
+            data-acked-audio=move || v.acked.get().audio.to_string()
+            data-mic=move || format!("{:?}", v.mic.get())
+            data-location=move || format!("{:?}", v.location.get())
+        ></div>
     }
 }
 

@@ -6,10 +6,10 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::api::{self, ApiError, Config};
-use crate::audio::Support;
+use crate::watch::audio::Support;
 use crate::components::map::Map;
 use crate::components::timeline::Timeline;
-use crate::live::{self, Link, Live};
+use crate::watch::live::{self, Link, Live};
 
 /// Why the page cannot show an alert.
 #[derive(Clone, Copy, PartialEq)]
@@ -41,10 +41,9 @@ pub fn Watch(
     let now = RwSignal::new(api::now_ms());
     let playing = RwSignal::new(false);
     let replay_ms = RwSignal::new(None::<f64>);
-    let parts = RwSignal::new(Vec::<RecordingPart>::new());
     let audio_ref = NodeRef::<leptos::html::Audio>::new();
     let socket = StoredValue::new_local(None::<crate::ws::Socket>);
-    let player = StoredValue::new_local(None::<crate::audio::Player>);
+    let player = StoredValue::new_local(None::<crate::watch::audio::Player>);
 
     let mut query = format!("token={}", query_value(&token));
     if let Some(a) = &alert {
@@ -93,27 +92,27 @@ pub fn Watch(
         });
     }
 
-    // Once over, offer the stored recording.
-    Effect::new(move |_| {
-        let ended = live.alert.with(|a| a.as_ref().is_some_and(|a| a.status != AlertStatus::Active));
-        let id = live.alert.with(|a| a.as_ref().map(|a| a.id.clone()));
-        let (true, Some(id)) = (ended, id) else { return };
-        let query = query.clone();
-        leptos::task::spawn_local(async move {
-            if let Ok(p) =
-                api::get_json::<Vec<RecordingPart>>(&format!("/v1/alerts/{id}/recording?{query}")).await
-            {
-                parts.set(
-                    p.into_iter()
-                        .map(|mut r| {
-                            r.url = format!("{}?{query}", r.url);
-                            r
-                        })
-                        .collect(),
-                );
-            }
-        });
+    // Once over, offer the stored recording: loaded when (and each time) the alert is seen ended.
+    let ended_id = Memo::new(move |_| {
+        live.alert.with(|a| a.as_ref().filter(|a| a.status != AlertStatus::Active).map(|a| a.id.clone()))
     });
+    let parts = {
+        let query = query.clone();
+        LocalResource::new(move || {
+            let (id, query) = (ended_id.get(), query.clone());
+            async move {
+                let Some(id) = id else { return Vec::new() };
+                let url = format!("/v1/alerts/{id}/recording?{query}");
+                let list = api::get_json::<Vec<RecordingPart>>(&url).await.unwrap_or_default();
+                list.into_iter()
+                    .map(|mut r| {
+                        r.url = format!("{}?{query}", r.url);
+                        r
+                    })
+                    .collect::<Vec<_>>()
+            }
+        })
+    };
 
     let trail = Signal::derive(move || {
         let t = live.trail.get();
@@ -186,7 +185,7 @@ pub fn Watch(
     }
     };
     let replay = move || {
-        let p = parts.get();
+        let p = parts.get().unwrap_or_default();
         (!p.is_empty()).then(|| {
             let players = p
                 .into_iter()

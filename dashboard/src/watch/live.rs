@@ -9,7 +9,7 @@ use alertme_protocol::{AlertInfo, AlertStatus, Delivery, Fix, PhoneLink, WatchMs
 use leptos::prelude::*;
 
 use crate::api;
-use crate::audio::{Player, Support};
+use crate::watch::audio::{Player, Support};
 use crate::ws::{Event, Socket};
 
 /// State of the watch socket as the page shows it.

@@ -58,7 +58,7 @@ struct State {
     on_support: Rc<dyn Fn(Support)>,
     on_first_audio: Option<Box<dyn FnOnce()>>,
     on_decoded: Rc<dyn Fn(u32)>,
-    decoder: Option<crate::webcodecs::AdtsPlayer>,
+    decoder: Option<crate::watch::webcodecs::AdtsPlayer>,
     /// `?audio=webcodecs` in the page URL: use the decoder even where MediaSource would do.
     force_decoder: bool,
 }
@@ -170,7 +170,7 @@ impl Player {
         let supported = ty.as_deref().is_some_and(MediaSource::is_type_supported);
         let on_support = self.st.borrow().on_support.clone();
         let adts = ty.as_deref() == Some("audio/aac");
-        if adts && (!supported || self.st.borrow().force_decoder) && crate::webcodecs::available() {
+        if adts && (!supported || self.st.borrow().force_decoder) && crate::watch::webcodecs::available() {
             self.start_decoder(on_support);
             return;
         }
@@ -217,7 +217,7 @@ impl Player {
         let mut st = self.st.borrow_mut();
         if st.decoder.is_none() {
             let cb = st.on_decoded.clone();
-            st.decoder = crate::webcodecs::AdtsPlayer::new(move |n| cb(n)).ok();
+            st.decoder = crate::watch::webcodecs::AdtsPlayer::new(move |n| cb(n)).ok();
         }
         let Some(decoder) = st.decoder.clone() else {
             st.support = Support::Unsupported;

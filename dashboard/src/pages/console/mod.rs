@@ -1,0 +1,238 @@
+//! `/console`: the responder console. Every active alert on one map and in a list by urgency,
+//! unmissable signalling of new ones, claim and resolve, live detail, and the finished ones.
+
+mod finished;
+mod row;
+
+use std::collections::HashSet;
+
+use alertme_protocol::{AlertStatus, AlertSummary, ResponderCmd, ResponderMsg};
+use leptos::prelude::*;
+
+use crate::api;
+use crate::components::map::{Map, Pin};
+use crate::pages::watch::Watch;
+use crate::ws::{Event, Socket};
+use finished::Finished;
+use row::AlertRow;
+
+const TOKEN_KEY: &str = "alertme.responder_token";
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+/// Three short beeps; browsers allow sound once the responder clicked something.
+fn beep(ctx: &web_sys::AudioContext) {
+    let t = ctx.current_time();
+    for i in 0..3 {
+        let (Ok(osc), Ok(gain)) = (ctx.create_oscillator(), ctx.create_gain()) else { return };
+        osc.frequency().set_value(880.0);
+        let _ = gain.gain().set_value_at_time(0.25, t + i as f64 * 0.25);
+        let _ = osc.connect_with_audio_node(&gain);
+        let _ = gain.connect_with_audio_node(&ctx.destination());
+        let _ = osc.start_with_when(t + i as f64 * 0.25);
+        let _ = osc.stop_with_when(t + i as f64 * 0.25 + 0.15);
+    }
+}
+
+/// The console page: the responder's socket and sign-in; the board once signed in.
+#[component]
+pub fn Console() -> impl IntoView {
+    let token =
+        RwSignal::new(storage().and_then(|s| s.get_item(TOKEN_KEY).ok().flatten()).unwrap_or_default());
+    let signed_in = RwSignal::new(false);
+    let me = RwSignal::new(String::new());
+    let alerts = RwSignal::new(Vec::<AlertSummary>::new());
+    let flash = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    // Bumped when an alert ends, so the finished list reloads.
+    let ended = RwSignal::new(0u32);
+    let socket = StoredValue::new_local(None::<Socket>);
+    let sound = StoredValue::new_local(None::<web_sys::AudioContext>);
+    let known = StoredValue::new_local(HashSet::<String>::new());
+
+    let alarm = move || {
+        flash.set(true);
+        sound.with_value(|c| {
+            if let Some(c) = c {
+                beep(c);
+            }
+        });
+        let cb = wasm_bindgen::closure::Closure::once_into_js(move || flash.set(false));
+        if let Some(w) = web_sys::window() {
+            use wasm_bindgen::JsCast;
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(cb.unchecked_ref(), 4000);
+        }
+    };
+
+    let on_message = move |msg: ResponderMsg| match msg {
+        ResponderMsg::Overview { responder, alerts: list } => {
+            me.set(responder);
+            known.update_value(|k| k.extend(list.iter().map(|a| a.alert.id.clone())));
+            alerts.set(list);
+        }
+        ResponderMsg::Update { alert } => {
+            let id = alert.alert.id.clone();
+            let active = alert.alert.status == AlertStatus::Active;
+            let is_new = active && known.try_update_value(|k| k.insert(id.clone())).unwrap_or(false);
+            alerts.update(|list| {
+                list.retain(|a| a.alert.id != id);
+                if active {
+                    list.push(alert);
+                }
+            });
+            if is_new {
+                alarm();
+            }
+            if !active {
+                ended.update(|n| *n += 1);
+            }
+        }
+        ResponderMsg::Error { detail, .. } => error.set(Some(detail)),
+        ResponderMsg::Done { .. } => error.set(None),
+    };
+
+    let connect = move || {
+        let t = token.get_untracked();
+        if t.is_empty() {
+            return;
+        }
+        if let Some(s) = storage() {
+            let _ = s.set_item(TOKEN_KEY, &t);
+        }
+        if sound.with_value(Option::is_none) {
+            sound.set_value(web_sys::AudioContext::new().ok());
+        }
+        let url = move || api::ws_url(&format!("/v1/responder?token={}", js_sys::encode_uri_component(&t)));
+        let s = Socket::open(url, move |e| match e {
+            Event::Open => {
+                signed_in.set(true);
+                error.set(None);
+                true
+            }
+            Event::Text(text) => {
+                if let Ok(m) = serde_json::from_str::<ResponderMsg>(&text) {
+                    on_message(m);
+                }
+                true
+            }
+            Event::Binary(_) => true,
+            Event::Closed(_) => {
+                if !signed_in.get_untracked() {
+                    error.set(Some("That token was not accepted.".into()));
+                    signed_in.set(false);
+                    return false;
+                }
+                true
+            }
+        });
+        socket.set_value(Some(s));
+    };
+    if !token.get_untracked().is_empty() {
+        connect();
+    }
+    let send = Callback::new(move |cmd: ResponderCmd| {
+        let text = serde_json::to_string(&cmd).expect("serializes");
+        socket.with_value(|s| {
+            if let Some(s) = s {
+                s.send(&text);
+            }
+        });
+    });
+    let sign_in = move || view! { <SignIn token error on_submit=Callback::new(move |()| connect()) /> };
+    view! {
+        <main class="console-page">
+            <Show when=move || signed_in.get() fallback=sign_in>
+                <Board token me alerts flash error ended send />
+            </Show>
+        </main>
+    }
+}
+
+/// The responder's token, asked for once (kept in this browser).
+#[component]
+fn SignIn(token: RwSignal<String>, error: RwSignal<Option<String>>, on_submit: Callback<()>) -> impl IntoView {
+    view! {
+        <form class="signin" on:submit=move |e| { e.prevent_default(); on_submit.run(()); }>
+            <h1>"Responder console"</h1>
+            <label>"Responder token"
+                <input type="password" data-testid="token" prop:value=move || token.get()
+                    on:input=move |e| token.set(event_target_value(&e)) />
+            </label>
+            <button type="submit" data-testid="signin">"Sign in"</button>
+            {move || error.get().map(|e| view! { <p class="bad">{e}</p> })}
+        </form>
+    }
+}
+
+/// Every active alert on the map and in a list by urgency, the selected one's live detail,
+/// and the finished ones.
+#[component]
+fn Board(
+    token: RwSignal<String>,
+    me: RwSignal<String>,
+    alerts: RwSignal<Vec<AlertSummary>>,
+    flash: RwSignal<bool>,
+    error: RwSignal<Option<String>>,
+    ended: RwSignal<u32>,
+    send: Callback<ResponderCmd>,
+) -> impl IntoView {
+    let selected = RwSignal::new(None::<String>);
+    let config = LocalResource::new(|| api::get_json::<api::Config>("/v1/config"));
+    let tiles = Signal::derive(move || config.get().and_then(Result::ok).map(|c| c.tile_url).unwrap_or_default());
+    let sorted = Memo::new(move |_| {
+        let mut v = alerts.get();
+        // Unclaimed first, then the longest waiting.
+        v.sort_by_key(|a| (a.alert.claimed_by.is_some(), a.alert.started_ms));
+        v
+    });
+    let pins = Signal::derive(move || {
+        sorted
+            .get()
+            .iter()
+            .filter_map(|a| {
+                let f = a.last_fix.as_ref()?;
+                Some(Pin {
+                    id: a.alert.id.clone(),
+                    lat: f.lat,
+                    lon: f.lon,
+                    accuracy_m: f.accuracy_m,
+                    label: a.alert.user_name.clone(),
+                    urgent: a.alert.claimed_by.is_none(),
+                })
+            })
+            .collect()
+    });
+    view! {
+        <div class="console" class:flash=move || flash.get()>
+            <header>
+                <h1>"Active alerts " <span data-testid="count">{move || alerts.get().len()}</span></h1>
+                <span class="muted">{move || format!("signed in as {}", me.get())}</span>
+            </header>
+            {move || error.get().map(|e| view! { <p class="bad">{e}</p> })}
+            <div class="board">
+                <div>
+                    <Map trail=Signal::derive(Vec::new) pins=pins tiles=tiles follow=false />
+                    <ul class="alerts">
+                        <For
+                            each=move || sorted.get()
+                            key=|a| (a.alert.id.clone(), a.alert.claimed_by.clone(), a.phone.connected, a.notes.len())
+                            children=move |a| view! { <AlertRow alert=a selected send /> }
+                        />
+                    </ul>
+                    <Show when=move || alerts.get().is_empty()>
+                        <p class="muted">"No active alerts."</p>
+                    </Show>
+                </div>
+                <div class="detail">
+                    {move || selected.get().map(|id| view! {
+                        <button class="close" on:click=move |_| selected.set(None)>"Close"</button>
+                        <Watch token=token.get_untracked() alert=Some(id) />
+                    })}
+                </div>
+            </div>
+            <Finished token selected ended />
+        </div>
+    }
+}
