@@ -305,3 +305,53 @@ async fn stalled_watcher_is_cut_off(backend: Backend) {
     assert_watched_everything(&watching.await.unwrap(), &source);
 }
 both!(stalled_watcher, stalled_watcher_is_cut_off);
+
+/// The reference watcher (`alertme_client::Watcher`) follows an SOS through cut connections,
+/// resuming each time where it left off (no resync), sees every fix exactly once and stops
+/// when the alert ends.
+async fn client_watcher_resumes(backend: Backend) {
+    use alertme_client::{Seen, Watcher};
+    let env = Env::new(backend).await;
+    let token = env.user("Ana", "+4915112345678");
+    let server = TestApp::start(&env, &[]).await;
+    let phone = Phone::start(&server, &token, &["--gpx", &walk(), "--speed", "30", "--finish", "resolve"]);
+    let proxy = CutProxy::start().await;
+    proxy.set_target(&server.addr);
+    let mut watcher = Watcher::new(&format!("http://{}", proxy.addr), &phone.watch_token()).unwrap();
+    let (mut seqs, mut resumed, mut reconnects, mut resyncs, mut ended) = (Vec::new(), 0, 0, 0, false);
+    let cut_at = [Duration::from_secs(4), Duration::from_secs(9)];
+    let t0 = tokio::time::Instant::now();
+    let follow = async {
+        while let Some(seen) = watcher.next().await {
+            match seen {
+                Seen::Msg(WatchMsg::Snapshot { trail, resync, .. }) => {
+                    resyncs += usize::from(resync);
+                    seqs.extend(trail.iter().map(|f| f.seq));
+                }
+                Seen::Msg(WatchMsg::Resumed { .. }) => resumed += 1,
+                Seen::Msg(WatchMsg::Fix { fix, .. }) => seqs.push(fix.seq),
+                Seen::Msg(WatchMsg::Alert { alert, .. }) => ended |= alert.status != AlertStatus::Active,
+                Seen::Reconnecting { .. } => reconnects += 1,
+                _ => {}
+            }
+            if reconnects < cut_at.len() && t0.elapsed() > cut_at[reconnects] {
+                proxy.cut();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                proxy.heal();
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(90), follow).await.expect("the alert ends within 90 s");
+    assert!(ended, "the watcher saw the alert end");
+    assert_eq!(reconnects, 2, "both cuts were noticed");
+    assert_eq!((resumed, resyncs), (2, 0), "each reconnect resumed; none needed a fresh snapshot");
+    let stored = env.scalar("SELECT COUNT(*) FROM fixes").await as usize;
+    let mut unique = seqs.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), seqs.len(), "no fix seen twice");
+    assert_eq!(seqs.len(), stored, "every stored fix seen");
+    let (ok, _, err) = phone.wait(Duration::from_secs(30));
+    assert!(ok, "{err}");
+}
+both!(client_watcher, client_watcher_resumes);

@@ -1,15 +1,19 @@
 //! AlertMe's reference Rust client: a phone that streams an SOS by docs/protocol.md's rules
 //! (start and resume, keep everything until acked, newest fix first, backoff across failures,
 //! `stop` until `stopped`), and the tracks it replays. Used by the demo, `alertme-tools` and the
-//! tests.
+//! tests. Also a watcher that follows an alert as a contact's page does, resuming after drops,
+//! and the REST API as calls.
 #![warn(missing_docs)]
 
 pub mod api;
+mod backoff;
 pub mod phone;
 pub mod track;
+pub mod watch;
 
 pub use api::{Api, ApiError, ApiResult};
 pub use phone::{run, Finish, PhoneArgs};
+pub use watch::{Seen, Watcher};
 
 /// Milliseconds since the Unix epoch, this machine's clock.
 pub fn now_ms() -> i64 {

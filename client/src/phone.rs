@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::backoff::Backoff;
 use crate::track;
 use alertme_protocol::audio::encode_phone_chunk;
 use alertme_protocol::{Acks, Fix, PhoneMsg, PhoneServerMsg, StopReason, MAX_FIXES_PER_MESSAGE};
@@ -130,17 +131,7 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
 }
 
 fn ws_url(server: &str) -> anyhow::Result<String> {
-    let base = server.trim_end_matches('/');
-    let base = if let Some(r) = base.strip_prefix("http://") {
-        format!("ws://{r}")
-    } else if let Some(r) = base.strip_prefix("https://") {
-        format!("wss://{r}")
-    } else if base.starts_with("ws://") || base.starts_with("wss://") {
-        base.to_owned()
-    } else {
-        bail!("--server must be an http(s):// or ws(s):// URL");
-    };
-    Ok(format!("{base}/v1/phone"))
+    Ok(format!("{}/v1/phone", crate::backoff::ws_base(server)?))
 }
 
 /// Reads the recording as the chunks a recorder would emit.
@@ -202,51 +193,6 @@ struct Phone {
 /// A `stop` not answered with `stopped` within this long is sent again.
 const STOP_AGAIN: Duration = Duration::from_secs(3);
 
-/// Reconnect delays: growing across failures, with jitter, and back to the first only after a
-/// connection proved healthy (an ack moved, or it stayed up a while). Resetting on every
-/// successful connect made phones reconnect ~12 times a second against a server that accepts
-/// and then fails (storage down, 4503).
-struct Backoff {
-    next: Duration,
-    connected_at: Option<Instant>,
-    /// The current connection stored something (an ack moved): the server works.
-    acked: bool,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { next: Self::FIRST, connected_at: None, acked: false }
-    }
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(50);
-    const MAX: Duration = Duration::from_secs(5);
-    /// A connection up this long was healthy.
-    const HEALTHY: Duration = Duration::from_secs(10);
-
-    fn connected(&mut self) {
-        self.connected_at = Some(Instant::now());
-        self.acked = false;
-    }
-
-    fn healthy(&mut self) {
-        self.acked = true;
-    }
-
-    /// The connection (or an attempt) failed: when to try again.
-    fn lost(&mut self) -> Instant {
-        let lasted = self.connected_at.take().is_some_and(|t| t.elapsed() >= Self::HEALTHY);
-        if lasted || std::mem::take(&mut self.acked) {
-            self.next = Self::FIRST;
-        }
-        let full = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        // Half to all of the delay, so phones cut off together do not come back together.
-        Instant::now() + full / 2 + full.mul_f64(rand::random::<f64>() / 2.0)
-    }
-}
-
 impl Phone {
     async fn stream(&mut self, schedule: Vec<(Duration, Item)>, args: &PhoneArgs) -> anyhow::Result<()> {
         let start = Instant::now();
@@ -263,7 +209,7 @@ impl Phone {
         let mut ping = tokio::time::interval(Duration::from_secs(5));
         let mut last_recorded = Instant::now();
         loop {
-            if ws.is_none() && backoff.connected_at.is_some() {
+            if ws.is_none() && backoff.is_connected() {
                 retry_at = backoff.lost();
             }
             let done_recording = items.peek().is_none();

@@ -255,7 +255,9 @@ fn Signed(account: Account) -> impl IntoView {
             }
             let url = format!("/v1/alerts/{id}/cancel");
             let body = json!({"pin": p});
-            match api::send_json::<serde_json::Value>("POST", &url, Some(&token.get_value()), Some(&body)).await {
+            match api::send_json::<serde_json::Value>("POST", &url, Some(&token.get_value()), Some(&body))
+                .await
+            {
                 Ok(_) => {
                     pin.set(String::new());
                     hs.with_value(|h| h.send(Input::Hide));
@@ -276,7 +278,8 @@ fn Signed(account: Account) -> impl IntoView {
     });
     let sos_panel = move || {
         if let Some(n) = countdown.get() {
-            return view! { <Countdown n on_cancel=Callback::new(move |()| countdown.set(None)) /> }.into_any();
+            return view! { <Countdown n on_cancel=Callback::new(move |()| countdown.set(None)) /> }
+                .into_any();
         }
         if active.get() {
             return view! { <ActiveSos v pin end /> }.into_any();

@@ -6,9 +6,9 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::api::{self, ApiError, Config};
-use crate::watch::audio::Support;
 use crate::components::map::Map;
 use crate::components::timeline::Timeline;
+use crate::watch::audio::Support;
 use crate::watch::live::{self, Link, Live};
 
 /// Why the page cannot show an alert.

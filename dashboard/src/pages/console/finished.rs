@@ -8,7 +8,11 @@ use crate::components::timeline::clock;
 
 /// The last 50 finished alerts matching the search; selecting one opens its replay.
 #[component]
-pub fn Finished(token: RwSignal<String>, selected: RwSignal<Option<String>>, ended: RwSignal<u32>) -> impl IntoView {
+pub fn Finished(
+    token: RwSignal<String>,
+    selected: RwSignal<Option<String>>,
+    ended: RwSignal<u32>,
+) -> impl IntoView {
     let search = RwSignal::new(String::new());
     let load = Action::new_local(move |q: &String| {
         let url = format!(

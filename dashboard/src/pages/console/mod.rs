@@ -152,7 +152,11 @@ pub fn Console() -> impl IntoView {
 
 /// The responder's token, asked for once (kept in this browser).
 #[component]
-fn SignIn(token: RwSignal<String>, error: RwSignal<Option<String>>, on_submit: Callback<()>) -> impl IntoView {
+fn SignIn(
+    token: RwSignal<String>,
+    error: RwSignal<Option<String>>,
+    on_submit: Callback<()>,
+) -> impl IntoView {
     view! {
         <form class="signin" on:submit=move |e| { e.prevent_default(); on_submit.run(()); }>
             <h1>"Responder console"</h1>
@@ -180,7 +184,8 @@ fn Board(
 ) -> impl IntoView {
     let selected = RwSignal::new(None::<String>);
     let config = LocalResource::new(|| api::get_json::<api::Config>("/v1/config"));
-    let tiles = Signal::derive(move || config.get().and_then(Result::ok).map(|c| c.tile_url).unwrap_or_default());
+    let tiles =
+        Signal::derive(move || config.get().and_then(Result::ok).map(|c| c.tile_url).unwrap_or_default());
     let sorted = Memo::new(move |_| {
         let mut v = alerts.get();
         // Unclaimed first, then the longest waiting.

@@ -8,7 +8,11 @@ use crate::components::timeline::clock;
 
 /// A row of the active list; commands go out through `send`.
 #[component]
-pub fn AlertRow(alert: AlertSummary, selected: RwSignal<Option<String>>, send: Callback<ResponderCmd>) -> impl IntoView {
+pub fn AlertRow(
+    alert: AlertSummary,
+    selected: RwSignal<Option<String>>,
+    send: Callback<ResponderCmd>,
+) -> impl IntoView {
     let a = alert;
     let id = a.alert.id.clone();
     let (claim_id, resolve_id, open_id, note_id) = (id.clone(), id.clone(), id.clone(), id.clone());
