@@ -27,12 +27,18 @@ fn args(fake: &FakeTwilio, extra: &[&str]) -> Vec<String> {
     a
 }
 
-fn start_server(env: &Env, fake: &FakeTwilio, extra: &[&str]) -> Server {
+async fn start_server(env: &Env, fake: &FakeTwilio, extra: &[&str]) -> TestApp {
+    let a = args(fake, extra);
+    TestApp::start(env, &a.iter().map(String::as_str).collect::<Vec<_>>()).await
+}
+
+/// A server as a child process, for the test that kills it mid-send.
+fn start_process(env: &Env, fake: &FakeTwilio, extra: &[&str]) -> Server {
     let a = args(fake, extra);
     Server::start(env, "127.0.0.1:0", &a.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-async fn add_contacts(server: &Server, token: &str, people: &[(&str, &str)]) -> Vec<Contact> {
+async fn add_contacts(server: &impl Base, token: &str, people: &[(&str, &str)]) -> Vec<Contact> {
     let http = reqwest::Client::new();
     let mut out = Vec::new();
     for (name, phone) in people {
@@ -50,7 +56,7 @@ async fn add_contacts(server: &Server, token: &str, people: &[(&str, &str)]) -> 
 }
 
 /// Opens a phone socket and starts an alert; returns the socket, alert id and when start was sent.
-async fn sos(server: &Server, token: &str, client_id: &str) -> (Ws, String, i64) {
+async fn sos(server: &impl Base, token: &str, client_id: &str) -> (Ws, String, i64) {
     let mut ws = connect(&server.ws("/v1/phone"), Some(token), None).await.unwrap();
     let _welcome = next(&mut ws).await;
     let t0 = alertme_server::now_ms();
@@ -67,7 +73,7 @@ async fn sos(server: &Server, token: &str, client_id: &str) -> (Ws, String, i64)
     }
 }
 
-async fn deliveries(server: &Server, token: &str, alert: &str) -> Vec<Delivery> {
+async fn deliveries(server: &impl Base, token: &str, alert: &str) -> Vec<Delivery> {
     server.get_json(&format!("/v1/alerts/{alert}/deliveries"), token).await
 }
 
@@ -81,7 +87,7 @@ async fn sos_texts_each_contact_once(backend: Backend) {
     let env = Env::new(backend).await;
     let fake = FakeTwilio::start(&[]);
     let token = env.user("Ana", ANA);
-    let server = start_server(&env, &fake, &[]);
+    let server = start_server(&env, &fake, &[]).await;
     let contacts = add_contacts(&server, &token, &CONTACTS).await;
     // Each new contact is told, once, and how to opt out.
     let added = eventually(Duration::from_secs(10), "contact-added texts", || async {
@@ -208,7 +214,7 @@ async fn provider_failures(backend: Backend) {
     let env = Env::new(backend).await;
     let fake = FakeTwilio::start(&["--hold-ms", "3000"]);
     let token = env.user("Ana", ANA);
-    let server = start_server(&env, &fake, &[]);
+    let server = start_server(&env, &fake, &[]).await;
     add_contacts(&server, &token, &CONTACTS).await;
     eventually(Duration::from_secs(10), "contact-added texts", || async {
         (fake.messages().await.len() == 3).then_some(())
@@ -240,7 +246,7 @@ async fn restart_sends_once(backend: Backend) {
     let env = Env::new(backend).await;
     let fake = FakeTwilio::start(&["--hold-ms", "20000"]);
     let token = env.user("Ana", ANA);
-    let mut server = start_server(&env, &fake, &["--sms-timeout-ms", "15000"]);
+    let mut server = start_process(&env, &fake, &["--sms-timeout-ms", "15000"]);
     let addr = server.addr.clone();
     add_contacts(&server, &token, &CONTACTS).await;
     eventually(Duration::from_secs(10), "contact-added texts", || async {
@@ -288,7 +294,7 @@ async fn callbacks_and_stop(backend: Backend) {
     let env = Env::new(backend).await;
     let fake = FakeTwilio::start(&[]);
     let token = env.user("Ana", ANA);
-    let server = start_server(&env, &fake, &["--sms-status-poll-secs", "1"]);
+    let server = start_server(&env, &fake, &["--sms-status-poll-secs", "1"]).await;
     add_contacts(&server, &token, &CONTACTS[..2]).await;
     let (mut phone, alert, _) = sos(&server, &token, "sos-1").await;
     let texts = eventually(Duration::from_secs(10), "alert texts", || async {
@@ -370,12 +376,12 @@ async fn callbacks_and_stop(backend: Backend) {
 }
 both!(callbacks, callbacks_and_stop);
 
-async fn request_code(http: &reqwest::Client, server: &Server, phone: &str) -> (u16, String) {
+async fn request_code(http: &reqwest::Client, server: &impl Base, phone: &str) -> (u16, String) {
     let r = http.post(server.http("/v1/auth/code")).json(&json!({ "phone": phone })).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn verify(http: &reqwest::Client, server: &Server, phone: &str, code: &str) -> reqwest::Response {
+async fn verify(http: &reqwest::Client, server: &impl Base, phone: &str, code: &str) -> reqwest::Response {
     http.post(server.http("/v1/auth/verify"))
         .json(&json!({ "phone": phone, "code": code, "name": "Eve", "device_label": "test phone" }))
         .send()
@@ -403,7 +409,7 @@ async fn registration(backend: Backend) {
     let env = Env::new(backend).await;
     let fake = FakeTwilio::start(&[]);
     env.user("Ana", ANA);
-    let server = start_server(&env, &fake, &["--code-ttl-secs", "2", "--reg-per-number", "3"]);
+    let server = start_server(&env, &fake, &["--code-ttl-secs", "2", "--reg-per-number", "3"]).await;
     let http = reqwest::Client::new();
     let eve = "+4917612345678";
 
@@ -493,7 +499,7 @@ async fn pumping(backend: Backend) {
     let env = Env::new(backend).await;
     let fake = FakeTwilio::start(&[]);
     let token = env.user("Ana", ANA);
-    let server = start_server(&env, &fake, &[]);
+    let server = start_server(&env, &fake, &[]).await;
     let started = Instant::now();
     let mut accepted = 0;
     for ip in 0..100u8 {
@@ -527,7 +533,7 @@ async fn contacts_crud(backend: Backend) {
     let env = Env::new(backend).await;
     let fake = FakeTwilio::start(&[]);
     let token = env.user("Ana", ANA);
-    let server = start_server(&env, &fake, &[]);
+    let server = start_server(&env, &fake, &[]).await;
     let http = reqwest::Client::new();
     let post = |name: &str, phone: &str| {
         http.post(server.http("/v1/contacts"))
@@ -623,7 +629,7 @@ async fn withdraw_access(backend: Backend) {
     let env = Env::new(backend).await;
     let fake = FakeTwilio::start(&[]);
     let token = env.user("Ana", ANA);
-    let server = start_server(&env, &fake, &["--link-ttl-secs", "3"]);
+    let server = start_server(&env, &fake, &["--link-ttl-secs", "3"]).await;
     let http = reqwest::Client::new();
     let contacts = add_contacts(&server, &token, &CONTACTS).await;
     let (phone, alert, _) = sos(&server, &token, "sos-1").await;
@@ -731,7 +737,8 @@ async fn pumping_guards(backend: Backend) {
             "--reg-per-number",
             "50",
         ],
-    );
+    )
+    .await;
     let http = reqwest::Client::new();
     let add = |name: String, phone: String| {
         let (http, url, token) = (http.clone(), server.http("/v1/contacts"), token.clone());
@@ -839,7 +846,7 @@ async fn pumping_guards(backend: Backend) {
     drop(server);
 
     // Without a trusted proxy the header is ignored: every request is the socket's peer.
-    let server = start_server(&env, &fake, &["--reg-per-ip", "2"]);
+    let server = start_server(&env, &fake, &["--reg-per-ip", "2"]).await;
     let mut statuses = Vec::new();
     for (i, client) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"].into_iter().enumerate() {
         let r = http
