@@ -1,6 +1,7 @@
 //! PINs: the person's own, which ends an alert or a check-in, and the duress PIN, which seems to.
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use subtle::ConstantTimeEq;
 
 use crate::domain::accounts::Device;
 use crate::domain::Core;
@@ -58,11 +59,13 @@ pub async fn check_pin(state: &Core, user_id: &str, pin: &str) -> Result<PinKind
         .await?
         .ok_or_else(|| Error::Conflict("set a PIN first (PUT /v1/pin)".into()))?;
     let h = pin_hash(&state.secret, user_id, pin.trim());
-    if h == row.pin_hash {
-        Ok(PinKind::Normal)
-    } else if row.duress_pin_hash.as_deref() == Some(h.as_str()) {
-        Ok(PinKind::Duress)
-    } else {
-        Err(Error::Forbidden)
+    // Both compared, in constant time: neither the timing nor the order betrays which PIN
+    // (or how much of one) was right.
+    let normal = bool::from(h.as_bytes().ct_eq(row.pin_hash.as_bytes()));
+    let duress = row.duress_pin_hash.as_deref().is_some_and(|d| bool::from(h.as_bytes().ct_eq(d.as_bytes())));
+    match (normal, duress) {
+        (true, _) => Ok(PinKind::Normal),
+        (false, true) => Ok(PinKind::Duress),
+        (false, false) => Err(Error::Forbidden),
     }
 }
