@@ -1,6 +1,5 @@
 //! `GET /v1/phone`: the phone's socket. Start or resume an SOS, stream fixes and audio, get acks.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,8 +10,7 @@ use alertme_protocol::{
     MAX_FIXES_PER_MESSAGE, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -39,23 +37,17 @@ pub fn router() -> Router<AppState> {
 
 async fn upgrade(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    pro: socket::Prologue,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
-    socket::check_origin(&state, &headers)?;
-    // Listen for revocations before checking the token, so none can slip in between.
-    let revocations = state.hub.revocations();
-    let device = accounts::device(&state.db, &socket::token(&headers, &query)?).await?;
+    let device = accounts::device(&state.db, &pro.token).await?;
     let active = alerts::active_of_user(&state.db, &device.user_id).await?;
-    let tracker = state.sockets.clone();
-    Ok(socket::configure(ws, socket::PHONE_READ_BUFFER, 0).on_upgrade(move |socket| {
-        tracker.track_future(async move {
-            let (conn, notices) = Conn::new(state, device);
-            // Every log line of this socket names it (never its token).
-            let span = tracing::info_span!("phone", conn = conn.id, device = %conn.device.id);
-            tracing::Instrument::instrument(conn.serve(socket, notices, revocations, active), span).await
-        })
+    let (conn, notices) = Conn::new(state.clone(), device);
+    // Every log line of this socket names it (never its token).
+    let span = tracing::info_span!("phone", conn = conn.id, device = %conn.device.id);
+    let revocations = pro.revocations;
+    Ok(socket::accept(&state, ws, socket::Peer::Phone, span, move |socket| {
+        conn.serve(socket, notices, revocations, active)
     }))
 }
 

@@ -27,23 +27,15 @@ pub fn router() -> Router<AppState> {
 
 async fn upgrade(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    pro: socket::Prologue,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
-    socket::check_origin(&state, &headers)?;
-    let revocations = state.hub.revocations();
-    let responder = accounts::responder(&state.db, &socket::token(&headers, &query)?).await?;
-    let tracker = state.sockets.clone();
-    Ok(socket::configure(ws, socket::VIEWER_READ_BUFFER, socket::VIEWER_WRITE_BATCH).on_upgrade(
-        move |socket| {
-            let span = tracing::info_span!("responder", responder = %responder.id);
-            tracker.track_future(tracing::Instrument::instrument(
-                run(state, responder, revocations, socket),
-                span,
-            ))
-        },
-    ))
+    let responder = accounts::responder(&state.db, &pro.token).await?;
+    let span = tracing::info_span!("responder", responder = %responder.id);
+    let (st, revocations) = (state.clone(), pro.revocations);
+    Ok(socket::accept(&state, ws, socket::Peer::Viewer, span, move |socket| {
+        run(st, responder, revocations, socket)
+    }))
 }
 
 /// `GET /v1/alerts?status=active|ended&q=NAME&limit=N`: the console's alert history.

@@ -4,7 +4,13 @@ use std::collections::HashMap;
 
 use alertme_protocol::MAX_MESSAGE_BYTES;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use tokio::sync::broadcast;
+
+use crate::live::Revoked;
 
 use crate::error::{Error, Result};
 use crate::web::state::AppState;
@@ -38,22 +44,78 @@ pub mod close {
 }
 
 /// Read buffer of phone sockets: they send audio chunks of a few KiB.
-pub const PHONE_READ_BUFFER: usize = 4 * 1024;
+const PHONE_READ_BUFFER: usize = 4 * 1024;
 /// Read buffer of watcher and console sockets: they only send pongs and short commands, and
 /// there can be thousands of them idle.
-pub const VIEWER_READ_BUFFER: usize = 512;
+const VIEWER_READ_BUFFER: usize = 512;
 
 /// Frames queued for one viewer are written with one system call up to this many bytes: a
 /// watcher behind by a few events gets them in one `send`, not one each (a flush still follows
 /// every batch, so nothing waits for the buffer to fill).
-pub const VIEWER_WRITE_BATCH: usize = 16 * 1024;
+const VIEWER_WRITE_BATCH: usize = 16 * 1024;
+
+/// The start every socket shares: the Origin checked, the revocation feed subscribed to
+/// *before* any credential is checked (so no revocation slips in between), the token taken
+/// from the header or the query.
+pub struct Prologue {
+    /// The bearer token.
+    pub token: String,
+    /// The query parameters (`alert`, `epoch`, `ev`, …).
+    pub query: HashMap<String, String>,
+    /// Revocations from now on.
+    pub revocations: broadcast::Receiver<Revoked>,
+}
+
+impl FromRequestParts<AppState> for Prologue {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        check_origin(state, &parts.headers)?;
+        let revocations = state.hub.revocations();
+        let Query(query) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Error::BadRequest(e.body_text()))?;
+        let token = token(&parts.headers, &query)?;
+        Ok(Self { token, query, revocations })
+    }
+}
+
+/// Which peer a socket serves: its buffers differ.
+#[derive(Debug, Clone, Copy)]
+pub enum Peer {
+    /// A phone streaming audio.
+    Phone,
+    /// A watcher or a responder's console.
+    Viewer,
+}
+
+/// Upgrades to a socket whose task runs under `span` (its log lines name it) and is tracked,
+/// so that a stopping server waits for it to close.
+pub fn accept<F>(
+    state: &AppState,
+    ws: WebSocketUpgrade,
+    peer: Peer,
+    span: tracing::Span,
+    run: impl FnOnce(WebSocket) -> F + Send + 'static,
+) -> Response
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let tracker = state.sockets.clone();
+    let (read, batch) = match peer {
+        Peer::Phone => (PHONE_READ_BUFFER, 0),
+        Peer::Viewer => (VIEWER_READ_BUFFER, VIEWER_WRITE_BATCH),
+    };
+    configure(ws, read, batch)
+        .on_upgrade(move |socket| tracker.track_future(tracing::Instrument::instrument(run(socket), span)))
+}
 
 /// tungstenite's default read buffer is 128 KiB per socket, which costs ~144 KB per idle
 /// connection (measured); ours is sized per kind of peer. Writes are bounded so a stuck peer
 /// cannot make us buffer without limit: sends beyond it fail and the socket is closed.
 /// `write_batch` is how many bytes of frames may gather before they are written (0: every
 /// frame at once).
-pub fn configure(ws: WebSocketUpgrade, read_buffer: usize, write_batch: usize) -> WebSocketUpgrade {
+fn configure(ws: WebSocketUpgrade, read_buffer: usize, write_batch: usize) -> WebSocketUpgrade {
     ws.read_buffer_size(read_buffer)
         .write_buffer_size(write_batch)
         .max_write_buffer_size(1024 * 1024)

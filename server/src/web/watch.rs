@@ -37,28 +37,22 @@ pub fn router() -> Router<AppState> {
 
 async fn upgrade(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    pro: socket::Prologue,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
-    socket::check_origin(&state, &headers)?;
-    // Listen for revocations before checking the token, so none can slip in between.
-    let revocations = state.hub.revocations();
-    let (row, viewer) = watched_alert(&state, &headers, &query).await?;
+    let query = &pro.query;
+    let (row, viewer) = watched_alert(&state, &pro.token, query).await?;
     let session = alerts::session_for(&state, &row).await?;
     let resume = match (query.get("epoch"), query.get("ev").map(|e| e.parse::<u64>())) {
         (Some(epoch), Some(Ok(ev))) => Some((epoch.clone(), ev)),
         (None, None) => None,
         _ => return Err(Error::BadRequest("resume needs both epoch and a numeric ev".into())),
     };
-    let tracker = state.sockets.clone();
-    Ok(socket::configure(ws, socket::VIEWER_READ_BUFFER, socket::VIEWER_WRITE_BATCH).on_upgrade(
-        move |socket| {
-            let span = tracing::info_span!("watch", alert = %session.alert_id);
-            let run = run(state, session, resume, viewer, revocations, socket);
-            tracker.track_future(tracing::Instrument::instrument(run, span))
-        },
-    ))
+    let span = tracing::info_span!("watch", alert = %session.alert_id);
+    let (st, revocations) = (state.clone(), pro.revocations);
+    Ok(socket::accept(&state, ws, socket::Peer::Viewer, span, move |socket| {
+        run(st, session, resume, viewer, revocations, socket)
+    }))
 }
 
 /// The alert a watch request may see: a watch token's own alert (while the link is neither
@@ -67,12 +61,11 @@ async fn upgrade(
 /// watches for revocation.
 async fn watched_alert(
     state: &AppState,
-    headers: &HeaderMap,
+    raw: &str,
     query: &HashMap<String, String>,
 ) -> Result<(alerts::Alert, Revoked)> {
-    let raw = socket::token(headers, query)?;
     if raw.starts_with(accounts::RESPONDER_PREFIX) {
-        let responder = accounts::responder(&state.db, &raw).await?;
+        let responder = accounts::responder(&state.db, raw).await?;
         let alert_id = query
             .get("alert")
             .cloned()
@@ -80,7 +73,7 @@ async fn watched_alert(
         let row = alerts::find(&state.db, &alert_id).await?.ok_or(Error::NotFound)?;
         return Ok((row, Revoked::Responder(responder.id)));
     }
-    let (token, row) = watch_link(state, &raw).await?;
+    let (token, row) = watch_link(state, raw).await?;
     if token.first_opened_at.is_none() {
         crate::domain::links::mark_opened(state, &token).await?;
     }
@@ -94,7 +87,7 @@ async fn alert_of_link(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<alertme_protocol::AlertInfo>> {
-    let (row, _) = watched_alert(&state, &headers, &query).await?;
+    let (row, _) = watched_alert(&state, &socket::token(&headers, &query)?, &query).await?;
     Ok(axum::Json(alerts::session_for(&state, &row).await?.info()))
 }
 
