@@ -79,10 +79,7 @@ pub async fn serve_with(
     tasks.spawn("timers", domain::timers::run(state.core.clone(), state.timers_wake.clone()));
     tasks.spawn(
         "silence texts",
-        domain::alerts::watch_silence(
-            state.core.clone(),
-            Duration::from_millis(cfg.phone_silent_text_ms.max(100)),
-        ),
+        domain::silence::watch(state.core.clone(), Duration::from_millis(cfg.phone_silent_text_ms.max(100))),
     );
     {
         let store = state.store.clone();

@@ -9,7 +9,7 @@ const USAGE: &str = "usage: cargo xtask build [--dev] | run [-- SERVE ARGS] | te
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_owned();
+    let root = workspace_root()?;
     match args.first().map(String::as_str) {
         Some("build") => build(&root, !args.iter().any(|a| a == "--dev")),
         Some("run") => {
@@ -56,6 +56,21 @@ fn main() -> anyhow::Result<()> {
         }
         _ => bail!("{USAGE}"),
     }
+}
+
+/// The workspace the command was run in, asked of cargo at run time. Not the directory this
+/// binary was compiled in: with a shared `CARGO_TARGET_DIR`, a checkout can reuse an `xtask`
+/// built from another checkout, which would then build and test that other tree.
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    let out = Command::new(cargo())
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .output()
+        .context("running cargo locate-project")?;
+    if !out.status.success() {
+        bail!("cargo locate-project: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let manifest = PathBuf::from(String::from_utf8(out.stdout).context("workspace path")?.trim());
+    Ok(manifest.parent().context("workspace root")?.to_owned())
 }
 
 fn cargo() -> String {

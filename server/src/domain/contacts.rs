@@ -121,11 +121,7 @@ pub async fn add(
         return Err(Error::RateLimited);
     }
     if queued {
-        let body = format!(
-            "{} added you as an emergency contact on AlertMe. If they ever need help, you will get a text \
-             with a link to see where they are. Reply STOP to opt out.",
-            user.name
-        );
+        let body = crate::domain::notify::contact_added_text(&user.name);
         let text = NewText {
             kind: kind::CONTACT_ADDED,
             contact_id: Some(&row.id),

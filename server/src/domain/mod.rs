@@ -11,6 +11,7 @@ pub mod pins;
 pub mod positions;
 pub mod recordings;
 pub mod registration;
+pub mod silence;
 pub mod timers;
 
 use std::sync::Arc;

@@ -1,8 +1,10 @@
-//! What an alert's start and end tell the person's emergency contacts.
+//! Which texts go out, to whom, and their wording: alerts to contacts, follow-ups, codes, notices.
 //!
-//! Both run inside the transaction that starts or ends the alert: the texts (outbox rows) and
-//! each contact's own watch token commit atomically with the alert itself, so none is lost and
-//! none is sent for an alert that does not exist. The outbox sender does the sending.
+//! An alert's texts are queued inside the transaction that starts or ends it: the texts (outbox
+//! rows) and each contact's own watch token commit atomically with the alert itself, so none is
+//! lost and none is sent for an alert that does not exist. The SMS engine does the sending; the
+//! texts that carry a link are worded at send time ([`SendTime`]), so the database never holds
+//! a usable link.
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -19,6 +21,19 @@ use crate::live::Hub;
 use crate::storage::entity::{alerts, contacts, fixes, sms_outbox, users, watch_tokens};
 use crate::storage::outbox::{self, contact_label, kind, NewText, Row};
 use crate::storage::Db;
+
+/// The sign-in code text.
+pub fn code_text(code: &str, minutes: u64) -> String {
+    format!("Your AlertMe code is {code}. It expires in {minutes} minutes. Never share it.")
+}
+
+/// The text that tells a new emergency contact who added them, and how to opt out.
+pub fn contact_added_text(name: &str) -> String {
+    format!(
+        "{name} added you as an emergency contact on AlertMe. If they ever need help, you will get a text \
+         with a link to see where they are. Reply STOP to opt out."
+    )
+}
 
 /// How many more alert texts this person may send this hour (`budget` per hour). Past it,
 /// alert texts are recorded as `limited` and never sent: an account used to start and cancel

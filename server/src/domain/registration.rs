@@ -43,7 +43,7 @@ pub async fn request_code(state: &Core, ip: IpAddr, phone: &str) -> Result<()> {
     .insert(&txn)
     .await?;
     let minutes = state.settings.code_ttl.as_secs().div_ceil(60);
-    let body = format!("Your AlertMe code is {code}. It expires in {minutes} minutes. Never share it.");
+    let body = crate::domain::notify::code_text(&code, minutes);
     outbox::enqueue(&txn, NewText { kind: kind::CODE, to: &phone, body: Some(body), ..Default::default() })
         .await?;
     txn.commit().await?;
