@@ -45,7 +45,12 @@ async fn add_contacts(server: &impl Base, token: &str, people: &[(&str, &str)]) 
         let r = http
             .post(server.http("/v1/contacts"))
             .bearer_auth(token)
-            .json(&ContactInput { name: name.to_string(), phone: phone.to_string(), position: None })
+            .json(&ContactInput {
+                name: name.to_string(),
+                phone: phone.to_string(),
+                position: None,
+                language: None,
+            })
             .send()
             .await
             .unwrap();
@@ -131,7 +136,7 @@ async fn sos_texts_each_contact_once(backend: Backend) {
         assert_eq!(m["from"], TWILIO_FROM);
         assert_eq!(m["status_callback"], server.http("/v1/sms/status"));
         let body = m["body"].as_str().unwrap();
-        let prefix = format!("Ana needs help — watch live: {}/w/amw_", server.http(""));
+        let prefix = format!("Ana needs help. Watch live: {}/w/amw_", server.http(""));
         assert!(body.starts_with(&prefix), "{body}");
         let latency = m["received_ms"].as_i64().unwrap() - t0;
         println!("SOS start → provider request for {name}: {latency} ms");
@@ -746,7 +751,7 @@ async fn pumping_guards(backend: Backend) {
             let r = http
                 .post(url)
                 .bearer_auth(token)
-                .json(&ContactInput { name, phone, position: None })
+                .json(&ContactInput { name, phone, position: None, language: None })
                 .send()
                 .await
                 .unwrap();
@@ -861,3 +866,65 @@ async fn pumping_guards(backend: Backend) {
     assert_eq!(statuses, vec![202, 202, 429]);
 }
 both!(pumping_through_the_api, pumping_guards);
+
+/// Each contact is texted in their own language (Russian here, English for the one who chose
+/// none), and the all-clear says who resolved the SOS, never "false alarm".
+async fn texts_in_each_contacts_language(backend: Backend) {
+    let env = Env::new(backend).await;
+    let fake = FakeTwilio::start(&[]);
+    let token = env.user("Ana", ANA);
+    let rita = env.responder("Rita");
+    let server = start_server(&env, &fake, &[]).await;
+    let api = alertme_client::Api::new(&server.http("")).with_token(&token);
+    let contact = |name: &str, phone: &str, language: Option<&str>| ContactInput {
+        name: name.into(),
+        phone: phone.into(),
+        position: None,
+        language: language.map(str::to_owned),
+    };
+    let refused = api.add_contact(&contact("Eve", "+4915233333333", Some("klingon"))).await.unwrap_err();
+    assert_eq!((refused.status, refused.body.detail.as_str()), (400, "language must be one of en, ru"));
+    let ben = api.add_contact(&contact("Ben", CONTACTS[0].1, Some("ru-RU"))).await.unwrap();
+    assert_eq!(ben.language.as_deref(), Some("ru"));
+    api.add_contact(&contact("Cleo", CONTACTS[1].1, None)).await.unwrap();
+    let to = |m: &Value, phone: &str| m["to"] == phone;
+    let added = eventually(Duration::from_secs(10), "contact-added texts", || async {
+        let m = fake.messages().await;
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    let ben_added = added.iter().find(|m| to(m, CONTACTS[0].1)).unwrap()["body"].as_str().unwrap().to_owned();
+    assert!(ben_added.starts_with("Ana указывает вас экстренным контактом"), "{ben_added}");
+
+    let (_phone, alert, _) = sos(&server, &token, "sos-ru").await;
+    let texts = eventually(Duration::from_secs(10), "alert texts", || async {
+        let m = fake.messages().await;
+        (m.len() == 4).then_some(m)
+    })
+    .await;
+    let body = |phone: &str| {
+        texts.iter().filter(|m| to(m, phone)).map(|m| m["body"].as_str().unwrap().to_owned()).last().unwrap()
+    };
+    assert!(
+        body(CONTACTS[0].1).starts_with("SOS: Ana просит помощи. Смотреть онлайн: "),
+        "{}",
+        body(CONTACTS[0].1)
+    );
+    assert!(body(CONTACTS[1].1).starts_with("Ana needs help. Watch live: "), "{}", body(CONTACTS[1].1));
+
+    let mut console = connect(&server.ws(&format!("/v1/responder?token={rita}")), None, None).await.unwrap();
+    let _overview = next(&mut console).await;
+    send_json(&mut console, &alertme_protocol::ResponderCmd::Resolve { alert_id: alert.clone() }).await;
+    let clear = eventually(Duration::from_secs(10), "all-clear texts", || async {
+        let m = fake.messages().await;
+        (m.len() == 6).then_some(m)
+    })
+    .await;
+    let last = |phone: &str| {
+        clear.iter().filter(|m| to(m, phone)).map(|m| m["body"].as_str().unwrap().to_owned()).last().unwrap()
+    };
+    assert_eq!(last(CONTACTS[0].1), "Отбой: SOS (Ana) закрыт, ответственный: Rita.");
+    assert_eq!(last(CONTACTS[1].1), "All clear: Rita (responder) resolved Ana's SOS.");
+    assert!(clear.iter().all(|m| !m["body"].as_str().unwrap().contains("false alarm")));
+}
+both!(texts_in_languages, texts_in_each_contacts_language);

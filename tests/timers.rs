@@ -22,7 +22,12 @@ impl Person {
         let token = env.user("Ana", ANA);
         let api = alertme_client::Api::new(&server.http("")).with_token(&token);
         api.set_pin("1234", Some("9999")).await.unwrap();
-        let ben = ContactInput { name: "Ben".into(), phone: "+4915211111111".into(), position: None };
+        let ben = ContactInput {
+            name: "Ben".into(),
+            phone: "+4915211111111".into(),
+            position: None,
+            language: None,
+        };
         api.add_contact(&ben).await.unwrap();
         Self { token, api }
     }
@@ -220,7 +225,7 @@ async fn duress(backend: Backend) {
         let list: Vec<serde_json::Value> =
             reqwest::get(server.http("/v1/dev/sms")).await.unwrap().json().await.unwrap();
         let alert: Vec<serde_json::Value> =
-            list.into_iter().filter(|m| m["body"].as_str().unwrap().contains("watch live")).collect();
+            list.into_iter().filter(|m| m["body"].as_str().unwrap().contains("Watch live")).collect();
         (!alert.is_empty()).then_some(alert)
     })
     .await;
@@ -262,7 +267,7 @@ async fn silent_phone(backend: Backend) {
         let list: Vec<serde_json::Value> =
             reqwest::get(server.http("/v1/dev/sms")).await.unwrap().json().await.unwrap();
         let t: Vec<serde_json::Value> =
-            list.into_iter().filter(|m| m["body"].as_str().unwrap().contains("gone silent")).collect();
+            list.into_iter().filter(|m| m["body"].as_str().unwrap().contains("went silent")).collect();
         (!t.is_empty()).then_some(t)
     })
     .await;

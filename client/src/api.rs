@@ -89,7 +89,7 @@ impl Api {
 
     /// `POST /v1/auth/code`: texts a sign-in code to `phone`.
     pub async fn request_code(&self, phone: &str) -> ApiResult<StatusBody> {
-        let body = CodeRequest { phone: phone.to_owned() };
+        let body = CodeRequest { phone: phone.to_owned(), language: None };
         Self::json(self.req(reqwest::Method::POST, "/v1/auth/code").json(&body)).await
     }
 

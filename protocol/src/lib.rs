@@ -486,6 +486,9 @@ pub struct Delivery {
 pub struct CodeRequest {
     /// Phone number in international form.
     pub phone: String,
+    /// Language of the code text (`en`, `ru`); default `en`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// `POST /v1/auth/verify`: exchange a code for a device token.
@@ -501,6 +504,10 @@ pub struct VerifyRequest {
     /// Label of this device, e.g. "Pixel 8".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_label: Option<String>,
+    /// The person's language (`en`, `ru`; e.g. the phone's), for their contacts' texts; used
+    /// when the number registers for the first time. Default `en`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// Answer to a successful verification.
@@ -540,6 +547,9 @@ pub struct ContactInput {
     /// Order in which contacts are listed (and texted); default: last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<i32>,
+    /// Language of their texts (`en`, `ru`); default: the person's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// An emergency contact.
@@ -555,6 +565,9 @@ pub struct Contact {
     pub position: i32,
     /// True when the contact replied STOP: they get no texts.
     pub opted_out: bool,
+    /// Language of their texts, when not the person's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// Commands a responder sends on `/v1/responder`.

@@ -17,7 +17,7 @@ pub async fn start(
     addr: SocketAddr,
     static_dir: PathBuf,
 ) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    let user = accounts::user_for_phone(&state.db, "Demo person", DEMO_PHONE).await?;
+    let user = accounts::user_for_phone(&state.db, "Demo person", DEMO_PHONE, None).await?;
     let (_, device_token) = accounts::add_device(&state.db, &user.id, "demo phone").await?;
     let (_, responder_token) = accounts::add_responder(&state.db, "Demo responder").await?;
     println!("demo: a simulated phone streams a 10-minute walk with live audio, in a loop");

@@ -23,7 +23,7 @@ fn plain(e: Error) -> anyhow::Error {
 pub async fn user_add(name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()> {
     let phone = &crate::e164::normalize(phone)?;
     let conn = connect(db).await?;
-    let user = accounts::user_for_phone(&conn, name, phone).await.map_err(plain)?;
+    let user = accounts::user_for_phone(&conn, name, phone, None).await.map_err(plain)?;
     let (_, token) = accounts::add_device(&conn, &user.id, "cli").await.map_err(plain)?;
     eprintln!("user {} ({}) — device token (shown once, keep it secret):", user.name, user.id);
     println!("{token}");
@@ -43,8 +43,12 @@ async fn user_by_phone(conn: &Db, phone: &str) -> anyhow::Result<accounts::User>
 pub async fn contact_add(user: &str, name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()> {
     let conn = connect(db).await?;
     let u = user_by_phone(&conn, user).await?;
-    let input =
-        alertme_protocol::ContactInput { name: name.to_owned(), phone: phone.to_owned(), position: None };
+    let input = alertme_protocol::ContactInput {
+        name: name.to_owned(),
+        phone: phone.to_owned(),
+        position: None,
+        language: None,
+    };
     let (c, queued) =
         contacts::add(&conn, &u.id, input, &crate::e164::Countries::default()).await.map_err(plain)?;
     println!("{}\t{}\t{}", c.id, c.name, c.phone);

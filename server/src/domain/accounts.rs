@@ -199,7 +199,12 @@ pub async fn user_by_phone<C: sea_orm::ConnectionTrait>(db: &C, phone: &str) -> 
 
 /// The person with this phone number, created with `name` if new. Users, devices and
 /// responders are built here only, whoever asks (sign-in, the CLI, the demo).
-pub async fn user_for_phone<C: sea_orm::ConnectionTrait>(db: &C, name: &str, phone: &str) -> Result<User> {
+pub async fn user_for_phone<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    name: &str,
+    phone: &str,
+    language: Option<&str>,
+) -> Result<User> {
     use sea_orm::{ActiveModelTrait, ActiveValue::Set};
     if let Some(u) = user_by_phone(db, phone).await? {
         return Ok(u);
@@ -208,11 +213,13 @@ pub async fn user_for_phone<C: sea_orm::ConnectionTrait>(db: &C, name: &str, pho
     if name.is_empty() || name.chars().count() > 100 {
         return Err(Error::BadRequest("name must be 1-100 characters".into()));
     }
+    let language = crate::domain::wording::checked(language)?.unwrap_or(crate::domain::wording::LANGUAGES[0]);
     Ok(crate::storage::entity::users::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         name: Set(name.to_owned()),
         phone: Set(phone.to_owned()),
         created_at: Set(crate::now_ms()),
+        language: Set(language.to_owned()),
     }
     .insert(db)
     .await?)
@@ -275,6 +282,7 @@ pub async fn add_many(db: &DatabaseConnection, count: usize) -> Result<Vec<Strin
                 name: Set(format!("Bench {i}")),
                 phone: Set(format!("+49100{i:08}")),
                 created_at: Set(now),
+                language: Set("en".into()),
             });
             let token = new_token(DEVICE_PREFIX);
             ds.push(devices::ActiveModel {

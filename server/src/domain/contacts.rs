@@ -23,6 +23,7 @@ fn wire(c: contacts::Model) -> Contact {
         phone: c.phone,
         position: c.position,
         opted_out: c.opted_out_at.is_some(),
+        language: c.language,
     }
 }
 
@@ -64,6 +65,7 @@ pub async fn add(
 ) -> Result<(Contact, bool)> {
     let name = check_name(&input.name)?;
     let phone = countries.textable(&input.phone)?;
+    let language = crate::domain::wording::checked(input.language.as_deref())?;
     let txn = crate::storage::write_txn(db).await?;
     // Locked (PostgreSQL; SQLite's write transaction is exclusive anyway), so that parallel adds
     // of one person count the texts below one after another.
@@ -103,6 +105,7 @@ pub async fn add(
         position: Set(input.position.unwrap_or(count as i32)),
         opted_out_at: Set(opted_out),
         created_at: Set(now),
+        language: Set(language.map(str::to_owned)),
     }
     .insert(&txn)
     .await?;
@@ -121,7 +124,7 @@ pub async fn add(
         return Err(Error::RateLimited);
     }
     if queued {
-        let body = crate::domain::notify::contact_added_text(&user.name);
+        let body = crate::domain::notify::contact_added_text(language.unwrap_or(&user.language), &user.name);
         let text = NewText {
             kind: kind::CONTACT_ADDED,
             contact_id: Some(&row.id),
@@ -146,6 +149,7 @@ pub async fn update(
 ) -> Result<Contact> {
     let name = check_name(&input.name)?;
     let phone = countries.textable(&input.phone)?;
+    let language = crate::domain::wording::checked(input.language.as_deref())?;
     let row = contacts::Entity::find_by_id(id.to_owned())
         .filter(contacts::Column::UserId.eq(user_id))
         .one(db)
@@ -165,6 +169,7 @@ pub async fn update(
     am.name = Set(name);
     am.phone = Set(phone);
     am.position = Set(position);
+    am.language = Set(language.map(str::to_owned));
     Ok(wire(am.update(db).await?))
 }
 

@@ -13,6 +13,7 @@ pub mod recordings;
 pub mod registration;
 pub mod silence;
 pub mod timers;
+pub mod wording;
 
 use std::sync::Arc;
 use std::time::Duration;

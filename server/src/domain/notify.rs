@@ -16,23 +16,23 @@ use std::sync::Arc;
 use alertme_protocol::AlertStatus;
 
 use crate::domain::accounts;
+use crate::domain::wording::{self, Arg};
 use crate::domain::Core;
 use crate::live::Hub;
-use crate::storage::entity::{alerts, contacts, fixes, sms_outbox, users, watch_tokens};
+use crate::storage::entity::{
+    alert_events, alerts, contacts, fixes, geozones, responders, sms_outbox, timers, users, watch_tokens,
+};
 use crate::storage::outbox::{self, contact_label, kind, NewText, Row};
 use crate::storage::Db;
 
-/// The sign-in code text.
-pub fn code_text(code: &str, minutes: u64) -> String {
-    format!("Your AlertMe code is {code}. It expires in {minutes} minutes. Never share it.")
+/// The sign-in code text, in `lang`.
+pub fn code_text(lang: &str, code: &str, minutes: u64) -> String {
+    wording::text(lang, "sms-code", &[("code", Arg::Text(code)), ("minutes", Arg::Count(minutes))])
 }
 
-/// The text that tells a new emergency contact who added them, and how to opt out.
-pub fn contact_added_text(name: &str) -> String {
-    format!(
-        "{name} added you as an emergency contact on AlertMe. If they ever need help, you will get a text \
-         with a link to see where they are. Reply STOP to opt out."
-    )
+/// The text that tells a new emergency contact who added them, and how to opt out, in `lang`.
+pub fn contact_added_text(lang: &str, name: &str) -> String {
+    wording::text(lang, "sms-contact-added", &[("name", Arg::Text(name))])
 }
 
 /// How many more alert texts this person may send this hour (`budget` per hour). Past it,
@@ -154,6 +154,79 @@ pub struct SendTime {
     pub public_url: String,
 }
 
+impl SendTime {
+    /// What raised the alert, in words: an SOS, a missed check-in (with what the person wrote),
+    /// a zone crossed, or the duress PIN.
+    async fn alert_text(
+        &self,
+        alert: &alerts::Model,
+        text: impl Fn(&str, Vec<(&'static str, Arg<'_>)>) -> String,
+    ) -> Result<String, DbErr> {
+        if alert.duress == Some(true) {
+            return Ok(text("sms-alert-duress", vec![]));
+        }
+        match alert.source.as_deref() {
+            Some("timer") => {
+                let timer = timers::Entity::find()
+                    .filter(timers::Column::AlertId.eq(alert.id.clone()))
+                    .one(&self.db)
+                    .await?;
+                let detail: Vec<String> = timer
+                    .into_iter()
+                    .flat_map(|t| [t.note, t.destination])
+                    .flatten()
+                    .filter(|d| !d.trim().is_empty())
+                    .collect();
+                Ok(if detail.is_empty() {
+                    text("sms-alert-timer", vec![])
+                } else {
+                    let detail = detail.join(", ");
+                    text("sms-alert-timer-detail", vec![("detail", Arg::Text(&detail))])
+                })
+            }
+            Some("geozone") => {
+                // The zone is named in the alert's client id: `geozone:ZONE:TIME`.
+                let zone_id = alert.client_id.split(':').nth(1).unwrap_or_default().to_owned();
+                let zone = geozones::Entity::find_by_id(zone_id).one(&self.db).await?;
+                Ok(match zone {
+                    Some(z) if z.kind == "danger" => {
+                        text("sms-alert-zone-entered", vec![("zone", Arg::Text(&z.name))])
+                    }
+                    Some(z) => text("sms-alert-zone-left", vec![("zone", Arg::Text(&z.name))]),
+                    None => text("sms-alert", vec![]),
+                })
+            }
+            _ => Ok(text("sms-alert", vec![])),
+        }
+    }
+
+    /// How it ended, never wrong about who ended it: the person, or which responder.
+    async fn ended_text(
+        &self,
+        alert: &alerts::Model,
+        text: impl Fn(&str, Vec<(&'static str, Arg<'_>)>) -> String,
+    ) -> Result<String, DbErr> {
+        if AlertStatus::parse(&alert.status) != Some(AlertStatus::Resolved) {
+            return Ok(text("sms-ended", vec![]));
+        }
+        let ended = alert_events::Entity::find()
+            .filter(alert_events::Column::AlertId.eq(alert.id.clone()))
+            .filter(alert_events::Column::Kind.eq(AlertStatus::Resolved.as_str()))
+            .one(&self.db)
+            .await?;
+        let by = match ended.and_then(|e| e.actor) {
+            Some(actor) => responders::Entity::find_by_id(actor).one(&self.db).await?.map(|r| r.name),
+            None => None,
+        };
+        Ok(match by {
+            Some(r) => text("sms-resolved-by", vec![("responder", Arg::Text(&r))]),
+            // Resolved from the person's own phone.
+            None if alert.claimed_by.is_none() => text("sms-ended", vec![]),
+            None => text("sms-resolved", vec![]),
+        })
+    }
+}
+
 impl crate::sms::outbox::Texts for SendTime {
     /// The text of a row. Alert texts are rendered now rather than stored, so the database never
     /// holds a usable watch link; rendering is deterministic, which reconciliation relies on.
@@ -167,54 +240,43 @@ impl crate::sms::outbox::Texts for SendTime {
         let Some(alert) = alerts::Entity::find_by_id(alert_id.clone()).one(&self.db).await? else {
             return Ok(None);
         };
-        let name = users::Entity::find_by_id(alert.user_id.clone())
-            .one(&self.db)
-            .await?
-            .map_or_else(|| "Someone".into(), |u| u.name);
-        if row.kind == kind::ALERT {
-            let token = accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
-            let link = format!("{}/w/{token}", self.public_url);
-            return Ok(Some(match (alert.duress, alert.source.as_deref(), &alert.note) {
-                (Some(true), _, _) => {
-                    format!("{name} may be in danger (possible duress) — watch live: {link}")
+        let person = users::Entity::find_by_id(alert.user_id.clone()).one(&self.db).await?;
+        let contact = contacts::Entity::find_by_id(contact_id.clone()).one(&self.db).await?;
+        // The contact's own language, else the person's.
+        let lang = contact
+            .and_then(|c| c.language)
+            .or_else(|| person.as_ref().map(|u| u.language.clone()))
+            .unwrap_or_default();
+        let name = person.map_or_else(|| "AlertMe".to_owned(), |u| u.name);
+        let token = accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
+        let link = format!("{}/w/{token}", self.public_url);
+        let (name, link) = (Arg::Text(&name), Arg::Text(&link));
+        let text = |id: &str, args: Vec<(&'static str, Arg<'_>)>| {
+            let mut all = vec![("name", name.clone()), ("link", link.clone())];
+            all.extend(args);
+            wording::text(&lang, id, &all)
+        };
+        Ok(Some(match row.kind.as_str() {
+            kind::ALERT => self.alert_text(&alert, text).await?,
+            kind::DURESS => text("sms-duress-cancel", vec![]),
+            kind::PHONE_SILENT => {
+                let last = fixes::Entity::find()
+                    .filter(fixes::Column::AlertId.eq(alert_id.clone()))
+                    .order_by_desc(fixes::Column::DeviceTime)
+                    .one(&self.db)
+                    .await?;
+                match last {
+                    Some(f) => {
+                        let at =
+                            format!("https://www.openstreetmap.org/?mlat={:.5}&mlon={:.5}", f.lat, f.lon);
+                        text("sms-phone-silent", vec![("position", Arg::Text(&at))])
+                    }
+                    None => text("sms-phone-silent-nowhere", vec![]),
                 }
-                (_, Some("timer"), Some(note)) => {
-                    format!("{name} needs help — {note}. Last known position: {link}")
-                }
-                _ => format!("{name} needs help — watch live: {link}"),
-            }));
-        }
-        if row.kind == kind::DURESS {
-            let token = accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
-            return Ok(Some(format!(
-                "{name} cancelled the alert with their duress PIN: they may be forced to. The alert is still on; do not call them. Watch: {}/w/{token}",
-                self.public_url
-            )));
-        }
-        if row.kind == kind::PHONE_SILENT {
-            let token = accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
-            let last = fixes::Entity::find()
-                .filter(fixes::Column::AlertId.eq(alert_id.clone()))
-                .order_by_desc(fixes::Column::DeviceTime)
-                .one(&self.db)
-                .await?;
-            let place = last.map_or_else(
-                || "no position was received".to_owned(),
-                |f| format!("last known position https://www.openstreetmap.org/?mlat={:.5}&mlon={:.5}#map=17/{:.5}/{:.5}", f.lat, f.lon, f.lat, f.lon),
-            );
-            return Ok(Some(format!(
-                "{name}'s phone has gone silent during their SOS; {place} — watch: {}/w/{token}",
-                self.public_url
-            )));
-        }
-        Ok(Some(match AlertStatus::parse(&alert.status) {
-            Some(AlertStatus::Cancelled) => {
-                format!("All clear: {name} cancelled the alert, it was a false alarm. — AlertMe")
             }
-            _ => format!("All clear: {name}'s alert has been resolved. — AlertMe"),
+            _ => self.ended_text(&alert, text).await?,
         }))
     }
-
     async fn delivery_changed(&self, alert_id: &str) {
         refresh(&self.db, &self.hub, alert_id).await;
     }

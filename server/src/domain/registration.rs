@@ -23,7 +23,8 @@ fn code_hash(secret: &[u8], phone: &str, code: &str) -> String {
 
 /// Sends a fresh code to `phone` if the guards allow. The caller answers the same whether the
 /// number is registered or not.
-pub async fn request_code(state: &Core, ip: IpAddr, phone: &str) -> Result<()> {
+pub async fn request_code(state: &Core, ip: IpAddr, phone: &str, language: Option<&str>) -> Result<()> {
+    let language = crate::domain::wording::checked(language)?;
     let phone = state.guard.countries.textable(phone)?;
     if let Err(which) = state.guard.allow_code(ip, &phone) {
         tracing::warn!(guard = ?which, "registration text refused by guard");
@@ -43,7 +44,7 @@ pub async fn request_code(state: &Core, ip: IpAddr, phone: &str) -> Result<()> {
     .insert(&txn)
     .await?;
     let minutes = state.settings.code_ttl.as_secs().div_ceil(60);
-    let body = crate::domain::notify::code_text(&code, minutes);
+    let body = crate::domain::notify::code_text(language.unwrap_or_default(), &code, minutes);
     outbox::enqueue(&txn, NewText { kind: kind::CODE, to: &phone, body: Some(body), ..Default::default() })
         .await?;
     txn.commit().await?;
@@ -98,7 +99,7 @@ pub async fn verify(state: &Core, ip: IpAddr, req: VerifyRequest) -> Result<Veri
         return Err(Error::InvalidCode);
     }
     let name = req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or("AlertMe user");
-    let user = accounts::user_for_phone(&txn, name, &phone).await?;
+    let user = accounts::user_for_phone(&txn, name, &phone, req.language.as_deref()).await?;
     let label = req.device_label.as_deref().unwrap_or("phone");
     let (device_id, token) = accounts::add_device(&txn, &user.id, label).await?;
     txn.commit().await?;

@@ -14,6 +14,8 @@ pub mod users {
         pub name: String,
         pub phone: String,
         pub created_at: i64,
+        /// Language of texts to this person's contacts unless a contact has their own.
+        pub language: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -243,6 +245,8 @@ pub mod contacts {
         pub position: i32,
         pub opted_out_at: Option<i64>,
         pub created_at: i64,
+        /// Language of this contact's texts; `None`: the person's.
+        pub language: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

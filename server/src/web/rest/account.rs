@@ -26,7 +26,7 @@ async fn request_code(
     ClientIp(ip): ClientIp,
     AppJson(req): AppJson<CodeRequest>,
 ) -> Result<(StatusCode, Json<StatusBody>)> {
-    registration::request_code(&state, ip, &req.phone).await?;
+    registration::request_code(&state, ip, &req.phone, req.language.as_deref()).await?;
     Ok((StatusCode::ACCEPTED, Json(StatusBody { status: "code_sent".into() })))
 }
 
