@@ -58,6 +58,9 @@ pub enum UserCmd {
         /// Phone number in E.164 form, e.g. +4915112345678.
         #[arg(long)]
         phone: String,
+        /// Language of the texts to their contacts (en, ru), for a new user.
+        #[arg(long)]
+        language: Option<String>,
         /// Database location.
         #[command(flatten)]
         db: DbArgs,
@@ -78,6 +81,9 @@ pub enum ContactCmd {
         /// Contact's phone number (E.164).
         #[arg(long)]
         phone: String,
+        /// Language of their texts (en, ru); default the user's.
+        #[arg(long)]
+        language: Option<String>,
         /// Database location.
         #[command(flatten)]
         db: DbArgs,

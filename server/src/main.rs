@@ -42,11 +42,11 @@ async fn main() -> anyhow::Result<()> {
             };
             alertme_server::serve(cfg, listener, shutdown_signal()).await
         }
-        Command::User(UserCmd::Add { name, phone, db }) => {
-            alertme_server::cli::user_add(&name, &phone, &db).await
+        Command::User(UserCmd::Add { name, phone, language, db }) => {
+            alertme_server::cli::user_add(&name, &phone, language.as_deref(), &db).await
         }
-        Command::Contact(ContactCmd::Add { user, name, phone, db }) => {
-            alertme_server::cli::contact_add(&user, &name, &phone, &db).await
+        Command::Contact(ContactCmd::Add { user, name, phone, language, db }) => {
+            alertme_server::cli::contact_add(&user, &name, &phone, language.as_deref(), &db).await
         }
         Command::Contact(ContactCmd::List { user, db }) => {
             alertme_server::cli::contact_list(&user, &db).await

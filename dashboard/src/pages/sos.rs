@@ -26,6 +26,11 @@ pub fn Sos() -> impl IntoView {
     }
 }
 
+/// The browser's preferred language tag (`ru-RU`), if it says.
+fn browser_language() -> Option<String> {
+    web_sys::window()?.navigator().language()
+}
+
 fn reload() {
     if let Some(w) = web_sys::window() {
         let _ = w.location().reload();
@@ -44,7 +49,7 @@ fn SignIn(account: RwSignal<Option<Account>>) -> impl IntoView {
         busy.set(true);
         error.set(None);
         leptos::task::spawn_local(async move {
-            let body = json!({ "phone": phone.get_untracked().trim() });
+            let body = json!({ "phone": phone.get_untracked().trim(), "language": browser_language() });
             match api::send_json::<serde_json::Value>("POST", "/v1/auth/code", None, Some(&body)).await {
                 Ok(_) => code_sent.set(true),
                 Err(e) => error.set(Some(e.message())),
@@ -61,6 +66,8 @@ fn SignIn(account: RwSignal<Option<Account>>) -> impl IntoView {
                 "code": code.get_untracked().trim(),
                 "name": Some(name.get_untracked().trim().to_owned()).filter(|n| !n.is_empty()),
                 "device_label": "web browser",
+                // The person's contacts are texted in it (the server falls back to English).
+                "language": browser_language(),
             });
             match api::send_json::<VerifyResponse>("POST", "/v1/auth/verify", None, Some(&body)).await {
                 Ok(r) => {

@@ -20,10 +20,11 @@ fn plain(e: Error) -> anyhow::Error {
 }
 
 /// `alertme user add`: creates the user if new, adds a device, prints its token once.
-pub async fn user_add(name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()> {
+pub async fn user_add(name: &str, phone: &str, language: Option<&str>, db: &DbArgs) -> anyhow::Result<()> {
     let phone = &crate::e164::normalize(phone)?;
+    let language = crate::domain::wording::checked(language).map_err(plain)?;
     let conn = connect(db).await?;
-    let user = accounts::user_for_phone(&conn, name, phone, None).await.map_err(plain)?;
+    let user = accounts::user_for_phone(&conn, name, phone, language).await.map_err(plain)?;
     let (_, token) = accounts::add_device(&conn, &user.id, "cli").await.map_err(plain)?;
     eprintln!("user {} ({}) — device token (shown once, keep it secret):", user.name, user.id);
     println!("{token}");
@@ -40,14 +41,20 @@ async fn user_by_phone(conn: &Db, phone: &str) -> anyhow::Result<accounts::User>
 
 /// `alertme contact add`: the same rules and informational text as the API. The text goes out
 /// when a server runs (the outbox is in the database).
-pub async fn contact_add(user: &str, name: &str, phone: &str, db: &DbArgs) -> anyhow::Result<()> {
+pub async fn contact_add(
+    user: &str,
+    name: &str,
+    phone: &str,
+    language: Option<&str>,
+    db: &DbArgs,
+) -> anyhow::Result<()> {
     let conn = connect(db).await?;
     let u = user_by_phone(&conn, user).await?;
     let input = alertme_protocol::ContactInput {
         name: name.to_owned(),
         phone: phone.to_owned(),
         position: None,
-        language: None,
+        language: language.map(str::to_owned),
     };
     let (c, queued) =
         contacts::add(&conn, &u.id, input, &crate::e164::Countries::default()).await.map_err(plain)?;

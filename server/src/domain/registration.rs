@@ -24,7 +24,8 @@ fn code_hash(secret: &[u8], phone: &str, code: &str) -> String {
 /// Sends a fresh code to `phone` if the guards allow. The caller answers the same whether the
 /// number is registered or not.
 pub async fn request_code(state: &Core, ip: IpAddr, phone: &str, language: Option<&str>) -> Result<()> {
-    let language = crate::domain::wording::checked(language)?;
+    // The phone's or browser's language: one without a catalog gets English, not an error.
+    let language = language.and_then(crate::domain::wording::language);
     let phone = state.guard.countries.textable(phone)?;
     if let Err(which) = state.guard.allow_code(ip, &phone) {
         tracing::warn!(guard = ?which, "registration text refused by guard");
@@ -99,7 +100,8 @@ pub async fn verify(state: &Core, ip: IpAddr, req: VerifyRequest) -> Result<Veri
         return Err(Error::InvalidCode);
     }
     let name = req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or("AlertMe user");
-    let user = accounts::user_for_phone(&txn, name, &phone, req.language.as_deref()).await?;
+    let language = req.language.as_deref().and_then(crate::domain::wording::language);
+    let user = accounts::user_for_phone(&txn, name, &phone, language).await?;
     let label = req.device_label.as_deref().unwrap_or("phone");
     let (device_id, token) = accounts::add_device(&txn, &user.id, label).await?;
     txn.commit().await?;
