@@ -366,7 +366,22 @@ async fn timer_from_the_command_line() {
     let out = run(&["start", "--minutes", "25", "--note", "walking home"]);
     let id = out.split_whitespace().nth(1).unwrap().to_owned();
     assert!(out.contains("active"), "{out}");
+    // The deadline as a local wall-clock time and a distance, not epoch milliseconds.
+    assert!(out.contains(", in 25 min)"), "{out}");
     assert!(run(&["checkin", &id, "--pin", "1234"]).contains("checked_in"));
+    // Without an id, the one running timer; with two running, a clear refusal naming both.
+    run(&["start", "--minutes", "30"]);
+    assert!(run(&["extend", "--minutes", "40"]).contains(", in 70 min)"), "40 minutes added to 30");
+    run(&["start", "--minutes", "50"]);
+    let out = std::process::Command::new(BIN)
+        .args(["timer", "--server", &server.http(""), "--token", &ana.token, "checkin", "--pin", "1234"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("2 timers are running; name one:"), "{err}");
+    for t in ana.api.timers().await.unwrap().iter().filter(|t| t.status == "active") {
+        run(&["cancel", &t.id, "--pin", "1234"]);
+    }
     advance(&server, 3_600_000).await;
     assert_eq!(settled_alerts(&env).await, 0);
 }

@@ -760,9 +760,9 @@ pub struct StatusBody {
     pub status: String,
 }
 
-/// `POST /v1/timers/{id}/extend`: a new deadline this many seconds from now.
+/// `POST /v1/timers/{id}/extend`: push the deadline back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimerExtend {
-    /// Seconds from now (60 s to 24 h).
+    /// Seconds added to the deadline (counted from now once the timer is in its grace period).
     pub duration_s: u64,
 }

@@ -38,24 +38,24 @@ pub enum TimerAction {
     },
     /// Push the deadline back.
     Extend {
-        /// Timer id.
-        id: String,
+        /// Timer id (default: your one running timer).
+        id: Option<String>,
         /// Minutes to add.
         #[arg(long)]
         minutes: u64,
     },
     /// Check in: you are safe.
     Checkin {
-        /// Timer id.
-        id: String,
+        /// Timer id (default: your one running timer).
+        id: Option<String>,
         /// Your PIN.
         #[arg(long)]
         pin: String,
     },
     /// Cancel the timer.
     Cancel {
-        /// Timer id.
-        id: String,
+        /// Timer id (default: your one running timer).
+        id: Option<String>,
         /// Your PIN.
         #[arg(long)]
         pin: String,
@@ -84,19 +84,69 @@ pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
             })
             .await,
         ),
-        TimerAction::Extend { id, minutes } => Some(api.extend_timer(id, minutes * 60).await),
-        TimerAction::Checkin { id, pin } => Some(api.check_in(id, pin).await),
-        TimerAction::Cancel { id, pin } => Some(api.cancel_timer(id, pin).await),
+        TimerAction::Extend { id, minutes } => {
+            Some(api.extend_timer(&running(&api, id.as_deref()).await?, minutes * 60).await)
+        }
+        TimerAction::Checkin { id, pin } => {
+            Some(api.check_in(&running(&api, id.as_deref()).await?, pin).await)
+        }
+        TimerAction::Cancel { id, pin } => {
+            Some(api.cancel_timer(&running(&api, id.as_deref()).await?, pin).await)
+        }
         TimerAction::Pin { pin, duress } => {
             api.set_pin(pin, duress.as_deref()).await.map_err(refused)?;
             None
         }
     };
     match timer.transpose().map_err(refused)? {
-        Some(t) => println!("timer {} {} (deadline {} ms)", t.id, t.status, t.deadline_ms),
+        Some(t) => println!(
+            "timer {} {} (deadline {})",
+            t.id,
+            t.status,
+            when(t.deadline_ms, alertme_client::now_ms())
+        ),
         None => println!("ok"),
     }
     Ok(())
+}
+
+/// The timer an action is about: the one named, else the person's only running one.
+async fn running(api: &alertme_client::Api, id: Option<&str>) -> anyhow::Result<String> {
+    if let Some(id) = id {
+        return Ok(id.to_owned());
+    }
+    let now = alertme_client::now_ms();
+    let running: Vec<_> = api
+        .timers()
+        .await
+        .map_err(refused)?
+        .into_iter()
+        .filter(|t| t.status == "active" || t.status == "grace")
+        .collect();
+    match running.as_slice() {
+        [] => anyhow::bail!("no timer is running"),
+        [t] => Ok(t.id.clone()),
+        many => {
+            let list: Vec<String> =
+                many.iter().map(|t| format!("{} (deadline {})", t.id, when(t.deadline_ms, now))).collect();
+            anyhow::bail!("{} timers are running; name one: {}", many.len(), list.join(", "))
+        }
+    }
+}
+
+/// A deadline as the person reads it: local wall-clock time, and how far away.
+fn when(deadline_ms: i64, now_ms: i64) -> String {
+    use chrono::TimeZone;
+    let local = chrono::Local
+        .timestamp_millis_opt(deadline_ms)
+        .single()
+        .map_or_else(|| "?".to_owned(), |t| t.format("%H:%M").to_string());
+    let minutes = (deadline_ms - now_ms) as f64 / 60_000.0;
+    if minutes >= 0.0 {
+        format!("{local}, in {} min", minutes.ceil() as i64)
+    } else {
+        format!("{local}, {} min ago", (-minutes).floor() as i64)
+    }
 }
 
 /// What the server said, for a person at a terminal.
