@@ -325,3 +325,37 @@ async fn withdrawn_and_expired_links_are_explained() {
     assert!(msg.text().await.unwrap().contains("This link has expired"));
     c.close().await.unwrap();
 }
+
+/// A tile server that cannot be reached (offline, blocked): the map gives up on tiles and shows
+/// no broken image and no attribution; the trail, marker and scale stay on the plain background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_tiles_leave_a_clean_map() {
+    require_dashboard_build();
+    let env = Env::new(Backend::Sqlite).await;
+    let token = env.user("Ana", "+4915112345678");
+    // Nothing listens on port 9 of loopback: every tile request fails at once.
+    let tiles = ["--tile-url", "http://127.0.0.1:9/{z}/{x}/{y}.png", "--tile-attribution", "Test tiles"];
+    let server = Server::start(&env, "127.0.0.1:0", &tiles);
+    let phone =
+        walk_with_audio(&server, &token, "audio/speech_aac32k.aac", &["--speed", "3", "--finish", "keep"]);
+    let driver = Driver::start();
+    let c = driver.browser().await;
+    c.goto(&phone.watch_url).await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=marker]"))
+        .await
+        .unwrap();
+    until("the map to give up on tiles", Duration::from_secs(15), || async {
+        attr(&c, "[data-testid=map]", "data-tiles").await.as_deref() == Some("unreachable")
+    })
+    .await;
+    let drawn = js_f64(&c, "return document.querySelectorAll('[data-testid=map] image').length;").await;
+    assert_eq!(drawn, 0.0, "no tile image is left on the map");
+    assert!(c.find(Locator::Css("[data-testid=attribution]")).await.is_err(), "no attribution without tiles");
+    assert!(c.find(Locator::Css("[data-testid=scale]")).await.is_ok(), "the scale is drawn");
+    let points = attr(&c, "[data-testid=trail]", "points").await.unwrap();
+    assert!(!points.is_empty(), "the trail is drawn");
+    save_screenshot("watch-tiles-unreachable.png", &c.screenshot().await.unwrap());
+    drop(phone);
+}

@@ -84,10 +84,19 @@ pub fn Map(
     /// Tile URL template (`{z}/{x}/{y}`); empty for none.
     #[prop(into)]
     tiles: Signal<String>,
+    /// What the tile provider requires under the map: shown only while tiles show.
+    #[prop(into, optional)]
+    attribution: Signal<String>,
     /// Centre on the last trail point instead of fitting everything.
     follow: bool,
 ) -> impl IntoView {
     let zoom_delta = RwSignal::new(0.0f64);
+    // Tiles that failed are never drawn (no broken images); after a few failures and no
+    // success the tile server is taken as unreachable (offline, blocked) and no more are asked
+    // for: the map stays a clean background with the trail, markers and scale.
+    let failed = RwSignal::new(std::collections::HashSet::<String>::new());
+    let loaded = RwSignal::new(0usize);
+    let unreachable = move || loaded.get() == 0 && failed.with(|f| f.len() >= GIVE_UP_AFTER);
     let view_state = Memo::new(move |_| {
         let trail = trail.get();
         let pins = pins.get();
@@ -120,7 +129,7 @@ pub fn Map(
     let tile_imgs = move || {
         let Some((z, ox, oy, _)) = view_state.get() else { return Vec::new() };
         let template = tiles.get();
-        if template.is_empty() {
+        if template.is_empty() || unreachable() {
             return Vec::new();
         }
         let n = 2i64.pow(z as u32);
@@ -134,10 +143,16 @@ pub fn Map(
                     .replace("{z}", &(z as i64).to_string())
                     .replace("{x}", &tx.rem_euclid(n).to_string())
                     .replace("{y}", &ty.to_string());
+                if failed.with_untracked(|f| f.contains(&url)) {
+                    continue;
+                }
                 let (x, y) = (tx as f64 * TILE - ox, ty as f64 * TILE - oy);
-                out.push(
-                    view! { <image href=url x=x.to_string() y=y.to_string() width="256" height="256" /> },
-                );
+                let bad = url.clone();
+                out.push(view! {
+                    <image class="tile" href=url x=x.to_string() y=y.to_string() width="256" height="256"
+                        on:load=move |_| loaded.update(|n| *n += 1)
+                        on:error=move |_| failed.update(|f| { f.insert(bad.clone()); }) />
+                });
             }
         }
         out
@@ -190,8 +205,16 @@ pub fn Map(
             </g>
         })
     };
+    // For people reading the page's state (and the tests): none configured, trying, shown, or
+    // given up.
+    let tile_state = move || match (tiles.get().is_empty(), loaded.get() > 0, unreachable()) {
+        (true, _, _) => "none",
+        (_, true, _) => "shown",
+        (_, _, true) => "unreachable",
+        _ => "loading",
+    };
     view! {
-        <div class="map">
+        <div class="map" data-testid="map" data-tiles=tile_state>
             <svg viewBox="0 0 400 400" preserveAspectRatio="xMidYMid slice" role="img" aria-label="map">
                 <rect class="ground" x="0" y="0" width="400" height="400" />
                 {tile_imgs}
@@ -200,6 +223,9 @@ pub fn Map(
                 {pin_views}
                 {scale}
             </svg>
+            {move || (loaded.get() > 0 && !tiles.get().is_empty() && !attribution.get().is_empty()).then(|| view! {
+                <p class="attribution" data-testid="attribution">{attribution.get()}</p>
+            })}
             <div class="zoom">
                 <button on:click=move |_| zoom_delta.update(|z| *z += 1.0) aria-label="zoom in">"+"</button>
                 <button on:click=move |_| zoom_delta.update(|z| *z -= 1.0) aria-label="zoom out">"−"</button>
@@ -207,6 +233,9 @@ pub fn Map(
         </div>
     }
 }
+
+/// Failed tiles, none loaded, after which no more are requested.
+const GIVE_UP_AFTER: usize = 4;
 
 #[cfg(test)]
 mod tests {

@@ -267,8 +267,7 @@ pub fn Watch(
                     <p class="bad">"Cannot reach the server. Retrying when the page is reloaded."</p>
                 </Show>
                 {health}
-                <Map trail=trail pins=Signal::derive(Vec::new) tiles=tiles follow=true />
-                <p class="attribution">{move || if tiles.get().is_empty() { String::new() } else { attribution.get() }}</p>
+                <Map trail=trail pins=Signal::derive(Vec::new) tiles=tiles attribution=attribution follow=true />
                 <div hidden data-testid="perf"
                     data-first-fix=move || live.first_fix_ms.get().map(|v| v.round().to_string())
                     data-first-audio=move || live.first_audio_ms.get().map(|v| v.round().to_string())

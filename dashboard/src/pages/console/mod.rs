@@ -186,6 +186,9 @@ fn Board(
     let config = LocalResource::new(|| api::get_json::<api::Config>("/v1/config"));
     let tiles =
         Signal::derive(move || config.get().and_then(Result::ok).map(|c| c.tile_url).unwrap_or_default());
+    let attribution = Signal::derive(move || {
+        config.get().and_then(Result::ok).map(|c| c.tile_attribution).unwrap_or_default()
+    });
     let sorted = Memo::new(move |_| {
         let mut v = alerts.get();
         // Unclaimed first, then the longest waiting.
@@ -218,7 +221,7 @@ fn Board(
             {move || error.get().map(|e| view! { <p class="bad">{e}</p> })}
             <div class="board">
                 <div>
-                    <Map trail=Signal::derive(Vec::new) pins=pins tiles=tiles follow=false />
+                    <Map trail=Signal::derive(Vec::new) pins=pins tiles=tiles attribution=attribution follow=false />
                     <ul class="alerts">
                         <For
                             each=move || sorted.get()
