@@ -141,12 +141,17 @@ async fn watch_page_and_console() {
         .await
         .unwrap();
     assert!(ended.text().await.unwrap().contains("Resolved"));
-    // After the SOS, the recording is offered for replay.
+    // After the SOS, the recording is offered for replay, and nothing live is left: no "tap to
+    // listen live", no "updated N s ago".
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("[data-testid=recording]"))
         .await
         .unwrap();
+    assert!(c.find(Locator::Css("[data-testid=play]")).await.is_err(), "no live audio control after the end");
+    let updated = c.find(Locator::Css("[data-testid=updated]")).await.unwrap().text().await.unwrap();
+    assert!(updated.is_empty(), "no 'updated' after the end: {updated}");
+    save_screenshot("watch-resolved.png", &c.screenshot().await.unwrap());
     c.close().await.unwrap();
 }
 

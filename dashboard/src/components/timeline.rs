@@ -66,9 +66,13 @@ pub fn Timeline(
                     }
                 })
             }}
-            {move || alert.get().map(|a| match a.claimed_by {
-                Some(r) => view! { <li class="done" data-testid="claimed">{format!("{r} is on it")}</li> }.into_any(),
-                None => view! { <li class="waiting">"Waiting for a responder"</li> }.into_any(),
+            {move || alert.get().and_then(|a| match a.claimed_by {
+                Some(r) => Some(view! { <li class="done" data-testid="claimed">{format!("{r} is on it")}</li> }.into_any()),
+                // Only while it is on: after the end nobody is waiting any more.
+                None if a.status == AlertStatus::Active => {
+                    Some(view! { <li class="waiting" data-testid="waiting">"Waiting for a responder"</li> }.into_any())
+                }
+                None => None,
             })}
             {move || alert.get().and_then(|a| {
                 let label = match a.status {

@@ -127,11 +127,16 @@ pub fn Watch(
             |a| match a.status {
                 AlertStatus::Active => format!("{} needs help", a.user_name),
                 AlertStatus::Resolved => format!("{} — resolved", a.user_name),
-                AlertStatus::Cancelled => format!("{} — cancelled", a.user_name),
+                AlertStatus::Cancelled => format!("{} ended the SOS", a.user_name),
             },
         )
     };
+    let over = move || live.alert.with(|a| a.as_ref().is_some_and(|a| a.status != AlertStatus::Active));
     let updated = move || {
+        // After the end nothing updates any more: "updated 6 min ago" would only mislead.
+        if over() {
+            return None;
+        }
         let seen = live.fix_seen_ms.get()?;
         let secs = ((now.get() - seen) / 1000.0).max(0.0).round();
         Some(if secs < 2.0 { "updated just now".to_owned() } else { format!("updated {secs} s ago") })
@@ -170,6 +175,10 @@ pub fn Watch(
         playing.set(true);
     };
     let audio_panel = move || {
+        // Over: no live controls; the recording is offered below.
+        if over() {
+            return ().into_any();
+        }
         match live.audio.get() {
         Support::Unknown => view! { <p class="muted">"No audio yet"</p> }.into_any(),
         Support::Unsupported => view! {
