@@ -2,6 +2,7 @@
 
 pub(crate) mod error;
 mod extract;
+pub(crate) mod forwarded;
 pub(crate) mod listen;
 mod phone;
 mod responder;
@@ -55,7 +56,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(axum::middleware::from_fn(no_store))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::refuse_guessers))
+        .layer(axum::middleware::from_fn_with_state(state.bad_tokens.clone(), throttle::refuse_guessers))
         // A span per request with the route's pattern only: a URI can carry `?token=`.
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
             |req: &axum::extract::Request| {

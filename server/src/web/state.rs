@@ -26,10 +26,12 @@ pub struct AppState {
 impl AppState {
     /// Wraps the domain's parts for serving.
     pub fn new(core: Core, sms: crate::sms::SmsClient, stop: tokio_util::sync::CancellationToken) -> Self {
+        let bad_tokens =
+            Arc::new(crate::web::throttle::BadTokens::new(core.settings.trusted_proxies.clone()));
         Self {
             core,
             sms,
-            bad_tokens: Arc::default(),
+            bad_tokens,
             stop,
             sockets: tokio_util::task::TaskTracker::new(),
             metrics: None,

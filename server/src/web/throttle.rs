@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -14,8 +15,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::Error;
 use crate::sms::guard::ip_key;
-use crate::web::extract::client_ip;
-use crate::web::state::AppState;
+use crate::web::forwarded::client_ip;
 
 /// Refused credentials an address may present per minute (a person mistyping is far below it).
 const PER_MINUTE: u32 = 30;
@@ -26,16 +26,17 @@ const BLOCK: Duration = Duration::from_secs(60);
 pub struct BadTokens {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     blocked: DashMap<IpAddr, Instant>,
-}
-
-impl Default for BadTokens {
-    fn default() -> Self {
-        let n = NonZeroU32::new(PER_MINUTE).expect("non-zero");
-        Self { limiter: RateLimiter::keyed(Quota::per_minute(n)), blocked: DashMap::new() }
-    }
+    /// Proxies whose `X-Forwarded-For` names the client.
+    trusted: Vec<ipnet::IpNet>,
 }
 
 impl BadTokens {
+    /// Empty; `trusted` are the proxies whose `X-Forwarded-For` is believed.
+    pub fn new(trusted: Vec<ipnet::IpNet>) -> Self {
+        let n = NonZeroU32::new(PER_MINUTE).expect("non-zero");
+        Self { limiter: RateLimiter::keyed(Quota::per_minute(n)), blocked: DashMap::new(), trusted }
+    }
+
     /// Forgets addresses that went quiet, so the maps stay bounded by recent traffic.
     pub fn forget_idle(&self) {
         self.limiter.retain_recent();
@@ -47,7 +48,7 @@ impl BadTokens {
 
 /// Refuses blocked addresses; counts 401 answers against the address that caused them.
 pub async fn refuse_guessers(
-    State(state): State<AppState>,
+    State(bad): State<Arc<BadTokens>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
     next: Next,
@@ -57,14 +58,14 @@ pub async fn refuse_guessers(
     if req.uri().path() == "/v1/phone" {
         return next.run(req).await;
     }
-    let ip = ip_key(client_ip(peer.ip(), req.headers(), &state.settings.trusted_proxies));
-    if state.bad_tokens.blocked.get(&ip).is_some_and(|until| *until > Instant::now()) {
+    let ip = ip_key(client_ip(peer.ip(), req.headers(), &bad.trusted));
+    if bad.blocked.get(&ip).is_some_and(|until| *until > Instant::now()) {
         return Error::RateLimited.into_response();
     }
     let res = next.run(req).await;
-    if res.status() == StatusCode::UNAUTHORIZED && state.bad_tokens.limiter.check_key(&ip).is_err() {
+    if res.status() == StatusCode::UNAUTHORIZED && bad.limiter.check_key(&ip).is_err() {
         tracing::warn!("an address presented too many wrong credentials; refused for a minute");
-        state.bad_tokens.blocked.insert(ip, Instant::now() + BLOCK);
+        bad.blocked.insert(ip, Instant::now() + BLOCK);
     }
     res
 }
