@@ -71,6 +71,8 @@ pub async fn serve_with(
     let store = Store::start(&cfg.db.url()).await?;
     let core = Core::new(db, hub.clone(), store, settings, secret, guard, clock);
     let stop = CancellationToken::new();
+    // However this function returns (a stop, or an error on the way), every task stops with it.
+    let _stop_on_return = stop.clone().drop_guard();
     let mut tasks = Tasks::new(stop.clone());
     let mut state = AppState::new(core, sms, stop.clone());
     let metrics = telemetry::install();
@@ -91,12 +93,7 @@ pub async fn serve_with(
     let sender = sms::outbox::Sender {
         db: state.db.clone(),
         client: state.sms.clone(),
-        texts: domain::notify::SendTime {
-            db: state.db.clone(),
-            hub: hub.clone(),
-            secret: state.secret.clone(),
-            public_url: state.settings.public_url.clone(),
-        },
+        texts: domain::notify::SendTime(state.core.clone()),
         public_url: state.settings.public_url.clone(),
         retry_base: Duration::from_millis(cfg.sms.sms_retry_ms.max(10)),
         status_poll: Duration::from_secs(cfg.sms.sms_status_poll_secs.max(1)),

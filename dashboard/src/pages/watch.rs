@@ -131,7 +131,7 @@ pub fn Watch(
             },
         )
     };
-    let over = move || live.alert.with(|a| a.as_ref().is_some_and(|a| a.status != AlertStatus::Active));
+    let over = move || ended_id.with(Option::is_some);
     let updated = move || {
         // After the end nothing updates any more: "updated 6 min ago" would only mislead.
         if over() {

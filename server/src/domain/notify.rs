@@ -11,8 +11,6 @@ use sea_orm::{
     QuerySelect,
 };
 
-use std::sync::Arc;
-
 use alertme_protocol::AlertStatus;
 
 use crate::domain::accounts;
@@ -143,16 +141,7 @@ async fn follow_up(txn: &DatabaseTransaction, alert_id: &str, what: &str) -> Res
 /// Words the texts the outbox words at send time, and tells live alerts when delivery states
 /// change (the SMS engine's [`crate::sms::outbox::Texts`]).
 #[derive(Clone)]
-pub struct SendTime {
-    /// Database.
-    pub db: Db,
-    /// Live alerts, told of delivery changes.
-    pub hub: Hub,
-    /// Derives contacts' watch tokens for the links in texts.
-    pub secret: Arc<Vec<u8>>,
-    /// Base of watch links.
-    pub public_url: String,
-}
+pub struct SendTime(pub Core);
 
 impl SendTime {
     /// What raised the alert, in words: an SOS, a missed check-in (with what the person wrote),
@@ -169,7 +158,7 @@ impl SendTime {
             Some("timer") => {
                 let timer = timers::Entity::find()
                     .filter(timers::Column::AlertId.eq(alert.id.clone()))
-                    .one(&self.db)
+                    .one(&self.0.db)
                     .await?;
                 let detail: Vec<String> = timer
                     .into_iter()
@@ -187,7 +176,7 @@ impl SendTime {
             Some("geozone") => {
                 // The zone is named in the alert's client id: `geozone:ZONE:TIME`.
                 let zone_id = alert.client_id.split(':').nth(1).unwrap_or_default().to_owned();
-                let zone = geozones::Entity::find_by_id(zone_id).one(&self.db).await?;
+                let zone = geozones::Entity::find_by_id(zone_id).one(&self.0.db).await?;
                 Ok(match zone {
                     Some(z) if z.kind == "danger" => {
                         text("sms-alert-zone-entered", vec![("zone", Arg::Text(&z.name))])
@@ -212,10 +201,10 @@ impl SendTime {
         let ended = alert_events::Entity::find()
             .filter(alert_events::Column::AlertId.eq(alert.id.clone()))
             .filter(alert_events::Column::Kind.eq(AlertStatus::Resolved.as_str()))
-            .one(&self.db)
+            .one(&self.0.db)
             .await?;
         let by = match ended.and_then(|e| e.actor) {
-            Some(actor) => responders::Entity::find_by_id(actor).one(&self.db).await?.map(|r| r.name),
+            Some(actor) => responders::Entity::find_by_id(actor).one(&self.0.db).await?.map(|r| r.name),
             None => None,
         };
         Ok(match by {
@@ -237,19 +226,19 @@ impl crate::sms::outbox::Texts for SendTime {
         let (Some(alert_id), Some(contact_id)) = (&row.alert_id, &row.contact_id) else {
             return Ok(None);
         };
-        let Some(alert) = alerts::Entity::find_by_id(alert_id.clone()).one(&self.db).await? else {
+        let Some(alert) = alerts::Entity::find_by_id(alert_id.clone()).one(&self.0.db).await? else {
             return Ok(None);
         };
-        let person = users::Entity::find_by_id(alert.user_id.clone()).one(&self.db).await?;
-        let contact = contacts::Entity::find_by_id(contact_id.clone()).one(&self.db).await?;
+        let person = users::Entity::find_by_id(alert.user_id.clone()).one(&self.0.db).await?;
+        let contact = contacts::Entity::find_by_id(contact_id.clone()).one(&self.0.db).await?;
         // The contact's own language, else the person's.
         let lang = contact
             .and_then(|c| c.language)
             .or_else(|| person.as_ref().map(|u| u.language.clone()))
             .unwrap_or_default();
         let name = person.map_or_else(|| "AlertMe".to_owned(), |u| u.name);
-        let token = accounts::watch_token(&self.secret, alert_id, &contact_label(contact_id));
-        let link = format!("{}/w/{token}", self.public_url);
+        let token = accounts::watch_token(&self.0.secret, alert_id, &contact_label(contact_id));
+        let link = self.0.watch_url(&token);
         let (name, link) = (Arg::Text(&name), Arg::Text(&link));
         let text = |id: &str, args: Vec<(&'static str, Arg<'_>)>| {
             let mut all = vec![("name", name.clone()), ("link", link.clone())];
@@ -263,7 +252,7 @@ impl crate::sms::outbox::Texts for SendTime {
                 let last = fixes::Entity::find()
                     .filter(fixes::Column::AlertId.eq(alert_id.clone()))
                     .order_by_desc(fixes::Column::DeviceTime)
-                    .one(&self.db)
+                    .one(&self.0.db)
                     .await?;
                 match last {
                     Some(f) => {
@@ -278,7 +267,7 @@ impl crate::sms::outbox::Texts for SendTime {
         }))
     }
     async fn delivery_changed(&self, alert_id: &str) {
-        refresh(&self.db, &self.hub, alert_id).await;
+        refresh(&self.0.db, &self.0.hub, alert_id).await;
     }
 }
 
@@ -300,23 +289,11 @@ pub async fn delivery_report(
     new: &str,
     error_code: Option<&str>,
 ) -> Result<(), DbErr> {
-    let Some(row) =
-        sms_outbox::Entity::find().filter(sms_outbox::Column::ProviderSid.eq(sid)).one(&core.db).await?
-    else {
-        return Ok(());
-    };
+    let Some(row) = outbox::by_sid(&core.db, sid).await? else { return Ok(()) };
     if crate::sms::outbox::rank(new) <= crate::sms::outbox::rank(&row.status) {
         return Ok(());
     }
-    // Conditional on the status read, so two racing callbacks cannot move it backwards.
-    sms_outbox::Entity::update_many()
-        .col_expr(sms_outbox::Column::Status, new.into())
-        .col_expr(sms_outbox::Column::ErrorCode, error_code.map(str::to_owned).into())
-        .col_expr(sms_outbox::Column::UpdatedAt, crate::now_ms().into())
-        .filter(sms_outbox::Column::Id.eq(row.id))
-        .filter(sms_outbox::Column::Status.eq(row.status.clone()))
-        .exec(&core.db)
-        .await?;
+    outbox::advance(&core.db, row.id, &row.status, new, error_code).await?;
     if let Some(alert) = &row.alert_id {
         refresh(&core.db, &core.hub, alert).await;
     }
@@ -325,12 +302,5 @@ pub async fn delivery_report(
 
 /// Outbox rows by status, for `/metrics`.
 pub async fn outbox_states(db: &Db) -> Result<Vec<(String, i64)>, DbErr> {
-    sms_outbox::Entity::find()
-        .select_only()
-        .column(sms_outbox::Column::Status)
-        .expr(sea_orm::sea_query::Func::count(sea_orm::sea_query::Expr::col(sms_outbox::Column::Id)))
-        .group_by(sms_outbox::Column::Status)
-        .into_tuple()
-        .all(db)
-        .await
+    outbox::count_by_status(db).await
 }

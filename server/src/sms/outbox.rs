@@ -145,7 +145,7 @@ impl<T: Texts> Sender<T> {
             };
             let new =
                 normalize_status(&reported).filter(|n| rank(n) > rank(&row.status)).unwrap_or(status::QUEUED);
-            rows::advance_queued(&self.db, row.id, new).await?;
+            rows::advance(&self.db, row.id, status::QUEUED, new, None).await?;
             if let (true, Some(alert)) = (new != status::QUEUED, &row.alert_id) {
                 self.texts.delivery_changed(alert).await;
             }

@@ -1,6 +1,7 @@
 //! The SMS outbox's rows: queued with what causes them, claimed, finished or rescheduled.
 //!
-//! The sending engine (`sms::outbox`) drives these; every query on `sms_outbox` is here.
+//! The sending engine (`sms::outbox`) drives its rows through these; the domain queues texts
+//! with [`enqueue`] and reads budgets and delivery states here too.
 
 use alertme_protocol::Delivery;
 use sea_orm::{
@@ -118,16 +119,42 @@ pub async fn stale_queued(db: &DatabaseConnection, cutoff: i64, limit: u64) -> R
         .await
 }
 
-/// Moves a `queued` row to `to` (a status poll's answer); rows that moved meanwhile stay.
-pub async fn advance_queued(db: &DatabaseConnection, id: i64, to: &str) -> Result<(), DbErr> {
+/// Moves a row from status `from` to `to` (a status poll's or a delivery report's answer),
+/// with the provider's error code if any. Conditional on `from`, so a row that moved meanwhile
+/// (another report, racing) stays where it is: statuses never go backwards.
+pub async fn advance(
+    db: &DatabaseConnection,
+    id: i64,
+    from: &str,
+    to: &str,
+    error_code: Option<&str>,
+) -> Result<(), DbErr> {
     sms_outbox::Entity::update_many()
         .col_expr(sms_outbox::Column::Status, to.into())
+        .col_expr(sms_outbox::Column::ErrorCode, error_code.map(str::to_owned).into())
         .col_expr(sms_outbox::Column::UpdatedAt, crate::now_ms().into())
         .filter(sms_outbox::Column::Id.eq(id))
-        .filter(sms_outbox::Column::Status.eq(status::QUEUED))
+        .filter(sms_outbox::Column::Status.eq(from))
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// The row the provider knows as `sid`.
+pub async fn by_sid(db: &DatabaseConnection, sid: &str) -> Result<Option<Row>, DbErr> {
+    sms_outbox::Entity::find().filter(sms_outbox::Column::ProviderSid.eq(sid)).one(db).await
+}
+
+/// Rows by status, for `/metrics`.
+pub async fn count_by_status(db: &DatabaseConnection) -> Result<Vec<(String, i64)>, DbErr> {
+    sms_outbox::Entity::find()
+        .select_only()
+        .column(sms_outbox::Column::Status)
+        .expr(sea_orm::sea_query::Func::count(sea_orm::sea_query::Expr::col(sms_outbox::Column::Id)))
+        .group_by(sms_outbox::Column::Status)
+        .into_tuple()
+        .all(db)
+        .await
 }
 
 /// Pending rows due by `now`, oldest first.
