@@ -6,6 +6,7 @@
 mod support;
 
 mod bench_smoke;
+mod cluster;
 mod dashboard;
 mod liveness;
 mod refusals;

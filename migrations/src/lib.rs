@@ -10,6 +10,7 @@ mod m20261125_000005_silence_geozones;
 mod m20261126_000006_audio_in_db;
 mod m20261202_000007_abuse_limits;
 mod m20261202_000008_languages;
+mod m20261202_000009_alert_owners;
 
 /// Runs AlertMe's migrations in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_audio_in_db::Migration),
             Box::new(m20261202_000007_abuse_limits::Migration),
             Box::new(m20261202_000008_languages::Migration),
+            Box::new(m20261202_000009_alert_owners::Migration),
         ]
     }
 }

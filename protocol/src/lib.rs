@@ -749,8 +749,14 @@ pub struct Config {
 pub struct Health {
     /// Always `ok` (an unhealthy server answers 500).
     pub status: String,
-    /// Live alerts on this server.
+    /// Live alerts on this server (in a cluster: those this node owns).
     pub live_alerts: usize,
+    /// This server's node id.
+    #[serde(default)]
+    pub node: String,
+    /// True in cluster mode.
+    #[serde(default)]
+    pub cluster: bool,
 }
 
 /// A one-word answer: `{"status": "code_sent"}`, `{"status": "cancelled"}`.

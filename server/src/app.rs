@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::demo;
+use crate::cluster::Cluster;
 use crate::config::ServeConfig;
 use crate::domain::{self, Core, Settings};
 use crate::live::Hub;
@@ -37,9 +38,13 @@ pub async fn serve_with(
     clock: Arc<clock::Clock>,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    cfg.cluster.check(&cfg.db.url())?;
+    let node_id = cfg.cluster.node_id(addr);
+    let mode = if cfg.cluster.nats_url.is_some() { "cluster" } else { "single" };
     let db = storage::connect(&cfg.db.url()).await?;
     let secret = domain::accounts::load_secret(cfg.secret.as_deref(), &cfg.db.data_dir)?;
     let settings = Settings {
+        node_id: node_id.clone(),
         public_url: cfg.public_url(addr),
         allowed_origins: cfg.allowed_origins.clone(),
         heartbeat: Duration::from_millis(cfg.heartbeat_ms.max(50)),
@@ -66,16 +71,44 @@ pub async fn serve_with(
         );
     }
     let guard = sms::guard::Guard::new(&cfg.sms);
-    let hub = Hub::new();
-    storage::recordings::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
-    let store = Store::start(&cfg.db.url()).await?;
-    let core = Core::new(db, hub.clone(), store, settings, secret, guard, clock);
     let stop = CancellationToken::new();
     // However this function returns (a stop, or an error on the way), every task stops with it.
     let _stop_on_return = stop.clone().drop_guard();
     let mut tasks = Tasks::new(stop.clone());
+    let joined = match &cfg.cluster.nats_url {
+        Some(url) => {
+            let j =
+                Cluster::connect(url, &cfg.cluster.nats_prefix, node_id.clone(), db.clone(), stop.clone())
+                    .await
+                    .context("joining the cluster")?;
+            tracing::info!(prefix = %cfg.cluster.nats_prefix, "cluster mode: NATS connected");
+            Some(j)
+        }
+        None => None,
+    };
+    let hub = joined.as_ref().map_or_else(Hub::new, |j| j.hub.clone());
+    storage::recordings::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
+    let store = Store::start(&cfg.db.url(), joined.as_ref().map(|_| node_id.clone())).await?;
+    let mut core = Core::new(db, hub.clone(), store, settings, secret, guard, clock);
+    if let Some(j) = joined {
+        let c = j.cluster.clone();
+        core.cluster = Some(c.clone());
+        tasks.spawn("cluster publish", c.clone().publish(j.outbound));
+        tasks.spawn("cluster listen", {
+            let c = c.clone();
+            async move {
+                if let Err(e) = c.listen().await {
+                    tracing::error!(error = %e, "cluster broadcasts stopped");
+                }
+            }
+        });
+        tasks.spawn("cluster renew", c.clone().renew());
+        tasks.spawn("cluster changes", domain::alerts::reload_touched(core.clone(), j.touched));
+        tasks.spawn("cluster adoption", domain::alerts::adopt_orphans(core.clone()));
+    }
     let mut state = AppState::new(core, sms, stop.clone());
     let metrics = telemetry::install();
+    metrics::gauge!(telemetry::NODE_INFO, "node" => node_id.clone(), "mode" => mode).set(1.0);
     state.metrics = Some(metrics.clone());
     tasks.spawn("metrics upkeep", telemetry::upkeep(metrics));
     tasks.spawn("timers", domain::timers::run(state.core.clone(), state.timers_wake.clone()));
@@ -118,8 +151,9 @@ pub async fn serve_with(
     let restored = domain::alerts::restore_active(&state).await.context("restoring active alerts")?;
     tasks.spawn("phone silence", hub.silence_watch(state.settings.phone_silence));
     let app = web::router(state.clone(), &cfg.static_dir);
-    tracing::info!(%addr, restored, "AlertMe listening");
+    tracing::info!(%addr, restored, node = %node_id, mode, "AlertMe listening");
     println!("AlertMe is running on http://{addr}");
+    println!("  node {node_id} ({mode} mode)");
     println!("  phones connect to   ws://{addr}/v1/phone   (alertme user add --name NAME --phone +E164 prints a device token)");
     println!(
         "  watch links look like {}/w/TOKEN; responders use {}/console",
@@ -155,6 +189,9 @@ pub async fn serve_with(
         tracing::warn!("the writer did not finish within 10 s");
     }
     let _ = watching.await;
+    if let Some(c) = &state.cluster {
+        c.stopped().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -243,6 +243,59 @@ pub struct ServeConfig {
     /// Directory of static files (the dashboard build) served at `/`.
     #[arg(long, env = "ALERTME_STATIC_DIR", default_value = "static")]
     pub static_dir: PathBuf,
+    /// Cluster mode (docs/cluster.md).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Several `alertme serve` nodes behind one address, sharing a PostgreSQL database and a NATS
+/// server with JetStream.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// NATS server (`nats://host:4222`, comma-separated for a NATS cluster); turns cluster mode
+    /// on. Needs a `postgres://` database.
+    #[arg(long, env = "ALERTME_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// This node's id, shown in logs, `/healthz` and `/metrics` (default: host name and port).
+    #[arg(long, env = "ALERTME_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Prefix of every NATS subject and stream name, so that several deployments (or test runs)
+    /// share one NATS. Letters, digits, `_` and `-`.
+    #[arg(long, env = "ALERTME_NATS_PREFIX", default_value = "alertme")]
+    pub nats_prefix: String,
+}
+
+impl ClusterArgs {
+    /// This node's id: the configured one, else host name and port.
+    pub fn node_id(&self, bound: SocketAddr) -> String {
+        self.node_id.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "alertme".into());
+            format!("{host}-{}", bound.port())
+        })
+    }
+
+    /// Refuses settings cluster mode cannot run with (before anything starts).
+    pub fn check(&self, database_url: &str) -> anyhow::Result<()> {
+        let Some(_) = &self.nats_url else { return Ok(()) };
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            anyhow::bail!(
+                "cluster mode (--nats-url / ALERTME_NATS_URL) needs a shared PostgreSQL database \
+                 (--database-url postgres://…); SQLite is one node's file and cannot be shared"
+            );
+        }
+        let p = &self.nats_prefix;
+        if p.is_empty()
+            || p.len() > 40
+            || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            anyhow::bail!("--nats-prefix {p:?}: use 1 to 40 letters, digits, '_' or '-'");
+        }
+        Ok(())
+    }
 }
 
 impl ServeConfig {

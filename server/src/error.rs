@@ -33,6 +33,9 @@ pub enum Error {
     /// The verification code is wrong, expired or used up.
     #[error("invalid or expired code")]
     InvalidCode,
+    /// Cluster mode: the node that holds this alert does not answer yet (retry in a moment).
+    #[error("{0}")]
+    Unavailable(String),
     /// Database failure (`storage` converts its errors into this).
     #[error("database: {0}")]
     Db(Box<dyn std::error::Error + Send + Sync>),

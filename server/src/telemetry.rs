@@ -24,6 +24,15 @@ pub const OUTBOX: &str = "alertme_sms_outbox";
 pub const HTTP_ERRORS: &str = "alertme_http_errors_total";
 /// Sockets closed by the server, by close code.
 pub const SOCKET_CLOSES: &str = "alertme_socket_closes_total";
+/// Always 1, labelled with this server's node id (`node`) and mode (`mode`: single, cluster).
+pub const NODE_INFO: &str = "alertme_node_info";
+/// Cluster: events and updates not handed to NATS because its queue was full (other nodes'
+/// mirrors resync).
+pub const CLUSTER_DROPPED: &str = "alertme_cluster_dropped_total";
+/// Cluster: mirrors started over from a new snapshot after a gap in their feed.
+pub const CLUSTER_RESYNCS: &str = "alertme_cluster_mirror_resyncs_total";
+/// Cluster: alerts this node took over (from a phone that moved here, or an owner gone silent).
+pub const CLUSTER_TAKEOVERS: &str = "alertme_cluster_takeovers_total";
 
 /// Installs the process-wide recorder and returns the handle that renders it. Installing twice
 /// (two servers in one process) keeps the first recorder; both handles render.

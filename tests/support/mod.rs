@@ -333,8 +333,9 @@ impl Phone {
             stderr: stderr_lines,
         };
         while p.alert_id.is_empty() || p.watch_url.is_empty() {
-            let line =
-                p.lines.recv_timeout(Duration::from_secs(30)).expect("phone printed no alert/watch line");
+            let Ok(line) = p.lines.recv_timeout(Duration::from_secs(30)) else {
+                panic!("phone printed no alert/watch line; its stderr:\n{}", p.stderr())
+            };
             if let Some(a) = line.strip_prefix("alert: ") {
                 p.alert_id = a.to_owned();
             } else if let Some(w) = line.strip_prefix("watch: ") {
@@ -795,5 +796,69 @@ impl DropFirstStop {
 impl Drop for DropFirstStop {
     fn drop(&mut self) {
         self.accept.abort();
+    }
+}
+
+/// HAProxy (the Debian package) in front of some servers: health-checked on `/healthz`, a
+/// connection to a dead server retried on another.
+pub struct Haproxy {
+    child: Child,
+    pub addr: String,
+    _dir: PathBuf,
+}
+
+impl Haproxy {
+    pub fn start(backends: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("alertme-haproxy-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let servers: String =
+            backends.iter().enumerate().map(|(i, b)| format!("    server n{i} {b} check\n")).collect();
+        let cfg = format!(
+            "global\n    maxconn 4096\n\
+             defaults\n    mode http\n    timeout connect 500ms\n    timeout client 60s\n    timeout server 60s\n    \
+             timeout tunnel 1h\n    retries 3\n    option redispatch 1\n\
+             frontend f\n    bind 127.0.0.1:{port}\n    default_backend b\n\
+             backend b\n    balance roundrobin\n    option httpchk GET /healthz\n    \
+             default-server inter 300ms fall 2 rise 2\n{servers}"
+        );
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let child = Command::new("haproxy")
+            .args(["-db", "-q", "-f"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy (apt install haproxy; .ci/run installs it)");
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, addr, _dir: dir }
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Base for Haproxy {
+    fn http(&self, path: &str) -> String {
+        Haproxy::http(self, path)
+    }
+    fn ws(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
     }
 }

@@ -8,10 +8,11 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder,
 };
 
+use crate::cluster::ClusterError;
 use crate::domain::accounts::{self, Device};
 use crate::domain::Core;
 use crate::error::{Error, Result};
-use crate::live::{RestoredPart, Session, SessionSeed};
+use crate::live::{Owned, RestoredPart, Session, SessionSeed};
 use crate::storage::entity::{alert_events, alerts, users, watch_tokens};
 use crate::storage::recordings;
 use crate::storage::writer::fix_from_row;
@@ -172,7 +173,7 @@ pub async fn raised(state: &Core, row: &Alert) -> Result<Arc<Session>> {
     state.outbox.wake();
     tracing::info!(alert = %row.id, source = row.source.as_deref().unwrap_or("sos"), "alert raised");
     let session = session_for(state, row).await?;
-    crate::domain::notify::refresh(&state.db, &state.hub, &row.id).await;
+    crate::domain::notify::refresh(state, &row.id).await;
     Ok(session)
 }
 
@@ -212,8 +213,14 @@ const RESTORE_HEAD: u64 = 64 * 1024;
 const RESTORE_TAIL: u64 = 256 * 1024;
 
 /// The live session of an active alert (loading it if needed), or a detached one for an ended
-/// alert that serves a final snapshot.
+/// alert that serves a final snapshot. In a cluster this node takes the alert over (the phone
+/// is here, or the alert was raised here).
 pub async fn session_for(state: &Core, row: &alerts::Model) -> Result<Arc<Session>> {
+    session_owned(state, row, None).await
+}
+
+/// [`session_for`], with the ownership this node already has (it adopted the alert).
+async fn session_owned(state: &Core, row: &alerts::Model, owned: Option<Owned>) -> Result<Arc<Session>> {
     if let Some(s) = state.hub.get(&row.id) {
         return Ok(s);
     }
@@ -222,10 +229,25 @@ pub async fn session_for(state: &Core, row: &alerts::Model) -> Result<Arc<Sessio
         // Ended alerts are read again and again (pages opened after the end): kept a while,
         // so a request does not reload the trail. Their delivery state may still move.
         Some(s) => s,
-        None if active => state.hub.open(seed(state, row).await?),
-        None => {
-            state.hub.keep_ended(Session::new(seed(state, row).await?, tokio::sync::broadcast::channel(1).0))
-        }
+        None if active => match &state.cluster {
+            None => state.hub.open(seed(state, row).await?),
+            Some(c) => {
+                let owned = match owned {
+                    Some(o) => o,
+                    None => c.take(&row.id).await.map_err(cluster_error)?,
+                };
+                let mut seed = seed(state, row).await?;
+                seed.owned = Some(owned);
+                let s = state.hub.open(seed);
+                c.serve_owned(s.clone()).await.map_err(cluster_error)?;
+                s
+            }
+        },
+        None => state.hub.keep_ended(Session::new(
+            seed(state, row).await?,
+            tokio::sync::broadcast::channel(1).0,
+            None,
+        )),
     };
     {
         let _reload = session.deliveries_reload.lock().await;
@@ -295,6 +317,7 @@ async fn seed(state: &Core, row: &alerts::Model) -> Result<SessionSeed> {
         refused,
         audio_acked: pos.acked,
         audio_part,
+        owned: None,
     })
 }
 
@@ -336,14 +359,15 @@ pub async fn end(state: &Core, alert_id: &str, status: AlertStatus, actor: &str)
     txn.commit().await?;
     state.outbox.wake();
     tracing::info!(alert = %alert_id, status = status.as_str(), "alert ended");
-    if let Some(s) = state.hub.get(alert_id) {
-        s.update_info(|i| {
-            i.status = status;
-            i.ended_ms = Some(now);
-        });
-    }
-    state.hub.close(alert_id);
-    state.store.forget(alert_id).await;
+    state
+        .changed(alert_id, |s| {
+            s.update_info(|i| {
+                i.status = status;
+                i.ended_ms = Some(now);
+            })
+        })
+        .await;
+    closed(state, alert_id).await;
     Ok(status)
 }
 
@@ -389,12 +413,14 @@ pub async fn cancel_with_pin(
     txn.commit().await?;
     state.outbox.wake();
     tracing::warn!(alert = %alert_id, "duress PIN used to cancel; the alert goes on silently");
-    if let Some(s) = state.hub.get(alert_id) {
-        s.update_info(|i| {
-            i.duress = true;
-            i.note = Some(note);
-        });
-    }
+    state
+        .changed(alert_id, |s| {
+            s.update_info(|i| {
+                i.duress = true;
+                i.note = Some(note);
+            })
+        })
+        .await;
     Ok(AlertStatus::Cancelled)
 }
 
@@ -413,9 +439,7 @@ pub async fn claim(state: &Core, alert_id: &str, responder: &accounts::Responder
     }
     event(&txn, alert_id, "claimed", Some(&responder.id), now).await?;
     txn.commit().await?;
-    if let Some(s) = state.hub.get(alert_id) {
-        s.update_info(|i| i.claimed_by = Some(responder.name.clone()));
-    }
+    state.changed(alert_id, |s| s.update_info(|i| i.claimed_by = Some(responder.name.clone()))).await;
     Ok(())
 }
 
@@ -459,14 +483,150 @@ pub async fn note(state: &Core, alert_id: &str, responder: &accounts::Responder,
     }
     .insert(&state.db)
     .await?;
-    if let Some(s) = state.hub.get(alert_id) {
-        s.add_note(alertme_protocol::Note { by: responder.name.clone(), text: text.to_owned(), at_ms: now });
+    let note = alertme_protocol::Note { by: responder.name.clone(), text: text.to_owned(), at_ms: now };
+    state.changed(alert_id, |s| s.add_note(note)).await;
+    Ok(())
+}
+
+fn cluster_error(e: ClusterError) -> Error {
+    match e {
+        ClusterError::Db(e) => Error::Db(e.into()),
+        e => Error::Unavailable(format!("cluster: {e}")),
+    }
+}
+
+/// An alert's session left memory (it ended): the writer forgets it, and in a cluster its
+/// ownership row goes.
+async fn closed(state: &Core, alert_id: &str) {
+    let owned = state.hub.get(alert_id).is_some();
+    state.hub.close(alert_id);
+    state.store.forget(alert_id).await;
+    if let (Some(c), true) = (&state.cluster, owned) {
+        c.release(alert_id).await;
+    }
+}
+
+/// How long a watcher waits, in a cluster, for an alert whose owner is gone to be taken over.
+const ADOPT_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// What a watcher of an alert subscribes to: on one server its session; in a cluster this
+/// node's mirror of it (so that a change of owner never reaches the watcher), adopting the
+/// alert first if no node holds it.
+pub async fn watch_view(state: &Core, row: &alerts::Model) -> Result<Arc<Session>> {
+    let Some(c) = &state.cluster else { return session_for(state, row).await };
+    if row.status != AlertStatus::Active.as_str() {
+        return session_for(state, row).await;
+    }
+    let deadline = tokio::time::Instant::now() + ADOPT_WAIT;
+    loop {
+        if let Some(m) = c.mirror(&row.id).await.map_err(cluster_error)? {
+            return Ok(m);
+        }
+        // Nobody answered for it: take it if its owner stopped renewing (or it has none).
+        if let Some(owned) = c.adopt(&row.id).await.map_err(cluster_error)? {
+            session_owned(state, row, Some(owned)).await?;
+            continue;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Unavailable("the server holding this alert does not answer; retry".into()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// What a page shows of an alert before its socket opens: the live state where this node has
+/// it, else the stored one.
+pub async fn info_now(state: &Core, row: &alerts::Model) -> Result<AlertInfo> {
+    if let Some(s) = state.hub.get(&row.id).or_else(|| state.hub.mirror(&row.id)) {
+        return Ok(s.info());
+    }
+    if state.cluster.is_some() {
+        let user = users::Entity::find_by_id(row.user_id.clone()).one(&state.db).await?;
+        return Ok(info_of(row, user.as_ref().map_or("", |u| u.name.as_str())));
+    }
+    Ok(session_for(state, row).await?.info())
+}
+
+/// Cluster: another node changed an alert this node owns (claim, note, end, delivery state):
+/// its session takes the stored state.
+pub async fn reload_live(state: &Core, alert_id: &str) -> Result<()> {
+    let Some(session) = state.hub.get(alert_id) else { return Ok(()) };
+    let row = alerts::Entity::find_by_id(alert_id.to_owned()).one(&state.db).await?.ok_or(Error::NotFound)?;
+    let fresh = seed(state, &row).await?;
+    let info = fresh.info;
+    session.set_notes(fresh.notes);
+    session.update_info(|i| {
+        let changed = i.status != info.status
+            || i.claimed_by != info.claimed_by
+            || i.duress != info.duress
+            || i.note != info.note
+            || i.ended_ms != info.ended_ms;
+        if changed {
+            *i = AlertInfo { audio_mime: i.audio_mime.clone().or(info.audio_mime.clone()), ..info };
+        }
+    });
+    crate::domain::notify::refresh(state, alert_id).await;
+    if row.status != AlertStatus::Active.as_str() {
+        closed(state, alert_id).await;
     }
     Ok(())
 }
 
-/// Brings every active alert back live after a restart, so phones resume and watchers reconnect.
+/// Cluster: the writer found that another node took this alert over: this node's session
+/// leaves memory (its phone closes as superseded).
+pub fn fenced_out(state: &Core, session: &Arc<Session>) {
+    if state.hub.get(&session.alert_id).is_some_and(|s| Arc::ptr_eq(&s, session)) {
+        tracing::info!(alert = %session.alert_id, "another node owns this alert now");
+        state.hub.disown(&session.alert_id);
+    }
+}
+
+/// Cluster: applies other nodes' changes to the alerts this node owns, as they come.
+pub async fn reload_touched(state: Core, mut touched: tokio::sync::mpsc::Receiver<String>) {
+    while let Some(id) = touched.recv().await {
+        if let Err(e) = reload_live(&state, &id).await {
+            tracing::warn!(alert = %id, error = %e, "could not reload a changed alert");
+        }
+    }
+}
+
+/// Cluster: takes over, every few seconds, active alerts whose owner is gone (it stopped
+/// renewing) and that no phone brought elsewhere, so that each one always has an owner
+/// (silent-phone texts, consoles).
+pub async fn adopt_orphans(state: Core) {
+    let Some(c) = state.cluster.clone() else { return std::future::pending().await };
+    let mut tick = tokio::time::interval(crate::cluster::RENEW_EVERY * 2);
+    loop {
+        tick.tick().await;
+        let cutoff = crate::now_ms() - crate::cluster::OWNER_TIMEOUT.as_millis() as i64;
+        let orphans = match crate::storage::owners::orphans(&state.db, cutoff, 50).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for orphaned alerts");
+                continue;
+            }
+        };
+        for id in orphans {
+            let adopted = async {
+                let Some(owned) = c.adopt(&id).await.map_err(cluster_error)? else { return Ok(()) };
+                let row = find(&state.db, &id).await?.ok_or(Error::NotFound)?;
+                tracing::info!(alert = %id, "adopted an alert whose node is gone");
+                session_owned(&state, &row, Some(owned)).await.map(|_| ())
+            };
+            if let Err(e) = adopted.await {
+                tracing::warn!(alert = %id, error = %e, "could not adopt an orphaned alert");
+            }
+        }
+    }
+}
+
+/// Brings every active alert back live after a restart, so phones resume and watchers
+/// reconnect. In a cluster nothing is loaded at start: phones, watchers and
+/// [`adopt_orphans`] bring alerts to the nodes that need them.
 pub async fn restore_active(state: &Core) -> anyhow::Result<usize> {
+    if state.cluster.is_some() {
+        return Ok(0);
+    }
     let rows = alerts::Entity::find()
         .filter(alerts::Column::Status.eq(AlertStatus::Active.as_str()))
         .all(&state.db)

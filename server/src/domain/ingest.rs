@@ -25,4 +25,8 @@ impl Committed for Session {
     fn audio_stored(&self, seq: u64, mime: &str, bytes: &[u8]) {
         Session::audio_stored(self, seq, mime, bytes);
     }
+
+    fn fence(&self) -> Option<i64> {
+        self.fence
+    }
 }

@@ -196,7 +196,7 @@ pub async fn mark_opened(
         .exec(&core.db)
         .await?;
     if res.rows_affected > 0 {
-        crate::domain::notify::refresh(&core.db, &core.hub, &link.alert_id).await;
+        crate::domain::notify::refresh(core, &link.alert_id).await;
     }
     Ok(())
 }

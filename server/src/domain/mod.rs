@@ -29,6 +29,8 @@ pub use crate::storage::Db;
 /// Runtime settings derived from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// This server's node id (logs, `/healthz`, `/metrics`).
+    pub node_id: String,
     /// Public base URL without a trailing slash.
     pub public_url: String,
     /// Browser origins allowed to open sockets.
@@ -61,6 +63,11 @@ pub struct Settings {
     pub metrics_token: Option<String>,
 }
 
+/// How long another node's console summary of an alert counts without being repeated.
+pub fn cluster_summary_fresh() -> std::time::Duration {
+    crate::cluster::SUMMARY_FRESH
+}
+
 /// The parts the domain works with: storage, the live hub, the outbox, the clock and the
 /// guards. Cheap to clone; the web layer's state wraps it.
 #[derive(Clone)]
@@ -85,6 +92,8 @@ pub struct Core {
     pub timers_wake: Arc<tokio::sync::Notify>,
     /// People known to have no geozones, and since when (see `geozones::check`).
     pub zone_free: Arc<dashmap::DashMap<String, std::time::Instant>>,
+    /// This node's part of a cluster (`None`: one server on its own).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Core {
@@ -109,6 +118,20 @@ impl Core {
             clock,
             timers_wake: Arc::new(tokio::sync::Notify::new()),
             zone_free: Arc::new(dashmap::DashMap::new()),
+            cluster: None,
+        }
+    }
+
+    /// Where a live alert changed outside its session (claimed, noted, ended): the session is
+    /// told directly if this node owns it, else its owner reloads it.
+    pub async fn changed(&self, alert_id: &str, apply: impl FnOnce(&crate::live::Session)) {
+        match self.hub.get(alert_id) {
+            Some(s) => apply(&s),
+            None => {
+                if let Some(c) = &self.cluster {
+                    c.touch(alert_id).await;
+                }
+            }
         }
     }
 

@@ -16,7 +16,6 @@ use alertme_protocol::AlertStatus;
 use crate::domain::accounts;
 use crate::domain::wording::{self, Arg};
 use crate::domain::Core;
-use crate::live::Hub;
 use crate::storage::entity::{
     alert_events, alerts, contacts, fixes, geozones, responders, sms_outbox, timers, users, watch_tokens,
 };
@@ -267,15 +266,20 @@ impl crate::sms::outbox::Texts for SendTime {
         }))
     }
     async fn delivery_changed(&self, alert_id: &str) {
-        refresh(&self.0.db, &self.0.hub, alert_id).await;
+        refresh(&self.0, alert_id).await;
     }
 }
 
-/// Pushes an alert's delivery state to its live session, if any.
-pub async fn refresh(db: &Db, hub: &Hub, alert_id: &str) {
-    let Some(session) = hub.get(alert_id) else { return };
+/// Pushes an alert's delivery state to its live session, if any (in a cluster, wherever it is).
+pub async fn refresh(core: &Core, alert_id: &str) {
+    let Some(session) = core.hub.get(alert_id) else {
+        if let Some(c) = &core.cluster {
+            c.touch(alert_id).await;
+        }
+        return;
+    };
     let _reload = session.deliveries_reload.lock().await;
-    match outbox::deliveries(db, alert_id).await {
+    match outbox::deliveries(&core.db, alert_id).await {
         Ok(d) => session.set_deliveries(d),
         Err(e) => tracing::error!(error = %e, "loading delivery state failed"),
     }
@@ -295,7 +299,7 @@ pub async fn delivery_report(
     }
     outbox::advance(&core.db, row.id, &row.status, new, error_code).await?;
     if let Some(alert) = &row.alert_id {
-        refresh(&core.db, &core.hub, alert).await;
+        refresh(core, alert).await;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
 use super::trail::Trail;
-use super::Frame;
+use super::{Frame, Outbound, Published};
 use crate::live::demux::{Container, Demuxer};
 
 /// Capacity of each session's broadcast channel. A watcher further behind than this gets
@@ -34,6 +34,9 @@ pub struct LiveEvent {
     pub ev: u64,
     /// The ready-to-send frame.
     pub msg: Frame,
+    /// Not an event but a call to start over: a mirror's feed had a gap, its watchers take a
+    /// fresh snapshot (see [`Session::resync`]). Never in the replay ring.
+    pub resync: bool,
     at: Instant,
     audio: Option<AudioRef>,
 }
@@ -57,10 +60,19 @@ struct AudioLive {
     part: u16,
     mime: String,
     demux: Demuxer,
+    /// The part's init segment, once known (from the demuxer, or a mirror's feed).
+    init: Option<Bytes>,
     next_unit: u64,
 }
 
 struct State {
+    /// Id of this run of events; watchers resume only within the same epoch. A cluster's new
+    /// owner continues its predecessor's epoch and numbering.
+    epoch: String,
+    /// A mirror honours resumes only from here on (it holds no events before its snapshot).
+    resume_floor: u64,
+    /// A mirror's highest owner fence seen: events of older owners are dropped.
+    fence_seen: i64,
     info: AlertInfo,
     trail: Trail,
     fix_contig: u64,
@@ -84,14 +96,50 @@ struct State {
     notes: Vec<Note>,
 }
 
+impl State {
+    /// Nothing stored, relayed or heard yet: event `ev` of `epoch` was the last one.
+    fn new(epoch: String, info: AlertInfo, ev: u64) -> Self {
+        State {
+            epoch,
+            resume_floor: 0,
+            fence_seen: 0,
+            info,
+            trail: Trail::default(),
+            fix_contig: 0,
+            fix_above: BTreeSet::new(),
+            audio_acked: 0,
+            relayed: BTreeSet::new(),
+            relayed_audio: 0,
+            relayed_part_bytes: 0,
+            audio: None,
+            phone: PhoneLink { connected: false, last_seen_ms: None },
+            last_heard: None,
+            lost_since: None,
+            ev,
+            ring: VecDeque::new(),
+            ring_bytes: 0,
+            last_responder_update: None,
+            deliveries: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// A live alert. Cheap to share (`Arc<Session>`); the lock is only held for short, non-async work.
 pub struct Session {
     /// Alert id.
     pub alert_id: String,
-    /// Random id of this in-memory copy; watchers can only resume within the same epoch.
-    pub epoch: String,
     /// The alert's owner.
     pub user_id: String,
+    /// In a cluster: the fencing number this node owns the alert with (its writes are refused
+    /// once another node took the alert over).
+    pub fence: Option<i64>,
+    /// A mirror follows another node's session (see [`Session::mirror`]); it never ingests.
+    pub is_mirror: bool,
+    /// Where published events and console updates also go, in a cluster.
+    outbound: Option<tokio::sync::mpsc::Sender<Outbound>>,
+    /// Watchers on other nodes, by node, as they last reported (cluster only).
+    remote_watchers: Mutex<std::collections::HashMap<String, (usize, Instant)>>,
     state: Mutex<State>,
     tx: broadcast::Sender<Arc<LiveEvent>>,
     acks: watch::Sender<Acks>,
@@ -137,31 +185,34 @@ pub struct SessionSeed {
     pub audio_part: Option<RestoredPart>,
     /// Responders' notes so far.
     pub notes: Vec<Note>,
+    /// In a cluster: this node's ownership.
+    pub owned: Option<Owned>,
+}
+
+/// What a cluster node knows when it takes an alert over.
+#[derive(Debug, Clone)]
+pub struct Owned {
+    /// Its fencing number.
+    pub fence: i64,
+    /// The epoch and last event number its predecessor published, to continue from.
+    pub after: Option<(String, u64)>,
 }
 
 impl Session {
-    pub(crate) fn new(seed: SessionSeed, responders: broadcast::Sender<Frame>) -> Self {
+    pub(crate) fn new(
+        seed: SessionSeed,
+        responders: broadcast::Sender<Frame>,
+        outbound: Option<tokio::sync::mpsc::Sender<Outbound>>,
+    ) -> Self {
         let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let mut st = State {
-            info: seed.info,
-            trail: Trail::default(),
-            fix_contig: 0,
-            fix_above: BTreeSet::new(),
-            audio_acked: seed.audio_acked,
-            relayed: BTreeSet::new(),
-            relayed_audio: seed.audio_acked,
-            relayed_part_bytes: 0,
-            audio: None,
-            phone: PhoneLink { connected: false, last_seen_ms: None },
-            last_heard: None,
-            lost_since: None,
-            ev: 0,
-            ring: VecDeque::new(),
-            ring_bytes: 0,
-            last_responder_update: None,
-            deliveries: Vec::new(),
-            notes: seed.notes,
+        let (epoch, ev) = match seed.owned.as_ref().and_then(|o| o.after.clone()) {
+            Some((epoch, ev)) => (epoch, ev),
+            None => (uuid::Uuid::new_v4().simple().to_string(), 0),
         };
+        let mut st = State::new(epoch, seed.info, ev);
+        st.audio_acked = seed.audio_acked;
+        st.relayed_audio = seed.audio_acked;
+        st.notes = seed.notes;
         let mut above = Vec::new();
         for f in seed.trail {
             if f.seq == 0 || mark_stored(&mut st, f.seq) {
@@ -191,21 +242,28 @@ impl Session {
                         units.extend(demux.push(&tail[at..]));
                     }
                 }
-                let mut a = AudioLive { part, mime, demux, next_unit: 0 };
+                let init = demux.init().cloned();
+                let mut a = AudioLive { part, mime, demux, init, next_unit: 0 };
                 let now = Instant::now();
                 for u in units {
-                    // Restored units predate this process: they seed the late-join ring only.
-                    push_unit(&mut st, &mut a, u, now, &tx);
+                    // Restored units predate this process: they seed the late-join ring only,
+                    // numbered as already seen (a watcher's position never points into them).
+                    push_unit(&mut st, &mut a, u, now, None);
                 }
                 st.audio = Some(a);
             }
         }
         let acks = Acks { fix: st.fix_contig, audio: st.audio_acked };
         let status = st.info.status;
+        // Restored units re-numbered events: a successor resumes after its predecessor's last.
+        st.resume_floor = st.ev;
         Self {
             alert_id: st.info.id.clone(),
-            epoch: uuid::Uuid::new_v4().simple().to_string(),
             user_id: seed.user_id,
+            fence: seed.owned.as_ref().map(|o| o.fence),
+            is_mirror: false,
+            outbound: if seed.owned.is_some() { outbound } else { None },
+            remote_watchers: Mutex::default(),
             state: Mutex::new(st),
             tx,
             acks: watch::channel(acks).0,
@@ -273,6 +331,9 @@ impl Session {
     /// Shows newly arrived fixes to watchers at once (they are stored in parallel; the phone's
     /// ack waits for the commit, watchers need not).
     pub fn fixes_received(&self, fixes: &[Fix]) {
+        if self.relays_when_stored() {
+            return;
+        }
         let mut st = self.lock();
         self.relay_fixes(&mut st, fixes);
     }
@@ -328,6 +389,9 @@ impl Session {
     /// part), so the relayed and the stored numbering agree.
     /// Returns false once the stream cannot be relayed live (it is still stored).
     pub fn audio_received(&self, seq: u64, mime: &str, bytes: &[u8]) -> bool {
+        if self.relays_when_stored() {
+            return self.lock().audio.as_ref().is_none_or(|a| a.demux.is_healthy());
+        }
         let mut st = self.lock();
         self.relay_audio(&mut st, seq, mime, bytes);
         st.audio.as_ref().is_none_or(|a| a.demux.is_healthy())
@@ -346,8 +410,8 @@ impl Session {
         };
         if let Some(part) = part {
             st.relayed_part_bytes = 0;
-            st.audio =
-                Some(AudioLive { part, mime: mime.to_owned(), demux: Demuxer::new(container), next_unit: 0 });
+            let demux = Demuxer::new(container);
+            st.audio = Some(AudioLive { part, mime: mime.to_owned(), demux, init: None, next_unit: 0 });
             let m = WatchMsg::AudioPart { ev: st.ev + 1, part, mime: mime.to_owned() };
             self.publish(st, json(&m), None);
         }
@@ -356,15 +420,16 @@ impl Session {
             let had_init = a.demux.init().is_some();
             let units = a.demux.push(bytes);
             if !had_init {
-                if let Some(init) = a.demux.init() {
+                if let Some(init) = a.demux.init().cloned() {
                     let h = WatchHeader { kind: KIND_INIT, flags: 0, part: a.part, ev: st.ev + 1 };
-                    let msg = Frame::Binary(Bytes::from(h.frame(init)));
+                    let msg = Frame::Binary(Bytes::from(h.frame(&init)));
+                    a.init = Some(init);
                     self.publish(st, msg, None);
                 }
             }
             let now = Instant::now();
             for u in units {
-                push_unit(st, &mut a, u, now, &self.tx);
+                push_unit(st, &mut a, u, now, Some(self));
             }
             st.audio = Some(a);
         }
@@ -435,10 +500,23 @@ impl Session {
         self.tell_responders(&st);
     }
 
+    /// Replaces the notes (as stored) and tells the consoles when they changed.
+    pub fn set_notes(&self, notes: Vec<Note>) {
+        let mut st = self.lock();
+        if st.notes != notes {
+            st.notes = notes;
+            self.tell_responders(&st);
+        }
+    }
+
     /// Applies a new status or claim and tells everyone.
     pub fn update_info(&self, f: impl FnOnce(&mut AlertInfo)) {
         let mut st = self.lock();
+        let before = st.info.clone();
         f(&mut st.info);
+        if st.info == before {
+            return;
+        }
         let m = WatchMsg::Alert { ev: st.ev + 1, alert: st.info.clone() };
         self.publish(&mut st, json(&m), None);
         self.tell_responders(&st);
@@ -448,12 +526,63 @@ impl Session {
     }
 
     fn tell_responders(&self, st: &State) {
-        let m = ResponderMsg::Update { alert: summary_of(st) };
-        let _ = self.responders.send(json(&m));
+        if self.is_mirror {
+            return; // the owner tells every node's consoles
+        }
+        let m = json(&ResponderMsg::Update { alert: summary_of(st) });
+        if let Some(out) = &self.outbound {
+            send_out(out, Outbound::Console(m.clone()));
+        }
+        let _ = self.responders.send(m);
+    }
+
+    /// Tells every console how this alert stands.
+    pub fn announce(&self) {
+        let st = self.lock();
+        self.tell_responders(&st);
+    }
+
+    /// Tells the other nodes' consoles how this alert stands (an owner repeats it, so that a
+    /// node started later lists every alert).
+    pub fn announce_to_cluster(&self) {
+        if let Some(out) = &self.outbound {
+            let st = self.lock();
+            send_out(out, Outbound::Console(json(&ResponderMsg::Update { alert: summary_of(&st) })));
+        }
     }
 
     fn publish(&self, st: &mut State, msg: Frame, audio: Option<AudioRef>) {
-        publish(st, &self.tx, msg, audio, Instant::now());
+        let ev = publish(st, &self.tx, msg, audio, Instant::now());
+        if let Some(out) = &self.outbound {
+            let e = st.ring.back().filter(|e| e.ev == ev).expect("just published");
+            let p = Published {
+                alert_id: self.alert_id.clone(),
+                epoch: st.epoch.clone(),
+                fence: self.fence.unwrap_or(0),
+                ev,
+                frame: e.msg.clone(),
+                unit: e.audio.map(|a| a.unit),
+            };
+            send_out(out, Outbound::Event(p));
+        }
+    }
+
+    /// A cluster owner relays only what is durable: whoever takes the alert over next knows
+    /// from the database exactly what watchers were shown, and continues without repeating or
+    /// skipping anything (docs/cluster.md). One server relays on arrival, a commit sooner.
+    fn relays_when_stored(&self) -> bool {
+        self.outbound.is_some()
+    }
+
+    /// The epoch of this run of events.
+    pub fn epoch(&self) -> String {
+        self.lock().epoch.clone()
+    }
+
+    /// The epoch and number of the last event published.
+    pub fn position(&self) -> (String, u64) {
+        let st = self.lock();
+        (st.epoch.clone(), st.ev)
     }
 
     /// Subscribes a watcher. With `resume = (epoch, ev)` from an earlier connection, replays what
@@ -463,10 +592,9 @@ impl Session {
         let mut st = self.lock();
         let rx = self.tx.subscribe();
         if let Some((epoch, ev)) = resume {
-            let held = st.ring.front().map_or(st.ev, |e| e.ev - 1);
-            if epoch == self.epoch && ev <= st.ev && ev >= held {
-                let mut frames =
-                    vec![json(&WatchMsg::Resumed { epoch: self.epoch.clone(), from_ev: ev + 1 })];
+            let held = st.ring.front().map_or(st.ev, |e| e.ev.saturating_sub(1)).max(st.resume_floor);
+            if epoch == st.epoch && ev <= st.ev && ev >= held {
+                let mut frames = vec![json(&WatchMsg::Resumed { epoch: st.epoch.clone(), from_ev: ev + 1 })];
                 frames.extend(st.ring.iter().filter(|e| e.ev > ev).map(|e| e.msg.clone()));
                 return Subscription { frames, rx };
             }
@@ -485,7 +613,7 @@ impl Session {
     fn snapshot(&self, st: &mut State, resync: bool) -> Vec<Frame> {
         let mut audio_frames = Vec::new();
         let audio = st.audio.as_ref().map(|a| {
-            if let Some(init) = a.demux.init() {
+            if let Some(init) = &a.init {
                 let h = WatchHeader { kind: KIND_INIT, flags: 0, part: a.part, ev: 0 };
                 audio_frames.push(Frame::Binary(Bytes::from(h.frame(init))));
             }
@@ -510,7 +638,7 @@ impl Session {
             }
         });
         let snap = WatchMsg::Snapshot {
-            epoch: self.epoch.clone(),
+            epoch: st.epoch.clone(),
             ev: st.ev,
             resync,
             alert: st.info.clone(),
@@ -524,9 +652,209 @@ impl Session {
         frames
     }
 
-    /// Number of live watcher subscriptions.
+    /// Number of watchers: this node's subscriptions, and in a cluster those other nodes
+    /// reported within the last few seconds.
     pub fn watchers(&self) -> usize {
+        let remote = self.remote_watchers.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = remote.values().filter(|(_, at)| at.elapsed() < REMOTE_WATCHERS_FRESH).map(|(n, _)| n);
+        self.tx.receiver_count() + fresh.sum::<usize>()
+    }
+
+    /// Watchers on this node only.
+    pub fn local_watchers(&self) -> usize {
         self.tx.receiver_count()
+    }
+
+    /// Another node's count of watchers of this alert.
+    pub fn remote_watchers(&self, node: &str, count: usize) {
+        let mut remote = self.remote_watchers.lock().unwrap_or_else(|e| e.into_inner());
+        remote.retain(|_, (_, at)| at.elapsed() < REMOTE_WATCHERS_FRESH);
+        if count == 0 {
+            remote.remove(node);
+        } else if remote.len() < MAX_NODES || remote.contains_key(node) {
+            remote.insert(node.to_owned(), (count, Instant::now()));
+        }
+    }
+
+    /// Makes this session stop taking the phone's data: its phone connection closes as
+    /// superseded (another node took the alert over).
+    pub fn disown(&self) {
+        self.owner.send_replace(u64::MAX);
+    }
+
+    /// A mirror of another node's session, from the frames of the owner's snapshot. Its
+    /// watchers get the same events with the same numbers as the owner's, fed by [`Session::apply`].
+    pub fn mirror(alert_id: &str, frames: &[Frame], fence: i64) -> Result<Self, BadSnapshot> {
+        let st = mirror_state(frames, fence)?;
+        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let status = st.info.status;
+        let deliveries = st.deliveries.clone();
+        Ok(Self {
+            alert_id: alert_id.to_owned(),
+            user_id: String::new(),
+            fence: None,
+            is_mirror: true,
+            outbound: None,
+            remote_watchers: Mutex::default(),
+            state: Mutex::new(st),
+            tx,
+            acks: watch::channel(Acks::default()).0,
+            status: watch::channel(status).0,
+            owner: watch::channel(0).0,
+            deliveries: watch::channel(deliveries).0,
+            deliveries_reload: tokio::sync::Mutex::new(()),
+            responders: broadcast::channel(1).0,
+        })
+    }
+
+    /// Starts a mirror over from a new snapshot (its feed had a gap): its watchers are told to
+    /// take a fresh snapshot.
+    pub fn reset(&self, frames: &[Frame], fence: i64) -> Result<(), BadSnapshot> {
+        let fresh = mirror_state(frames, fence)?;
+        let status = fresh.info.status;
+        let deliveries = fresh.deliveries.clone();
+        *self.lock() = fresh;
+        let marker = LiveEvent {
+            ev: 0,
+            msg: Frame::Text(Bytes::new()),
+            resync: true,
+            at: Instant::now(),
+            audio: None,
+        };
+        let _ = self.tx.send(Arc::new(marker));
+        self.deliveries.send_replace(deliveries);
+        self.status.send_if_modified(|s| std::mem::replace(s, status) != status);
+        Ok(())
+    }
+
+    /// Applies one event of the owner's to a mirror. Events arrive in the owner's order; one
+    /// from an older owner (lower fence) is dropped; anything else out of sequence is a gap,
+    /// and the caller resets the mirror from a new snapshot.
+    pub fn apply(&self, p: &Published) -> Applied {
+        let mut st = self.lock();
+        if p.fence < st.fence_seen || (p.epoch == st.epoch && p.ev <= st.ev && p.fence == st.fence_seen) {
+            return Applied::Stale;
+        }
+        // A newer owner reusing numbers this mirror already has (it started from a stale
+        // position) is out of sequence too: a gap.
+        if p.epoch != st.epoch || p.ev != st.ev + 1 {
+            return Applied::Gap;
+        }
+        st.fence_seen = p.fence;
+        let mut audio = None;
+        match &p.frame {
+            Frame::Text(t) => match serde_json::from_slice::<WatchMsg>(t) {
+                Ok(WatchMsg::Fix { fix, .. }) => st.trail.insert(fix),
+                Ok(WatchMsg::Alert { alert, .. }) => {
+                    let status = alert.status;
+                    st.info = alert;
+                    self.status.send_if_modified(|s| std::mem::replace(s, status) != status);
+                }
+                Ok(WatchMsg::Phone { phone, .. }) => st.phone = phone,
+                Ok(WatchMsg::Deliveries { deliveries, .. }) => {
+                    st.deliveries = deliveries.clone();
+                    self.deliveries.send_replace(deliveries);
+                }
+                Ok(WatchMsg::AudioPart { part, mime, .. }) => {
+                    let demux = Demuxer::new(Container::from_mime(&mime).unwrap_or(Container::Adts));
+                    st.audio = Some(AudioLive { part, mime, demux, init: None, next_unit: 0 });
+                }
+                Ok(_) => {}
+                Err(_) => return Applied::Gap,
+            },
+            Frame::Binary(b) => {
+                let Some((h, payload)) = WatchHeader::parse(b) else { return Applied::Gap };
+                if let Some(a) = st.audio.as_mut().filter(|a| a.part == h.part) {
+                    if h.kind == KIND_INIT {
+                        a.init = Some(Bytes::copy_from_slice(payload));
+                    } else if h.kind == KIND_UNIT {
+                        let unit = p.unit.unwrap_or(a.next_unit);
+                        a.next_unit = unit + 1;
+                        audio = Some(AudioRef { part: h.part, sync: h.flags & FLAG_SYNC != 0, unit });
+                    }
+                }
+            }
+        }
+        publish(&mut st, &self.tx, p.frame.clone(), audio, Instant::now());
+        Applied::Done
+    }
+}
+
+/// How long another node's watcher count stands without a new report.
+const REMOTE_WATCHERS_FRESH: Duration = Duration::from_secs(5);
+/// Most nodes whose counts one session keeps.
+const MAX_NODES: usize = 64;
+
+/// What [`Session::apply`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied and relayed to this node's watchers.
+    Done,
+    /// Already seen, or from an owner since replaced: dropped.
+    Stale,
+    /// Out of sequence: the mirror needs a new snapshot.
+    Gap,
+}
+
+/// A snapshot a mirror cannot start from.
+#[derive(Debug, thiserror::Error)]
+#[error("not a usable snapshot: {0}")]
+pub struct BadSnapshot(&'static str);
+
+/// A mirror's state from an owner's snapshot frames (the snapshot, then its audio frames) and
+/// the owner's fence.
+fn mirror_state(frames: &[Frame], fence: i64) -> Result<State, BadSnapshot> {
+    let Some(Frame::Text(first)) = frames.first() else { return Err(BadSnapshot("no snapshot message")) };
+    let Ok(WatchMsg::Snapshot { epoch, ev, alert, phone, trail, audio, deliveries, .. }) =
+        serde_json::from_slice::<WatchMsg>(first)
+    else {
+        return Err(BadSnapshot("the first frame is not a snapshot"));
+    };
+    let mut st = State::new(epoch, alert, ev);
+    st.resume_floor = ev;
+    st.fence_seen = fence;
+    st.phone = phone;
+    st.deliveries = deliveries;
+    for f in trail {
+        st.trail.insert(f);
+    }
+    if let Some(a) = audio {
+        let c = Container::from_mime(&a.mime).unwrap_or(Container::Adts);
+        let mut live = AudioLive {
+            part: a.part,
+            mime: a.mime,
+            demux: Demuxer::new(c),
+            init: None,
+            next_unit: a.first_unit,
+        };
+        let now = Instant::now();
+        for f in &frames[1..] {
+            let Frame::Binary(b) = f else { return Err(BadSnapshot("a text frame among the audio")) };
+            let Some((h, payload)) = WatchHeader::parse(b) else {
+                return Err(BadSnapshot("a bad audio frame"));
+            };
+            if h.kind == KIND_INIT {
+                live.init = Some(Bytes::copy_from_slice(payload));
+            } else if h.kind == KIND_UNIT {
+                let r = AudioRef { part: h.part, sync: h.flags & FLAG_SYNC != 0, unit: live.next_unit };
+                live.next_unit += 1;
+                // Seeds the late-join window; numbered at or below the snapshot (never replayed).
+                let e =
+                    LiveEvent { ev: h.ev.min(ev), msg: f.clone(), resync: false, at: now, audio: Some(r) };
+                st.ring_bytes += e.msg.len();
+                st.ring.push_back(Arc::new(e));
+            }
+        }
+        st.audio = Some(live);
+    }
+    Ok(st)
+}
+
+/// Hands an event to the cluster without ever waiting: when its queue is full the event is
+/// dropped for other nodes, whose mirrors see the gap and start over from a snapshot.
+fn send_out(out: &tokio::sync::mpsc::Sender<Outbound>, o: Outbound) {
+    if out.try_send(o).is_err() {
+        metrics::counter!(crate::telemetry::CLUSTER_DROPPED).increment(1);
     }
 }
 
@@ -540,16 +868,18 @@ fn summary_of(st: &State) -> AlertSummary {
     }
 }
 
+/// Numbers an event, keeps it in the replay ring and sends it to this node's watchers; returns
+/// its number.
 fn publish(
     st: &mut State,
     tx: &broadcast::Sender<Arc<LiveEvent>>,
     msg: Frame,
     audio: Option<AudioRef>,
     at: Instant,
-) {
+) -> u64 {
     st.ev += 1;
     let size = msg.len();
-    let e = Arc::new(LiveEvent { ev: st.ev, msg, at, audio });
+    let e = Arc::new(LiveEvent { ev: st.ev, msg, resync: false, at, audio });
     st.ring.push_back(e.clone());
     st.ring_bytes += size;
     while st.ring.len() > RING_MAX_EVENTS || st.ring_bytes > RING_MAX_BYTES {
@@ -558,6 +888,7 @@ fn publish(
     }
     // No receivers is fine: nobody is watching yet.
     let _ = tx.send(e);
+    st.ev
 }
 
 fn push_unit(
@@ -565,13 +896,28 @@ fn push_unit(
     a: &mut AudioLive,
     u: crate::live::demux::Unit,
     at: Instant,
-    tx: &broadcast::Sender<Arc<LiveEvent>>,
+    to: Option<&Session>,
 ) {
-    let ev = st.ev + 1;
-    let h = WatchHeader { kind: KIND_UNIT, flags: if u.sync { FLAG_SYNC } else { 0 }, part: a.part, ev };
     let r = AudioRef { part: a.part, sync: u.sync, unit: a.next_unit };
     a.next_unit += 1;
-    publish(st, tx, Frame::Binary(Bytes::from(h.frame(&u.bytes))), Some(r), at);
+    let flags = if u.sync { FLAG_SYNC } else { 0 };
+    match to {
+        Some(session) => {
+            let h = WatchHeader { kind: KIND_UNIT, flags, part: a.part, ev: st.ev + 1 };
+            session.publish(st, Frame::Binary(Bytes::from(h.frame(&u.bytes))), Some(r));
+        }
+        None => {
+            // Restored: late-join window only, numbered as already seen.
+            let h = WatchHeader { kind: KIND_UNIT, flags, part: a.part, ev: st.ev };
+            let msg = Frame::Binary(Bytes::from(h.frame(&u.bytes)));
+            st.ring_bytes += msg.len();
+            st.ring.push_back(Arc::new(LiveEvent { ev: st.ev, msg, resync: false, at, audio: Some(r) }));
+            while st.ring.len() > RING_MAX_EVENTS || st.ring_bytes > RING_MAX_BYTES {
+                let Some(old) = st.ring.pop_front() else { break };
+                st.ring_bytes -= old.msg.len();
+            }
+        }
+    }
 }
 
 /// Marks fix `seq` stored; false when it already was.
@@ -592,6 +938,7 @@ fn json<T: serde::Serialize>(m: &T) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::{Outbound, Published};
 
     fn fix(seq: u64, t: i64) -> Fix {
         Fix {
@@ -608,7 +955,7 @@ mod tests {
     }
 
     fn session() -> Session {
-        Session::new(session_seed(), broadcast::channel(4).0)
+        Session::new(session_seed(), broadcast::channel(4).0, None)
     }
 
     fn session_seed() -> SessionSeed {
@@ -632,6 +979,7 @@ mod tests {
             audio_acked: 0,
             audio_part: None,
             notes: vec![],
+            owned: None,
         };
         seed
     }
@@ -665,7 +1013,7 @@ mod tests {
             seed.audio_acked = 10;
             let part = RestoredPart { part: 0, mime: mime.into(), len: bytes.len() as u64, head, tail };
             seed.audio_part = Some(part);
-            let s = Session::new(seed, broadcast::channel(4).0);
+            let s = Session::new(seed, broadcast::channel(4).0, None);
             let frames = s.subscribe(None).frames;
             let Frame::Text(t) = &frames[0] else { panic!() };
             let snap: WatchMsg = serde_json::from_slice(t).unwrap();
@@ -695,13 +1043,57 @@ mod tests {
         }
     }
 
+    /// A mirror built from an owner's snapshot applies its events with the same numbers and
+    /// bytes, drops an older owner's, calls anything out of sequence a gap, and resumes watchers
+    /// only from its snapshot on.
+    #[test]
+    fn a_mirror_follows_its_owner() {
+        let (out, mut published) = tokio::sync::mpsc::channel(64);
+        let mut seed = session_seed();
+        seed.owned = Some(Owned { fence: 2, after: Some(("ep".into(), 40)) });
+        let owner = Session::new(seed, broadcast::channel(4).0, Some(out));
+        assert_eq!(owner.position(), ("ep".into(), 40), "a new owner continues its predecessor's numbering");
+        owner.fixes_stored(&[fix(1, 1)]);
+        let mirror = Session::mirror("a", &owner.resync().frames, 2).unwrap();
+        let mut events = Vec::new();
+        while let Ok(Outbound::Event(p)) = published.try_recv() {
+            events.push(p);
+        }
+        assert_eq!(events.len(), 1, "fix 1 published once it was stored");
+        assert_eq!(mirror.apply(&events[0]), Applied::Stale, "already in the snapshot");
+        owner.fixes_received(&[fix(2, 2)]);
+        assert!(published.try_recv().is_err(), "a cluster owner relays only what is stored");
+        owner.fixes_stored(&[fix(2, 2)]);
+        owner.update_info(|i| i.claimed_by = Some("Rita".into()));
+        let Ok(Outbound::Event(p2)) = published.try_recv() else { panic!("fix 2") };
+        let Ok(Outbound::Event(p3)) = published.try_recv() else { panic!("claim") };
+        let Ok(Outbound::Console(_)) = published.try_recv() else { panic!("console update") };
+        assert_eq!((p2.ev, p3.ev), (42, 43));
+        let mut rx = mirror.subscribe(None).rx;
+        assert_eq!(mirror.apply(&p3), Applied::Gap, "43 before 42");
+        assert_eq!(mirror.apply(&p2), Applied::Done);
+        assert_eq!(mirror.apply(&p3), Applied::Done);
+        assert_eq!(rx.try_recv().unwrap().msg, p2.frame, "watchers get the owner's bytes");
+        assert_eq!(mirror.info().claimed_by.as_deref(), Some("Rita"));
+        let old = Published { fence: 1, ev: 44, ..p3.clone() };
+        assert_eq!(mirror.apply(&old), Applied::Stale, "a replaced owner is not heard");
+        let r = mirror.subscribe(Some(("ep", 41)));
+        assert_eq!(r.frames.len(), 3, "resumed + events 42 and 43");
+        let r = mirror.subscribe(Some(("ep", 39)));
+        let Frame::Text(t) = &r.frames[0] else { panic!() };
+        assert!(std::str::from_utf8(t).unwrap().contains("\"resync\":true"), "before the mirror's snapshot");
+        mirror.reset(&owner.resync().frames, 2).unwrap();
+        assert!(rx.try_recv().is_ok_and(|e| e.ev == 43));
+        assert!(rx.try_recv().is_ok_and(|e| e.resync), "watchers are told to take a new snapshot");
+    }
+
     #[test]
     fn resume_replays_or_resyncs() {
         let s = session();
         let sub = s.subscribe(None);
         assert_eq!(sub.frames.len(), 1);
         s.fixes_stored(&[fix(1, 1), fix(2, 2)]);
-        let r = s.subscribe(Some((&s.epoch.clone(), 1)));
+        let r = s.subscribe(Some((&s.epoch(), 1)));
         assert_eq!(r.frames.len(), 2, "resumed + event 2");
         let r = s.subscribe(Some(("other-epoch", 1)));
         let Frame::Text(t) = &r.frames[0] else { panic!() };

@@ -437,3 +437,26 @@ pub mod geozones {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Cluster mode: the node that owns each live alert, and its fencing number.
+pub mod alert_owners {
+    use sea_orm::entity::prelude::*;
+
+    /// An ownership row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "alert_owners")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub alert_id: String,
+        pub node_id: String,
+        /// Grows by one with every change of owner; a writer holding an older one cannot commit.
+        pub fence: i64,
+        /// The owner renews this while it is alive; an old one means the owner is gone.
+        pub renewed_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -2,6 +2,7 @@
 
 pub mod entity;
 pub mod outbox;
+pub mod owners;
 pub mod recordings;
 pub mod writer;
 

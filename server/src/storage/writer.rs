@@ -47,6 +47,9 @@ pub trait Committed: Send + Sync {
     fn fix_refused(&self, seq: u64);
     /// Audio chunk `seq` is committed.
     fn audio_stored(&self, seq: u64, mime: &str, bytes: &[u8]);
+    /// In a cluster, the fencing number this node owns the alert with: its items commit only
+    /// while that still stands.
+    fn fence(&self) -> Option<i64>;
 }
 
 /// What the writer tells a phone connection when it cannot take a job.
@@ -61,6 +64,8 @@ pub enum Notice {
     NoAudioFormat,
     /// Storage failed; nothing in the batch was acked. Reconnect and resend.
     StorageFailed,
+    /// Another node took the alert over: nothing more is stored here for it.
+    Fenced,
 }
 
 enum Job {
@@ -102,7 +107,7 @@ impl Store {
     /// thousands of socket tasks: at the nominal fan-out a batch took tens of ms of waiting and
     /// phones waited seconds for acks. On its own thread the OS gives it a fair share of the CPU
     /// whatever the number of sockets.
-    pub async fn start(url: &str) -> anyhow::Result<Self> {
+    pub async fn start(url: &str, node: Option<String>) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let url = url.to_owned();
@@ -118,7 +123,7 @@ impl Store {
                 match crate::storage::connect_writer(&url).await {
                     Ok(db) => {
                         let _ = ready_tx.send(Ok(()));
-                        Writer { db, positions: HashMap::new() }.run(rx).await;
+                        Writer { db, positions: HashMap::new(), node }.run(rx).await;
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -201,6 +206,28 @@ struct Writer {
     db: DatabaseConnection,
     /// Per alert. Dropped on failure and rebuilt from the database.
     positions: HashMap<String, OpenPart>,
+    /// In a cluster, this node's id: commits check the alerts' ownership rows.
+    node: Option<String>,
+}
+
+impl Job {
+    fn session(&self) -> Option<&Arc<dyn Committed>> {
+        match self {
+            Job::Fixes { session, .. } | Job::Refused { session, .. } | Job::Audio { session, .. } => {
+                Some(session)
+            }
+            Job::Forget(_) | Job::Flush(_) => None,
+        }
+    }
+
+    fn notice(&self) -> Option<&mpsc::Sender<Notice>> {
+        match self {
+            Job::Fixes { notice, .. } | Job::Refused { notice, .. } | Job::Audio { notice, .. } => {
+                Some(notice)
+            }
+            Job::Forget(_) | Job::Flush(_) => None,
+        }
+    }
 }
 
 enum Done {
@@ -222,6 +249,37 @@ impl Writer {
 
     async fn commit(&mut self, jobs: Vec<Job>) {
         let now = crate::now_ms();
+        // In a cluster the transaction opens first: it checks (and locks) the ownership rows
+        // before anything of an alert this node no longer owns is stored.
+        let mut early_txn = None;
+        let mut fenced = std::collections::HashSet::new();
+        if let Some(node) = &self.node {
+            let claims: HashMap<String, i64> = jobs
+                .iter()
+                .filter_map(Job::session)
+                .filter_map(|s| s.fence().map(|f| (s.alert_id().to_owned(), f)))
+                .collect();
+            let checked = async {
+                let txn = crate::storage::write_txn(&self.db).await?;
+                let out = super::owners::fenced_out(&txn, node, &claims).await?;
+                Ok::<_, sea_orm::DbErr>((txn, out))
+            }
+            .await;
+            match checked {
+                Ok((txn, out)) => {
+                    early_txn = Some(txn);
+                    fenced.extend(out);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "ownership check failed; nothing in this batch is acknowledged");
+                    metrics::counter!(crate::telemetry::WRITER_FAILURES).increment(1);
+                    for n in jobs.iter().filter_map(Job::notice) {
+                        let _ = n.try_send(Notice::StorageFailed);
+                    }
+                    return;
+                }
+            }
+        }
         let mut fix_rows = Vec::new();
         let mut refused_rows = Vec::new();
         let mut part_rows = Vec::new();
@@ -234,6 +292,13 @@ impl Writer {
         // When each stored job was queued (the ack latency it sees).
         let mut waited = Vec::new();
         for job in jobs {
+            if let Some(s) = job.session().filter(|s| fenced.contains(s.alert_id())) {
+                self.positions.remove(s.alert_id());
+                if let Some(n) = job.notice() {
+                    let _ = n.try_send(Notice::Fenced);
+                }
+                continue;
+            }
             match job {
                 Job::Forget(id) => {
                     self.positions.remove(&id);
@@ -319,7 +384,10 @@ impl Writer {
         let rows_in_batch = fix_rows.len() + chunk_rows.len();
         let result = async {
             let t0 = std::time::Instant::now();
-            let txn = crate::storage::write_txn(&self.db).await?;
+            let txn = match early_txn {
+                Some(txn) => txn,
+                None => crate::storage::write_txn(&self.db).await?,
+            };
             for rows in in_groups(fix_rows) {
                 // Resent fixes are already stored: skip them instead of failing the batch.
                 fixes::Entity::insert_many(rows)

@@ -19,6 +19,7 @@ fn parts(e: &Error) -> (StatusCode, &'static str) {
         Error::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         Error::InvalidCode => (StatusCode::UNAUTHORIZED, "invalid_code"),
         Error::LinkExpired => (StatusCode::GONE, "link_expired"),
+        Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         Error::Db(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }

@@ -205,6 +205,12 @@ impl Conn {
                         Notice::AudioGap { expected } => ("audio_gap", "audio chunk ahead of a missing one; resend from `expected`", Some(expected)),
                         Notice::NoAudioFormat => ("no_audio_format", "send a supported audio_mime in start before audio", None),
                         Notice::StorageFailed => break Some((close::STORAGE, "storage failed; reconnect and resend")),
+                        Notice::Fenced => {
+                            if let Some(sess) = &self.session {
+                                alerts::fenced_out(&self.state, sess);
+                            }
+                            break Some((close::SUPERSEDED, "another server took this alert over; reconnect"));
+                        }
                     };
                     let m = PhoneServerMsg::Error { code: code.into(), detail: detail.into(), expected };
                     if send(&mut socket, &m).await.is_err() {

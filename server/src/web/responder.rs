@@ -55,8 +55,13 @@ fn text(m: &ResponderMsg) -> Message {
     Message::Text(serde_json::to_string(m).expect("serializes").into())
 }
 
+/// Every active alert: this node's, and in a cluster those other nodes own, oldest first.
 fn overview(state: &AppState, responder: &Responder) -> Message {
-    let alerts = state.hub.sessions().iter().map(|s| s.summary()).collect();
+    let mut alerts: Vec<_> = state.hub.sessions().iter().map(|s| s.summary()).collect();
+    if state.cluster.is_some() {
+        alerts.extend(state.hub.remote_summaries(crate::domain::cluster_summary_fresh()));
+        alerts.sort_by_key(|s| s.alert.started_ms);
+    }
     text(&ResponderMsg::Overview { responder: responder.name.clone(), alerts })
 }
 

@@ -42,7 +42,7 @@ async fn upgrade(
 ) -> Result<Response> {
     let query = &pro.query;
     let (row, viewer) = watched_alert(&state, &pro.token, query).await?;
-    let session = alerts::session_for(&state, &row).await?;
+    let session = alerts::watch_view(&state, &row).await?;
     let resume = match (query.get("epoch"), query.get("ev").map(|e| e.parse::<u64>())) {
         (Some(epoch), Some(Ok(ev))) => Some((epoch.clone(), ev)),
         (None, None) => None,
@@ -88,7 +88,7 @@ async fn alert_of_link(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<alertme_protocol::AlertInfo>> {
     let (row, _) = watched_alert(&state, &socket::token(&headers, &query)?, &query).await?;
-    Ok(axum::Json(alerts::session_for(&state, &row).await?.info()))
+    Ok(axum::Json(alerts::info_now(&state, &row).await?))
 }
 
 async fn run(
@@ -131,12 +131,18 @@ async fn run(
             biased;
             e = sub.rx.recv() => {
                 let lagged = match e {
+                    // A mirror that started over: take its fresh snapshot.
+                    Ok(e) if e.resync => Some(0),
                     Ok(e) => {
                         // Whatever else is already queued goes out in the same write.
                         let mut batch = vec![Message::from(e.msg.clone())];
                         let mut lagged = None;
                         while batch.len() < MAX_BATCH {
                             match sub.rx.try_recv() {
+                                Ok(e) if e.resync => {
+                                    lagged = Some(0);
+                                    break;
+                                }
                                 Ok(e) => batch.push(e.msg.clone().into()),
                                 Err(TryRecvError::Lagged(n)) => {
                                     lagged = Some(n);

@@ -15,9 +15,19 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(health)).route("/metrics", get(metrics))
 }
 
+/// Load balancers ask this: a node whose database or (in a cluster) NATS connection is down
+/// answers 503 and gets no new sockets.
 async fn health(State(state): State<AppState>) -> Result<Json<alertme_protocol::Health>> {
     state.db.ping().await?;
-    Ok(Json(alertme_protocol::Health { status: "ok".into(), live_alerts: state.hub.sessions().len() }))
+    if state.cluster.as_ref().is_some_and(|c| !c.is_connected()) {
+        return Err(Error::Unavailable("not connected to NATS".into()));
+    }
+    Ok(Json(alertme_protocol::Health {
+        status: "ok".into(),
+        live_alerts: state.hub.sessions().len(),
+        node: state.settings.node_id.clone(),
+        cluster: state.cluster.is_some(),
+    }))
 }
 
 /// Prometheus text format, for a scraper with `ALERTME_METRICS_TOKEN` or on this machine.

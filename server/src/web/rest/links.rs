@@ -32,7 +32,7 @@ async fn revoke(
     authorize_alert(&state, &headers, &query, &id).await?;
     let hashes = links::revoke_alert_links(&state.db, &id, &Which::Contact(contact_id)).await?;
     links::close_links(&state.hub, hashes);
-    crate::domain::notify::refresh(&state.db, &state.hub, &id).await;
+    crate::domain::notify::refresh(&state, &id).await;
     tracing::info!(alert = %id, "a contact's watch link was revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,111 @@
+//! Mirrors: a node's copy of another node's live alert, fed by the owner's events, while it
+//! has watchers of it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alertme_protocol::AlertStatus;
+use futures_util::StreamExt;
+
+use super::{nats, wire, Cluster, ClusterError, SNAPSHOT_TIMEOUT};
+use crate::live::{Applied, Frame, Session};
+
+/// A mirror without watchers for this long is dropped (and its subject unsubscribed).
+const IDLE: Duration = Duration::from_secs(30);
+/// At most one new snapshot per this interval while a mirror's feed has a gap.
+const RESYNC_EVERY: Duration = Duration::from_millis(500);
+
+impl Cluster {
+    /// This node's mirror of a live alert, started from its owner's snapshot if needed.
+    /// `None` when no node answers for the alert (its owner is gone): the caller may adopt it.
+    pub async fn mirror(self: &Arc<Self>, alert_id: &str) -> Result<Option<Arc<Session>>, ClusterError> {
+        if let Some(m) = self.hub.mirror(alert_id) {
+            return Ok(Some(m));
+        }
+        let lock = self.starting.entry(alert_id.to_owned()).or_default().clone();
+        let _starting = lock.lock().await;
+        let made = async {
+            if let Some(m) = self.hub.mirror(alert_id) {
+                return Ok(Some(m));
+            }
+            // Subscribed before the snapshot is asked for: every event after it arrives.
+            let sub = self.client.subscribe(self.names.events(alert_id)).await.map_err(nats)?;
+            let Some((frames, fence)) = self.snapshot(alert_id).await? else { return Ok(None) };
+            let mirror = self.hub.add_mirror(Session::mirror(alert_id, &frames, fence)?);
+            let me = self.clone();
+            let m = mirror.clone();
+            self.tasks.spawn(async move { me.feed(m, sub).await });
+            Ok(Some(mirror))
+        }
+        .await;
+        self.starting.remove(alert_id);
+        made
+    }
+
+    /// The owner's snapshot of an alert and its fence; `None` when nobody answers in time.
+    async fn snapshot(&self, alert_id: &str) -> Result<Option<(Vec<Frame>, i64)>, ClusterError> {
+        let ask = self.client.request(self.names.own(alert_id, "snap"), bytes::Bytes::new());
+        match tokio::time::timeout(SNAPSHOT_TIMEOUT, ask).await {
+            Ok(Ok(m)) => {
+                let fence = wire::fence_of(m.headers.as_ref());
+                Ok(wire::frames_from_bytes(m.payload).map(|f| (f, fence)))
+            }
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(None),
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::TimedOut => Ok(None),
+            Ok(Err(e)) => Err(nats(e)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Applies the owner's events to a mirror and reports its watchers to the owner, until it
+    /// has had none for a while or the server stops.
+    async fn feed(self: Arc<Self>, mirror: Arc<Session>, mut sub: async_nats::Subscriber) {
+        let id = mirror.alert_id.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut idle_since: Option<Instant> = None;
+        let mut reported = 0;
+        let mut gap_since: Option<Instant> = None;
+        let mut last_try: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => break,
+                m = sub.next() => {
+                    let Some(m) = m else { break };
+                    let Some(p) = wire::event(&id, m.headers.as_ref(), m.payload) else { continue };
+                    match mirror.apply(&p) {
+                        Applied::Done | Applied::Stale => gap_since = None,
+                        Applied::Gap => {
+                            gap_since.get_or_insert_with(Instant::now);
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    let n = mirror.local_watchers();
+                    if n > 0 || reported > 0 {
+                        let text = format!("{} {n}", self.node);
+                        let _ = self.client.publish(self.names.own(&id, "watching"), text.into()).await;
+                        reported = n;
+                    }
+                    idle_since = if n > 0 { None } else { idle_since.or(Some(Instant::now())) };
+                    let ended = *mirror.status().borrow() != AlertStatus::Active;
+                    if idle_since.is_some_and(|t| t.elapsed() >= IDLE) || (ended && n == 0) {
+                        break;
+                    }
+                }
+            }
+            if gap_since.is_some() && last_try.is_none_or(|t| t.elapsed() >= RESYNC_EVERY) {
+                last_try = Some(Instant::now());
+                if let Ok(Some((frames, fence))) = self.snapshot(&id).await {
+                    if mirror.reset(&frames, fence).is_ok() {
+                        metrics::counter!(crate::telemetry::CLUSTER_RESYNCS).increment(1);
+                        tracing::debug!(alert = %id, "mirror had a gap; started over from a snapshot");
+                        gap_since = None;
+                    }
+                }
+            }
+        }
+        if self.hub.mirror(&id).is_some_and(|m| Arc::ptr_eq(&m, &mirror)) {
+            self.hub.drop_mirror(&id);
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Cluster mode: nodes share live alerts through NATS and own them through PostgreSQL rows.
+//!
+//! The rules are in docs/cluster.md. In short: the node holding an alert's phone owns its
+//! session ([`Cluster::take`], a fencing number in `alert_owners`); the owner publishes every
+//! event, already serialized, on the alert's subject, which a JetStream stream keeps for a few
+//! minutes; every node that has watchers of the alert keeps a mirror fed from that subject
+//! ([`Cluster::mirror`]), so watchers on every node see the same events with the same numbers.
+//! Console updates, withdrawn credentials and prompts for phones are broadcast to all nodes.
+
+mod mirrors;
+mod names;
+mod owned;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alertme_protocol::{AlertStatus, ResponderMsg};
+use async_nats::jetstream;
+use dashmap::DashMap;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::live::{Frame, Hub, Outbound, Owned, Revoked, OUTBOUND_CAPACITY};
+use crate::storage::{owners, Db};
+pub use names::Names;
+
+/// An owner that has not renewed its rows for this long is taken for gone: any node may adopt
+/// its alerts. Renewed every [`RENEW_EVERY`].
+pub const OWNER_TIMEOUT: Duration = Duration::from_secs(6);
+/// How often an owner renews its rows and repeats its alerts' console summaries.
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// A console summary from another node counts this long without being repeated.
+pub const SUMMARY_FRESH: Duration = Duration::from_secs(8);
+/// How long the stream keeps an alert's events: long enough to resume a watcher or continue
+/// the numbering after a failover, short enough to stay small.
+const STREAM_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+/// Most bytes the stream keeps (oldest dropped first).
+const STREAM_MAX_BYTES: i64 = 256 * 1024 * 1024;
+/// How long a node waits for an owner's snapshot.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why cluster mode could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// NATS is unreachable or refused.
+    #[error("NATS: {0}")]
+    Nats(String),
+    /// The ownership rows could not be read or written.
+    #[error("database: {0}")]
+    Db(String),
+    /// An owner's snapshot was unusable.
+    #[error(transparent)]
+    Snapshot(#[from] crate::live::BadSnapshot),
+}
+
+fn nats(e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Nats(e.to_string())
+}
+
+fn db(e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Db(e.to_string())
+}
+
+/// This node's part of the cluster. Cheap to share (`Arc<Cluster>`).
+pub struct Cluster {
+    /// This node's id.
+    pub node: String,
+    client: async_nats::Client,
+    stream: jetstream::stream::Stream,
+    names: Names,
+    hub: Hub,
+    db: Db,
+    /// One mirror start per alert at a time.
+    starting: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Alerts whose stored state changed on another node (claimed, noted, ended): the owner's
+    /// domain reloads them.
+    touches: mpsc::Sender<String>,
+    /// The per-alert tasks (owned alerts' services, mirrors' feeds), ended by `stop`.
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+/// What the server wires after [`Cluster::connect`].
+pub struct Joined {
+    /// The node.
+    pub cluster: Arc<Cluster>,
+    /// The hub, whose owned sessions publish to the cluster.
+    pub hub: Hub,
+    /// What the hub hands over for other nodes (run by [`Cluster::publish`]).
+    pub outbound: mpsc::Receiver<Outbound>,
+    /// Alerts whose stored state another node changed (see [`Cluster::touch`]).
+    pub touched: mpsc::Receiver<String>,
+}
+
+impl Cluster {
+    /// Connects to NATS, makes sure the event stream exists and builds this node's hub.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        node: String,
+        db: Db,
+        stop: CancellationToken,
+    ) -> Result<Joined, ClusterError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("alertme {node}"))
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(nats)?;
+        let names = Names::new(prefix);
+        let js = jetstream::new(client.clone());
+        let stream = js
+            .get_or_create_stream(jetstream::stream::Config {
+                name: names.stream(),
+                subjects: vec![names.all_events()],
+                storage: jetstream::stream::StorageType::Memory,
+                max_age: STREAM_MAX_AGE,
+                max_bytes: STREAM_MAX_BYTES,
+                discard: jetstream::stream::DiscardPolicy::Old,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)?;
+        let (out_tx, outbound) = mpsc::channel(OUTBOUND_CAPACITY);
+        let hub = Hub::clustered(out_tx);
+        let (touches, touched) = mpsc::channel(1024);
+        let cluster = Arc::new(Cluster {
+            node,
+            client,
+            stream,
+            names,
+            hub: hub.clone(),
+            db,
+            starting: DashMap::new(),
+            touches,
+            tasks: TaskTracker::new(),
+            stop,
+        });
+        Ok(Joined { cluster, hub, outbound, touched })
+    }
+
+    /// True while the NATS connection is up (an unhealthy node takes no traffic).
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Sends what the hub hands over to the other nodes, in order, until the queue closes.
+    pub async fn publish(self: Arc<Self>, mut outbound: mpsc::Receiver<Outbound>) {
+        while let Some(o) = outbound.recv().await {
+            let sent = match o {
+                Outbound::Event(p) => {
+                    let h = wire::event_headers(&self.node, &p);
+                    self.client
+                        .publish_with_headers(self.names.events(&p.alert_id), h, p.frame.bytes().clone())
+                        .await
+                }
+                Outbound::Console(f) => self.broadcast(self.names.console(), None, f.bytes().clone()).await,
+                Outbound::Revoked(r) => {
+                    let json = serde_json::to_vec(&r).expect("serializes");
+                    self.broadcast(self.names.revoked(), None, json.into()).await
+                }
+                Outbound::User(user, f) => {
+                    self.broadcast(self.names.user(), Some(user), f.bytes().clone()).await
+                }
+            };
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "could not hand a message to NATS");
+                metrics::counter!(crate::telemetry::CLUSTER_DROPPED).increment(1);
+            }
+        }
+    }
+
+    async fn broadcast(
+        &self,
+        subject: String,
+        user: Option<String>,
+        payload: bytes::Bytes,
+    ) -> Result<(), async_nats::PublishError> {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(wire::NODE, self.node.as_str());
+        if let Some(u) = user {
+            h.insert(wire::USER, u.as_str());
+        }
+        self.client.publish_with_headers(subject, h, payload).await
+    }
+
+    /// Hears the other nodes' broadcasts (consoles, withdrawn credentials, phone prompts) and
+    /// hands them to this node's hub, until the server stops.
+    pub async fn listen(self: Arc<Self>) -> Result<(), ClusterError> {
+        let mut console = self.client.subscribe(self.names.console()).await.map_err(nats)?;
+        let mut revoked = self.client.subscribe(self.names.revoked()).await.map_err(nats)?;
+        let mut user = self.client.subscribe(self.names.user()).await.map_err(nats)?;
+        let mine = |m: &async_nats::Message| {
+            m.headers.as_ref().and_then(|h| h.get(wire::NODE)).is_some_and(|n| n.as_str() == self.node)
+        };
+        loop {
+            tokio::select! {
+                Some(m) = console.next() => {
+                    if mine(&m) || std::str::from_utf8(&m.payload).is_err() {
+                        continue;
+                    }
+                    if let Ok(ResponderMsg::Update { alert }) = serde_json::from_slice(&m.payload) {
+                        let active = alert.alert.status == AlertStatus::Active;
+                        self.hub.remote_console(alert, active, Frame::Text(m.payload));
+                    }
+                }
+                Some(m) = revoked.next() => {
+                    if let (false, Ok(r)) = (mine(&m), serde_json::from_slice::<Revoked>(&m.payload)) {
+                        self.hub.remote_revoked(r);
+                    }
+                }
+                Some(m) = user.next() => {
+                    let who = m.headers.as_ref().and_then(|h| h.get(wire::USER)).map(|u| u.as_str().to_owned());
+                    if let (false, Some(who), Some(f)) = (mine(&m), who, wire::frame("t", m.payload.clone())) {
+                        self.hub.remote_user_message(who, f);
+                    }
+                }
+                else => return Err(nats("subscriptions ended")),
+            }
+        }
+    }
+
+    /// Renews this node's ownership rows and repeats its alerts' console summaries (so that a
+    /// node started later lists them), until the server stops.
+    pub async fn renew(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(RENEW_EVERY);
+        loop {
+            tick.tick().await;
+            if let Err(e) = owners::renew(&self.db, &self.node, crate::now_ms()).await {
+                tracing::warn!(error = %e, "could not renew alert ownership");
+            }
+            for s in self.hub.sessions() {
+                s.announce_to_cluster();
+            }
+        }
+    }
+
+    /// Takes an alert over for this node (a phone resumed it here, or it was raised here):
+    /// returns what the new session needs to continue its predecessor's numbering.
+    pub async fn take(&self, alert_id: &str) -> Result<Owned, ClusterError> {
+        let fence = owners::take(&self.db, alert_id, &self.node, crate::now_ms()).await.map_err(db)?;
+        Ok(self.took(alert_id, fence).await)
+    }
+
+    /// Takes an alert whose owner is gone (stopped renewing), unless another node did first.
+    pub async fn adopt(&self, alert_id: &str) -> Result<Option<Owned>, ClusterError> {
+        let now = crate::now_ms();
+        let cutoff = now - OWNER_TIMEOUT.as_millis() as i64;
+        match owners::adopt(&self.db, alert_id, &self.node, cutoff, now).await.map_err(db)? {
+            Some(fence) => Ok(Some(self.took(alert_id, fence).await)),
+            None => Ok(None),
+        }
+    }
+
+    async fn took(&self, alert_id: &str, fence: i64) -> Owned {
+        if fence > 1 {
+            metrics::counter!(crate::telemetry::CLUSTER_TAKEOVERS).increment(1);
+            tracing::info!(alert = %alert_id, fence, "took the alert over");
+        }
+        let moved = format!("{} {fence}", self.node);
+        if let Err(e) = self.client.publish(self.names.own(alert_id, "moved"), moved.into()).await {
+            tracing::warn!(error = %e, "could not announce the takeover");
+        }
+        let after = match self.stream.get_last_raw_message_by_subject(&self.names.events(alert_id)).await {
+            Ok(m) => wire::position(&m.headers),
+            Err(_) => None,
+        };
+        Owned { fence, after }
+    }
+
+    /// Asks the owner of an alert to reload it from the database (another node claimed, noted
+    /// or ended it).
+    pub async fn touch(&self, alert_id: &str) {
+        if let Err(e) = self.client.publish(self.names.own(alert_id, "cmd"), "reload".into()).await {
+            tracing::warn!(error = %e, "could not tell the owner of a change");
+        }
+    }
+
+    /// Forgets the ownership row of an alert that ended here.
+    pub async fn release(&self, alert_id: &str) {
+        if let Err(e) = owners::release(&self.db, alert_id, &self.node).await {
+            tracing::warn!(error = %e, "could not release an ended alert");
+        }
+    }
+
+    /// Waits for the per-alert tasks to end (after the stop).
+    pub async fn stopped(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}

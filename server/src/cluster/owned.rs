@@ -1,0 +1,63 @@
+//! The owner's side of an alert: answers snapshot requests, hears changes made on other nodes,
+//! other nodes' watcher counts, and that another node took the alert over.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::{nats, wire, Cluster, ClusterError};
+use crate::live::Session;
+
+impl Cluster {
+    /// Serves an alert this node now owns, for as long as it does.
+    pub async fn serve_owned(self: &Arc<Self>, session: Arc<Session>) -> Result<(), ClusterError> {
+        let id = session.alert_id.clone();
+        let mut sub = self.client.subscribe(self.names.own(&id, "*")).await.map_err(nats)?;
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            let mut check = tokio::time::interval(Duration::from_secs(1));
+            let still_mine = |hub: &crate::live::Hub| hub.get(&id).is_some_and(|s| Arc::ptr_eq(&s, &session));
+            loop {
+                tokio::select! {
+                    () = me.stop.cancelled() => break,
+                    _ = check.tick() => if !still_mine(&me.hub) { break },
+                    m = sub.next() => {
+                        let Some(m) = m else { break };
+                        match m.subject.as_str().rsplit('.').next() {
+                            Some("snap") => {
+                                if let (Some(reply), true) = (m.reply, still_mine(&me.hub)) {
+                                    let frames = session.resync().frames;
+                                    let h = wire::fence_header(session.fence.unwrap_or(0));
+                                    let _ = me.client.publish_with_headers(reply, h, wire::frames_to_bytes(&frames)).await;
+                                }
+                            }
+                            Some("cmd") => {
+                                let _ = me.touches.try_send(id.clone());
+                            }
+                            Some("watching") => {
+                                let text = String::from_utf8_lossy(&m.payload);
+                                if let Some((node, n)) = text.split_once(' ') {
+                                    if let Ok(n) = n.parse::<usize>() {
+                                        session.remote_watchers(node, n);
+                                    }
+                                }
+                            }
+                            Some("moved") => {
+                                let text = String::from_utf8_lossy(&m.payload);
+                                let node = text.split(' ').next().unwrap_or_default();
+                                if node != me.node && me.hub.get(&id).is_some_and(|s| Arc::ptr_eq(&s, &session)) {
+                                    tracing::info!(alert = %id, to = node, "another node took the alert over");
+                                    me.hub.disown(&id);
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
