@@ -242,6 +242,24 @@ async fn watchers_on_every_node_see_the_same_events() {
     send_json(&mut console, &alertme_protocol::ResponderCmd::Claim { alert_id: phone.alert_id.clone() })
         .await;
 
+    // Another watcher on b leaves and resumes on a, which has no mirror of the alert yet (its
+    // owner serves no watcher itself): the new mirror reads back the stream, so it resumes too.
+    let mut to_a = connect(&b.ws(&path), None, None).await.unwrap();
+    let mut left = Seen::default();
+    follow(&mut to_a, &mut left, Some(60), Duration::from_secs(60)).await;
+    drop(to_a);
+    let (left_at, left_epoch) = (left.events.last().unwrap().0, left.epoch.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut on_a =
+        connect(&a.ws(&format!("{path}&epoch={left_epoch}&ev={left_at}")), None, None).await.unwrap();
+    let mut back = Seen { epoch: left_epoch, snapshot_ev: left.snapshot_ev, ..Default::default() };
+    follow(&mut on_a, &mut back, Some(20), Duration::from_secs(30)).await;
+    assert_eq!(back.resumed_from, Some(left_at + 1), "resumed on a fresh mirror, not resynced");
+    let mut moved = left.events.clone();
+    moved.extend(back.events.clone());
+    assert_consecutive("watcher that moved from b to a", &moved);
+    drop(on_a);
+
     // The watcher on b leaves after some events and resumes on c.
     let mut first = Seen::default();
     follow(&mut on_b, &mut first, Some(120), Duration::from_secs(60)).await;

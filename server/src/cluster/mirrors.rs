@@ -8,10 +8,15 @@ use alertme_protocol::AlertStatus;
 use futures_util::StreamExt;
 
 use super::{nats, wire, Cluster, ClusterError, SNAPSHOT_TIMEOUT};
-use crate::live::{Applied, Frame, Session};
+use crate::live::{Applied, Frame, Published, Session};
 
 /// A mirror without watchers for this long is dropped (and its subject unsubscribed).
 const IDLE: Duration = Duration::from_secs(30);
+/// How far back a new mirror reads the stream for resuming watchers (its replay ring holds
+/// about a minute of a phone's events anyway).
+const BACKFILL_SPAN: Duration = Duration::from_secs(120);
+/// Longest a new mirror spends reading them.
+const BACKFILL_TIME: Duration = Duration::from_secs(2);
 /// At most one new snapshot per this interval while a mirror's feed has a gap.
 const RESYNC_EVERY: Duration = Duration::from_millis(500);
 
@@ -31,7 +36,12 @@ impl Cluster {
             // Subscribed before the snapshot is asked for: every event after it arrives.
             let sub = self.client.subscribe(self.names.events(alert_id)).await.map_err(nats)?;
             let Some((frames, fence)) = self.snapshot(alert_id).await? else { return Ok(None) };
-            let mirror = self.hub.add_mirror(Session::mirror(alert_id, &frames, fence)?);
+            let mirror = Session::mirror(alert_id, &frames, fence)?;
+            // What the stream still holds before the snapshot: a watcher that comes from
+            // another node resumes here instead of starting over.
+            let (epoch, upto) = mirror.position();
+            mirror.backfill(self.retained(alert_id, &epoch, upto).await);
+            let mirror = self.hub.add_mirror(mirror);
             let me = self.clone();
             let m = mirror.clone();
             self.tasks.spawn(async move { me.feed(m, sub).await });
@@ -55,6 +65,46 @@ impl Cluster {
             Ok(Err(e)) => Err(nats(e)),
             Err(_) => Ok(None),
         }
+    }
+
+    /// The alert's events the stream still holds, up to event `upto` of `epoch`, each with
+    /// its age (the stream's timestamp). Bounded: the last [`BACKFILL_SPAN`], within
+    /// [`BACKFILL_TIME`]; whatever fails leaves less to resume from, nothing worse.
+    async fn retained(&self, alert_id: &str, epoch: &str, upto: u64) -> Vec<(Published, Duration)> {
+        use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+        let mut out = Vec::new();
+        let read = async {
+            let start_time = time::OffsetDateTime::now_utc() - BACKFILL_SPAN;
+            let config = OrderedConfig {
+                filter_subject: self.names.events(alert_id),
+                deliver_policy: DeliverPolicy::ByStartTime { start_time },
+                ..Default::default()
+            };
+            let consumer = self.stream.create_consumer(config).await.ok()?;
+            let mut messages = consumer.messages().await.ok()?;
+            while let Ok(Some(Ok(m))) =
+                tokio::time::timeout(Duration::from_millis(300), messages.next()).await
+            {
+                let (pending, published) = {
+                    let info = m.info().ok()?;
+                    (info.pending, info.published)
+                };
+                let age = (time::OffsetDateTime::now_utc() - published).whole_milliseconds().max(0) as u64;
+                if let Some(p) = wire::event(alert_id, m.headers.as_ref(), m.payload.clone()) {
+                    let done = p.epoch == epoch && p.ev >= upto;
+                    out.push((p, Duration::from_millis(age)));
+                    if done {
+                        break;
+                    }
+                }
+                if pending == 0 {
+                    break;
+                }
+            }
+            Some(())
+        };
+        let _ = tokio::time::timeout(BACKFILL_TIME, read).await;
+        out
     }
 
     /// Applies the owner's events to a mirror and reports its watchers to the owner, until it

@@ -727,6 +727,52 @@ impl Session {
         Ok(())
     }
 
+    /// Gives a new mirror the owner's events that led up to its snapshot (read back from the
+    /// stream, oldest first, each with its age), so that watchers coming from another node can
+    /// resume from before it. Only an unbroken run ending at the snapshot is taken, and only if
+    /// it covers the late-join audio the snapshot brought.
+    pub fn backfill(&self, events: Vec<(Published, Duration)>) {
+        let mut st = self.lock();
+        let upto = st.resume_floor;
+        let mut run: Vec<&(Published, Duration)> = Vec::new();
+        for e in events.iter().rev().filter(|(p, _)| p.epoch == st.epoch && p.ev <= upto) {
+            let want = run.last().map_or(upto, |(p, _): &&(Published, Duration)| p.ev - 1);
+            if e.0.ev != want {
+                break;
+            }
+            run.push(e);
+        }
+        let Some(first) = run.last().map(|(p, _)| p.ev) else { return };
+        if st.ring.front().is_some_and(|e| e.ev < first) {
+            return; // the snapshot's audio reaches further back than the stream
+        }
+        let now = Instant::now();
+        let mut older: VecDeque<Arc<LiveEvent>> = VecDeque::new();
+        for (p, age) in run.into_iter().rev() {
+            let audio = match &p.frame {
+                Frame::Binary(b) => {
+                    WatchHeader::parse(b).filter(|(h, _)| h.kind == KIND_UNIT).map(|(h, _)| AudioRef {
+                        part: h.part,
+                        sync: h.flags & FLAG_SYNC != 0,
+                        unit: p.unit.unwrap_or(0),
+                    })
+                }
+                Frame::Text(_) => None,
+            };
+            let at = now.checked_sub(*age).unwrap_or(now);
+            older.push_back(Arc::new(LiveEvent { ev: p.ev, msg: p.frame.clone(), resync: false, at, audio }));
+        }
+        let newer: Vec<Arc<LiveEvent>> = st.ring.drain(..).filter(|e| e.ev > upto).collect();
+        older.extend(newer);
+        st.ring_bytes = older.iter().map(|e| e.msg.len()).sum();
+        st.ring = older;
+        while st.ring.len() > RING_MAX_EVENTS || st.ring_bytes > RING_MAX_BYTES {
+            let Some(old) = st.ring.pop_front() else { break };
+            st.ring_bytes -= old.msg.len();
+        }
+        st.resume_floor = st.ring.front().map_or(upto, |e| e.ev.saturating_sub(1)).min(upto);
+    }
+
     /// Applies one event of the owner's to a mirror. Events arrive in the owner's order; one
     /// from an older owner (lower fence) is dropped; anything else out of sequence is a gap,
     /// and the caller resets the mirror from a new snapshot.
