@@ -43,6 +43,11 @@ impl Nodes {
 
     /// One node (started one after another: the first applies the migrations).
     fn node(&self, name: &str, extra: &[String]) -> Server {
+        self.node_at(name, "127.0.0.1:0", extra)
+    }
+
+    /// A node on a given address (a restarted one keeps its place behind the balancer).
+    fn node_at(&self, name: &str, bind: &str, extra: &[String]) -> Server {
         let dir = self.env.data_dir.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let url = nats_url();
@@ -60,7 +65,15 @@ impl Nodes {
         ];
         let mut args: Vec<&str> = args.to_vec();
         args.extend(extra.iter().map(String::as_str));
-        Server::start_in(&self.env, &dir, "127.0.0.1:0", &args)
+        Server::start_in(&self.env, &dir, bind, &args)
+    }
+
+    /// SIGTERM (a graceful drain), then the same node again on the same address.
+    fn restart(&mut self, i: usize, name: &str) {
+        let code = self.nodes[i].terminate(Duration::from_secs(30));
+        assert_eq!(code, Some(0), "node {name} stopped cleanly");
+        let addr = self.nodes[i].addr.clone();
+        self.nodes[i] = self.node_at(name, &addr, &[]);
     }
 }
 
@@ -114,7 +127,13 @@ async fn follow(ws: &mut Ws, seen: &mut Seen, stop_after: Option<usize>, limit: 
             return;
         }
         let m = match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => panic!("watcher still open after {limit:?}"),
+            Err(_) => panic!(
+                "watcher still open after {limit:?}: snapshot at {:?}, last event {:?}, {} fixes, {} resyncs",
+                seen.snapshot_ev,
+                seen.events.last().map(|e| e.0),
+                seen.fixes.len(),
+                seen.resyncs
+            ),
             Ok(None) | Ok(Some(Err(_))) => return,
             Ok(Some(Ok(m))) => m,
         };
@@ -503,21 +522,29 @@ async fn follow_anywhere(base: String, token: String, limit: Duration) -> Follow
             }
         }
     };
-    tokio::time::timeout(limit, all).await.expect("watcher still following");
+    let ended = tokio::time::timeout(limit, all).await.is_ok();
+    assert!(ended, "watcher still following after {limit:?}: {} fixes, {f:?}", f.fixes.len());
     f
 }
 
-/// Losing a node: 20 phones through HAProxy in front of 3 nodes, 3 watchers each (one through
-/// the balancer, one on each of two nodes). The node owning the most alerts is SIGKILLed
-/// mid-stream: its phones reconnect through the balancer and go on elsewhere, watchers on the
-/// surviving nodes see every event once with no gap and no resync, watchers that were on the
-/// dead node reconnect and see every fix once; every phone gets everything acked and every
-/// recording is stored byte-identical, every fix once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn losing_a_node_loses_nothing() {
+/// How the streaming scenario below is disturbed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disruption {
+    /// SIGKILL of the node that owns the most alerts.
+    Kill,
+    /// SIGTERM and restart of every node, one after another.
+    RollingRestart,
+}
+
+/// 20 phones through HAProxy in front of 3 nodes, watchers on the nodes and through the
+/// balancer, while nodes go away. Every phone gets everything acked, every recording is stored
+/// byte-identical and every fix once; every watcher sees every fix once; watchers on nodes
+/// that stay up see every event once, in order, with no gap and no resync.
+async fn stream_while(disruption: Disruption) {
     const PHONES: usize = 20;
     const FIXES: usize = 90;
     let mut c = Nodes::start(&["a", "b", "c"]).await;
+    let names = ["a", "b", "c"];
     let nodes = c.nodes.iter().map(|n| n.addr.clone()).collect::<Vec<_>>();
     let lb = Haproxy::start(&nodes.iter().map(String::as_str).collect::<Vec<_>>());
     let (csv, aac, audio) = short_trip(&c.env.data_dir, FIXES);
@@ -526,10 +553,8 @@ async fn losing_a_node_loses_nothing() {
         let token = c.env.user(&format!("P{i}"), &format!("+49151{:08}", 10_000_000 + i));
         let args =
             ["--gpx", &csv, "--audio", &aac, "--speed", "4", "--finish", "resolve", "--ack-timeout", "120"];
-        phones.push((token.clone(), Phone::start(&lb, &token, &args)));
+        phones.push(Phone::start(&lb, &token, &args));
     }
-    // Watchers: one through the balancer, one on each node but the one to be killed (chosen
-    // below, after ownership settles: the node that owns the most alerts).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let owners: Vec<(String, i64)> = {
         let db = c.env.db().await;
@@ -542,13 +567,17 @@ async fn losing_a_node_loses_nothing() {
             .unwrap();
         rows.iter().map(|r| (r.try_get("", "node_id").unwrap(), r.try_get("", "n").unwrap())).collect()
     };
-    let victim_name = owners[0].0.clone();
-    let victim = ["a", "b", "c"].iter().position(|n| *n == victim_name).unwrap();
-    let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    // Watchers that stay on one node: on the nodes that stay up (none stays up in a rolling
+    // restart); and one per phone through the balancer, reconnecting wherever it lands.
+    let victim = names.iter().position(|n| *n == owners[0].0).unwrap();
+    let steady: Vec<usize> = match disruption {
+        Disruption::Kill => (0..3).filter(|i| *i != victim).collect(),
+        Disruption::RollingRestart => Vec::new(),
+    };
     let mut direct = Vec::new();
     let mut anywhere = Vec::new();
-    for (_, p) in &phones {
-        for &s in &survivors {
+    for p in &phones {
+        for &s in &steady {
             let url = format!("{}/v1/watch?token={}", c.nodes[s].ws(""), p.watch_token());
             let ws = connect(&url, None, None).await.unwrap();
             direct.push(tokio::spawn(async move {
@@ -561,22 +590,32 @@ async fn losing_a_node_loses_nothing() {
         anywhere.push(tokio::spawn(follow_anywhere(lb.http(""), p.watch_token(), Duration::from_secs(180))));
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let killed_at = std::time::Instant::now();
-    c.nodes[victim].kill();
-    let owned_by_victim = owners[0].1;
+    match disruption {
+        Disruption::Kill => {
+            let killed_at = std::time::Instant::now();
+            c.nodes[victim].kill();
+            let gone = names[victim];
+            let taken_over = eventually(Duration::from_secs(30), "alerts taken over", || async {
+                let left = c
+                    .env
+                    .scalar(&format!("SELECT COUNT(*) FROM alert_owners WHERE node_id = '{gone}'"))
+                    .await;
+                (left == 0).then(|| killed_at.elapsed())
+            })
+            .await;
+            println!("killed node {gone} owning {} alerts; all taken over after {taken_over:?}", owners[0].1);
+        }
+        Disruption::RollingRestart => {
+            for (i, name) in names.iter().enumerate() {
+                let t = std::time::Instant::now();
+                c.restart(i, name);
+                println!("node {name} drained and back in {:?}", t.elapsed());
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
 
-    // Failover: every alert the dead node owned gets a new owner.
-    let taken_over = eventually(Duration::from_secs(30), "alerts taken over", || async {
-        let left =
-            c.env.scalar(&format!("SELECT COUNT(*) FROM alert_owners WHERE node_id = '{victim_name}'")).await;
-        (left == 0).then(|| killed_at.elapsed())
-    })
-    .await;
-    println!(
-        "killed node {victim_name} owning {owned_by_victim} alerts; all taken over after {taken_over:?}"
-    );
-
-    for (i, (_, p)) in phones.into_iter().enumerate() {
+    for (i, p) in phones.into_iter().enumerate() {
         let alert = p.alert_id.clone();
         let (ok, out, err) = p.wait(Duration::from_secs(180));
         assert!(ok, "phone {i} failed:\n{out}\n{err}");
@@ -604,14 +643,14 @@ async fn losing_a_node_loses_nothing() {
     let expected: Vec<u64> = (1..=FIXES as u64).collect();
     for (i, w) in direct.into_iter().enumerate() {
         let s = w.await.unwrap();
-        assert_eq!(s.close, Some(1000), "watcher {i} on a surviving node closed normally");
-        assert_eq!(s.resyncs, 0, "watcher {i} on a surviving node had to resync");
-        assert_consecutive(&format!("watcher {i} on a surviving node"), &s.events);
+        assert_eq!(s.close, Some(1000), "watcher {i} on a node that stayed up closed normally");
+        assert_eq!(s.resyncs, 0, "watcher {i} on a node that stayed up had to resync");
+        assert_consecutive(&format!("watcher {i} on a node that stayed up"), &s.events);
         let mut f = s.fixes.clone();
         f.sort_unstable();
-        assert_eq!(f, expected, "watcher {i} on a surviving node: every fix once");
+        assert_eq!(f, expected, "watcher {i} on a node that stayed up: every fix once");
     }
-    let (mut resumed, mut resyncs) = (0, 0);
+    let (mut resumed, mut resyncs, mut reconnects) = (0, 0, 0);
     for (i, w) in anywhere.into_iter().enumerate() {
         let f = w.await.unwrap();
         let mut sorted = f.fixes.clone();
@@ -620,8 +659,26 @@ async fn losing_a_node_loses_nothing() {
         assert_eq!(f.duplicates, 0, "watcher {i} through the balancer: a fix twice");
         resumed += f.resumed;
         resyncs += f.resyncs;
+        reconnects += f.reconnects;
     }
-    println!("watchers through the balancer: {resumed} resumed, {resyncs} resynced");
+    println!("watchers through the balancer: {reconnects} reconnects, {resumed} resumed, {resyncs} resynced");
+    if disruption == Disruption::RollingRestart {
+        assert_eq!(resyncs, 0, "a rolling restart showed a watcher a gap (it had to start over)");
+    }
+}
+
+/// Losing a node: the busiest one is SIGKILLed mid-stream; its phones reconnect through the
+/// balancer and go on elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_node_loses_nothing() {
+    stream_while(Disruption::Kill).await;
+}
+
+/// A rolling restart: each node drained with SIGTERM and started again, one after another,
+/// while 20 phones stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_loses_nothing() {
+    stream_while(Disruption::RollingRestart).await;
 }
 
 /// Exactly once with three nodes: a check-in timer that all three see fall due at the same

@@ -93,8 +93,10 @@ pub async fn serve_with(
     if let Some(j) = joined {
         let c = j.cluster.clone();
         core.cluster = Some(c.clone());
-        tasks.spawn("cluster publish", c.clone().publish(j.outbound));
-        tasks.spawn("cluster listen", {
+        c.use_store(core.store.clone());
+        // Publishing and hearing other nodes outlive the stop until this node has drained.
+        tasks.spawn_until("cluster publish", c.done(), c.clone().publish(j.outbound));
+        tasks.spawn_until("cluster listen", c.done(), {
             let c = c.clone();
             async move {
                 if let Err(e) = c.listen().await {
@@ -188,6 +190,12 @@ pub async fn serve_with(
     if tokio::time::timeout(Duration::from_secs(10), state.store.flush()).await.is_err() {
         tracing::warn!("the writer did not finish within 10 s");
     }
+    // ... and, in a cluster, published, so that the nodes taking its alerts over see it.
+    if let Some(c) = &state.cluster {
+        if tokio::time::timeout(Duration::from_secs(5), c.finish()).await.is_err() {
+            tracing::warn!("NATS did not take the last events within 5 s");
+        }
+    }
     let _ = watching.await;
     if let Some(c) = &state.cluster {
         c.stopped().await;
@@ -219,6 +227,24 @@ impl Tasks {
         let handle = self.set.spawn(async move {
             tokio::select! {
                 () = stop.cancelled() => {}
+                () = work => {}
+            }
+        });
+        self.names.insert(handle.id(), name);
+    }
+
+    /// Starts `work`, which runs past the stop until `until` (it must outlive the stop: a
+    /// cluster node publishes its last commits after its sockets closed).
+    pub(crate) fn spawn_until(
+        &mut self,
+        name: &'static str,
+        until: CancellationToken,
+        work: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let work = tracing::Instrument::instrument(work, tracing::info_span!("worker", name));
+        let handle = self.set.spawn(async move {
+            tokio::select! {
+                () = until.cancelled() => {}
                 () = work => {}
             }
         });

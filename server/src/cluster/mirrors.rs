@@ -8,7 +8,7 @@ use alertme_protocol::AlertStatus;
 use futures_util::StreamExt;
 
 use super::{nats, wire, Cluster, ClusterError, SNAPSHOT_TIMEOUT};
-use crate::live::{Applied, Frame, Published, Session};
+use crate::live::{Applied, Call, Frame, Published, Session};
 
 /// A mirror without watchers for this long is dropped (and its subject unsubscribed).
 const IDLE: Duration = Duration::from_secs(30);
@@ -17,6 +17,10 @@ const IDLE: Duration = Duration::from_secs(30);
 const BACKFILL_SPAN: Duration = Duration::from_secs(120);
 /// Longest a new mirror spends reading them.
 const BACKFILL_TIME: Duration = Duration::from_secs(2);
+/// A mirror that heard nothing for this long checks the stream for events it missed.
+const QUIET: Duration = Duration::from_secs(2);
+/// A mirror whose feed has had a gap this long without a new snapshot gives up.
+const GIVE_UP: Duration = Duration::from_secs(5);
 /// At most one new snapshot per this interval while a mirror's feed has a gap.
 const RESYNC_EVERY: Duration = Duration::from_millis(500);
 
@@ -70,7 +74,12 @@ impl Cluster {
     /// The alert's events the stream still holds, up to event `upto` of `epoch`, each with
     /// its age (the stream's timestamp). Bounded: the last [`BACKFILL_SPAN`], within
     /// [`BACKFILL_TIME`]; whatever fails leaves less to resume from, nothing worse.
-    async fn retained(&self, alert_id: &str, epoch: &str, upto: u64) -> Vec<(Published, Duration)> {
+    pub(super) async fn retained(
+        &self,
+        alert_id: &str,
+        epoch: &str,
+        upto: u64,
+    ) -> Vec<(Published, Duration)> {
         use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
         let mut out = Vec::new();
         let read = async {
@@ -107,6 +116,32 @@ impl Cluster {
         out
     }
 
+    /// The last event the stream holds for a mirror's alert, if it is not the mirror's.
+    async fn last_published(&self, alert_id: &str) -> Option<(String, u64)> {
+        let m = self.stream.get_last_raw_message_by_subject(&self.names.events(alert_id)).await.ok()?;
+        wire::position(&m.headers)
+    }
+
+    /// True when the stream holds an event of the alert the mirror has not applied.
+    async fn behind(&self, mirror: &Session) -> bool {
+        let (epoch, ev) = mirror.position();
+        self.last_published(&mirror.alert_id).await.is_some_and(|(e, last)| e != epoch || last > ev)
+    }
+
+    /// Applies what the stream holds after the mirror's position; true when that caught it up.
+    async fn catch_up(&self, mirror: &Session) -> bool {
+        let Some((epoch, last)) = self.last_published(&mirror.alert_id).await else { return false };
+        for (p, _) in self.retained(&mirror.alert_id, &epoch, last).await {
+            if p.epoch != epoch {
+                continue; // an earlier epoch's: a mirror still on it needs a snapshot anyway
+            }
+            if mirror.apply(&p) == Applied::Gap {
+                return false;
+            }
+        }
+        mirror.position() == (epoch, last)
+    }
+
     /// Applies the owner's events to a mirror and reports its watchers to the owner, until it
     /// has had none for a while or the server stops.
     async fn feed(self: Arc<Self>, mirror: Arc<Session>, mut sub: async_nats::Subscriber) {
@@ -116,11 +151,13 @@ impl Cluster {
         let mut reported = 0;
         let mut gap_since: Option<Instant> = None;
         let mut last_try: Option<Instant> = None;
+        let mut last_event = Instant::now();
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => break,
                 m = sub.next() => {
                     let Some(m) = m else { break };
+                    last_event = Instant::now();
                     let Some(p) = wire::event(&id, m.headers.as_ref(), m.payload) else { continue };
                     match mirror.apply(&p) {
                         Applied::Done | Applied::Stale => gap_since = None,
@@ -141,11 +178,30 @@ impl Cluster {
                     if idle_since.is_some_and(|t| t.elapsed() >= IDLE) || (ended && n == 0) {
                         break;
                     }
+                    // Quiet for a while: was something published that never arrived (a message
+                    // dropped at the very end leaves no later one to show the gap)?
+                    if gap_since.is_none() && !ended && last_event.elapsed() >= QUIET {
+                        last_event = Instant::now();
+                        if self.behind(&mirror).await {
+                            gap_since = Some(Instant::now());
+                        }
+                    }
                 }
+            }
+            // No way to catch up for a while (the alert ended meanwhile, or no node holds it):
+            // this mirror cannot go on. Its watchers reconnect and find the alert as it stands.
+            if gap_since.is_some_and(|t| t.elapsed() >= GIVE_UP) {
+                tracing::info!(alert = %id, "mirror lost its feed; its watchers reconnect");
+                mirror.call(Call::Reconnect);
+                break;
             }
             if gap_since.is_some() && last_try.is_none_or(|t| t.elapsed() >= RESYNC_EVERY) {
                 last_try = Some(Instant::now());
-                if let Ok(Some((frames, fence))) = self.snapshot(&id).await {
+                // The stream usually still holds what was missed: applied in order, the
+                // watchers never notice. Else a snapshot from the owner, and they start over.
+                if self.catch_up(&mirror).await {
+                    gap_since = None;
+                } else if let Ok(Some((frames, fence))) = self.snapshot(&id).await {
                     if mirror.reset(&frames, fence).is_ok() {
                         metrics::counter!(crate::telemetry::CLUSTER_RESYNCS).increment(1);
                         tracing::debug!(alert = %id, "mirror had a gap; started over from a snapshot");
@@ -156,6 +212,10 @@ impl Cluster {
         }
         if self.hub.mirror(&id).is_some_and(|m| Arc::ptr_eq(&m, &mirror)) {
             self.hub.drop_mirror(&id);
+        }
+        // Whoever still watches it (the feed ended under them) reconnects and resumes elsewhere.
+        if mirror.local_watchers() > 0 && !self.stop.is_cancelled() {
+            mirror.call(Call::Reconnect);
         }
     }
 }

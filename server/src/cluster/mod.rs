@@ -39,6 +39,8 @@ pub const SUMMARY_FRESH: Duration = Duration::from_secs(8);
 const STREAM_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 /// Most bytes the stream keeps (oldest dropped first).
 const STREAM_MAX_BYTES: i64 = 256 * 1024 * 1024;
+/// How long a new owner waits for its predecessor to hand the alert over.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a node waits for an owner's snapshot.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -64,6 +66,24 @@ fn db(e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Db(e.to_string())
 }
 
+/// Seqs of the fixes among published events of `epoch`.
+fn shown_fixes(
+    events: Vec<(crate::live::Published, Duration)>,
+    epoch: &str,
+) -> std::collections::BTreeSet<u64> {
+    events
+        .into_iter()
+        .filter(|(p, _)| p.epoch == epoch)
+        .filter_map(|(p, _)| match p.frame {
+            Frame::Text(t) => match serde_json::from_slice::<alertme_protocol::WatchMsg>(&t) {
+                Ok(alertme_protocol::WatchMsg::Fix { fix, .. }) => Some(fix.seq),
+                _ => None,
+            },
+            Frame::Binary(_) => None,
+        })
+        .collect()
+}
+
 /// This node's part of the cluster. Cheap to share (`Arc<Cluster>`).
 pub struct Cluster {
     /// This node's id.
@@ -78,9 +98,15 @@ pub struct Cluster {
     /// Alerts whose stored state changed on another node (claimed, noted, ended): the owner's
     /// domain reloads them.
     touches: mpsc::Sender<String>,
-    /// The per-alert tasks (owned alerts' services, mirrors' feeds), ended by `stop`.
+    /// The per-alert tasks (owned alerts' services, mirrors' feeds).
     tasks: TaskTracker,
+    /// The server is stopping: mirrors end (their watchers are closed anyway).
     stop: CancellationToken,
+    /// The node has drained (its last commits published): publishing and owned alerts' services
+    /// end. Until then a stopping node still hands its alerts over properly.
+    done: CancellationToken,
+    /// The durable writer, flushed before an alert is handed over.
+    store: std::sync::OnceLock<crate::storage::writer::Store>,
 }
 
 /// What the server wires after [`Cluster::connect`].
@@ -138,8 +164,28 @@ impl Cluster {
             touches,
             tasks: TaskTracker::new(),
             stop,
+            done: CancellationToken::new(),
+            store: std::sync::OnceLock::new(),
         });
         Ok(Joined { cluster, hub, outbound, touched })
+    }
+
+    /// The durable writer: a node handing an alert over flushes it first.
+    pub fn use_store(&self, store: crate::storage::writer::Store) {
+        let _ = self.store.set(store);
+    }
+
+    /// Ended when the node has drained: what must outlive the stop (publishing, handing
+    /// alerts over) runs until then.
+    pub fn done(&self) -> CancellationToken {
+        self.done.clone()
+    }
+
+    /// The node drained: publishes what is left, then ends publishing and the owned alerts'
+    /// services.
+    pub async fn finish(&self) {
+        self.hub.flush_cluster().await;
+        self.done.cancel();
     }
 
     /// True while the NATS connection is up (an unhealthy node takes no traffic).
@@ -164,6 +210,13 @@ impl Cluster {
                 }
                 Outbound::User(user, f) => {
                     self.broadcast(self.names.user(), Some(user), f.bytes().clone()).await
+                }
+                Outbound::Flush(answer) => {
+                    if let Err(e) = self.client.flush().await {
+                        tracing::warn!(error = %e, "could not flush to NATS");
+                    }
+                    let _ = answer.send(());
+                    Ok(())
                 }
             };
             if let Err(e) = sent {
@@ -255,20 +308,31 @@ impl Cluster {
         }
     }
 
+    /// After the fence moved here: the previous owner, if alive, lets go (its last commits
+    /// published, or fenced out); then what it published tells where to continue.
     async fn took(&self, alert_id: &str, fence: i64) -> Owned {
         if fence > 1 {
             metrics::counter!(crate::telemetry::CLUSTER_TAKEOVERS).increment(1);
             tracing::info!(alert = %alert_id, fence, "took the alert over");
-        }
-        let moved = format!("{} {fence}", self.node);
-        if let Err(e) = self.client.publish(self.names.own(alert_id, "moved"), moved.into()).await {
-            tracing::warn!(error = %e, "could not announce the takeover");
+            let moved = format!("{} {fence}", self.node);
+            let ask = self.client.request(self.names.own(alert_id, "moved"), moved.into());
+            match tokio::time::timeout(HANDOVER_TIMEOUT, ask).await {
+                Ok(Ok(_)) => tracing::debug!(alert = %alert_id, "the previous owner handed over"),
+                Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {}
+                _ => {
+                    tracing::warn!(alert = %alert_id, "the previous owner did not answer; taking over anyway")
+                }
+            }
         }
         let after = match self.stream.get_last_raw_message_by_subject(&self.names.events(alert_id)).await {
             Ok(m) => wire::position(&m.headers),
             Err(_) => None,
         };
-        Owned { fence, after }
+        let shown = match &after {
+            Some((epoch, ev)) => Some(shown_fixes(self.retained(alert_id, epoch, *ev).await, epoch)),
+            None => None,
+        };
+        Owned { fence, after, shown }
     }
 
     /// Asks the owner of an alert to reload it from the database (another node claimed, noted

@@ -20,7 +20,7 @@ impl Cluster {
             let still_mine = |hub: &crate::live::Hub| hub.get(&id).is_some_and(|s| Arc::ptr_eq(&s, &session));
             loop {
                 tokio::select! {
-                    () = me.stop.cancelled() => break,
+                    () = me.done.cancelled() => break,
                     _ = check.tick() => if !still_mine(&me.hub) { break },
                     m = sub.next() => {
                         let Some(m) = m else { break };
@@ -44,11 +44,21 @@ impl Cluster {
                                 }
                             }
                             Some("moved") => {
-                                let text = String::from_utf8_lossy(&m.payload);
+                                let text = String::from_utf8_lossy(&m.payload).into_owned();
                                 let node = text.split(' ').next().unwrap_or_default();
-                                if node != me.node && me.hub.get(&id).is_some_and(|s| Arc::ptr_eq(&s, &session)) {
+                                if node != me.node && still_mine(&me.hub) {
                                     tracing::info!(alert = %id, to = node, "another node took the alert over");
                                     me.hub.disown(&id);
+                                    // What was committed here goes out before the new owner
+                                    // reads where to continue (anything later is fenced out).
+                                    if let Some(store) = me.store.get() {
+                                        store.flush().await;
+                                    }
+                                    me.hub.flush_cluster().await;
+                                    if let Some(reply) = m.reply {
+                                        let _ = me.client.publish(reply, "released".into()).await;
+                                        let _ = me.client.flush().await;
+                                    }
                                     break;
                                 }
                             }

@@ -12,10 +12,12 @@ use dashmap::DashMap;
 use tokio::sync::broadcast;
 
 pub use frame::Frame;
-pub use session::{Applied, BadSnapshot, LiveEvent, Owned, RestoredPart, Session, SessionSeed, Subscription};
+pub use session::{
+    Applied, BadSnapshot, Call, LiveEvent, Owned, RestoredPart, Session, SessionSeed, Subscription,
+};
 
 /// What a cluster node tells the others (see `cluster`): the hub hands it over without waiting.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Outbound {
     /// An event of an alert this node owns.
     Event(Published),
@@ -25,6 +27,8 @@ pub enum Outbound {
     Revoked(Revoked),
     /// A message for a person's phones (user id, frame).
     User(String, Frame),
+    /// Answered once everything handed over before it is with NATS.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// One event as the owner published it: what a mirror on another node applies.
@@ -127,6 +131,17 @@ impl Hub {
         if let Some(out) = &self.inner.outbound {
             if out.try_send(o).is_err() {
                 metrics::counter!(crate::telemetry::CLUSTER_DROPPED).increment(1);
+            }
+        }
+    }
+
+    /// Waits until everything handed to the cluster so far is with NATS (a node handing an
+    /// alert over, or stopping, publishes its last events first).
+    pub async fn flush_cluster(&self) {
+        if let Some(out) = &self.inner.outbound {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if out.send(Outbound::Flush(tx)).await.is_ok() {
+                let _ = rx.await;
             }
         }
     }

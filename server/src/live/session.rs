@@ -34,9 +34,9 @@ pub struct LiveEvent {
     pub ev: u64,
     /// The ready-to-send frame.
     pub msg: Frame,
-    /// Not an event but a call to start over: a mirror's feed had a gap, its watchers take a
-    /// fresh snapshot (see [`Session::resync`]). Never in the replay ring.
-    pub resync: bool,
+    /// Not an event but a call to this node's watchers of a cluster mirror (never in the
+    /// replay ring).
+    pub call: Option<Call>,
     at: Instant,
     audio: Option<AudioRef>,
 }
@@ -46,6 +46,15 @@ struct AudioRef {
     part: u16,
     sync: bool,
     unit: u64,
+}
+
+/// What a mirror asks of its watchers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// Its feed had a gap and it started over: take a fresh snapshot.
+    Resync,
+    /// It lost its feed for good: close (1012) so that the watcher reconnects and resumes.
+    Reconnect,
 }
 
 /// A consistent starting point for a watcher: frames to send first, then live events from `rx`.
@@ -190,12 +199,16 @@ pub struct SessionSeed {
 }
 
 /// What a cluster node knows when it takes an alert over.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Owned {
     /// Its fencing number.
     pub fence: i64,
     /// The epoch and last event number its predecessor published, to continue from.
     pub after: Option<(String, u64)>,
+    /// Fixes the stream shows its predecessor published lately (seqs). Stored fixes above the
+    /// lowest of them that are not among them were committed but never published (the
+    /// predecessor died in between): the new owner publishes them.
+    pub shown: Option<BTreeSet<u64>>,
 }
 
 impl Session {
@@ -257,7 +270,19 @@ impl Session {
         let status = st.info.status;
         // Restored units re-numbered events: a successor resumes after its predecessor's last.
         st.resume_floor = st.ev;
-        Self {
+        let unshown: Vec<Fix> = match seed.owned.as_ref().and_then(|o| o.shown.as_ref()) {
+            Some(shown) => match shown.first() {
+                Some(&low) => st
+                    .trail
+                    .snapshot()
+                    .into_iter()
+                    .filter(|f| f.seq > low && !shown.contains(&f.seq))
+                    .collect(),
+                None => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        let session = Self {
             alert_id: st.info.id.clone(),
             user_id: seed.user_id,
             fence: seed.owned.as_ref().map(|o| o.fence),
@@ -272,7 +297,15 @@ impl Session {
             deliveries: watch::channel(Vec::new()).0,
             deliveries_reload: tokio::sync::Mutex::new(()),
             responders,
+        };
+        if !unshown.is_empty() {
+            let mut st = session.lock();
+            for f in unshown {
+                let m = WatchMsg::Fix { ev: st.ev + 1, fix: f };
+                session.publish(&mut st, json(&m), None);
+            }
         }
+        session
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -714,14 +747,7 @@ impl Session {
         let status = fresh.info.status;
         let deliveries = fresh.deliveries.clone();
         *self.lock() = fresh;
-        let marker = LiveEvent {
-            ev: 0,
-            msg: Frame::Text(Bytes::new()),
-            resync: true,
-            at: Instant::now(),
-            audio: None,
-        };
-        let _ = self.tx.send(Arc::new(marker));
+        self.call(Call::Resync);
         self.deliveries.send_replace(deliveries);
         self.status.send_if_modified(|s| std::mem::replace(s, status) != status);
         Ok(())
@@ -760,7 +786,7 @@ impl Session {
                 Frame::Text(_) => None,
             };
             let at = now.checked_sub(*age).unwrap_or(now);
-            older.push_back(Arc::new(LiveEvent { ev: p.ev, msg: p.frame.clone(), resync: false, at, audio }));
+            older.push_back(Arc::new(LiveEvent { ev: p.ev, msg: p.frame.clone(), call: None, at, audio }));
         }
         let newer: Vec<Arc<LiveEvent>> = st.ring.drain(..).filter(|e| e.ev > upto).collect();
         older.extend(newer);
@@ -771,6 +797,18 @@ impl Session {
             st.ring_bytes -= old.msg.len();
         }
         st.resume_floor = st.ring.front().map_or(upto, |e| e.ev.saturating_sub(1)).min(upto);
+    }
+
+    /// Tells this node's watchers of a mirror what to do (see [`Call`]).
+    pub fn call(&self, call: Call) {
+        let marker = LiveEvent {
+            ev: 0,
+            msg: Frame::Text(Bytes::new()),
+            call: Some(call),
+            at: Instant::now(),
+            audio: None,
+        };
+        let _ = self.tx.send(Arc::new(marker));
     }
 
     /// Applies one event of the owner's to a mirror. Events arrive in the owner's order; one
@@ -885,8 +923,7 @@ fn mirror_state(frames: &[Frame], fence: i64) -> Result<State, BadSnapshot> {
                 let r = AudioRef { part: h.part, sync: h.flags & FLAG_SYNC != 0, unit: live.next_unit };
                 live.next_unit += 1;
                 // Seeds the late-join window; numbered at or below the snapshot (never replayed).
-                let e =
-                    LiveEvent { ev: h.ev.min(ev), msg: f.clone(), resync: false, at: now, audio: Some(r) };
+                let e = LiveEvent { ev: h.ev.min(ev), msg: f.clone(), call: None, at: now, audio: Some(r) };
                 st.ring_bytes += e.msg.len();
                 st.ring.push_back(Arc::new(e));
             }
@@ -925,7 +962,7 @@ fn publish(
 ) -> u64 {
     st.ev += 1;
     let size = msg.len();
-    let e = Arc::new(LiveEvent { ev: st.ev, msg, resync: false, at, audio });
+    let e = Arc::new(LiveEvent { ev: st.ev, msg, call: None, at, audio });
     st.ring.push_back(e.clone());
     st.ring_bytes += size;
     while st.ring.len() > RING_MAX_EVENTS || st.ring_bytes > RING_MAX_BYTES {
@@ -957,7 +994,7 @@ fn push_unit(
             let h = WatchHeader { kind: KIND_UNIT, flags, part: a.part, ev: st.ev };
             let msg = Frame::Binary(Bytes::from(h.frame(&u.bytes)));
             st.ring_bytes += msg.len();
-            st.ring.push_back(Arc::new(LiveEvent { ev: st.ev, msg, resync: false, at, audio: Some(r) }));
+            st.ring.push_back(Arc::new(LiveEvent { ev: st.ev, msg, call: None, at, audio: Some(r) }));
             while st.ring.len() > RING_MAX_EVENTS || st.ring_bytes > RING_MAX_BYTES {
                 let Some(old) = st.ring.pop_front() else { break };
                 st.ring_bytes -= old.msg.len();
@@ -1130,7 +1167,10 @@ mod tests {
         assert!(std::str::from_utf8(t).unwrap().contains("\"resync\":true"), "before the mirror's snapshot");
         mirror.reset(&owner.resync().frames, 2).unwrap();
         assert!(rx.try_recv().is_ok_and(|e| e.ev == 43));
-        assert!(rx.try_recv().is_ok_and(|e| e.resync), "watchers are told to take a new snapshot");
+        assert!(
+            rx.try_recv().is_ok_and(|e| e.call == Some(Call::Resync)),
+            "watchers are told to take a new snapshot"
+        );
     }
 
     #[test]

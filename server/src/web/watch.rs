@@ -19,7 +19,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use crate::domain::accounts;
 use crate::domain::alerts;
 use crate::error::{Error, Result};
-use crate::live::{Revoked, Session};
+use crate::live::{Call, Revoked, Session};
 use crate::web::extract::watch_link;
 use crate::web::socket::{self, close};
 use crate::web::state::AppState;
@@ -130,17 +130,19 @@ async fn run(
             // polled whenever the queue is empty, which a phone's bounded rate guarantees often.
             biased;
             e = sub.rx.recv() => {
-                let lagged = match e {
-                    // A mirror that started over: take its fresh snapshot.
-                    Ok(e) if e.resync => Some(0),
+                // What the session asks after the events: its own call (a cluster mirror that
+                // started over or lost its feed), or a resync because this watcher lagged.
+                let mut call = None;
+                let mut lagged = None;
+                match e {
+                    Ok(e) if e.call.is_some() => call = e.call,
                     Ok(e) => {
                         // Whatever else is already queued goes out in the same write.
                         let mut batch = vec![Message::from(e.msg.clone())];
-                        let mut lagged = None;
                         while batch.len() < MAX_BATCH {
                             match sub.rx.try_recv() {
-                                Ok(e) if e.resync => {
-                                    lagged = Some(0);
+                                Ok(e) if e.call.is_some() => {
+                                    call = e.call;
                                     break;
                                 }
                                 Ok(e) => batch.push(e.msg.clone().into()),
@@ -154,17 +156,21 @@ async fn run(
                         if !send_all(&mut socket, batch, &s).await {
                             break Some((close::TOO_SLOW, "not reading; reconnect"));
                         }
-                        lagged
                     }
-                    Err(RecvError::Lagged(n)) => Some(n),
+                    Err(RecvError::Lagged(n)) => lagged = Some(n),
                     Err(RecvError::Closed) => break Some((close::NORMAL, "alert ended")),
-                };
+                }
+                if call == Some(Call::Reconnect) {
+                    break Some((close::RESTART, "this server lost the alert's live feed; reconnect and resume"));
+                }
                 if let Some(n) = lagged {
                     resyncs += 1;
                     tracing::debug!(missed = n, resyncs, "watcher lagged; resyncing");
                     if resyncs > MAX_RESYNCS {
                         break Some((close::TOO_SLOW, "cannot keep up; reconnect"));
                     }
+                }
+                if lagged.is_some() || call == Some(Call::Resync) {
                     sub = session.resync();
                     if !send_all(&mut socket, sub.frames.drain(..).map(Message::from), &s).await {
                         break None;
