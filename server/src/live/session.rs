@@ -1133,7 +1133,7 @@ mod tests {
     fn a_mirror_follows_its_owner() {
         let (out, mut published) = tokio::sync::mpsc::channel(64);
         let mut seed = session_seed();
-        seed.owned = Some(Owned { fence: 2, after: Some(("ep".into(), 40)) });
+        seed.owned = Some(Owned { fence: 2, after: Some(("ep".into(), 40)), shown: None });
         let owner = Session::new(seed, broadcast::channel(4).0, Some(out));
         assert_eq!(owner.position(), ("ep".into(), 40), "a new owner continues its predecessor's numbering");
         owner.fixes_stored(&[fix(1, 1)]);
@@ -1171,6 +1171,24 @@ mod tests {
             rx.try_recv().is_ok_and(|e| e.call == Some(Call::Resync)),
             "watchers are told to take a new snapshot"
         );
+    }
+
+    /// A new owner publishes the stored fixes its predecessor committed but never published
+    /// (the stream shows 1, 2 and 4: 3 was lost with the predecessor), and only those.
+    #[test]
+    fn a_new_owner_publishes_what_was_never_shown() {
+        let (out, mut published) = tokio::sync::mpsc::channel(64);
+        let mut seed = session_seed();
+        seed.trail = (1..=4).map(|s| fix(s, s as i64)).collect();
+        let shown = Some([1, 2, 4].into_iter().collect());
+        seed.owned = Some(Owned { fence: 3, after: Some(("ep".into(), 10)), shown });
+        let owner = Session::new(seed, broadcast::channel(4).0, Some(out));
+        let Ok(Outbound::Event(p)) = published.try_recv() else { panic!("fix 3 published") };
+        assert_eq!(p.ev, 11);
+        let m: WatchMsg = serde_json::from_slice(p.frame.bytes()).unwrap();
+        assert!(matches!(m, WatchMsg::Fix { fix, .. } if fix.seq == 3));
+        assert!(published.try_recv().is_err(), "nothing else");
+        assert_eq!(owner.position(), ("ep".into(), 11));
     }
 
     #[test]

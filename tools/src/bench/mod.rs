@@ -76,6 +76,14 @@ pub struct BenchArgs {
     /// generator.
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
+    /// Run AlertMe as a cluster of this many nodes (on `--database-url postgres://…` and NATS):
+    /// phone i connects to node i mod N, its watchers to the nodes after it in turn, so most
+    /// frames cross NATS. Server CPU is the nodes' together; NATS's own is reported apart.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// NATS server of the cluster (`--nodes` above 1).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
     /// Log filter for the server under test, its log going to this command's stderr (default:
     /// errors only, discarded), e.g. `alertme_server::storage::writer=debug` for the writer's batch timing.
     #[arg(long)]
@@ -114,6 +122,10 @@ pub struct Report {
     pub phones_resumed_ms: Option<u64>,
     /// Storm: ms until every watcher had a fresh snapshot.
     pub watchers_resynced_ms: Option<u64>,
+    /// Cluster runs: nodes.
+    pub nodes: usize,
+    /// Cluster runs: the NATS server's CPU per delivered frame, µs (not in `cpu_us_per_frame`).
+    pub nats_cpu_us_per_frame: Option<f64>,
 }
 
 /// Latency percentiles in µs.
@@ -183,6 +195,9 @@ fn load_avg() -> f64 {
 /// A process under test, killed on drop.
 struct Target {
     child: Child,
+    /// Further cluster nodes (the first is `child`), and every node's socket base.
+    others: Vec<Child>,
+    bases: Vec<String>,
     /// How to start it again on the same port (storm).
     restart: Option<Command>,
     base: String,
@@ -192,10 +207,38 @@ struct Target {
     dir: Option<PathBuf>,
 }
 
+impl Target {
+    /// Socket base of the node that session `i` (or its watcher `j`) uses.
+    fn base_for(&self, i: usize, watcher: Option<usize>) -> &str {
+        let n = self.bases.len().max(1);
+        let k = match watcher {
+            None => i % n,
+            Some(j) => (i + 1 + j) % n,
+        };
+        self.bases.get(k).map_or(self.base.as_str(), String::as_str)
+    }
+
+    /// CPU µs and resident KiB of every node together.
+    fn usage(&self) -> (u64, u64) {
+        let pids = std::iter::once(self.child.id()).chain(self.others.iter().map(Child::id));
+        pids.fold((0, 0), |(c, r), pid| (c + cpu_us(pid), r + rss_kib(pid)))
+    }
+}
+
+/// The local NATS server's pid, for its share of the CPU.
+fn nats_pid() -> Option<u32> {
+    let out = Command::new("pgrep").args(["-x", "nats-server"]).output().ok()?;
+    String::from_utf8(out.stdout).ok()?.lines().next()?.trim().parse().ok()
+}
+
 impl Drop for Target {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for c in &mut self.others {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         if let Some(d) = &self.dir {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -242,7 +285,11 @@ fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> an
         bail!("creating bench users failed");
     }
     phones.extend(String::from_utf8(out.stdout)?.lines().map(str::to_owned));
-    let serve = |bind: &str| {
+    if args.nodes > 1 && !url.starts_with("postgres") {
+        bail!("--nodes {} needs --database-url postgres://… (a cluster shares one PostgreSQL)", args.nodes);
+    }
+    let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let serve_node = |bind: &str, node: usize| {
         let mut c = Command::new(&exe);
         c.args(["serve", "--bind", bind, "--database-url", &url, "--data-dir"])
             .arg(&dir)
@@ -255,17 +302,45 @@ fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> an
             .env("ALERTME_WATCHER_STALL_MS", "180000")
             .stdout(Stdio::piped())
             .stderr(if args.server_log.is_some() { Stdio::inherit() } else { Stdio::null() });
+        if args.nodes > 1 {
+            c.args([
+                "--nats-url",
+                &args.nats_url,
+                "--nats-prefix",
+                &prefix,
+                "--node-id",
+                &format!("n{node}"),
+            ]);
+        }
         if let Some(p) = pin {
             pin::pin_command(&mut c, &p.server);
         }
         c
     };
-    let mut child = serve("127.0.0.1:0").spawn()?;
+    let mut child = serve_node("127.0.0.1:0", 0).spawn()?;
     let addr = wait_line(&mut child, "AlertMe is running on http://")?;
     // For attaching a profiler: `perf record -g -p PID`.
     println!("server under test: pid {} on {addr}", child.id());
-    let restart = Some(serve(&addr));
-    Ok(Target { child, restart, base: format!("ws://{addr}"), name: "alertme", phones, dir: Some(dir) })
+    let restart = Some(serve_node(&addr, 0));
+    let mut bases = vec![format!("ws://{addr}")];
+    let mut others = Vec::new();
+    for node in 1..args.nodes.max(1) {
+        let mut c = serve_node("127.0.0.1:0", node).spawn()?;
+        let a = wait_line(&mut c, "AlertMe is running on http://")?;
+        println!("cluster node n{node}: pid {} on {a}", c.id());
+        bases.push(format!("ws://{a}"));
+        others.push(c);
+    }
+    Ok(Target {
+        child,
+        others,
+        base: bases[0].clone(),
+        bases,
+        restart,
+        name: "alertme",
+        phones,
+        dir: Some(dir),
+    })
 }
 
 fn start_peer(sessions: usize, pin: Option<&Pinning>) -> anyhow::Result<Target> {
@@ -284,6 +359,8 @@ fn start_peer(sessions: usize, pin: Option<&Pinning>) -> anyhow::Result<Target> 
     let port = wait_line(&mut child, "peer listening on ")?;
     Ok(Target {
         child,
+        others: Vec::new(),
+        bases: Vec::new(),
         restart: None,
         base: format!("ws://127.0.0.1:{port}"),
         name: "node-ws",
@@ -556,7 +633,7 @@ async fn run_stream(
         let (tx, rx) = tokio::sync::oneshot::channel();
         let phase = PHASES.mul_f64(i as f64 / sessions as f64);
         tasks.spawn(phone(
-            target.base.clone(),
+            target.base_for(i, None).to_owned(),
             alertme,
             id.clone(),
             i,
@@ -570,13 +647,14 @@ async fn run_stream(
     let (joined_tx, mut joined) = tokio::sync::mpsc::unbounded_channel();
     for (i, rx) in rooms.into_iter().enumerate() {
         let key = rx.await.context("a phone did not start")?;
-        let url = if alertme {
-            format!("{}/v1/watch?token={key}", target.base)
-        } else {
-            format!("{}/v1/watch?room={key}", target.base)
-        };
-        for _ in 0..watchers {
-            tasks.spawn(watcher(url.clone(), i, shared.clone(), go.clone(), joined_tx.clone()));
+        for j in 0..watchers {
+            let base = target.base_for(i, Some(j));
+            let url = if alertme {
+                format!("{base}/v1/watch?token={key}")
+            } else {
+                format!("{base}/v1/watch?room={key}")
+            };
+            tasks.spawn(watcher(url, i, shared.clone(), go.clone(), joined_tx.clone()));
         }
     }
     // Streams start only once every watcher is connected (the peer has no snapshot for late
@@ -592,11 +670,12 @@ async fn run_stream(
     let _ = tokio::time::timeout(Duration::from_secs(30), all_joined).await;
     let stop = Instant::now() + WARM_UP + PHASES + SETTLE + Duration::from_secs_f64(seconds);
     let _ = go_tx.send(Some(stop));
-    let pid = target.child.id();
+    let nats = (target.bases.len() > 1).then(nats_pid).flatten();
     // Measure once every phone streams.
     tokio::time::sleep(WARM_UP + PHASES + SETTLE).await;
     shared.measuring.store(true, Ordering::Relaxed);
-    let cpu0 = cpu_us(pid);
+    let cpu0 = target.usage().0;
+    let nats0 = nats.map(cpu_us);
     let d0 = shared.delivered.load(Ordering::Relaxed);
     let t0 = Instant::now();
     while Instant::now() < stop {
@@ -610,8 +689,9 @@ async fn run_stream(
     }
     let secs = t0.elapsed().as_secs_f64();
     let frames = shared.delivered.load(Ordering::Relaxed) - d0;
-    let cpu = cpu_us(pid) - cpu0;
-    let rss = rss_kib(pid);
+    let (cpu, rss) = target.usage();
+    let cpu = cpu - cpu0;
+    let nats_cpu = nats.zip(nats0).map(|(pid, c0)| cpu_us(pid) - c0);
     while let Some(r) = tasks.join_next().await {
         if let Ok(Err(e)) = r {
             tracing::warn!(error = %e, "bench client failed");
@@ -643,6 +723,8 @@ async fn run_stream(
         pinned: None,
         phones_resumed_ms: None,
         watchers_resynced_ms: None,
+        nodes: target.bases.len().max(1),
+        nats_cpu_us_per_frame: nats_cpu.filter(|_| frames > 0).map(|c| c as f64 / frames as f64),
     })
 }
 
@@ -929,6 +1011,8 @@ async fn run_storm(
         pinned: None,
         phones_resumed_ms: phones_ms,
         watchers_resynced_ms: watchers_ms,
+        nodes: 1,
+        nats_cpu_us_per_frame: None,
         ..Default::default()
     })
 }
@@ -943,6 +1027,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Idle => (1, 0),
         Scenario::Storm => (args.sessions.unwrap_or(500), args.watchers.unwrap_or(2)),
     };
+    if args.nodes > 1 && matches!(args.scenario, Scenario::Idle | Scenario::Storm) {
+        bail!("--nodes runs fanout, wide and ingest; idle and storm measure one node");
+    }
     let pin = if args.no_pin { None } else { pin::plan() };
     if let Some(p) = &pin {
         if !pin::pin_self(&p.generator) {
@@ -1004,6 +1091,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "         after a restart: all phones resumed in {}, all watchers resynced in {}",
                 show(r.phones_resumed_ms),
                 show(r.watchers_resynced_ms)
+            );
+        }
+        if let Some(n) = r.nats_cpu_us_per_frame {
+            println!(
+                "         {} nodes: cpu µs/fr above is all nodes together; NATS server {n:.2} µs/fr besides",
+                r.nodes
             );
         }
         if let Some(a) = &r.ack_us {
