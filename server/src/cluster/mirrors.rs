@@ -184,6 +184,12 @@ impl Cluster {
                         last_event = Instant::now();
                         if self.behind(&mirror).await {
                             gap_since = Some(Instant::now());
+                        } else if self.is_active(&id).await.is_ok_and(|active| !active) {
+                            // It ended and the end never came through: the watchers reconnect
+                            // and get the alert as it ended.
+                            tracing::warn!(alert = %id, "mirror missed the end; its watchers reconnect");
+                            mirror.call(Call::Reconnect);
+                            break;
                         }
                     }
                 }

@@ -292,10 +292,18 @@ impl Cluster {
     }
 
     /// Takes an alert over for this node (a phone resumed it here, or it was raised here):
-    /// returns what the new session needs to continue its predecessor's numbering.
-    pub async fn take(&self, alert_id: &str) -> Result<Owned, ClusterError> {
-        let fence = owners::take(&self.db, alert_id, &self.node, crate::now_ms()).await.map_err(db)?;
-        Ok(self.took(alert_id, fence).await)
+    /// returns what the new session needs to continue its predecessor's numbering, or `None`
+    /// when the alert is no longer active.
+    pub async fn take(&self, alert_id: &str) -> Result<Option<Owned>, ClusterError> {
+        match owners::take(&self.db, alert_id, &self.node, crate::now_ms()).await.map_err(db)? {
+            Some(fence) => Ok(Some(self.took(alert_id, fence).await)),
+            None => Ok(None),
+        }
+    }
+
+    /// True while the alert is active in the database.
+    pub async fn is_active(&self, alert_id: &str) -> Result<bool, ClusterError> {
+        owners::is_active(&self.db, alert_id).await.map_err(db)
     }
 
     /// Takes an alert whose owner is gone (stopped renewing), unless another node did first.

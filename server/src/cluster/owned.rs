@@ -16,7 +16,7 @@ impl Cluster {
         let mut sub = self.client.subscribe(self.names.own(&id, "*")).await.map_err(nats)?;
         let me = self.clone();
         self.tasks.spawn(async move {
-            let mut check = tokio::time::interval(Duration::from_secs(1));
+            let mut check = tokio::time::interval(Duration::from_millis(250));
             let still_mine = |hub: &crate::live::Hub| hub.get(&id).is_some_and(|s| Arc::ptr_eq(&s, &session));
             loop {
                 tokio::select! {

@@ -233,14 +233,24 @@ async fn session_owned(state: &Core, row: &alerts::Model, owned: Option<Owned>) 
             None => state.hub.open(seed(state, row).await?),
             Some(c) => {
                 let owned = match owned {
-                    Some(o) => o,
+                    Some(o) => Some(o),
                     None => c.take(&row.id).await.map_err(cluster_error)?,
                 };
-                let mut seed = seed(state, row).await?;
-                seed.owned = Some(owned);
-                let s = state.hub.open(seed);
-                c.serve_owned(s.clone()).await.map_err(cluster_error)?;
-                s
+                // Read again once owned: the alert may have changed (or ended) meanwhile.
+                let fresh = find(&state.db, &row.id).await?.ok_or(Error::NotFound)?;
+                match owned {
+                    Some(owned) if fresh.status == AlertStatus::Active.as_str() => {
+                        let mut seed = seed(state, &fresh).await?;
+                        seed.owned = Some(owned);
+                        let s = state.hub.open(seed);
+                        c.serve_owned(s.clone()).await.map_err(cluster_error)?;
+                        s
+                    }
+                    _ => {
+                        c.release(&row.id).await;
+                        return Box::pin(session_owned(state, &fresh, None)).await;
+                    }
+                }
             }
         },
         None => state.hub.keep_ended(Session::new(
@@ -522,9 +532,14 @@ pub async fn watch_view(state: &Core, row: &alerts::Model) -> Result<Arc<Session
         if let Some(m) = c.mirror(&row.id).await.map_err(cluster_error)? {
             return Ok(m);
         }
-        // Nobody answered for it: take it if its owner stopped renewing (or it has none).
+        // Nobody answered for it: it may have ended meanwhile ...
+        let row = find(&state.db, &row.id).await?.ok_or(Error::NotFound)?;
+        if row.status != AlertStatus::Active.as_str() {
+            return session_for(state, &row).await;
+        }
+        // ... or its owner is gone: take it if it stopped renewing (or it has none).
         if let Some(owned) = c.adopt(&row.id).await.map_err(cluster_error)? {
-            session_owned(state, row, Some(owned)).await?;
+            session_owned(state, &row, Some(owned)).await?;
             continue;
         }
         if tokio::time::Instant::now() >= deadline {

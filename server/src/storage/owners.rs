@@ -30,22 +30,30 @@ fn stmt(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(db.get_database_backend(), sql, values)
 }
 
-/// Takes an alert for `node` whoever held it: the fence grows by one. Returns the new fence.
-pub async fn take(db: &Db, alert_id: &str, node: &str, now: i64) -> Result<i64, DbErr> {
-    let sql = "INSERT INTO alert_owners (alert_id, node_id, fence, renewed_at) VALUES ($1, $2, 1, $3) \
+/// Takes an active alert for `node` whoever held it: the fence grows by one. Returns the new
+/// fence, or `None` when the alert is not active (it ended meanwhile: nobody owns it).
+pub async fn take(db: &Db, alert_id: &str, node: &str, now: i64) -> Result<Option<i64>, DbErr> {
+    let sql = "INSERT INTO alert_owners (alert_id, node_id, fence, renewed_at) SELECT $1, $2, 1, $3 \
+               WHERE EXISTS (SELECT 1 FROM alerts WHERE id = $1 AND status = 'active') \
                ON CONFLICT (alert_id) DO UPDATE SET node_id = excluded.node_id, \
                fence = alert_owners.fence + 1, renewed_at = excluded.renewed_at RETURNING fence";
-    let row = db
-        .query_one_raw(stmt(db, sql, vec![alert_id.into(), node.into(), now.into()]))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("alert_owners".into()))?;
-    row.try_get("", "fence")
+    let row = db.query_one_raw(stmt(db, sql, vec![alert_id.into(), node.into(), now.into()])).await?;
+    row.map(|r| r.try_get("", "fence")).transpose()
 }
 
-/// Takes an alert whose owner stopped renewing before `cutoff` (or that has none), unless
-/// another node did first. Returns the new fence when this node got it.
+/// True while the alert is active (a mirror that hears nothing checks that it did not miss
+/// the end).
+pub async fn is_active(db: &Db, alert_id: &str) -> Result<bool, DbErr> {
+    let sql = "SELECT COUNT(*) AS n FROM alerts WHERE id = $1 AND status = 'active'";
+    let row = db.query_one_raw(stmt(db, sql, vec![alert_id.into()])).await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0) > 0)
+}
+
+/// Takes an active alert whose owner stopped renewing before `cutoff` (or that has none),
+/// unless another node did first. Returns the new fence when this node got it.
 pub async fn adopt(db: &Db, alert_id: &str, node: &str, cutoff: i64, now: i64) -> Result<Option<i64>, DbErr> {
-    let sql = "INSERT INTO alert_owners (alert_id, node_id, fence, renewed_at) VALUES ($1, $2, 1, $3) \
+    let sql = "INSERT INTO alert_owners (alert_id, node_id, fence, renewed_at) SELECT $1, $2, 1, $3 \
+               WHERE EXISTS (SELECT 1 FROM alerts WHERE id = $1 AND status = 'active') \
                ON CONFLICT (alert_id) DO UPDATE SET node_id = excluded.node_id, \
                fence = alert_owners.fence + 1, renewed_at = excluded.renewed_at \
                WHERE alert_owners.renewed_at < $4 RETURNING fence";
