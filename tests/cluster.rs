@@ -568,7 +568,9 @@ async fn stream_while(disruption: Disruption) {
         let rows = db
             .query_all_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
-                "SELECT node_id, COUNT(*) AS n FROM alert_owners GROUP BY node_id ORDER BY n DESC",
+                // Rows name a node's instance: its id, `~` and a random suffix.
+                "SELECT split_part(node_id, '~', 1) AS node_id, COUNT(*) AS n FROM alert_owners \
+                 GROUP BY 1 ORDER BY n DESC",
             ))
             .await
             .unwrap();
@@ -605,7 +607,7 @@ async fn stream_while(disruption: Disruption) {
             let taken_over = eventually(Duration::from_secs(30), "alerts taken over", || async {
                 let left = c
                     .env
-                    .scalar(&format!("SELECT COUNT(*) FROM alert_owners WHERE node_id = '{gone}'"))
+                    .scalar(&format!("SELECT COUNT(*) FROM alert_owners WHERE node_id LIKE '{gone}~%'"))
                     .await;
                 (left == 0).then(|| killed_at.elapsed())
             })

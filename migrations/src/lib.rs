@@ -11,6 +11,7 @@ mod m20261126_000006_audio_in_db;
 mod m20261202_000007_abuse_limits;
 mod m20261202_000008_languages;
 mod m20261202_000009_alert_owners;
+mod m20261202_000010_cluster_nodes;
 
 /// Runs AlertMe's migrations in order.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_abuse_limits::Migration),
             Box::new(m20261202_000008_languages::Migration),
             Box::new(m20261202_000009_alert_owners::Migration),
+            Box::new(m20261202_000010_cluster_nodes::Migration),
         ]
     }
 }

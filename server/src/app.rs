@@ -88,7 +88,8 @@ pub async fn serve_with(
     };
     let hub = joined.as_ref().map_or_else(Hub::new, |j| j.hub.clone());
     storage::recordings::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
-    let store = Store::start(&cfg.db.url(), joined.as_ref().map(|_| node_id.clone())).await?;
+    // The writer checks ownership rows, which name this start of the node (its instance).
+    let store = Store::start(&cfg.db.url(), joined.as_ref().map(|j| j.cluster.instance.clone())).await?;
     let mut core = Core::new(db, hub.clone(), store, settings, secret, guard, clock);
     if let Some(j) = joined {
         let c = j.cluster.clone();

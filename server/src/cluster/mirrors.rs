@@ -44,7 +44,7 @@ impl Cluster {
             // What the stream still holds before the snapshot: a watcher that comes from
             // another node resumes here instead of starting over.
             let (epoch, upto) = mirror.position();
-            mirror.backfill(self.retained(alert_id, &epoch, upto).await);
+            mirror.backfill(self.retained(alert_id, &epoch, upto).await.0);
             let mirror = self.hub.add_mirror(mirror);
             let me = self.clone();
             let m = mirror.clone();
@@ -52,7 +52,8 @@ impl Cluster {
             Ok(Some(mirror))
         }
         .await;
-        self.starting.remove(alert_id);
+        // The last one waiting removes the lock.
+        self.starting.remove_if(alert_id, |_, l| Arc::ptr_eq(l, &lock) && Arc::strong_count(l) <= 2);
         made
     }
 
@@ -72,16 +73,17 @@ impl Cluster {
     }
 
     /// The alert's events the stream still holds, up to event `upto` of `epoch`, each with
-    /// its age (the stream's timestamp). Bounded: the last [`BACKFILL_SPAN`], within
-    /// [`BACKFILL_TIME`]; whatever fails leaves less to resume from, nothing worse.
+    /// its age (the stream's timestamp), and whether the read got that far. Bounded: the last
+    /// [`BACKFILL_SPAN`], within [`BACKFILL_TIME`]; whatever fails leaves less to go on.
     pub(super) async fn retained(
         &self,
         alert_id: &str,
         epoch: &str,
         upto: u64,
-    ) -> Vec<(Published, Duration)> {
+    ) -> (Vec<(Published, Duration)>, bool) {
         use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
         let mut out = Vec::new();
+        let mut complete = false;
         let read = async {
             let start_time = time::OffsetDateTime::now_utc() - BACKFILL_SPAN;
             let config = OrderedConfig {
@@ -103,6 +105,7 @@ impl Cluster {
                     let done = p.epoch == epoch && p.ev >= upto;
                     out.push((p, Duration::from_millis(age)));
                     if done {
+                        complete = true;
                         break;
                     }
                 }
@@ -113,7 +116,7 @@ impl Cluster {
             Some(())
         };
         let _ = tokio::time::timeout(BACKFILL_TIME, read).await;
-        out
+        (out, complete)
     }
 
     /// The last event the stream holds for a mirror's alert, if it is not the mirror's.
@@ -131,7 +134,7 @@ impl Cluster {
     /// Applies what the stream holds after the mirror's position; true when that caught it up.
     async fn catch_up(&self, mirror: &Session) -> bool {
         let Some((epoch, last)) = self.last_published(&mirror.alert_id).await else { return false };
-        for (p, _) in self.retained(&mirror.alert_id, &epoch, last).await {
+        for (p, _) in self.retained(&mirror.alert_id, &epoch, last).await.0 {
             if p.epoch != epoch {
                 continue; // an earlier epoch's: a mirror still on it needs a snapshot anyway
             }
@@ -216,12 +219,9 @@ impl Cluster {
                 }
             }
         }
-        if self.hub.mirror(&id).is_some_and(|m| Arc::ptr_eq(&m, &mirror)) {
-            self.hub.drop_mirror(&id);
-        }
-        // Whoever still watches it (the feed ended under them) reconnects and resumes elsewhere.
-        if mirror.local_watchers() > 0 && !self.stop.is_cancelled() {
-            mirror.call(Call::Reconnect);
-        }
+        // Whoever still watches it, or got it just now and subscribes next, reconnects: the
+        // feed ended under them.
+        mirror.mark_dead();
+        self.hub.drop_mirror(&mirror);
     }
 }

@@ -27,11 +27,13 @@ use crate::live::{Frame, Hub, Outbound, Owned, Revoked, OUTBOUND_CAPACITY};
 use crate::storage::{owners, Db};
 pub use names::Names;
 
-/// An owner that has not renewed its rows for this long is taken for gone: any node may adopt
-/// its alerts. Renewed every [`RENEW_EVERY`].
+/// A node whose heartbeat stopped this long ago is taken for gone: any node may adopt its
+/// alerts. It beats every [`RENEW_EVERY`].
 pub const OWNER_TIMEOUT: Duration = Duration::from_secs(6);
-/// How often an owner renews its rows and repeats its alerts' console summaries.
+/// How often a node beats and repeats its alerts' console summaries.
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// Every this many beats an owner checks that none of its alerts ended unseen.
+const ENDED_CHECK_EVERY: u32 = 5;
 /// A console summary from another node counts this long without being repeated.
 pub const SUMMARY_FRESH: Duration = Duration::from_secs(8);
 /// How long the stream keeps an alert's events: long enough to resume a watcher or continue
@@ -88,6 +90,10 @@ fn shown_fixes(
 pub struct Cluster {
     /// This node's id.
     pub node: String,
+    /// This start of the node (its id and a random suffix): what ownership rows, heartbeats and
+    /// messages name, so that a node restarted under the same id never passes for its
+    /// predecessor.
+    pub instance: String,
     client: async_nats::Client,
     stream: jetstream::stream::Stream,
     names: Names,
@@ -95,6 +101,8 @@ pub struct Cluster {
     db: Db,
     /// One mirror start per alert at a time.
     starting: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// One takeover per alert at a time on this node.
+    owning: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// Alerts whose stored state changed on another node (claimed, noted, ended): the owner's
     /// domain reloads them.
     touches: mpsc::Sender<String>,
@@ -153,14 +161,17 @@ impl Cluster {
         let (out_tx, outbound) = mpsc::channel(OUTBOUND_CAPACITY);
         let hub = Hub::clustered(out_tx);
         let (touches, touched) = mpsc::channel(1024);
+        let instance = format!("{node}~{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let cluster = Arc::new(Cluster {
             node,
+            instance,
             client,
             stream,
             names,
             hub: hub.clone(),
             db,
             starting: DashMap::new(),
+            owning: DashMap::new(),
             touches,
             tasks: TaskTracker::new(),
             stop,
@@ -181,11 +192,21 @@ impl Cluster {
         self.done.clone()
     }
 
-    /// The node drained: publishes what is left, then ends publishing and the owned alerts'
-    /// services.
+    /// The node drained: publishes what is left (at most 5 s: NATS may be gone), then ends
+    /// publishing and the owned alerts' services.
     pub async fn finish(&self) {
-        self.hub.flush_cluster().await;
+        if tokio::time::timeout(Duration::from_secs(5), self.hub.flush_cluster()).await.is_err() {
+            tracing::warn!("NATS did not take the last events within 5 s");
+        }
         self.done.cancel();
+    }
+
+    /// One takeover of `alert_id` at a time on this node (two phone connections resuming it at
+    /// once would otherwise leave the session with an older fence than the row's).
+    pub async fn turn(&self, alert_id: &str) -> Turn<'_> {
+        let lock = self.owning.entry(alert_id.to_owned()).or_default().clone();
+        let guard = lock.clone().lock_owned().await;
+        Turn { cluster: self, alert_id: alert_id.to_owned(), lock, _guard: guard }
     }
 
     /// True while the NATS connection is up (an unhealthy node takes no traffic).
@@ -198,7 +219,7 @@ impl Cluster {
         while let Some(o) = outbound.recv().await {
             let sent = match o {
                 Outbound::Event(p) => {
-                    let h = wire::event_headers(&self.node, &p);
+                    let h = wire::event_headers(&self.instance, &p);
                     self.client
                         .publish_with_headers(self.names.events(&p.alert_id), h, p.frame.bytes().clone())
                         .await
@@ -233,7 +254,7 @@ impl Cluster {
         payload: bytes::Bytes,
     ) -> Result<(), async_nats::PublishError> {
         let mut h = async_nats::HeaderMap::new();
-        h.insert(wire::NODE, self.node.as_str());
+        h.insert(wire::NODE, self.instance.as_str());
         if let Some(u) = user {
             h.insert(wire::USER, u.as_str());
         }
@@ -247,7 +268,7 @@ impl Cluster {
         let mut revoked = self.client.subscribe(self.names.revoked()).await.map_err(nats)?;
         let mut user = self.client.subscribe(self.names.user()).await.map_err(nats)?;
         let mine = |m: &async_nats::Message| {
-            m.headers.as_ref().and_then(|h| h.get(wire::NODE)).is_some_and(|n| n.as_str() == self.node)
+            m.headers.as_ref().and_then(|h| h.get(wire::NODE)).is_some_and(|n| n.as_str() == self.instance)
         };
         loop {
             tokio::select! {
@@ -276,17 +297,30 @@ impl Cluster {
         }
     }
 
-    /// Renews this node's ownership rows and repeats its alerts' console summaries (so that a
-    /// node started later lists them), until the server stops.
+    /// Beats (this node is alive), repeats its alerts' console summaries (so that a node
+    /// started later lists them) and now and then asks the database whether any of its alerts
+    /// ended without word reaching it, until the server stops.
     pub async fn renew(self: Arc<Self>) {
         let mut tick = tokio::time::interval(RENEW_EVERY);
+        let mut beats = 0u32;
         loop {
             tick.tick().await;
-            if let Err(e) = owners::renew(&self.db, &self.node, crate::now_ms()).await {
-                tracing::warn!(error = %e, "could not renew alert ownership");
+            if let Err(e) = owners::heartbeat(&self.db, &self.instance, crate::now_ms()).await {
+                tracing::warn!(error = %e, "could not record this node's heartbeat");
             }
             for s in self.hub.sessions() {
                 s.announce_to_cluster();
+            }
+            beats += 1;
+            if beats % ENDED_CHECK_EVERY == 0 {
+                match owners::ended(&self.db, &self.instance).await {
+                    Ok(ids) => {
+                        for id in ids {
+                            let _ = self.touches.try_send(id);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not check for ended alerts"),
+                }
             }
         }
     }
@@ -295,7 +329,7 @@ impl Cluster {
     /// returns what the new session needs to continue its predecessor's numbering, or `None`
     /// when the alert is no longer active.
     pub async fn take(&self, alert_id: &str) -> Result<Option<Owned>, ClusterError> {
-        match owners::take(&self.db, alert_id, &self.node, crate::now_ms()).await.map_err(db)? {
+        match owners::take(&self.db, alert_id, &self.instance, crate::now_ms()).await.map_err(db)? {
             Some(fence) => Ok(Some(self.took(alert_id, fence).await)),
             None => Ok(None),
         }
@@ -310,7 +344,7 @@ impl Cluster {
     pub async fn adopt(&self, alert_id: &str) -> Result<Option<Owned>, ClusterError> {
         let now = crate::now_ms();
         let cutoff = now - OWNER_TIMEOUT.as_millis() as i64;
-        match owners::adopt(&self.db, alert_id, &self.node, cutoff, now).await.map_err(db)? {
+        match owners::adopt(&self.db, alert_id, &self.instance, cutoff, now).await.map_err(db)? {
             Some(fence) => Ok(Some(self.took(alert_id, fence).await)),
             None => Ok(None),
         }
@@ -319,25 +353,40 @@ impl Cluster {
     /// After the fence moved here: the previous owner, if alive, lets go (its last commits
     /// published, or fenced out); then what it published tells where to continue.
     async fn took(&self, alert_id: &str, fence: i64) -> Owned {
+        let mut released = None;
         if fence > 1 {
             metrics::counter!(crate::telemetry::CLUSTER_TAKEOVERS).increment(1);
             tracing::info!(alert = %alert_id, fence, "took the alert over");
-            let moved = format!("{} {fence}", self.node);
+            let moved = format!("{} {fence}", self.instance);
             let ask = self.client.request(self.names.own(alert_id, "moved"), moved.into());
             match tokio::time::timeout(HANDOVER_TIMEOUT, ask).await {
-                Ok(Ok(_)) => tracing::debug!(alert = %alert_id, "the previous owner handed over"),
+                Ok(Ok(m)) => {
+                    tracing::debug!(alert = %alert_id, "the previous owner handed over");
+                    released = wire::position_text(&m.payload);
+                }
                 Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {}
                 _ => {
                     tracing::warn!(alert = %alert_id, "the previous owner did not answer; taking over anyway")
                 }
             }
         }
-        let after = match self.stream.get_last_raw_message_by_subject(&self.names.events(alert_id)).await {
+        let stored = match self.stream.get_last_raw_message_by_subject(&self.names.events(alert_id)).await {
             Ok(m) => wire::position(&m.headers),
             Err(_) => None,
         };
+        // The predecessor's own word beats the stream's, which may not have stored its last
+        // events yet.
+        let after = match (released, stored) {
+            (Some((e, r)), Some((se, s))) if e == se => Some((e, r.max(s))),
+            (Some(r), _) => Some(r),
+            (None, s) => s,
+        };
         let shown = match &after {
-            Some((epoch, ev)) => Some(shown_fixes(self.retained(alert_id, epoch, *ev).await, epoch)),
+            Some((epoch, ev)) => match self.retained(alert_id, epoch, *ev).await {
+                (events, true) => Some(shown_fixes(events, epoch)),
+                // A partial read would make fixes watchers saw look unseen: publish none.
+                (_, false) => None,
+            },
             None => None,
         };
         Owned { fence, after, shown }
@@ -353,7 +402,7 @@ impl Cluster {
 
     /// Forgets the ownership row of an alert that ended here.
     pub async fn release(&self, alert_id: &str) {
-        if let Err(e) = owners::release(&self.db, alert_id, &self.node).await {
+        if let Err(e) = owners::release(&self.db, alert_id, &self.instance).await {
             tracing::warn!(error = %e, "could not release an ended alert");
         }
     }
@@ -362,5 +411,22 @@ impl Cluster {
     pub async fn stopped(&self) {
         self.tasks.close();
         self.tasks.wait().await;
+    }
+}
+
+/// This node's turn to take one alert over (see [`Cluster::turn`]).
+pub struct Turn<'a> {
+    cluster: &'a Cluster,
+    alert_id: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        // The last one waiting removes the lock: the map holds only alerts being taken now.
+        self.cluster
+            .owning
+            .remove_if(&self.alert_id, |_, l| Arc::ptr_eq(l, &self.lock) && Arc::strong_count(l) <= 3);
     }
 }

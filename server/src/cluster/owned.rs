@@ -14,6 +14,12 @@ impl Cluster {
     pub async fn serve_owned(self: &Arc<Self>, session: Arc<Session>) -> Result<(), ClusterError> {
         let id = session.alert_id.clone();
         let mut sub = self.client.subscribe(self.names.own(&id, "*")).await.map_err(nats)?;
+        // Another node may have taken it between our take and this subscription (its word
+        // could not reach us): the row says who owns it now.
+        if !self.still_holds(&session).await {
+            self.hub.disown(&id);
+            return Ok(());
+        }
         let me = self.clone();
         self.tasks.spawn(async move {
             let mut check = tokio::time::interval(Duration::from_millis(250));
@@ -29,7 +35,10 @@ impl Cluster {
                                 if let (Some(reply), true) = (m.reply, still_mine(&me.hub)) {
                                     let frames = session.resync().frames;
                                     let h = wire::fence_header(session.fence.unwrap_or(0));
-                                    let _ = me.client.publish_with_headers(reply, h, wire::frames_to_bytes(&frames)).await;
+                                    let bytes = wire::frames_to_bytes(&frames);
+                                    if let Err(e) = me.client.publish_with_headers(reply, h, bytes).await {
+                                        tracing::warn!(alert = %id, error = %e, "could not send a snapshot");
+                                    }
                                 }
                             }
                             Some("cmd") => {
@@ -46,7 +55,8 @@ impl Cluster {
                             Some("moved") => {
                                 let text = String::from_utf8_lossy(&m.payload).into_owned();
                                 let node = text.split(' ').next().unwrap_or_default();
-                                if node != me.node && still_mine(&me.hub) {
+                                // Only the row decides: a stale or forged message is ignored.
+                                if node != me.instance && still_mine(&me.hub) && !me.still_holds(&session).await {
                                     tracing::info!(alert = %id, to = node, "another node took the alert over");
                                     me.hub.disown(&id);
                                     // What was committed here goes out before the new owner
@@ -56,7 +66,8 @@ impl Cluster {
                                     }
                                     me.hub.flush_cluster().await;
                                     if let Some(reply) = m.reply {
-                                        let _ = me.client.publish(reply, "released".into()).await;
+                                        let (epoch, ev) = session.position();
+                                        let _ = me.client.publish(reply, format!("{epoch} {ev}").into()).await;
                                         let _ = me.client.flush().await;
                                     }
                                     break;
@@ -69,5 +80,15 @@ impl Cluster {
             }
         });
         Ok(())
+    }
+
+    /// True while the ownership row still names this node with the session's fence.
+    async fn still_holds(&self, session: &Session) -> bool {
+        match crate::storage::owners::of(&self.db, &session.alert_id).await {
+            Ok(Some(o)) => o.node_id == self.instance && Some(o.fence) == session.fence,
+            Ok(None) => false,
+            // Unknown: keep serving; the writer's fence still guards every commit.
+            Err(_) => true,
+        }
     }
 }

@@ -58,6 +58,13 @@ pub fn fence_of(headers: Option<&HeaderMap>) -> i64 {
     headers.and_then(|h| h.get(FENCE)).and_then(|v| v.as_str().parse().ok()).unwrap_or(0)
 }
 
+/// A position as a handing-over owner states it: `EPOCH EV`.
+pub fn position_text(payload: &[u8]) -> Option<(String, u64)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (epoch, ev) = text.split_once(' ')?;
+    Some((epoch.to_owned(), ev.parse().ok()?))
+}
+
 /// The epoch and number of an event from its headers (what a new owner continues from).
 pub fn position(headers: &HeaderMap) -> Option<(String, u64)> {
     let epoch = headers.get(EPOCH)?.as_str().to_owned();

@@ -232,6 +232,12 @@ async fn session_owned(state: &Core, row: &alerts::Model, owned: Option<Owned>) 
         None if active => match &state.cluster {
             None => state.hub.open(seed(state, row).await?),
             Some(c) => {
+                // One takeover of an alert at a time here: two phone connections resuming it at
+                // once must not leave the session with an older fence than the row's.
+                let turn = c.turn(&row.id).await;
+                if let Some(s) = state.hub.get(&row.id) {
+                    return Ok(s);
+                }
                 let owned = match owned {
                     Some(o) => Some(o),
                     None => c.take(&row.id).await.map_err(cluster_error)?,
@@ -248,6 +254,7 @@ async fn session_owned(state: &Core, row: &alerts::Model, owned: Option<Owned>) 
                     }
                     _ => {
                         c.release(&row.id).await;
+                        drop(turn);
                         return Box::pin(session_owned(state, &fresh, None)).await;
                     }
                 }

@@ -148,17 +148,20 @@ impl Hub {
 
     /// This node's mirror of another node's alert, if it has one.
     pub fn mirror(&self, alert_id: &str) -> Option<Arc<Session>> {
-        self.inner.mirrors.get(alert_id).map(|s| s.clone())
+        self.inner.mirrors.get(alert_id).map(|s| s.clone()).filter(|s| !s.is_dead())
     }
 
     /// Keeps a mirror (returns the one already kept, if another request made it first).
     pub fn add_mirror(&self, mirror: Session) -> Arc<Session> {
-        self.inner.mirrors.entry(mirror.alert_id.clone()).or_insert_with(|| Arc::new(mirror)).clone()
+        // One start at a time per alert (`cluster`): what is kept here is absent or dead.
+        let mirror = Arc::new(mirror);
+        self.inner.mirrors.insert(mirror.alert_id.clone(), mirror.clone());
+        mirror
     }
 
-    /// Drops a mirror (its alert ended, or it has had no watchers for a while).
-    pub fn drop_mirror(&self, alert_id: &str) {
-        self.inner.mirrors.remove(alert_id);
+    /// Drops this mirror, if it is still the one kept (its feed ended).
+    pub fn drop_mirror(&self, mirror: &Arc<Session>) {
+        self.inner.mirrors.remove_if(&mirror.alert_id, |_, kept| Arc::ptr_eq(kept, mirror));
     }
 
     /// All mirrors.

@@ -149,6 +149,8 @@ pub struct Session {
     outbound: Option<tokio::sync::mpsc::Sender<Outbound>>,
     /// Watchers on other nodes, by node, as they last reported (cluster only).
     remote_watchers: Mutex<std::collections::HashMap<String, (usize, Instant)>>,
+    /// A mirror whose feed ended: nobody may start watching it, and who does reconnects.
+    dead: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
     tx: broadcast::Sender<Arc<LiveEvent>>,
     acks: watch::Sender<Acks>,
@@ -270,6 +272,11 @@ impl Session {
         let status = st.info.status;
         // Restored units re-numbered events: a successor resumes after its predecessor's last.
         st.resume_floor = st.ev;
+        if seed.owned.is_some() {
+            // Taken over without its phone (yet): counted as lost from now, so that a phone that
+            // never comes back gets its contacts texted after the usual silence.
+            st.lost_since = Some(Instant::now());
+        }
         let unshown: Vec<Fix> = match seed.owned.as_ref().and_then(|o| o.shown.as_ref()) {
             Some(shown) => match shown.first() {
                 Some(&low) => st
@@ -289,6 +296,7 @@ impl Session {
             is_mirror: false,
             outbound: if seed.owned.is_some() { outbound } else { None },
             remote_watchers: Mutex::default(),
+            dead: Default::default(),
             state: Mutex::new(st),
             tx,
             acks: watch::channel(acks).0,
@@ -585,16 +593,17 @@ impl Session {
     }
 
     fn publish(&self, st: &mut State, msg: Frame, audio: Option<AudioRef>) {
+        // Built before the ring may drop it again (an event bigger than the ring's bytes).
+        let out = self.outbound.as_ref().map(|out| (out, msg.clone()));
         let ev = publish(st, &self.tx, msg, audio, Instant::now());
-        if let Some(out) = &self.outbound {
-            let e = st.ring.back().filter(|e| e.ev == ev).expect("just published");
+        if let Some((out, frame)) = out {
             let p = Published {
                 alert_id: self.alert_id.clone(),
                 epoch: st.epoch.clone(),
                 fence: self.fence.unwrap_or(0),
                 ev,
-                frame: e.msg.clone(),
-                unit: e.audio.map(|a| a.unit),
+                frame,
+                unit: audio.map(|a| a.unit),
             };
             send_out(out, Outbound::Event(p));
         }
@@ -729,6 +738,7 @@ impl Session {
             is_mirror: true,
             outbound: None,
             remote_watchers: Mutex::default(),
+            dead: Default::default(),
             state: Mutex::new(st),
             tx,
             acks: watch::channel(Acks::default()).0,
@@ -797,6 +807,17 @@ impl Session {
             st.ring_bytes -= old.msg.len();
         }
         st.resume_floor = st.ring.front().map_or(upto, |e| e.ev.saturating_sub(1)).min(upto);
+    }
+
+    /// A mirror's feed ended: its watchers reconnect, and nobody starts watching it.
+    pub fn mark_dead(&self) {
+        self.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.call(Call::Reconnect);
+    }
+
+    /// True once [`Session::mark_dead`] was called.
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Tells this node's watchers of a mirror what to do (see [`Call`]).

@@ -103,6 +103,10 @@ async fn run(
     let _open = crate::telemetry::OpenSocket::open("watch");
     let mut status = session.status();
     let mut sub = session.subscribe(resume.as_ref().map(|(e, v)| (e.as_str(), *v)));
+    if session.is_dead() {
+        // A cluster mirror whose feed ended just now: elsewhere, or anew, it is live.
+        return socket::close_with(socket, close::RESTART, "reconnect and resume").await;
+    }
     if !send_all(&mut socket, sub.frames.drain(..).map(Message::from), &s).await {
         return;
     }
@@ -169,6 +173,9 @@ async fn run(
                     if resyncs > MAX_RESYNCS {
                         break Some((close::TOO_SLOW, "cannot keep up; reconnect"));
                     }
+                }
+                if session.is_dead() {
+                    break Some((close::RESTART, "this server lost the alert's live feed; reconnect and resume"));
                 }
                 if lagged.is_some() || call == Some(Call::Resync) {
                     sub = session.resync();

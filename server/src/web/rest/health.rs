@@ -18,7 +18,9 @@ pub fn router() -> Router<AppState> {
 /// Load balancers ask this: a node whose database or (in a cluster) NATS connection is down
 /// answers 503 and gets no new sockets.
 async fn health(State(state): State<AppState>) -> Result<Json<alertme_protocol::Health>> {
-    state.db.ping().await?;
+    if state.db.ping().await.is_err() {
+        return Err(Error::Unavailable("the database does not answer".into()));
+    }
     if state.cluster.as_ref().is_some_and(|c| !c.is_connected()) {
         return Err(Error::Unavailable("not connected to NATS".into()));
     }
