@@ -750,3 +750,18 @@ async fn three_nodes_fire_a_timer_once_and_text_once() {
     }
     db.close().await.ok();
 }
+
+/// Three nodes started at the same moment on a fresh database: they race on the migrations,
+/// and all three come up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_started_together_on_a_fresh_database() {
+    let c = Nodes::empty().await;
+    let nodes: Vec<Server> = std::thread::scope(|s| {
+        let started: Vec<_> = ["a", "b", "c"].iter().map(|n| s.spawn(|| c.node(n, &[]))).collect();
+        started.into_iter().map(|h| h.join().expect("node started")).collect()
+    });
+    for n in &nodes {
+        let h: serde_json::Value = reqwest::get(n.http("/healthz")).await.unwrap().json().await.unwrap();
+        assert_eq!(h["status"], "ok");
+    }
+}

@@ -24,8 +24,26 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         // Once, here: the writer's own pool is checked too but need not say it again.
         tracing::info!("sqlite: journal_mode=wal synchronous=full");
     }
-    Migrator::up(&db, None).await.context("running migrations")?;
+    migrate(&db).await.context("running migrations")?;
     Ok(db)
+}
+
+/// Applies pending migrations. Several cluster nodes starting at once on one PostgreSQL database
+/// may race on the same migration: the loser's statement fails while the winner commits, so it
+/// tries again (the winner's work is then recorded as applied).
+async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    let mut tries = 0;
+    loop {
+        match Migrator::up(db, None).await {
+            Ok(()) => return Ok(()),
+            Err(e) if db.get_database_backend() == DbBackend::Postgres && tries < 5 => {
+                tries += 1;
+                tracing::info!(error = %e, tries, "migration raced another server; trying again");
+                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// A small pool of its own for the durable writer, opened on the writer's thread so that its
