@@ -312,7 +312,7 @@ impl Cluster {
                 s.announce_to_cluster();
             }
             beats += 1;
-            if beats % ENDED_CHECK_EVERY == 0 {
+            if beats.is_multiple_of(ENDED_CHECK_EVERY) {
                 match owners::ended(&self.db, &self.instance).await {
                     Ok(ids) => {
                         for id in ids {
