@@ -119,8 +119,8 @@ impl Cluster {
         (out, complete)
     }
 
-    /// The last event the stream holds for a mirror's alert, if it is not the mirror's.
-    async fn last_published(&self, alert_id: &str) -> Option<(String, u64)> {
+    /// The epoch and number of the last event the stream holds for an alert.
+    pub(super) async fn last_published(&self, alert_id: &str) -> Option<(String, u64)> {
         let m = self.stream.get_last_raw_message_by_subject(&self.names.events(alert_id)).await.ok()?;
         wire::position(&m.headers)
     }

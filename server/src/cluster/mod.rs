@@ -370,10 +370,7 @@ impl Cluster {
                 }
             }
         }
-        let stored = match self.stream.get_last_raw_message_by_subject(&self.names.events(alert_id)).await {
-            Ok(m) => wire::position(&m.headers),
-            Err(_) => None,
-        };
+        let stored = self.last_published(alert_id).await;
         // The predecessor's own word beats the stream's, which may not have stored its last
         // events yet.
         let after = match (released, stored) {
