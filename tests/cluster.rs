@@ -557,8 +557,8 @@ enum Disruption {
     RollingRestart,
 }
 
-/// 20 phones through HAProxy in front of 3 nodes, watchers on the nodes and through the
-/// balancer, while nodes go away. Every phone gets everything acked, every recording is stored
+/// 20 phones, half through HAProxy in front of 3 nodes and half given every node's address,
+/// watchers on the nodes and through the balancer, while nodes go away. Every phone gets everything acked, every recording is stored
 /// byte-identical and every fix once; every watcher sees every fix, none twice; watchers on
 /// nodes that stay up see every event once, in order, with no gap and no resync.
 async fn stream_while(disruption: Disruption) {
@@ -572,9 +572,28 @@ async fn stream_while(disruption: Disruption) {
     let mut phones = Vec::new();
     for i in 0..PHONES {
         let token = c.env.user(&format!("P{i}"), &format!("+49151{:08}", 10_000_000 + i));
-        let args =
-            ["--gpx", &csv, "--audio", &aac, "--speed", "4", "--finish", "resolve", "--ack-timeout", "120"];
-        phones.push(Phone::start(&lb, &token, &args));
+        let mut args = vec![
+            "--gpx",
+            &csv,
+            "--audio",
+            &aac,
+            "--speed",
+            "4",
+            "--finish",
+            "resolve",
+            "--ack-timeout",
+            "120",
+        ];
+        if i % 2 == 0 {
+            phones.push(Phone::start(&lb, &token, &args));
+        } else {
+            // The other half know every node themselves (no balancer): each starts on a
+            // different one and moves to the next when its node stops answering.
+            let first = c.nodes[i % 3].http("");
+            let (n1, n2) = (c.nodes[(i + 1) % 3].http(""), c.nodes[(i + 2) % 3].http(""));
+            args.extend(["--server", n1.as_str(), "--server", n2.as_str()]);
+            phones.push(Phone::start_via(&first, &token, &args));
+        }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let owners: Vec<(String, i64)> = {
@@ -807,4 +826,135 @@ async fn nodes_started_together_on_a_fresh_database() {
         let h: serde_json::Value = reqwest::get(n.http("/healthz")).await.unwrap().json().await.unwrap();
         assert_eq!(h["status"], "ok");
     }
+}
+
+/// A phone's SOS on a node: started, one fix stored.
+async fn sos_with_one_fix(node: &Server, token: &str) -> Ws {
+    let mut ws = connect(&node.ws("/v1/phone"), Some(token), None).await.unwrap();
+    let start = PhoneMsg::Start { client_id: "sos".into(), audio_mime: None, pressed_at_ms: None };
+    send_json(&mut ws, &start).await;
+    let fix = alertme_protocol::Fix {
+        seq: 1,
+        lat: 52.51234,
+        lon: 13.41234,
+        accuracy_m: 6.0,
+        time_ms: now_ms(),
+        battery_pct: Some(9),
+        speed_mps: None,
+        heading_deg: None,
+        altitude_m: None,
+    };
+    send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![fix] }).await;
+    assert!(acked(&mut ws, 1).await, "the fix was acked");
+    ws
+}
+
+/// Phones gone silent on 3 nodes: one whose owner stays up is texted about once, by its owner
+/// (the others and, after the owner dies, its adopter do not repeat it); one whose owner dies
+/// before its silence is due is texted once by the node that adopts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_text_a_silent_phone_once() {
+    let mut c = Nodes::empty().await;
+    let twilio = FakeTwilio::start(&[]);
+    let ana = c.env.user("Ana", "+4915112345678");
+    let bo = c.env.user("Bo", "+4915112345677");
+    c.env.cli(&["contact", "add", "--user", "+4915112345678", "--name", "Ben", "--phone", "+4915112345679"]);
+    c.env.cli(&["contact", "add", "--user", "+4915112345677", "--name", "Cleo", "--phone", "+4915112345670"]);
+    let mut args = twilio.server_args();
+    args.extend(["--phone-silent-text-ms".to_owned(), "3000".to_owned()]);
+    for name in ["a", "b", "c"] {
+        let node = c.node(name, &args);
+        c.nodes.push(node);
+    }
+    let silent_texts = |to: &'static str| {
+        let twilio = &twilio;
+        async move {
+            twilio
+                .to(to)
+                .await
+                .into_iter()
+                .filter(|m| m["body"].as_str().is_some_and(|b| b.contains("went silent")))
+                .count()
+        }
+    };
+    // Ana's phone on a says one thing and falls silent; a texts Ben.
+    let ana_phone = sos_with_one_fix(&c.nodes[0], &ana).await;
+    eventually(Duration::from_secs(20), "Ben told Ana's phone went silent", || async {
+        (silent_texts("+4915112345679").await > 0).then_some(())
+    })
+    .await;
+    // Bo's phone on a says one thing; a dies before Bo's silence is due.
+    let bo_phone = sos_with_one_fix(&c.nodes[0], &bo).await;
+    c.nodes[0].kill();
+    drop((ana_phone, bo_phone));
+    eventually(Duration::from_secs(30), "a's alerts adopted", || async {
+        let left = c.env.scalar("SELECT COUNT(*) FROM alert_owners WHERE node_id LIKE 'a~%'").await;
+        (left == 0).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(30), "Cleo told Bo's phone went silent", || async {
+        (silent_texts("+4915112345670").await > 0).then_some(())
+    })
+    .await;
+    // Every node had time to repeat a text (3 s of silence, checked each 750 ms).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(silent_texts("+4915112345679").await, 1, "Ben: one silent-phone text");
+    assert_eq!(silent_texts("+4915112345670").await, 1, "Cleo: one silent-phone text");
+    assert_eq!(c.env.scalar("SELECT COUNT(*) FROM sms_outbox WHERE kind = 'phone_silent'").await, 2);
+}
+
+/// A person's safe zone, with the same walk sent to all 3 nodes at once (a phone resending
+/// across reconnects, at its worst): the exit raises one alert and one text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_raise_one_alert_for_one_zone_exit() {
+    let mut c = Nodes::empty().await;
+    let twilio = FakeTwilio::start(&[]);
+    let token = c.env.user("Ana", "+4915112345678");
+    c.env.cli(&["contact", "add", "--user", "+4915112345678", "--name", "Ben", "--phone", "+4915112345679"]);
+    for name in ["a", "b", "c"] {
+        let node = c.node(name, &twilio.server_args());
+        c.nodes.push(node);
+    }
+    let track = alertme_client::track::load(&fixture("gps/gps_walk_10min.gpx")).unwrap();
+    let start = &track[0];
+    let zone = alertme_protocol::Zone {
+        id: None,
+        name: "Home".into(),
+        kind: "safe".into(),
+        geometry: json!({"type": "Point", "coordinates": [start.lon, start.lat]}),
+        radius_m: Some(150.0),
+        inside: None,
+    };
+    let api = alertme_client::Api::new(&c.nodes[1].http("")).with_token(&token);
+    api.add_zone(&zone).await.unwrap();
+    let sends = c.nodes.iter().map(|n| {
+        let (url, token, track) = (n.ws("/v1/phone"), token.clone(), track.clone());
+        async move {
+            let mut phone = connect(&url, Some(&token), None).await.unwrap();
+            for f in &track {
+                send_json(&mut phone, &PhoneMsg::Track { fix: f.clone() }).await;
+            }
+            // The pong comes after every track message before it was handled.
+            send_json(&mut phone, &PhoneMsg::Ping { t: Some(1) }).await;
+            loop {
+                if let PhoneServerMsg::Pong { .. } = phone_msg(&mut phone).await {
+                    break;
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(sends).await;
+    assert_eq!(c.env.scalar("SELECT COUNT(*) FROM alerts WHERE source = 'geozone'").await, 1, "one alert");
+    let alert_texts = || async {
+        let m = twilio.to("+4915112345679").await;
+        m.into_iter().filter(|m| m["body"].as_str().is_some_and(|b| b.contains("/w/"))).collect::<Vec<_>>()
+    };
+    let texts = eventually(Duration::from_secs(20), "Ben texted", || async {
+        let m = alert_texts().await;
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(alert_texts().await.len(), texts.len(), "texted again");
+    assert_eq!(texts.len(), 1, "Ben texted once: {texts:?}");
 }

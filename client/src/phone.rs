@@ -38,9 +38,10 @@ pub enum Finish {
 /// Options of `alertme-tools phone` (and of the demo's phone).
 #[derive(Debug, Clone, Args)]
 pub struct PhoneArgs {
-    /// Server base URL, e.g. http://127.0.0.1:8080.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    /// Server base URL, e.g. http://127.0.0.1:8080. Repeat it to name several nodes of a
+    /// cluster: the phone stays on one while it answers and tries the next when it does not.
+    #[arg(long, default_value = "http://127.0.0.1:8080", action = clap::ArgAction::Append)]
+    pub server: Vec<String>,
     /// Device token (from `alertme user add`).
     #[arg(long, env = "ALERTME_DEVICE_TOKEN", hide_env_values = true)]
     pub token: String,
@@ -115,7 +116,8 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
     schedule.sort_by_key(|(at, _)| *at);
     let client_id = args.client_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut phone = Phone {
-        url: ws_url(&args.server)?,
+        urls: args.server.iter().map(|s| ws_url(s)).collect::<anyhow::Result<_>>()?,
+        at: 0,
         token: args.token.clone(),
         client_id,
         mime,
@@ -175,7 +177,9 @@ fn sniff_mime(b: &[u8]) -> &'static str {
 }
 
 struct Phone {
-    url: String,
+    /// Phone socket URLs of every server given, and the one in use.
+    urls: Vec<String>,
+    at: usize,
     token: String,
     client_id: String,
     mime: Option<String>,
@@ -247,7 +251,12 @@ impl Phone {
                     }
                     Err(e) => {
                         retry_at = backoff.lost();
-                        eprintln!("connect failed: {e:#}; retrying in {:?}", retry_at - Instant::now());
+                        eprintln!(
+                            "connect to {} failed: {e:#}; retrying in {:?}",
+                            self.urls[self.at],
+                            retry_at - Instant::now()
+                        );
+                        self.at = (self.at + 1) % self.urls.len();
                     }
                 }
             }
@@ -334,7 +343,7 @@ impl Phone {
     }
 
     async fn connect(&mut self) -> anyhow::Result<Ws> {
-        let mut req = self.url.as_str().into_client_request()?;
+        let mut req = self.urls[self.at].as_str().into_client_request()?;
         req.headers_mut().insert("authorization", format!("Bearer {}", self.token).parse()?);
         let (mut ws, _) = tokio::time::timeout(
             Duration::from_secs(5),

@@ -23,7 +23,7 @@ pub async fn start(
     println!("demo: a simulated phone streams a 10-minute walk with live audio, in a loop");
     println!("demo: responder console {}/console  (token {responder_token})", state.settings.public_url);
     let args = PhoneArgs {
-        server: format!("http://{addr}"),
+        server: vec![format!("http://{addr}")],
         token: device_token,
         gpx: static_dir.join("demo/walk.gpx"),
         audio: Some(static_dir.join("demo/speech.aac")),
