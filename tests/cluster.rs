@@ -958,3 +958,34 @@ async fn three_nodes_raise_one_alert_for_one_zone_exit() {
     assert_eq!(alert_texts().await.len(), texts.len(), "texted again");
     assert_eq!(texts.len(), 1, "Ben texted once: {texts:?}");
 }
+
+/// `alertme-tools bench … --nodes 3` runs (fan-out, and the storm that kills node n0): a short
+/// run so the cluster benchmarks never rot. Numbers go to docs/benchmarks.md, not here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_benchmarks_run() {
+    let c = Nodes::empty().await;
+    // Each run makes its bench users: a database for each.
+    let other = Env::new(Backend::Postgres).await;
+    let bench = |args: &[&str], env: &Env| {
+        let out = tools()
+            .arg("bench")
+            .args(args)
+            .args(["--nodes", "3", "--database-url", &env.url, "--nats-url", &nats_url(), "--no-pin"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "bench {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let out = bench(&["fanout", "--sessions", "6", "--watchers", "2", "--seconds", "2"], &c.env);
+    assert!(out.contains("3 nodes: cpu µs/fr above is all nodes together"), "{out}");
+    let out = bench(&["storm", "--sessions", "6", "--watchers", "2", "--seconds", "6"], &other);
+    // Phones 0 and 3 were on n0, and the watchers of sessions 1, 2, 4 and 5 whose turn it was.
+    assert!(out.contains("after node n0 was killed: its 2 phones resumed in"), "{out}");
+    assert!(out.contains("its 4 watchers back in"), "{out}");
+    assert!(!out.contains("not within"), "everyone must come back: {out}");
+}

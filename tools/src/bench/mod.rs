@@ -37,7 +37,8 @@ pub enum Scenario {
     /// Many phones streaming with durable acks: ack latency.
     Ingest,
     /// Phones and watchers streaming; the server is SIGKILLed and restarted: everyone reconnects
-    /// at once and resumes. Time to resume, and nothing acknowledged lost.
+    /// at once and resumes. With `--nodes`, node n0 is SIGKILLed and stays down: its phones and
+    /// watchers move to the other nodes (failover). Time to resume, and nothing acknowledged lost.
     Storm,
 }
 
@@ -118,10 +119,18 @@ pub struct Report {
     pub load_avg: f64,
     /// Where the server and the generator ran (`None`: not pinned).
     pub pinned: Option<String>,
-    /// Storm: ms from the restarted server listening until every phone resumed its alert.
+    /// Storm: ms from the restarted server listening (a cluster: from the kill of one node)
+    /// until every phone that lost its socket resumed its alert.
     pub phones_resumed_ms: Option<u64>,
-    /// Storm: ms until every watcher had a fresh snapshot.
-    pub watchers_resynced_ms: Option<u64>,
+    /// Storm: ms until every watcher that lost its socket had its alert again (resumed, or a
+    /// fresh snapshot).
+    pub watchers_back_ms: Option<u64>,
+    /// Storm: watchers that came back resumed from their event / started over with a snapshot.
+    pub watchers_resumed: u64,
+    pub watchers_resynced: u64,
+    /// Storm: phones and watchers whose socket was cut (all on one node; n0's in a cluster).
+    pub phones_hit: u64,
+    pub watchers_hit: u64,
     /// Cluster runs: nodes.
     pub nodes: usize,
     /// Cluster runs: the NATS server's CPU per delivered frame, µs (not in `cpu_us_per_frame`).
@@ -205,6 +214,8 @@ struct Target {
     /// Device tokens (alertme) or room names (peer), one per session.
     phones: Vec<String>,
     dir: Option<PathBuf>,
+    /// A cluster's NATS server and stream, deleted at the end (the nodes would leave it behind).
+    stream: Option<(String, String)>,
 }
 
 impl Target {
@@ -241,6 +252,17 @@ impl Drop for Target {
         }
         if let Some(d) = &self.dir {
             let _ = std::fs::remove_dir_all(d);
+        }
+        if let Some((url, stream)) = self.stream.take() {
+            // Its own thread and runtime: this may run inside the bench's runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async {
+                    let client = async_nats::connect(url).await.ok()?;
+                    async_nats::jetstream::new(client).delete_stream(stream).await.ok()
+                })
+            })
+            .join();
         }
     }
 }
@@ -340,6 +362,7 @@ fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> an
         name: "alertme",
         phones,
         dir: Some(dir),
+        stream: (args.nodes > 1).then(|| (args.nats_url.clone(), format!("{prefix}_events"))),
     })
 }
 
@@ -366,6 +389,7 @@ fn start_peer(sessions: usize, pin: Option<&Pinning>) -> anyhow::Result<Target> 
         name: "node-ws",
         phones: (0..sessions).map(|i| format!("room{i}")).collect(),
         dir: None,
+        stream: None,
     })
 }
 
@@ -721,10 +745,9 @@ async fn run_stream(
         duplicates: dups,
         load_avg: load_avg(),
         pinned: None,
-        phones_resumed_ms: None,
-        watchers_resynced_ms: None,
         nodes: target.bases.len().max(1),
         nats_cpu_us_per_frame: nats_cpu.filter(|_| frames > 0).map(|c| c as f64 / frames as f64),
+        ..Default::default()
     })
 }
 
@@ -795,13 +818,17 @@ struct StormState {
     /// Watchers that got their first snapshot (the storm waits for all of them).
     joined: AtomicU64,
     resumed: AtomicU64,
+    /// Watchers back after a lost socket: resumed from their event, or a fresh snapshot.
+    rewatched: AtomicU64,
     resynced: AtomicU64,
     lost: AtomicU64,
 }
 
-/// A phone that keeps its unacknowledged fixes and resumes its alert after any disconnect.
+/// A phone that keeps its unacknowledged fixes and resumes its alert after any disconnect, on
+/// the next node in `bases` when its own stops answering.
 async fn storm_phone(
-    base: String,
+    bases: Vec<String>,
+    mut at: usize,
     token: String,
     session: usize,
     st: Arc<StormState>,
@@ -811,7 +838,8 @@ async fn storm_phone(
     let (mut seq, mut connections) = (0u64, 0u32);
     let mut next_fix = Instant::now();
     while Instant::now() < stop + Duration::from_secs(5) {
-        let Ok(mut ws) = connect(&format!("{base}/v1/phone"), Some(&token)).await else {
+        let Ok(mut ws) = connect(&format!("{}/v1/phone", bases[at]), Some(&token)).await else {
+            at = (at + 1) % bases.len();
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -880,16 +908,19 @@ async fn storm_phone(
     Ok(())
 }
 
-/// A watcher that reconnects with its epoch and last event, as the dashboard does.
-async fn storm_watcher(url: String, st: Arc<StormState>, stop: Instant) {
+/// A watcher that reconnects with its epoch and last event, as the dashboard does (to the next
+/// of `urls` when its node stops answering).
+async fn storm_watcher(urls: Vec<String>, mut at: usize, st: Arc<StormState>, stop: Instant) {
     let mut resume: Option<(String, u64)> = None;
     let mut connections = 0;
     while Instant::now() < stop {
+        let url = &urls[at];
         let u = match &resume {
             Some((e, ev)) => format!("{url}&epoch={e}&ev={ev}"),
             None => url.clone(),
         };
         let Ok(mut ws) = connect(&u, None).await else {
+            at = (at + 1) % urls.len();
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -901,10 +932,14 @@ async fn storm_watcher(url: String, st: Arc<StormState>, stop: Instant) {
                 Ok(WatchMsg::Snapshot { epoch, ev, .. }) => {
                     if connections > 1 {
                         st.resynced.fetch_add(1, Ordering::Relaxed);
+                        st.rewatched.fetch_add(1, Ordering::Relaxed);
                     } else {
                         st.joined.fetch_add(1, Ordering::Relaxed);
                     }
                     resume = Some((epoch, ev));
+                }
+                Ok(WatchMsg::Resumed { .. }) => {
+                    st.rewatched.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(
                     WatchMsg::Fix { ev, .. }
@@ -930,29 +965,31 @@ async fn run_storm(
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Report> {
     let st = Arc::new(StormState::default());
-    // Setup takes a few seconds, then the restart; leave room to resume and stream after it.
+    // Setup takes a few seconds, then the storm; leave room to resume and stream after it.
     let stop = Instant::now() + Duration::from_secs_f64(seconds.max(6.0) + 15.0);
+    let bases = if target.bases.is_empty() { vec![target.base.clone()] } else { target.bases.clone() };
+    let n = bases.len();
+    let home = |i: usize, watcher: Option<usize>| match watcher {
+        None => i % n,
+        Some(j) => (i + 1 + j) % n,
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for (i, token) in target.phones.iter().take(sessions).enumerate() {
-        tasks.spawn(storm_phone(target.base.clone(), token.clone(), i, st.clone(), stop));
+        tasks.spawn(storm_phone(bases.clone(), home(i, None), token.clone(), i, st.clone(), stop));
     }
     // Watchers need each alert's watch token: the phone-side `started` gave none here, so ask the
     // server like the dashboard does, through the device's own link (derived, stable).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut watch_urls = Vec::new();
+    let mut watch_tokens = Vec::new();
     for (i, token) in target.phones.iter().take(sessions).enumerate() {
-        let mut ws = connect(&format!("{}/v1/phone", target.base), Some(token)).await?;
+        let mut ws = connect(&format!("{}/v1/phone", bases[home(i, None)]), Some(token)).await?;
         let start =
             PhoneMsg::Start { client_id: format!("storm-{i}"), audio_mime: None, pressed_at_ms: None };
         ws.send(Message::Text(serde_json::to_string(&start)?.into())).await?;
         loop {
             let Some(Ok(Message::Text(t))) = ws.next().await else { bail!("no started") };
             if let Ok(PhoneServerMsg::Started { watch_url, .. }) = serde_json::from_str(t.as_str()) {
-                watch_urls.push(format!(
-                    "{}/v1/watch?token={}",
-                    target.base,
-                    watch_url.rsplit('/').next().unwrap_or_default()
-                ));
+                watch_tokens.push(watch_url.rsplit('/').next().unwrap_or_default().to_owned());
                 break;
             }
         }
@@ -960,12 +997,14 @@ async fn run_storm(
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     st.resumed.store(0, Ordering::Relaxed);
-    for url in &watch_urls {
-        for _ in 0..watchers {
+    for (i, token) in watch_tokens.iter().enumerate() {
+        let urls: Vec<String> = bases.iter().map(|b| format!("{b}/v1/watch?token={token}")).collect();
+        for j in 0..watchers {
             tasks.spawn({
-                let (url, st) = (url.clone(), st.clone());
+                let (urls, st) = (urls.clone(), st.clone());
+                let at = home(i, Some(j));
                 async move {
-                    storm_watcher(url, st, stop).await;
+                    storm_watcher(urls, at, st, stop).await;
                     Ok(())
                 }
             });
@@ -977,23 +1016,42 @@ async fn run_storm(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // The storm: a power cut of the server process, and a restart on the same port.
-    bar.set_message("restarting the server");
-    let _ = target.child.kill();
-    let _ = target.child.wait();
     st.resumed.store(0, Ordering::Relaxed);
     st.resynced.store(0, Ordering::Relaxed);
-    let mut cmd = target.restart.take().context("this target cannot be restarted")?;
-    let mut child = cmd.spawn()?;
-    wait_line(&mut child, "AlertMe is running on http://")?;
-    let t0 = Instant::now();
-    target.child = child;
+    st.rewatched.store(0, Ordering::Relaxed);
+    // The storm: a power cut of the server process (of node n0 in a cluster). One node comes
+    // back on the same port; a cluster goes on without n0, its sockets move to the others.
+    let t0 = if n == 1 {
+        bar.set_message("restarting the server");
+        let _ = target.child.kill();
+        let _ = target.child.wait();
+        st.resumed.store(0, Ordering::Relaxed);
+        st.resynced.store(0, Ordering::Relaxed);
+        st.rewatched.store(0, Ordering::Relaxed);
+        let mut cmd = target.restart.take().context("this target cannot be restarted")?;
+        let mut child = cmd.spawn()?;
+        wait_line(&mut child, "AlertMe is running on http://")?;
+        target.child = child;
+        Instant::now()
+    } else {
+        bar.set_message("killing node n0");
+        let t0 = Instant::now();
+        let _ = target.child.kill();
+        let _ = target.child.wait();
+        t0
+    };
+    // Who lost a socket: everyone on one node; in a cluster, those that were on n0.
+    let phones_hit = (0..sessions).filter(|i| home(*i, None) == 0).count() as u64;
+    let watchers_hit = (0..sessions)
+        .flat_map(|i| (0..watchers).map(move |j| (i, j)))
+        .filter(|(i, j)| home(*i, Some(*j)) == 0);
+    let watchers_hit = watchers_hit.count() as u64;
     let (mut phones_ms, mut watchers_ms) = (None, None);
     while t0.elapsed() < Duration::from_secs(30) && (phones_ms.is_none() || watchers_ms.is_none()) {
-        if phones_ms.is_none() && st.resumed.load(Ordering::Relaxed) >= sessions as u64 {
+        if phones_ms.is_none() && st.resumed.load(Ordering::Relaxed) >= phones_hit {
             phones_ms = Some(t0.elapsed().as_millis() as u64);
         }
-        if watchers_ms.is_none() && st.resynced.load(Ordering::Relaxed) >= (sessions * watchers) as u64 {
+        if watchers_ms.is_none() && st.rewatched.load(Ordering::Relaxed) >= watchers_hit {
             watchers_ms = Some(t0.elapsed().as_millis() as u64);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -1003,15 +1061,21 @@ async fn run_storm(
             tracing::warn!(error = %e, "storm client failed");
         }
     }
+    let rewatched = st.rewatched.load(Ordering::Relaxed);
+    let resynced = st.resynced.load(Ordering::Relaxed);
     Ok(Report {
         target: target.name.into(),
-        rss_kib: rss_kib(target.child.id()),
+        rss_kib: target.usage().1,
         lost: st.lost.load(Ordering::Relaxed),
         load_avg: load_avg(),
         pinned: None,
         phones_resumed_ms: phones_ms,
-        watchers_resynced_ms: watchers_ms,
-        nodes: 1,
+        watchers_back_ms: watchers_ms,
+        watchers_resumed: rewatched.saturating_sub(resynced),
+        watchers_resynced: resynced,
+        phones_hit,
+        watchers_hit,
+        nodes: n,
         nats_cpu_us_per_frame: None,
         ..Default::default()
     })
@@ -1027,8 +1091,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Idle => (1, 0),
         Scenario::Storm => (args.sessions.unwrap_or(500), args.watchers.unwrap_or(2)),
     };
-    if args.nodes > 1 && matches!(args.scenario, Scenario::Idle | Scenario::Storm) {
-        bail!("--nodes runs fanout, wide and ingest; idle and storm measure one node");
+    if args.nodes > 1 && args.scenario == Scenario::Idle {
+        bail!("--nodes runs fanout, wide, ingest and storm; idle measures one node");
     }
     let pin = if args.no_pin { None } else { pin::plan() };
     if let Some(p) = &pin {
@@ -1085,12 +1149,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             r.lost,
             r.duplicates
         );
-        if r.phones_resumed_ms.is_some() || args.scenario == Scenario::Storm {
+        if args.scenario == Scenario::Storm {
             let show = |v: Option<u64>| v.map_or("not within 30 s".to_owned(), |ms| format!("{ms} ms"));
+            let what = if r.nodes > 1 { "after node n0 was killed" } else { "after a restart" };
             println!(
-                "         after a restart: all phones resumed in {}, all watchers resynced in {}",
+                "         {what}: its {} phones resumed in {}; its {} watchers back in {} ({} resumed, {} resynced)",
+                r.phones_hit,
                 show(r.phones_resumed_ms),
-                show(r.watchers_resynced_ms)
+                r.watchers_hit,
+                show(r.watchers_back_ms),
+                r.watchers_resumed,
+                r.watchers_resynced
             );
         }
         if let Some(n) = r.nats_cpu_us_per_frame {
