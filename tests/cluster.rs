@@ -67,6 +67,8 @@ impl Nodes {
             name,
             "--secret",
             "cluster-test-secret-shared-by-all-nodes",
+            "--signing-key",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             "--phone-silence-ms",
             "1500",
         ];

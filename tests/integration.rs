@@ -8,6 +8,7 @@ mod support;
 mod bench_smoke;
 mod cluster;
 mod dashboard;
+mod evidence;
 mod liveness;
 mod refusals;
 mod sms;

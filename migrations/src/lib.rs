@@ -12,6 +12,7 @@ mod m20261202_000007_abuse_limits;
 mod m20261202_000008_languages;
 mod m20261202_000009_alert_owners;
 mod m20261202_000010_cluster_nodes;
+mod m20261202_000011_evidence;
 
 /// Runs AlertMe's migrations in order.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_languages::Migration),
             Box::new(m20261202_000009_alert_owners::Migration),
             Box::new(m20261202_000010_cluster_nodes::Migration),
+            Box::new(m20261202_000011_evidence::Migration),
         ]
     }
 }

@@ -43,6 +43,12 @@ pub async fn serve_with(
     let mode = if cfg.cluster.nats_url.is_some() { "cluster" } else { "single" };
     let db = storage::connect(&cfg.db.url()).await?;
     let secret = domain::accounts::load_secret(cfg.secret.as_deref(), &cfg.db.data_dir)?;
+    anyhow::ensure!(
+        cfg.cluster.nats_url.is_none() || cfg.signing_key.is_some(),
+        "cluster mode needs ALERTME_SIGNING_KEY: every node must sign evidence with the same key \
+         (`alertme evidence new-key` makes one)"
+    );
+    let seal_key = domain::evidence::key::SealKey::load(cfg.signing_key.as_deref(), &cfg.db.data_dir)?;
     let settings = Settings {
         node_id: node_id.clone(),
         public_url: cfg.public_url(addr),
@@ -60,6 +66,7 @@ pub async fn serve_with(
         alert_texts_per_hour: cfg.sms.alert_texts_per_hour,
         trusted_proxies: cfg.trusted_proxies.clone(),
         metrics_token: cfg.metrics_token.clone().filter(|t| !t.is_empty()),
+        retention_days: cfg.retention_days,
     };
     let reveal = cfg.reveal_texts()?;
     let sms = sms::SmsClient::from_config(&cfg.sms, reveal)?;
@@ -90,7 +97,7 @@ pub async fn serve_with(
     storage::recordings::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
     // The writer checks ownership rows, which name this start of the node (its instance).
     let store = Store::start(&cfg.db.url(), joined.as_ref().map(|j| j.cluster.instance.clone())).await?;
-    let mut core = Core::new(db, hub.clone(), store, settings, secret, guard, clock);
+    let mut core = Core::new(db, hub.clone(), store, settings, secret, seal_key, guard, clock);
     if let Some(j) = joined {
         let c = j.cluster.clone();
         core.cluster = Some(c.clone());

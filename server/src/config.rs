@@ -31,6 +31,9 @@ pub enum Command {
     /// Watch links (what emergency contacts open).
     #[command(subcommand)]
     Link(LinkCmd),
+    /// Evidence: the signing key, signed bundles of an alert, and their offline check.
+    #[command(subcommand)]
+    Evidence(EvidenceCmd),
     /// Check-in timers from the command line, as a phone would use them (`alertme timer --help`).
     Timer(crate::cli::timer::TimerArgs),
     /// Create N users with a device token each, printing the tokens (used by `alertme-tools bench`).
@@ -45,6 +48,44 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate(DbArgs),
+}
+
+/// Evidence commands.
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCmd {
+    /// Print the public key evidence is signed with (what `verify --key` takes).
+    Key {
+        /// The signing key, if configured (else DATA_DIR/evidence-signing.key).
+        #[arg(long, env = "ALERTME_SIGNING_KEY", hide_env_values = true)]
+        signing_key: Option<String>,
+        /// Database location (its data dir holds the key).
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print a new random signing key, for ALERTME_SIGNING_KEY (a cluster's nodes share one).
+    NewKey,
+    /// Write an alert's signed evidence bundle (a zip) to a file.
+    Export {
+        /// The alert's id.
+        alert: String,
+        /// Where to write it.
+        #[arg(short, long)]
+        output: std::path::PathBuf,
+        /// The signing key, if configured (else DATA_DIR/evidence-signing.key).
+        #[arg(long, env = "ALERTME_SIGNING_KEY", hide_env_values = true)]
+        signing_key: Option<String>,
+        /// Database location.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Check a bundle offline: says "valid" or names the first file or item that does not match.
+    Verify {
+        /// The bundle (zip).
+        bundle: std::path::PathBuf,
+        /// The server's public key (base64 or hex), from `/v1/evidence/key` or `alertme evidence key`.
+        #[arg(long)]
+        key: Option<String>,
+    },
 }
 
 /// User management.
@@ -178,6 +219,14 @@ pub struct ServeConfig {
     /// Servers sharing one PostgreSQL database must share it.
     #[arg(long, env = "ALERTME_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    /// Ed25519 key that signs evidence (32 bytes, base64 or hex; default: generated once into
+    /// DATA_DIR/evidence-signing.key). Every node of a cluster must have the same one.
+    #[arg(long, env = "ALERTME_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
+    /// Fixes and recordings of alerts that ended more than this many days ago are deleted
+    /// (unless a responder put the alert on legal hold); 0 keeps them for ever.
+    #[arg(long, env = "ALERTME_RETENTION_DAYS", default_value_t = 90)]
+    pub retention_days: u32,
     /// Server → client ping interval on every socket, in ms; a peer silent for 3 intervals is cut off.
     #[arg(long, env = "ALERTME_HEARTBEAT_MS", default_value_t = 10_000)]
     pub heartbeat_ms: u64,

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 /// The kernel every layer may use.
-const KERNEL: &[&str] = &["config", "error", "clock", "telemetry", "e164", "media", "now_ms"];
+const KERNEL: &[&str] = &["chain", "config", "error", "clock", "telemetry", "e164", "media", "now_ms"];
 /// Crates that speak HTTP.
 const HTTP: &[&str] = &["axum", "hyper", "hyper_util", "tower", "tower_http", "http"];
 /// Crates that speak SQL.

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod app;
+pub mod chain;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

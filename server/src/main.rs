@@ -1,6 +1,6 @@
 //! `alertme`: the server, operator commands and the phone simulator in one binary.
 
-use alertme_server::config::{Cli, Command, ContactCmd, LinkCmd, ResponderCmd, UserCmd};
+use alertme_server::config::{Cli, Command, ContactCmd, EvidenceCmd, LinkCmd, ResponderCmd, UserCmd};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -59,6 +59,16 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Link(LinkCmd::Revoke { alert, contact, db }) => {
             alertme_server::cli::link_revoke(&alert, contact.as_deref(), &db).await
+        }
+        Command::Evidence(EvidenceCmd::Key { signing_key, db }) => {
+            alertme_server::cli::evidence::key(signing_key.as_deref(), &db)
+        }
+        Command::Evidence(EvidenceCmd::NewKey) => alertme_server::cli::evidence::new_key(),
+        Command::Evidence(EvidenceCmd::Export { alert, output, signing_key, db }) => {
+            alertme_server::cli::evidence::export(&alert, &output, signing_key.as_deref(), &db).await
+        }
+        Command::Evidence(EvidenceCmd::Verify { bundle, key }) => {
+            alertme_server::cli::evidence::verify(&bundle, key.as_deref())
         }
         Command::Timer(args) => alertme_server::cli::timer::run(args).await,
         Command::BenchUsers { count, db } => alertme_server::cli::bench_users(count, &db).await,

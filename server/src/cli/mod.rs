@@ -1,6 +1,7 @@
 //! Operator commands: users (with a device token), contacts, responders, links, and `timer`.
 
 pub mod demo;
+pub mod evidence;
 pub mod timer;
 
 use anyhow::Context;

@@ -136,6 +136,10 @@ pub fn new_alert(r: Raise<'_>) -> Alert {
         note: r.note,
         duress: r.duress.then_some(true),
         silent_texted_at: None,
+        hold_reason: None,
+        hold_by: None,
+        hold_at: None,
+        purged_at: None,
     }
 }
 
@@ -518,6 +522,15 @@ async fn closed(state: &Core, alert_id: &str) {
     let owned = state.hub.get(alert_id).is_some();
     state.hub.close(alert_id);
     state.store.forget(alert_id).await;
+    // The end's seal: the chain head once everything queued before the end is stored.
+    let (db, key, store, id) =
+        (state.db.clone(), state.seal_key.clone(), state.store.clone(), alert_id.to_owned());
+    tokio::spawn(async move {
+        store.flush().await;
+        if let Err(e) = crate::domain::evidence::bundle::seal(&db, &key, &id, "ended").await {
+            tracing::error!(alert = %id, error = %e, "sealing the ended alert's chain failed");
+        }
+    });
     if let (Some(c), true) = (&state.cluster, owned) {
         c.release(alert_id).await;
     }

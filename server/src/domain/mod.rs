@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod contacts;
+pub mod evidence;
 pub mod geozones;
 pub mod ingest;
 pub mod links;
@@ -61,6 +62,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Bearer token for `/metrics`; without it only loopback clients may read them.
     pub metrics_token: Option<String>,
+    /// Days an ended alert's fixes and recordings are kept (0: for ever).
+    pub retention_days: u32,
 }
 
 /// How long another node's console summary of an alert counts without being repeated.
@@ -82,6 +85,8 @@ pub struct Core {
     pub settings: Arc<Settings>,
     /// Key for deriving watch tokens.
     pub secret: Arc<Vec<u8>>,
+    /// Signs evidence (chain heads, export manifests).
+    pub seal_key: Arc<evidence::key::SealKey>,
     /// Wakes the SMS sender after outbox rows commit.
     pub outbox: crate::sms::outbox::Outbox,
     /// Registration-text and PIN guards.
@@ -104,6 +109,7 @@ impl Core {
         store: Store,
         settings: Settings,
         secret: Vec<u8>,
+        seal_key: evidence::key::SealKey,
         guard: crate::sms::guard::Guard,
         clock: Arc<crate::clock::Clock>,
     ) -> Self {
@@ -113,6 +119,7 @@ impl Core {
             store,
             settings: Arc::new(settings),
             secret: Arc::new(secret),
+            seal_key: Arc::new(seal_key),
             outbox: Default::default(),
             guard: Arc::new(guard),
             clock,

@@ -77,20 +77,13 @@ pub async fn add_fix_zero(
     alert_id: &str,
     fix: &Fix,
 ) -> Result<()> {
-    fixes::ActiveModel {
-        alert_id: Set(alert_id.to_owned()),
-        seq: Set(0),
-        lat: Set(fix.lat),
-        lon: Set(fix.lon),
-        accuracy_m: Set(fix.accuracy_m),
-        device_time: Set(fix.time_ms),
-        battery_pct: Set(fix.battery_pct.map(i16::from)),
-        speed_mps: Set(fix.speed_mps),
-        heading_deg: Set(fix.heading_deg),
-        altitude_m: Set(fix.altitude_m),
-        received_at: Set(state.clock.now_ms()),
-    }
-    .insert(txn)
-    .await?;
+    // The first item of the alert's evidence chain (the writer goes on from it).
+    let mut row =
+        crate::storage::writer::fix_row(alert_id, &Fix { seq: 0, ..fix.clone() }, state.clock.now_ms());
+    let tip = crate::storage::evidence::tip(txn, alert_id).await?;
+    let head = crate::chain::link(&tip.head, &crate::storage::evidence::fix_record(&row));
+    row.chain_n = Some(tip.n + 1);
+    row.chain_hash = Some(crate::chain::hex(&head));
+    fixes::ActiveModel::from(row).insert(txn).await?;
     Ok(())
 }

@@ -95,6 +95,12 @@ pub mod alerts {
         pub duress: Option<bool>,
         /// When contacts were told the phone went silent (at most once).
         pub silent_texted_at: Option<i64>,
+        /// Legal hold: why, by which responder, since when (retention and erasure skip it).
+        pub hold_reason: Option<String>,
+        pub hold_by: Option<String>,
+        pub hold_at: Option<i64>,
+        /// When retention removed its fixes and media.
+        pub purged_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -147,6 +153,10 @@ pub mod fixes {
         pub heading_deg: Option<f64>,
         pub altitude_m: Option<f64>,
         pub received_at: i64,
+        /// Place in the alert's evidence chain (null before the chain existed).
+        pub chain_n: Option<i64>,
+        /// Chain hash after this fix, hex.
+        pub chain_hash: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -198,6 +208,10 @@ pub mod audio_chunks {
         /// The chunk's bytes (null only for chunks stored before they were kept here and not
         /// yet imported from their part file).
         pub data: Option<Vec<u8>>,
+        /// Place in the alert's evidence chain (null before the chain existed).
+        pub chain_n: Option<i64>,
+        /// Chain hash after this chunk, hex.
+        pub chain_hash: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -453,6 +467,63 @@ pub mod alert_owners {
         pub fence: i64,
         /// The owner renews this while it is alive; an old one means the owner is gone.
         pub renewed_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Signed chain heads: at the end of an alert and at each export.
+pub mod evidence_seals {
+    use sea_orm::entity::prelude::*;
+
+    /// A seal row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "evidence_seals")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub alert_id: String,
+        /// Chain items (after the start record) the head covers.
+        pub items: i64,
+        /// Chain head, hex.
+        pub head: String,
+        pub signed_at: i64,
+        /// "ended" or "export".
+        pub reason: String,
+        /// Ed25519 public key, base64.
+        pub public_key: String,
+        /// Ed25519 signature of `chain::seal_message`, base64.
+        pub signature: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Chain of custody: who opened, downloaded or exported an alert's evidence, and when.
+pub mod custody {
+    use sea_orm::entity::prelude::*;
+
+    /// A custody row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "custody")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub alert_id: String,
+        pub at: i64,
+        /// watch_opened, watch_closed, recording_downloaded, evidence_exported, hold_set, hold_lifted.
+        pub action: String,
+        /// "contact:NAME", "responder:NAME", "device", "operator" (the CLI).
+        pub who: String,
+        /// Keyed hash of the client's address (never the address).
+        pub addr_hash: Option<String>,
+        pub detail: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,7 @@
 //! Database connection: SQLite (embedded default) or PostgreSQL, migrated on connect.
 
 pub mod entity;
+pub mod evidence;
 pub mod outbox;
 pub mod owners;
 pub mod recordings;

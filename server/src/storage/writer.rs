@@ -195,11 +195,18 @@ impl Store {
     }
 }
 
-/// Where an alert's next audio chunk goes.
+/// Where an alert stands in the database: its next audio chunk, its fixes and its chain.
 struct OpenPart {
     next_seq: u64,
     /// Current part, its MIME type and stored length.
     part: Option<(u16, String, u64)>,
+    /// Highest stored fix seq: a fix above it cannot be a resend.
+    fix_max: i64,
+    /// The evidence chain's last link: each stored item extends it, in commit order.
+    tip: super::evidence::Tip,
+    /// The fencing number this was read under (a cluster node that owns an alert again, later,
+    /// reads it afresh: another node stored items meanwhile).
+    fence: Option<i64>,
 }
 
 struct Writer {
@@ -291,6 +298,8 @@ impl Writer {
         let mut flushed = Vec::new();
         // When each stored job was queued (the ack latency it sees).
         let mut waited = Vec::new();
+        // Fixes taken in this batch, so a fix resent within one batch is stored once.
+        let mut fixes_in_batch = std::collections::HashSet::new();
         for job in jobs {
             if let Some(s) = job.session().filter(|s| fenced.contains(s.alert_id())) {
                 self.positions.remove(s.alert_id());
@@ -305,10 +314,26 @@ impl Writer {
                 }
                 Job::Flush(tx) => flushed.push(tx),
                 Job::Fixes { session, fixes, notice, queued } => {
-                    waited.push(queued);
-                    for f in &fixes {
-                        fix_rows.push(fix_row(session.alert_id(), f, now));
+                    let id = session.alert_id().to_owned();
+                    match self.new_fixes(&id, session.fence(), &fixes, &mut fixes_in_batch).await {
+                        Ok(fresh) => {
+                            let open = self.positions.get_mut(&id).expect("loaded by new_fixes");
+                            for f in fresh {
+                                let mut row = fix_row(&id, f, now);
+                                let c = super::evidence::fix_record(&row);
+                                chain_onto(open, &c, &mut row.chain_n, &mut row.chain_hash);
+                                open.fix_max = open.fix_max.max(row.seq);
+                                fix_rows.push(fixes::ActiveModel::from(row));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(alert = %id, error = %e, "fix state unavailable");
+                            let _ = notice.try_send(Notice::StorageFailed);
+                            continue;
+                        }
                     }
+                    waited.push(queued);
+                    touched.push(id);
                     notices.push(notice);
                     done.push(Done::Fixes(session, fixes));
                 }
@@ -328,7 +353,7 @@ impl Writer {
                         continue;
                     };
                     let id = session.alert_id().to_owned();
-                    let open = match self.position(&id).await {
+                    let open = match self.position(&id, session.fence()).await {
                         Ok(o) => o,
                         Err(e) => {
                             tracing::error!(alert = %id, error = %e, "audio state unavailable");
@@ -362,17 +387,22 @@ impl Writer {
                         open.part = Some((p, mime.clone(), 0));
                     }
                     let (p, _, len) = open.part.as_mut().expect("set above");
-                    chunk_rows.push(audio_chunks::ActiveModel {
-                        alert_id: Set(id.clone()),
-                        seq: Set(seq as i64),
-                        part: Set(*p as i32),
-                        offset: Set(*len as i64),
-                        len: Set(bytes.len() as i32),
-                        sha256: Set(hex::encode(Sha256::digest(&bytes))),
-                        received_at: Set(now),
-                        data: Set(Some(bytes.to_vec())),
-                    });
+                    let mut row = audio_chunks::Model {
+                        alert_id: id.clone(),
+                        seq: seq as i64,
+                        part: *p as i32,
+                        offset: *len as i64,
+                        len: bytes.len() as i32,
+                        sha256: hex::encode(Sha256::digest(&bytes)),
+                        received_at: now,
+                        data: Some(bytes.to_vec()),
+                        chain_n: None,
+                        chain_hash: None,
+                    };
                     *len += bytes.len() as u64;
+                    let c = super::evidence::chunk_record(&row);
+                    chain_onto(open, &c, &mut row.chain_n, &mut row.chain_hash);
+                    chunk_rows.push(audio_chunks::ActiveModel::from(row));
                     open.next_seq += 1;
                     waited.push(queued);
                     touched.push(id);
@@ -445,12 +475,38 @@ impl Writer {
         }
     }
 
-    async fn position(&mut self, alert_id: &str) -> anyhow::Result<&mut OpenPart> {
-        if !self.positions.contains_key(alert_id) {
+    async fn position(&mut self, alert_id: &str, fence: Option<i64>) -> anyhow::Result<&mut OpenPart> {
+        if self.positions.get(alert_id).is_none_or(|o| o.fence != fence) {
             let pos = super::recordings::audio_position(&self.db, alert_id).await?;
-            self.positions.insert(alert_id.to_owned(), OpenPart { next_seq: pos.acked + 1, part: pos.part });
+            let fix_max = super::evidence::max_fix_seq(&self.db, alert_id).await?;
+            let tip = super::evidence::tip(&self.db, alert_id).await?;
+            let open = OpenPart { next_seq: pos.acked + 1, part: pos.part, fix_max, tip, fence };
+            self.positions.insert(alert_id.to_owned(), open);
         }
         Ok(self.positions.get_mut(alert_id).expect("inserted above"))
+    }
+
+    /// The fixes of a job not stored yet (resends skipped: they are in the chain already), in
+    /// the order they came.
+    async fn new_fixes<'f>(
+        &mut self,
+        alert_id: &str,
+        fence: Option<i64>,
+        fixes: &'f [Fix],
+        in_batch: &mut std::collections::HashSet<(String, u64)>,
+    ) -> anyhow::Result<Vec<&'f Fix>> {
+        let fix_max = self.position(alert_id, fence).await?.fix_max;
+        let maybe_stored: Vec<i64> = fixes.iter().map(|f| f.seq as i64).filter(|s| *s <= fix_max).collect();
+        let stored = if maybe_stored.is_empty() {
+            Default::default()
+        } else {
+            super::evidence::stored_fix_seqs(&self.db, alert_id, &maybe_stored).await?
+        };
+        Ok(fixes
+            .iter()
+            .filter(|f| !stored.contains(&(f.seq as i64)))
+            .filter(|f| in_batch.insert((alert_id.to_owned(), f.seq)))
+            .collect())
     }
 }
 
@@ -461,20 +517,31 @@ fn in_groups<T>(rows: Vec<T>) -> impl Iterator<Item = Vec<T>> {
     std::iter::from_fn(move || rows.peek().is_some().then(|| rows.by_ref().take(ROWS_PER_INSERT).collect()))
 }
 
-fn fix_row(alert_id: &str, f: &Fix, now: i64) -> fixes::ActiveModel {
-    fixes::ActiveModel {
-        alert_id: Set(alert_id.to_owned()),
-        seq: Set(f.seq as i64),
-        lat: Set(f.lat),
-        lon: Set(f.lon),
-        accuracy_m: Set(f.accuracy_m),
-        device_time: Set(f.time_ms),
-        battery_pct: Set(f.battery_pct.map(i16::from)),
-        speed_mps: Set(f.speed_mps),
-        heading_deg: Set(f.heading_deg),
-        altitude_m: Set(f.altitude_m),
-        received_at: Set(now),
+/// A fix's row (not yet chained).
+pub fn fix_row(alert_id: &str, f: &Fix, now: i64) -> fixes::Model {
+    fixes::Model {
+        alert_id: alert_id.to_owned(),
+        seq: f.seq as i64,
+        lat: f.lat,
+        lon: f.lon,
+        accuracy_m: f.accuracy_m,
+        device_time: f.time_ms,
+        battery_pct: f.battery_pct.map(i16::from),
+        speed_mps: f.speed_mps,
+        heading_deg: f.heading_deg,
+        altitude_m: f.altitude_m,
+        received_at: now,
+        chain_n: None,
+        chain_hash: None,
     }
+}
+
+/// Extends an alert's chain by one item (canonical record `c`) and writes its place and hash.
+fn chain_onto(open: &mut OpenPart, c: &str, n: &mut Option<i64>, hash: &mut Option<String>) {
+    open.tip.n += 1;
+    open.tip.head = crate::chain::link(&open.tip.head, c);
+    *n = Some(open.tip.n);
+    *hash = Some(crate::chain::hex(&open.tip.head));
 }
 
 /// Converts a stored fix row back to the wire type.

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use crate::domain::accounts::WatchLink;
 use crate::domain::accounts::{self, Device};
 use crate::domain::alerts::{self, Alert};
+use crate::domain::evidence::custody::Who;
 use crate::domain::links;
 use crate::error::{Error, Result};
 use crate::web::socket;
@@ -50,28 +51,40 @@ pub async fn watch_link(state: &AppState, token: &str) -> Result<(WatchLink, Ale
 }
 
 /// Lets through the alert owner's devices, any responder, and holders of a watch token of this
-/// alert; returns the alert.
+/// alert; returns the alert and who asked (for the custody log).
 pub async fn authorize_alert(
     state: &AppState,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
     alert_id: &str,
-) -> Result<Alert> {
+) -> Result<(Alert, Who)> {
     let token = socket::token(headers, query)?;
     if token.starts_with(accounts::WATCH_PREFIX) {
-        let (_, alert) = watch_link(state, &token).await?;
-        return if alert.id == alert_id { Ok(alert) } else { Err(Error::Forbidden) };
+        let (link, alert) = watch_link(state, &token).await?;
+        return if alert.id == alert_id { Ok((alert, Who::Link(link.label))) } else { Err(Error::Forbidden) };
     }
+    authorize_owner_or_responder(state, &token, alert_id).await
+}
+
+/// Lets through the alert owner's devices and any responder (not watch links): what may take
+/// the evidence away.
+pub async fn authorize_owner_or_responder(
+    state: &AppState,
+    token: &str,
+    alert_id: &str,
+) -> Result<(Alert, Who)> {
     let alert = alerts::find(&state.db, alert_id).await?;
-    let allowed = if token.starts_with(accounts::RESPONDER_PREFIX) {
-        accounts::responder(&state.db, &token).await.is_ok()
+    let who = if token.starts_with(accounts::RESPONDER_PREFIX) {
+        accounts::responder(&state.db, token).await.ok().map(|r| Who::Responder { id: r.id, name: r.name })
+    } else if token.starts_with(accounts::WATCH_PREFIX) {
+        None
     } else {
-        let d = accounts::device(&state.db, &token).await?;
-        alert.as_ref().is_some_and(|a| a.user_id == d.user_id)
+        let d = accounts::device(&state.db, token).await?;
+        alert.as_ref().filter(|a| a.user_id == d.user_id).map(|_| Who::Device(d.id))
     };
-    match (allowed, alert) {
-        (true, Some(a)) => Ok(a),
-        (true, None) => Err(Error::NotFound),
-        (false, _) => Err(Error::Forbidden),
+    match (who, alert) {
+        (Some(w), Some(a)) => Ok((a, w)),
+        (Some(_), None) => Err(Error::NotFound),
+        (None, _) => Err(Error::Forbidden),
     }
 }

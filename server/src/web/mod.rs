@@ -12,7 +12,7 @@ pub(crate) mod state;
 pub(crate) mod throttle;
 mod watch;
 
-use rest::{account, config, contacts, health, links, recording, sms_hooks, timers, trail};
+use rest::{account, config, contacts, evidence, health, links, recording, sms_hooks, timers, trail};
 
 use axum::http::{header, HeaderValue};
 use axum::Router;
@@ -38,6 +38,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .merge(watch::router())
         .merge(responder::router())
         .merge(recording::router())
+        .merge(evidence::router())
         .merge(links::router())
         .merge(trail::router())
         // The dashboard is a single-page app: its routes all load index.html.

@@ -18,9 +18,10 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::domain::accounts;
 use crate::domain::alerts;
+use crate::domain::evidence::custody;
 use crate::error::{Error, Result};
 use crate::live::{Call, Revoked, Session};
-use crate::web::extract::watch_link;
+use crate::web::extract::{watch_link, ClientIp};
 use crate::web::socket::{self, close};
 use crate::web::state::AppState;
 
@@ -38,10 +39,11 @@ pub fn router() -> Router<AppState> {
 async fn upgrade(
     State(state): State<AppState>,
     pro: socket::Prologue,
+    ClientIp(ip): ClientIp,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
     let query = &pro.query;
-    let (row, viewer) = watched_alert(&state, &pro.token, query).await?;
+    let (row, viewer, who) = watched_alert(&state, &pro.token, query).await?;
     let session = alerts::watch_view(&state, &row).await?;
     let resume = match (query.get("epoch"), query.get("ev").map(|e| e.parse::<u64>())) {
         (Some(epoch), Some(Ok(ev))) => Some((epoch.clone(), ev)),
@@ -50,20 +52,25 @@ async fn upgrade(
     };
     let span = tracing::info_span!("watch", alert = %session.alert_id);
     let (st, revocations) = (state.clone(), pro.revocations);
+    let mark = custody::addr_hash(&state.secret, ip);
     Ok(socket::accept(&state, ws, socket::Peer::Viewer, span, move |socket| {
-        run(st, session, resume, viewer, revocations, socket)
+        let watching = custody::Watching::opened(&st.db, &session.alert_id, who, mark);
+        async move {
+            let _watching = watching;
+            run(st, session, resume, viewer, revocations, socket).await
+        }
     }))
 }
 
 /// The alert a watch request may see: a watch token's own alert (while the link is neither
 /// revoked nor expired), or with a responder token the alert named by `alert=ID`. Opening a
 /// contact's link is recorded as "opened". Also returns the credential, which the socket
-/// watches for revocation.
+/// watches for revocation, and who it is (for the custody log).
 async fn watched_alert(
     state: &AppState,
     raw: &str,
     query: &HashMap<String, String>,
-) -> Result<(alerts::Alert, Revoked)> {
+) -> Result<(alerts::Alert, Revoked, custody::Who)> {
     if raw.starts_with(accounts::RESPONDER_PREFIX) {
         let responder = accounts::responder(&state.db, raw).await?;
         let alert_id = query
@@ -71,13 +78,14 @@ async fn watched_alert(
             .cloned()
             .ok_or_else(|| Error::BadRequest("responders name the alert: alert=ID".into()))?;
         let row = alerts::find(&state.db, &alert_id).await?.ok_or(Error::NotFound)?;
-        return Ok((row, Revoked::Responder(responder.id)));
+        let who = custody::Who::Responder { id: responder.id.clone(), name: responder.name };
+        return Ok((row, Revoked::Responder(responder.id), who));
     }
     let (token, row) = watch_link(state, raw).await?;
     if token.first_opened_at.is_none() {
         crate::domain::links::mark_opened(state, &token).await?;
     }
-    Ok((row, Revoked::Watch(token.token_hash)))
+    Ok((row, Revoked::Watch(token.token_hash), custody::Who::Link(token.label)))
 }
 
 /// `GET /v1/watch/alert?token=…`: what a watch link shows before its socket opens, and a clear
@@ -87,7 +95,7 @@ async fn alert_of_link(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<alertme_protocol::AlertInfo>> {
-    let (row, _) = watched_alert(&state, &socket::token(&headers, &query)?, &query).await?;
+    let (row, _, _) = watched_alert(&state, &socket::token(&headers, &query)?, &query).await?;
     Ok(axum::Json(alerts::info_now(&state, &row).await?))
 }
 

@@ -311,6 +311,8 @@ fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> an
         bail!("--nodes {} needs --database-url postgres://… (a cluster shares one PostgreSQL)", args.nodes);
     }
     let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    // A cluster's nodes sign evidence with one key.
+    let signing_key = hex_key();
     let serve_node = |bind: &str, node: usize| {
         let mut c = Command::new(&exe);
         c.args(["serve", "--bind", bind, "--database-url", &url, "--data-dir"])
@@ -333,6 +335,7 @@ fn start_alertme(args: &BenchArgs, sessions: usize, pin: Option<&Pinning>) -> an
                 "--node-id",
                 &format!("n{node}"),
             ]);
+            c.env("ALERTME_SIGNING_KEY", &signing_key);
         }
         if let Some(p) = pin {
             pin::pin_command(&mut c, &p.server);
@@ -391,6 +394,11 @@ fn start_peer(sessions: usize, pin: Option<&Pinning>) -> anyhow::Result<Target> 
         dir: None,
         stream: None,
     })
+}
+
+/// A random 32-byte key, hex (for the nodes' ALERTME_SIGNING_KEY).
+fn hex_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Time for watchers to join after every phone started, before anyone streams.

@@ -3,6 +3,7 @@
 pub(super) mod account;
 pub(super) mod config;
 pub(super) mod contacts;
+pub(super) mod evidence;
 pub(super) mod health;
 pub(super) mod links;
 pub(super) mod recording;

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
+use crate::domain::evidence::custody;
 use crate::domain::recordings;
 use crate::error::{Error, Result};
-use crate::web::extract::authorize_alert;
+use crate::web::extract::{authorize_alert, ClientIp};
 use crate::web::state::AppState;
 use alertme_protocol::RecordingPart;
 use axum::body::Body;
@@ -46,9 +47,10 @@ async fn download(
     State(state): State<AppState>,
     Path((id, part)): Path<(String, u16)>,
     headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response> {
-    authorize_alert(&state, &headers, &query, &id).await?;
+    let (_, who) = authorize_alert(&state, &headers, &query, &id).await?;
     let row = recordings::parts(&state.db, &id)
         .await?
         .into_iter()
@@ -77,6 +79,12 @@ async fn download(
         }
         _ => (StatusCode::OK, 0..len),
     };
+    // A player fetches in ranges: a download (or a playback) is counted where it starts.
+    if span.start == 0 {
+        let mark = custody::addr_hash(&state.secret, ip);
+        let what = Some(format!("recording part {part}"));
+        custody::record_soon(&state.db, &id, custody::action::RECORDING_DOWNLOADED, who, Some(mark), what);
+    }
     let body = Body::from_stream(part_stream(state, id, part, span.clone()));
     let mut res = (status, body).into_response();
     let h = res.headers_mut();

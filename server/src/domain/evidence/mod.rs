@@ -1,0 +1,6 @@
+//! Evidence a court can use: the signing key, exported bundles, their offline check, custody.
+
+pub mod bundle;
+pub mod custody;
+pub mod key;
+pub mod verify;
