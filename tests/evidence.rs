@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use alertme_server::domain::evidence::verify::verify;
+use futures_util::SinkExt;
 use sea_orm::ConnectionTrait;
 use support::*;
 
@@ -256,3 +257,273 @@ async fn duress_only_for_responders(backend: Backend) {
     verify(&bundle, Some(&public_key(&server).await)).unwrap();
 }
 both!(duress_hidden, duress_only_for_responders);
+
+/// An SOS straight over the socket: started, `fixes` fixes and 3 audio chunks stored (acked),
+/// then ended by the phone unless `end` is false. Returns the alert id.
+async fn sos_over(server: &impl Base, token: &str, client_id: &str, fixes: u64, end: bool) -> String {
+    use alertme_protocol::{Fix, PhoneMsg, PhoneServerMsg, StopReason};
+    let mut ws = connect(&server.ws("/v1/phone"), Some(token), None).await.unwrap();
+    let start = PhoneMsg::Start {
+        client_id: client_id.into(),
+        audio_mime: Some("audio/aac".into()),
+        pressed_at_ms: None,
+    };
+    send_json(&mut ws, &start).await;
+    let alert = loop {
+        if let PhoneServerMsg::Started { alert_id, .. } = phone_msg(&mut ws).await {
+            break alert_id;
+        }
+    };
+    let t0 = 1_700_000_000_000;
+    let list: Vec<Fix> = (1..=fixes)
+        .map(|seq| Fix {
+            seq,
+            lat: 52.5 + seq as f64 * 1e-4,
+            lon: 13.4,
+            accuracy_m: 5.0,
+            time_ms: t0 + seq as i64 * 1000,
+            battery_pct: None,
+            speed_mps: None,
+            heading_deg: None,
+            altitude_m: None,
+        })
+        .collect();
+    send_json(&mut ws, &PhoneMsg::Fix { fixes: list }).await;
+    let aac = std::fs::read(fixture("audio/speech_aac32k.aac")).unwrap();
+    for (i, chunk) in aac.chunks(1000).take(3).enumerate() {
+        let frame = alertme_protocol::audio::encode_phone_chunk(i as u64 + 1, chunk);
+        ws.send(tokio_tungstenite::tungstenite::Message::Binary(frame.into())).await.unwrap();
+    }
+    loop {
+        if let PhoneServerMsg::Ack { acks } = phone_msg(&mut ws).await {
+            if acks.fix >= fixes && acks.audio >= 3 {
+                break;
+            }
+        }
+    }
+    if end {
+        send_json(&mut ws, &PhoneMsg::Stop { reason: StopReason::Resolve }).await;
+        loop {
+            if let PhoneServerMsg::Stopped { .. } = phone_msg(&mut ws).await {
+                break;
+            }
+        }
+    }
+    alert
+}
+
+async fn stored(env: &Env, alert: &str) -> (i64, i64) {
+    let f = env.scalar(&format!("SELECT COUNT(*) FROM fixes WHERE alert_id = '{alert}'")).await;
+    let c = env.scalar(&format!("SELECT COUNT(*) FROM audio_chunks WHERE alert_id = '{alert}'")).await;
+    (f, c)
+}
+
+async fn send(method: reqwest::Method, url: String, token: &str, body: Option<serde_json::Value>) -> u16 {
+    let mut r = reqwest::Client::new().request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    r.send().await.unwrap().status().as_u16()
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The retention job (90 days, the server's clock moved by the test) deletes the fixes and
+/// recordings of exactly the ended alerts past the period and not on hold; the alert rows, their
+/// events and logs stay; a lifted hold lets the next sweep take that alert too.
+async fn retention_deletes_exactly_what_it_should(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = support::app::TestApp::start(&env, &[]).await;
+    let token = env.user("Ana", "+4915112345678");
+    let rita = env.responder("Rita");
+    let old1 = sos_over(&server, &token, "old1", 5, true).await;
+    let held = sos_over(&server, &token, "held", 6, true).await;
+    let old2 = sos_over(&server, &token, "old2", 7, true).await;
+    let live = sos_over(&server, &token, "live", 8, false).await;
+    let hold_url = server.http(&format!("/v1/alerts/{held}/hold"));
+    let reason = serde_json::json!({"reason": "court order 2026/123"});
+    assert_eq!(
+        send(reqwest::Method::PUT, hold_url.clone(), &token, Some(reason.clone())).await,
+        403,
+        "the person cannot"
+    );
+    let empty = serde_json::json!({"reason": " "});
+    assert_eq!(
+        send(reqwest::Method::PUT, hold_url.clone(), &rita, Some(empty)).await,
+        400,
+        "a hold needs a reason"
+    );
+    assert_eq!(send(reqwest::Method::PUT, hold_url.clone(), &rita, Some(reason)).await, 204);
+    let all = [&old1, &held, &old2, &live];
+    let mut before = Vec::new();
+    for a in all {
+        before.push(stored(&env, a).await);
+    }
+    assert_eq!(before, vec![(5, 3), (6, 3), (7, 3), (8, 3)]);
+    server.clock.advance(89 * DAY_MS);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (a, b) in all.iter().zip(&before) {
+        assert_eq!(stored(&env, a).await, *b, "nothing is due after 89 days");
+    }
+    server.clock.advance(2 * DAY_MS);
+    eventually(Duration::from_secs(10), "the sweep", || async {
+        (env.scalar("SELECT COUNT(*) FROM alerts WHERE purged_at IS NOT NULL").await == 2).then_some(())
+    })
+    .await;
+    let mut after = Vec::new();
+    for a in all {
+        after.push(stored(&env, a).await);
+    }
+    println!("retention after 91 days: (fixes, chunks) of old1, held, old2, live: before {before:?}, after {after:?}");
+    assert_eq!(after, vec![(0, 0), (6, 3), (0, 0), (8, 3)]);
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM alerts").await, 4, "the alerts themselves stay");
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT COUNT(*) FROM alert_events WHERE alert_id = '{old1}' AND kind = 'purged'"
+        ))
+        .await,
+        1
+    );
+    let (status, _) = get_bytes(&server.http(&format!("/v1/alerts/{old1}/evidence")), &rita).await;
+    assert_eq!(status, 409, "nothing left to export");
+    // The hold lifted: the next daily sweep takes it.
+    assert_eq!(send(reqwest::Method::DELETE, hold_url.clone(), &rita, None).await, 204);
+    assert_eq!(send(reqwest::Method::DELETE, hold_url, &rita, None).await, 409, "not on hold any more");
+    server.clock.advance(DAY_MS);
+    eventually(Duration::from_secs(10), "the next sweep", || async {
+        (stored(&env, &held).await == (0, 0)).then_some(())
+    })
+    .await;
+    assert_eq!(stored(&env, &live).await, (8, 3), "a live alert is never touched");
+    let custody = env.scalar(&format!("SELECT COUNT(*) FROM custody WHERE alert_id = '{held}' AND action IN ('hold_set', 'hold_lifted')")).await;
+    assert_eq!(custody, 2, "the hold and its lifting are in the custody log");
+}
+both!(retention, retention_deletes_exactly_what_it_should);
+
+/// A person erases their account with their PIN: everything about them goes except an alert a
+/// responder holds, which goes (with the last of them) when the hold is lifted. A wrong PIN
+/// erases nothing; the duress PIN answers the same as the real one, erases nothing and raises a
+/// silent alert. The operator's command line does the same with the PIN.
+async fn erasure(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = support::app::TestApp::start(&env, &["--dev-sms"]).await;
+    let rita = env.responder("Rita");
+    let token = env.user("Ana", "+4915112345678");
+    let api = alertme_client::Api::new(&server.http("")).with_token(&token);
+    api.set_pin("1234", Some("9999")).await.unwrap();
+    let ben = alertme_protocol::ContactInput {
+        name: "Ben".into(),
+        phone: "+4915211111111".into(),
+        position: None,
+        language: None,
+    };
+    api.add_contact(&ben).await.unwrap();
+    let kept = sos_over(&server, &token, "kept", 4, true).await;
+    let gone = sos_over(&server, &token, "gone", 4, true).await;
+    let reason = serde_json::json!({"reason": "investigation"});
+    assert_eq!(
+        send(reqwest::Method::PUT, server.http(&format!("/v1/alerts/{kept}/hold")), &rita, Some(reason))
+            .await,
+        204
+    );
+    let me = server.http("/v1/me");
+    assert_eq!(
+        send(reqwest::Method::DELETE, me.clone(), &token, Some(serde_json::json!({"pin": "0000"}))).await,
+        403
+    );
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM users").await, 1, "a wrong PIN erases nothing");
+    assert_eq!(
+        send(reqwest::Method::DELETE, me.clone(), &token, Some(serde_json::json!({"pin": "1234"}))).await,
+        204
+    );
+    assert_eq!(stored(&env, &gone).await, (0, 0));
+    assert_eq!(env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{gone}'")).await, 0);
+    assert_eq!(stored(&env, &kept).await, (4, 3), "the held alert stays");
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM users WHERE phone = '+4915112345678'").await,
+        0,
+        "no name, no number"
+    );
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM geozones").await
+            + env.scalar("SELECT COUNT(*) FROM user_pins").await,
+        0
+    );
+    let r = reqwest::Client::new().get(server.http("/v1/devices")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401, "the phone's token no longer works");
+    assert_eq!(
+        send(reqwest::Method::DELETE, server.http(&format!("/v1/alerts/{kept}/hold")), &rita, None).await,
+        204
+    );
+    assert_eq!(
+        env.scalar(&format!("SELECT COUNT(*) FROM alerts WHERE id = '{kept}'")).await,
+        0,
+        "gone with the hold"
+    );
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM users").await, 0, "and the person with it");
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM contacts").await, 0);
+
+    // Under duress: the same answer, nothing erased, a silent alert.
+    let bo = env.user("Bo", "+4915112345677");
+    let api = alertme_client::Api::new(&server.http("")).with_token(&bo);
+    api.set_pin("1234", Some("9999")).await.unwrap();
+    assert_eq!(
+        send(reqwest::Method::DELETE, me.clone(), &bo, Some(serde_json::json!({"pin": "9999"}))).await,
+        204
+    );
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM users WHERE phone = '+4915112345677'").await,
+        1,
+        "nothing erased"
+    );
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM alerts WHERE duress = TRUE").await, 1, "a silent alert");
+
+    // The operator, with the person's PIN.
+    let cy = env.user("Cy", "+4915112345676");
+    alertme_client::Api::new(&server.http("")).with_token(&cy).set_pin("4321", None).await.unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["user", "erase", "--phone", "+4915112345676", "--pin", "1111", "--database-url", &env.url])
+        .arg("--data-dir")
+        .arg(&env.data_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a wrong PIN");
+    let out = std::process::Command::new(BIN)
+        .args(["user", "erase", "--phone", "+4915112345676", "--pin", "4321", "--database-url", &env.url])
+        .arg("--data-dir")
+        .arg(&env.data_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM users WHERE phone = '+4915112345676'").await, 0);
+}
+both!(erase_account, erasure);
+
+/// A contact replies FORGET: their number leaves every contact list, the records of past texts
+/// keep no number, and it cannot be added again.
+async fn forget_a_number(backend: Backend) {
+    let env = Env::new(backend).await;
+    let fake = FakeTwilio::start(&[]);
+    let args = fake.server_args();
+    let server =
+        support::app::TestApp::start(&env, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let token = env.user("Ana", "+4915112345678");
+    let api = alertme_client::Api::new(&server.http("")).with_token(&token);
+    let ben = alertme_protocol::ContactInput {
+        name: "Ben".into(),
+        phone: "+4915211111111".into(),
+        position: None,
+        language: None,
+    };
+    api.add_contact(&ben).await.unwrap();
+    eventually(Duration::from_secs(10), "Ben told he was added", || async {
+        (!fake.to("+4915211111111").await.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(fake.inbound(&server.http("/v1/sms/inbound"), "+4915211111111", "forget").await, 200);
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM contacts").await, 0);
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM sms_outbox WHERE to_phone = '+4915211111111'").await, 0);
+    let again = api.add_contact(&ben).await;
+    assert!(again.is_err(), "a forgotten number cannot be added again");
+}
+both!(forget_number, forget_a_number);

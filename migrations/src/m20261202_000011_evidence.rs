@@ -1,5 +1,5 @@
 //! Evidence: each stored item's place and hash in its alert's chain, signed chain heads, the
-//! chain-of-custody log, legal holds and what retention removed.
+//! chain-of-custody log, legal holds, what retention removed, erased people and forgotten numbers.
 
 use sea_orm_migration::prelude::*;
 
@@ -52,6 +52,25 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        // Set when a person erased their account while an alert of theirs was on hold: the
+        // rest is gone, the row waits for the hold to be lifted.
+        m.alter_table(
+            Table::alter()
+                .table(Users::Table)
+                .add_column(ColumnDef::new(Users::ErasedAt).big_integer().null())
+                .to_owned(),
+        )
+        .await?;
+        // Numbers that asked to be forgotten, as a keyed hash: they are never added or texted again.
+        m.create_table(
+            Table::create()
+                .table(ForgottenNumbers::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(ForgottenNumbers::PhoneHash).string().not_null().primary_key())
+                .col(ColumnDef::new(ForgottenNumbers::At).big_integer().not_null())
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(Custody::Table)
@@ -94,6 +113,19 @@ enum Alerts {
     HoldBy,
     HoldAt,
     PurgedAt,
+}
+
+#[derive(DeriveIden)]
+enum Users {
+    Table,
+    ErasedAt,
+}
+
+#[derive(DeriveIden)]
+enum ForgottenNumbers {
+    Table,
+    PhoneHash,
+    At,
 }
 
 #[derive(DeriveIden)]

@@ -122,6 +122,7 @@ pub async fn serve_with(
     state.metrics = Some(metrics.clone());
     tasks.spawn("metrics upkeep", telemetry::upkeep(metrics));
     tasks.spawn("timers", domain::timers::run(state.core.clone(), state.timers_wake.clone()));
+    tasks.spawn("retention", domain::evidence::retention::run(state.core.clone()));
     tasks.spawn(
         "silence texts",
         domain::silence::watch(state.core.clone(), Duration::from_millis(cfg.phone_silent_text_ms.max(100))),

@@ -106,6 +106,22 @@ pub enum UserCmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Erase a person and all their data, confirmed with their PIN (alerts on legal hold stay
+    /// until the hold is lifted).
+    Erase {
+        /// Their phone number (E.164).
+        #[arg(long)]
+        phone: String,
+        /// Their PIN (the one they cancel alerts with).
+        #[arg(long)]
+        pin: String,
+        /// Server secret, as the server has it (default DATA_DIR/secret.key): PINs are keyed with it.
+        #[arg(long, env = "ALERTME_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Database location.
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// Emergency contact management.

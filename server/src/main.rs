@@ -45,6 +45,9 @@ async fn main() -> anyhow::Result<()> {
         Command::User(UserCmd::Add { name, phone, language, db }) => {
             alertme_server::cli::user_add(&name, &phone, language.as_deref(), &db).await
         }
+        Command::User(UserCmd::Erase { phone, pin, secret, db }) => {
+            alertme_server::cli::user_erase(&phone, &pin, secret.as_deref(), &db).await
+        }
         Command::Contact(ContactCmd::Add { user, name, phone, language, db }) => {
             alertme_server::cli::contact_add(&user, &name, &phone, language.as_deref(), &db).await
         }

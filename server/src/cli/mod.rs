@@ -32,6 +32,24 @@ pub async fn user_add(name: &str, phone: &str, language: Option<&str>, db: &DbAr
     Ok(())
 }
 
+/// `alertme user erase`: the person's account and data, confirmed with their PIN.
+pub async fn user_erase(phone: &str, pin: &str, secret: Option<&str>, db: &DbArgs) -> anyhow::Result<()> {
+    let conn = connect(db).await?;
+    let user = user_by_phone(&conn, phone).await?;
+    let secret = accounts::load_secret(secret, &db.data_dir)?;
+    match crate::domain::pins::pin_kind(&conn, &secret, &user.id, pin).await.map_err(plain)? {
+        crate::domain::pins::PinKind::Normal => {}
+        crate::domain::pins::PinKind::Duress => {
+            anyhow::bail!(
+                "not erased: that is their duress PIN (someone may be forcing them); ask for the other"
+            )
+        }
+    }
+    let (erased, _) = crate::domain::erasure::erase_user_in(&conn, &user.id).await.map_err(plain)?;
+    eprintln!("erased: {} alert(s) deleted, {} kept on legal hold or live", erased.alerts, erased.held);
+    Ok(())
+}
+
 async fn user_by_phone(conn: &Db, phone: &str) -> anyhow::Result<accounts::User> {
     let phone = crate::e164::normalize(phone)?;
     accounts::user_by_phone(conn, &phone)
@@ -57,8 +75,10 @@ pub async fn contact_add(
         position: None,
         language: language.map(str::to_owned),
     };
-    let (c, queued) =
-        contacts::add(&conn, &u.id, input, &crate::e164::Countries::default()).await.map_err(plain)?;
+    let secret = accounts::load_secret(std::env::var("ALERTME_SECRET").ok().as_deref(), &db.data_dir)?;
+    let (c, queued) = contacts::add(&conn, &secret, &u.id, input, &crate::e164::Countries::default())
+        .await
+        .map_err(plain)?;
     println!("{}\t{}\t{}", c.id, c.name, c.phone);
     if !queued {
         eprintln!("note: {} opted out of texts earlier (replied STOP); they will not be texted", c.phone);

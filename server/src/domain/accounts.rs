@@ -220,6 +220,7 @@ pub async fn user_for_phone<C: sea_orm::ConnectionTrait>(
         phone: Set(phone.to_owned()),
         created_at: Set(crate::now_ms()),
         language: Set(language.to_owned()),
+        erased_at: Set(None),
     }
     .insert(db)
     .await?)
@@ -283,6 +284,7 @@ pub async fn add_many(db: &DatabaseConnection, count: usize) -> Result<Vec<Strin
                 phone: Set(format!("+49100{i:08}")),
                 created_at: Set(now),
                 language: Set("en".into()),
+                erased_at: Set(None),
             });
             let token = new_token(DEVICE_PREFIX);
             ds.push(devices::ActiveModel {

@@ -464,7 +464,7 @@ pub async fn claim(state: &Core, alert_id: &str, responder: &accounts::Responder
     Ok(())
 }
 
-async fn event<C: ConnectionTrait>(
+pub(crate) async fn event<C: ConnectionTrait>(
     db: &C,
     alert_id: &str,
     kind: &str,

@@ -59,12 +59,18 @@ const NOTICE_AGAIN_AFTER_MS: i64 = 24 * 3_600_000;
 /// Returns the contact and whether an outbox row was queued.
 pub async fn add(
     db: &DatabaseConnection,
+    secret: &[u8],
     user_id: &str,
     input: ContactInput,
     countries: &Countries,
 ) -> Result<(Contact, bool)> {
     let name = check_name(&input.name)?;
     let phone = countries.textable(&input.phone)?;
+    if crate::domain::erasure::is_forgotten(db, secret, &phone).await? {
+        return Err(Error::Conflict(
+            "the owner of this number asked AlertMe to forget it: it cannot be added".into(),
+        ));
+    }
     let language = crate::domain::wording::checked(input.language.as_deref())?;
     let txn = crate::storage::write_txn(db).await?;
     // Locked (PostgreSQL; SQLite's write transaction is exclusive anyway), so that parallel adds

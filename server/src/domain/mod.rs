@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod contacts;
+pub mod erasure;
 pub mod evidence;
 pub mod geozones;
 pub mod ingest;

@@ -54,11 +54,17 @@ pub async fn check_pin(state: &Core, user_id: &str, pin: &str) -> Result<PinKind
     if !state.guard.allow_pin(user_id) {
         return Err(Error::RateLimited);
     }
+    pin_kind(&state.db, &state.secret, user_id, pin).await
+}
+
+/// Which PIN this is, without the rate limit (the operator's command line, where the person
+/// stands beside them).
+pub async fn pin_kind(db: &crate::domain::Db, secret: &[u8], user_id: &str, pin: &str) -> Result<PinKind> {
     let row = user_pins::Entity::find_by_id(user_id.to_owned())
-        .one(&state.db)
+        .one(db)
         .await?
         .ok_or_else(|| Error::Conflict("set a PIN first (PUT /v1/pin)".into()))?;
-    let h = pin_hash(&state.secret, user_id, pin.trim());
+    let h = pin_hash(secret, user_id, pin.trim());
     // Both compared, in constant time: neither the timing nor the order betrays which PIN
     // (or how much of one) was right.
     let normal = bool::from(h.as_bytes().ct_eq(row.pin_hash.as_bytes()));

@@ -16,6 +16,8 @@ pub mod users {
         pub created_at: i64,
         /// Language of texts to this person's contacts unless a contact has their own.
         pub language: String,
+        /// Erased by the person while an alert of theirs was on hold (the row waits for it).
+        pub erased_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -524,6 +526,25 @@ pub mod custody {
         /// Keyed hash of the client's address (never the address).
         pub addr_hash: Option<String>,
         pub detail: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Numbers whose owners asked to be forgotten (keyed hash): never added or texted again.
+pub mod forgotten_numbers {
+    use sea_orm::entity::prelude::*;
+
+    /// A forgotten number.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "forgotten_numbers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub phone_hash: String,
+        pub at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,4 +3,5 @@
 pub mod bundle;
 pub mod custody;
 pub mod key;
+pub mod retention;
 pub mod verify;

@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/auth/verify", post(verify))
         .route("/v1/devices", get(list_devices))
         .route("/v1/devices/{id}", delete(revoke_device))
+        .route("/v1/me", delete(erase_me))
 }
 
 /// Always the same answer for registered and unknown numbers: nothing leaks who uses AlertMe.
@@ -54,6 +55,23 @@ async fn list_devices(
             })
             .collect(),
     ))
+}
+
+/// Body of `DELETE /v1/me`.
+#[derive(serde::Deserialize)]
+struct EraseBody {
+    pin: String,
+}
+
+/// Erases the caller's account and all their data, confirmed with their PIN (alerts on legal
+/// hold wait for the hold). 204 whatever was kept, so the answer betrays nothing.
+async fn erase_me(
+    State(state): State<AppState>,
+    DeviceAuth(me): DeviceAuth,
+    AppJson(b): AppJson<EraseBody>,
+) -> Result<StatusCode> {
+    crate::domain::erasure::erase_account(&state, &me, &b.pin).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Revokes one of the caller's devices; its live sockets close with 4401.

@@ -27,7 +27,8 @@ async fn add(
     DeviceAuth(me): DeviceAuth,
     AppJson(input): AppJson<ContactInput>,
 ) -> Result<(StatusCode, Json<Contact>)> {
-    let (c, queued) = contacts::add(&state.db, &me.user_id, input, &state.guard.countries).await?;
+    let (c, queued) =
+        contacts::add(&state.db, &state.secret, &me.user_id, input, &state.guard.countries).await?;
     if queued {
         state.outbox.wake();
     }

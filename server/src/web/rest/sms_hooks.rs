@@ -60,13 +60,17 @@ async fn status_callback(
 async fn inbound(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response> {
     let params = verified(&state, "/v1/sms/inbound", &headers, &body)?;
     let from = param(&params, "From").unwrap_or_default().to_owned();
-    let word = param(&params, "Body").unwrap_or_default().trim().to_ascii_uppercase();
+    let word = param(&params, "Body").unwrap_or_default().trim().to_uppercase();
     match word.as_str() {
         "STOP" | "STOPALL" | "UNSUBSCRIBE" | "CANCEL" | "END" | "QUIT" | "REVOKE" | "OPTOUT" => {
             crate::domain::contacts::opt_out(&state.db, &from).await?;
             tracing::info!("a contact opted out");
         }
         "START" | "UNSTOP" | "YES" => crate::domain::contacts::opt_in(&state.db, &from).await?,
+        // Beyond STOP: the number leaves every contact list and is never added again.
+        "FORGET" | "FORGETME" | "ЗАБЫТЬ" => {
+            crate::domain::erasure::forget_number(&state, &from).await?;
+        }
         _ => {}
     }
     Ok(([(header::CONTENT_TYPE, "text/xml")], "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>")
