@@ -185,6 +185,15 @@ async fn follow(ws: &mut Ws, seen: &mut Seen, stop_after: Option<usize>, limit: 
 }
 
 /// Every event number once, one after another.
+/// Whether `needle` occurs in `hay` as one contiguous stretch.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    let k = needle.len().min(32);
+    needle.is_empty()
+        || (0..=hay.len().saturating_sub(needle.len()))
+            .filter(|&i| hay[i..i + k] == needle[..k])
+            .any(|i| hay[i..i + needle.len()] == *needle)
+}
+
 fn assert_consecutive(what: &str, events: &[(u64, Vec<u8>)]) {
     for w in events.windows(2) {
         assert_eq!(w[1].0, w[0].0 + 1, "{what}: event {} followed by {} (a gap or a repeat)", w[0].0, w[1].0);
@@ -719,6 +728,17 @@ async fn stream_while(disruption: Disruption) {
         assert_eq!(s.close, Some(1000), "watcher {i} on a node that stayed up closed normally");
         assert_eq!(s.resyncs, 0, "watcher {i} on a node that stayed up had to resync");
         assert_consecutive(&format!("watcher {i} on a node that stayed up"), &s.events);
+        // What it heard is one stretch of the recording: no unit lost on the way (a new owner
+        // publishes what its predecessor stored but never published).
+        assert!(
+            !s.audio.is_empty() && contains(&audio, &s.audio),
+            "watcher {i} on a node that stayed up: a hole in its audio ({} bytes heard of {}; {} events, snapshot at {:?}, last {:?})",
+            s.audio.len(),
+            audio.len(),
+            s.events.len(),
+            s.snapshot_ev,
+            s.events.last().map(|e| e.0)
+        );
         let mut f = s.fixes.clone();
         f.sort_unstable();
         assert_eq!(f, expected, "watcher {i} on a node that stayed up: every fix once");

@@ -120,6 +120,27 @@ async fn watch_page_and_console() {
     assert!(shown.text().await.unwrap().contains("Rita at"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     save_screenshot("console.png", &c.screenshot().await.unwrap());
+    // The selected alert's evidence: a signed bundle to download, and a legal hold with a reason.
+    c.find(Locator::Css("[data-testid=alert-row] button.name")).await.unwrap().click().await.unwrap();
+    let reason = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=hold-reason]"))
+        .await
+        .unwrap();
+    let download = c.find(Locator::Css("[data-testid=evidence-download]")).await.unwrap();
+    let href = download.attr("href").await.unwrap().unwrap_or_default();
+    assert!(href.contains(&format!("/v1/alerts/{}/evidence?token=", phone.alert_id)), "{href}");
+    reason.send_keys("Police report 4711").await.unwrap();
+    c.find(Locator::Css("[data-testid=hold]")).await.unwrap().click().await.unwrap();
+    let status = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=hold-status]"))
+        .await
+        .unwrap();
+    assert!(status.text().await.unwrap().contains("On legal hold"), "{:?}", status.text().await);
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM alerts WHERE hold_reason = 'Police report 4711'").await, 1);
 
     c.switch_to_window(watch_tab.clone()).await.unwrap();
     let claimed = c

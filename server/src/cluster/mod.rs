@@ -68,15 +68,45 @@ fn db(e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Db(e.to_string())
 }
 
+/// Audio units compared when a new owner looks for the last one its predecessor published.
+const HEARD_UNITS: usize = 4;
+
+/// The last audio units (part, payloads in order) among published events of `epoch`.
+fn heard_units(
+    events: &[(crate::live::Published, Duration)],
+    epoch: &str,
+) -> Option<(u16, Vec<bytes::Bytes>)> {
+    let units: Vec<(u16, bytes::Bytes)> = events
+        .iter()
+        .filter(|(p, _)| p.epoch == epoch && p.unit.is_some())
+        .filter_map(|(p, _)| match &p.frame {
+            Frame::Binary(b) => {
+                let (h, payload) = alertme_protocol::audio::WatchHeader::parse(b)?;
+                (h.kind == alertme_protocol::audio::KIND_UNIT).then(|| (h.part, b.slice_ref(payload)))
+            }
+            Frame::Text(_) => None,
+        })
+        .collect();
+    let part = units.last()?.0;
+    let tail: Vec<bytes::Bytes> = units
+        .iter()
+        .rev()
+        .take_while(|(p, _)| *p == part)
+        .take(HEARD_UNITS)
+        .map(|(_, b)| b.clone())
+        .collect();
+    Some((part, tail.into_iter().rev().collect()))
+}
+
 /// Seqs of the fixes among published events of `epoch`.
 fn shown_fixes(
-    events: Vec<(crate::live::Published, Duration)>,
+    events: &[(crate::live::Published, Duration)],
     epoch: &str,
 ) -> std::collections::BTreeSet<u64> {
     events
-        .into_iter()
+        .iter()
         .filter(|(p, _)| p.epoch == epoch)
-        .filter_map(|(p, _)| match p.frame {
+        .filter_map(|(p, _)| match &p.frame {
             Frame::Text(t) => match serde_json::from_slice::<alertme_protocol::WatchMsg>(&t) {
                 Ok(alertme_protocol::WatchMsg::Fix { fix, .. }) => Some(fix.seq),
                 _ => None,
@@ -378,15 +408,15 @@ impl Cluster {
             (Some(r), _) => Some(r),
             (None, s) => s,
         };
-        let shown = match &after {
+        let (shown, heard) = match &after {
             Some((epoch, ev)) => match self.retained(alert_id, epoch, *ev).await {
-                (events, true) => Some(shown_fixes(events, epoch)),
-                // A partial read would make fixes watchers saw look unseen: publish none.
-                (_, false) => None,
+                (events, true) => (Some(shown_fixes(&events, epoch)), heard_units(&events, epoch)),
+                // A partial read would make what watchers saw look unseen: publish none.
+                (_, false) => (None, None),
             },
-            None => None,
+            None => (None, None),
         };
-        Owned { fence, after, shown }
+        Owned { fence, after, shown, heard }
     }
 
     /// Asks the owner of an alert to reload it from the database (another node claimed, noted

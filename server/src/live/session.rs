@@ -211,6 +211,24 @@ pub struct Owned {
     /// lowest of them that are not among them were committed but never published (the
     /// predecessor died in between): the new owner publishes them.
     pub shown: Option<BTreeSet<u64>>,
+    /// The last audio units the stream shows its predecessor published (their part, payloads in
+    /// order). Stored units after them were committed but never published: the new owner
+    /// publishes them, so that watchers hear no hole.
+    pub heard: Option<(u16, Vec<Bytes>)>,
+}
+
+/// Where the bytes a predecessor published end in `bytes` (restored, of the same part): after the
+/// last place its last published units appear, back to back (a unit is a run of the part's own
+/// bytes). None found: everything counts as heard (a unit twice would be worse than one missed).
+fn heard_end(bytes: &[u8], heard: Option<&(u16, Vec<Bytes>)>) -> Option<usize> {
+    let pattern: Vec<u8> = heard?.1.concat();
+    if pattern.is_empty() || pattern.len() > bytes.len() {
+        return None;
+    }
+    (0..=bytes.len() - pattern.len())
+        .rev()
+        .find(|&i| bytes[i] == pattern[0] && bytes[i..i + pattern.len()] == pattern[..])
+        .map(|i| i + pattern.len())
 }
 
 impl Session {
@@ -242,19 +260,34 @@ impl Session {
         // Stored fixes above a gap will be sent again by the phone (its ack stops at the gap):
         // they were shown already and must not reach watchers twice.
         st.relayed = above.into_iter().filter(|&seq| seq > st.fix_contig).collect();
+        let mut unheard = Vec::new();
         if let Some(RestoredPart { part, mime, len, head, tail }) = seed.audio_part {
             st.relayed_part_bytes = len;
             if let Some(c) = Container::from_mime(&mime) {
+                let heard = seed.owned.as_ref().and_then(|o| o.heard.as_ref()).filter(|(p, _)| *p == part);
+                // The restored bytes go in up to where the predecessor's last published units
+                // end (history); what follows was stored but never published (unheard).
+                let mut push =
+                    |demux: &mut Demuxer, bytes: &[u8], units: &mut Vec<_>| match heard_end(bytes, heard) {
+                        Some(end) => {
+                            units.extend(demux.push(&bytes[..end]));
+                            unheard = demux.push(&bytes[end..]);
+                        }
+                        None => units.extend(demux.push(bytes)),
+                    };
                 let mut demux = Demuxer::new(c);
-                let mut units = demux.push(&head);
-                if !tail.is_empty() {
+                let mut units = Vec::new();
+                if tail.is_empty() {
+                    push(&mut demux, &head, &mut units);
+                } else {
                     // Only the end of a long part was read: a fresh demuxer gets the init
                     // segment, then the tail from its first unit boundary.
+                    demux.push(&head);
                     let init = demux.init().cloned();
                     demux = Demuxer::new(c);
                     units = init.map(|i| demux.push(&i)).unwrap_or_default();
                     if let Some(at) = c.first_boundary(&tail) {
-                        units.extend(demux.push(&tail[at..]));
+                        push(&mut demux, &tail[at..], &mut units);
                     }
                 }
                 let init = demux.init().cloned();
@@ -311,6 +344,16 @@ impl Session {
             for f in unshown {
                 let m = WatchMsg::Fix { ev: st.ev + 1, fix: f };
                 session.publish(&mut st, json(&m), None);
+            }
+        }
+        if !unheard.is_empty() {
+            let mut st = session.lock();
+            if let Some(mut a) = st.audio.take() {
+                let now = Instant::now();
+                for u in unheard {
+                    push_unit(&mut st, &mut a, u, now, Some(&session));
+                }
+                st.audio = Some(a);
             }
         }
         session
@@ -1154,7 +1197,7 @@ mod tests {
     fn a_mirror_follows_its_owner() {
         let (out, mut published) = tokio::sync::mpsc::channel(64);
         let mut seed = session_seed();
-        seed.owned = Some(Owned { fence: 2, after: Some(("ep".into(), 40)), shown: None });
+        seed.owned = Some(Owned { fence: 2, after: Some(("ep".into(), 40)), shown: None, heard: None });
         let owner = Session::new(seed, broadcast::channel(4).0, Some(out));
         assert_eq!(owner.position(), ("ep".into(), 40), "a new owner continues its predecessor's numbering");
         owner.fixes_stored(&[fix(1, 1)]);
@@ -1202,7 +1245,7 @@ mod tests {
         let mut seed = session_seed();
         seed.trail = (1..=4).map(|s| fix(s, s as i64)).collect();
         let shown = Some([1, 2, 4].into_iter().collect());
-        seed.owned = Some(Owned { fence: 3, after: Some(("ep".into(), 10)), shown });
+        seed.owned = Some(Owned { fence: 3, after: Some(("ep".into(), 10)), shown, heard: None });
         let owner = Session::new(seed, broadcast::channel(4).0, Some(out));
         let Ok(Outbound::Event(p)) = published.try_recv() else { panic!("fix 3 published") };
         assert_eq!(p.ev, 11);
@@ -1210,6 +1253,64 @@ mod tests {
         assert!(matches!(m, WatchMsg::Fix { fix, .. } if fix.seq == 3));
         assert!(published.try_recv().is_err(), "nothing else");
         assert_eq!(owner.position(), ("ep".into(), 11));
+    }
+
+    /// A new owner publishes the stored audio units its predecessor committed but never
+    /// published (the stream's last units are found among the restored ones; what follows them
+    /// goes out as new events), and nothing when they cannot be found.
+    #[test]
+    fn a_new_owner_publishes_audio_never_heard() {
+        let aac =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/audio/speech_aac32k.aac"))
+                .unwrap();
+        let frames: Vec<Vec<u8>> = {
+            let mut v = Vec::new();
+            let mut at = 0;
+            while at < aac.len() && v.len() < 40 {
+                let len = alertme_protocol::adts::header(&aac[at..]).unwrap().len;
+                v.push(aac[at..at + len].to_vec());
+                at += len;
+            }
+            v
+        };
+        let stored: Vec<u8> = frames.concat();
+        // The units as the predecessor relayed them: one run per phone chunk (3 frames here).
+        let mut demux = Demuxer::new(Container::from_mime("audio/aac").unwrap());
+        let frames: Vec<Vec<u8>> =
+            frames.chunks(3).flat_map(|c| demux.push(&c.concat())).map(|u| u.bytes.to_vec()).collect();
+        assert!(frames.len() > 10, "{} units", frames.len());
+        let run = |heard: Option<(u16, Vec<Bytes>)>| {
+            let (out, mut published) = tokio::sync::mpsc::channel(64);
+            let mut seed = session_seed();
+            seed.audio_acked = 10;
+            seed.audio_part = Some(RestoredPart {
+                part: 0,
+                mime: "audio/aac".into(),
+                len: stored.len() as u64,
+                head: stored.clone(),
+                tail: vec![],
+            });
+            seed.owned = Some(Owned { fence: 2, after: Some(("ep".into(), 50)), shown: None, heard });
+            let _owner = Session::new(seed, broadcast::channel(4).0, Some(out));
+            let mut units = Vec::new();
+            while let Ok(Outbound::Event(p)) = published.try_recv() {
+                let Frame::Binary(b) = &p.frame else { panic!("audio") };
+                units.push((p.ev, WatchHeader::parse(b).unwrap().1.to_vec()));
+            }
+            units
+        };
+        // The stream heard units up to 8; 8.. were stored but never published (the restored
+        // demuxer may cut them into other runs: the same bytes, in order).
+        let heard = (5..8).map(|i| Bytes::from(frames[i].clone())).collect();
+        let units = run(Some((0, heard)));
+        assert!(!units.is_empty(), "the unheard units go out");
+        assert_eq!(units[0].0, 51, "numbered on from the predecessor's last");
+        let sent: Vec<u8> = units.iter().flat_map(|(_, u)| u.clone()).collect();
+        let expect: Vec<u8> = frames[8..].concat();
+        assert!(!sent.is_empty() && expect.starts_with(&sent), "the bytes after the last heard, in order");
+        assert!(run(None).is_empty(), "without the stream's word: nothing");
+        let unknown = vec![Bytes::from_static(b"not a unit of this part")];
+        assert!(run(Some((0, unknown))).is_empty(), "not found: nothing (never twice)");
     }
 
     #[test]

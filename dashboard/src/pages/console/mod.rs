@@ -1,6 +1,7 @@
 //! `/console`: the responder console. Every active alert on one map and in a list by urgency,
 //! unmissable signalling of new ones, claim and resolve, live detail, and the finished ones.
 
+mod evidence;
 mod finished;
 mod row;
 
@@ -13,6 +14,7 @@ use crate::api;
 use crate::components::map::{Map, Pin};
 use crate::pages::watch::Watch;
 use crate::ws::{Event, Socket};
+use evidence::Evidence;
 use finished::Finished;
 use row::AlertRow;
 
@@ -236,6 +238,7 @@ fn Board(
                 <div class="detail">
                     {move || selected.get().map(|id| view! {
                         <button class="close" on:click=move |_| selected.set(None)>"Close"</button>
+                        <Evidence token=token.get_untracked() alert=id.clone() />
                         <Watch token=token.get_untracked() alert=Some(id) />
                     })}
                 </div>
