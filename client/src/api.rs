@@ -220,6 +220,36 @@ impl Api {
         }
         Ok(Self::send(r).await?.bytes().await?.to_vec())
     }
+
+    /// `GET /v1/alerts/{id}/evidence`: the signed evidence bundle (a zip), as the person's device
+    /// or a responder.
+    pub async fn evidence(&self, alert: &str) -> ApiResult<Vec<u8>> {
+        let r = self.req(reqwest::Method::GET, &format!("/v1/alerts/{alert}/evidence"));
+        Ok(Self::send(r).await?.bytes().await?.to_vec())
+    }
+
+    /// `GET /v1/evidence/key`: the public key evidence is signed with (base64).
+    pub async fn evidence_key(&self) -> ApiResult<String> {
+        let v: serde_json::Value = Self::json(self.req(reqwest::Method::GET, "/v1/evidence/key")).await?;
+        Ok(v["public_key"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// `PUT /v1/alerts/{id}/hold`: a responder puts the alert on legal hold, with a reason.
+    pub async fn hold(&self, alert: &str, reason: &str) -> ApiResult<()> {
+        let body = serde_json::json!({ "reason": reason });
+        Self::empty(self.req(reqwest::Method::PUT, &format!("/v1/alerts/{alert}/hold")).json(&body)).await
+    }
+
+    /// `DELETE /v1/alerts/{id}/hold`: the responder lifts it.
+    pub async fn lift_hold(&self, alert: &str) -> ApiResult<()> {
+        Self::empty(self.req(reqwest::Method::DELETE, &format!("/v1/alerts/{alert}/hold"))).await
+    }
+
+    /// `DELETE /v1/me`: erases the caller's account and all their data, with their PIN.
+    pub async fn erase_me(&self, pin: &str) -> ApiResult<()> {
+        let body = PinBody { pin: pin.to_owned() };
+        Self::empty(self.req(reqwest::Method::DELETE, "/v1/me").json(&body)).await
+    }
 }
 
 #[cfg(test)]

@@ -291,7 +291,19 @@ pub async fn export(
 }
 
 fn zip(files: Vec<(String, Vec<u8>)>) -> Result<Vec<u8>> {
+    use chrono::{Datelike, Timelike};
     use zip::write::SimpleFileOptions;
+    // Files dated when the bundle was made (UTC), not the format's default of 1980.
+    let t = chrono::Utc::now();
+    let when = zip::DateTime::from_date_and_time(
+        t.year() as u16,
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+    )
+    .unwrap_or_default();
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let failed = |e: &dyn std::fmt::Display| Error::Internal(anyhow::anyhow!("writing the zip: {e}"));
     for (name, bytes) in files {
@@ -301,8 +313,8 @@ fn zip(files: Vec<(String, Vec<u8>)>) -> Result<Vec<u8>> {
         } else {
             zip::CompressionMethod::Deflated
         };
-        w.start_file(name, SimpleFileOptions::default().compression_method(method))
-            .map_err(|e| failed(&e))?;
+        let options = SimpleFileOptions::default().compression_method(method).last_modified_time(when);
+        w.start_file(name, options).map_err(|e| failed(&e))?;
         w.write_all(&bytes).map_err(|e| failed(&e))?;
     }
     Ok(w.finish().map_err(|e| failed(&e))?.into_inner())
