@@ -79,8 +79,16 @@ async fn bundle_verifies_and_tampering_fails(backend: Backend) {
     assert_eq!(status, 200);
     assert_eq!(part0, std::fs::read(&aac_path).unwrap(), "the recording as sent");
     let key = public_key(&server).await;
-    // The watch socket's close is logged as it goes: give it a moment.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The watch socket's close is logged as it goes.
+    eventually(Duration::from_secs(10), "the watcher's close logged", || async {
+        let n = env
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM custody WHERE alert_id = '{alert}' AND action = 'watch_closed'"
+            ))
+            .await;
+        (n > 0).then_some(())
+    })
+    .await;
     let (status, bundle) = get_bytes(&server.http(&format!("/v1/alerts/{alert}/evidence")), &rita).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bundle));
 
@@ -224,8 +232,9 @@ async fn live_and_final_exports_agree(backend: Backend) {
 }
 both!(live_and_final, live_and_final_exports_agree);
 
-/// Duress stays hidden from the person's side: their phone gets no bundle of the duress alert,
-/// a responder's bundle shows the duress. Watch links never export.
+/// Duress stays hidden from the person's side: their phone gets the same answer for an SOS
+/// "cancelled" with the duress PIN (which streams on, unseen) as for one really cancelled with
+/// the PIN, and no bundle of either; a responder's bundle shows the duress.
 async fn duress_only_for_responders(backend: Backend) {
     let env = Env::new(backend).await;
     let server = Server::start(&env, "127.0.0.1:0", &["--dev-sms"]);
@@ -233,24 +242,17 @@ async fn duress_only_for_responders(backend: Backend) {
     let rita = env.responder("Rita");
     let api = alertme_client::Api::new(&server.http("")).with_token(&token);
     api.set_pin("1234", Some("9999")).await.unwrap();
-    let t =
-        alertme_protocol::TimerStart { duration_s: 600, grace_s: Some(60), note: None, destination: None };
-    let timer = api.start_timer(&t).await.unwrap();
-    api.cancel_timer(&timer.id, "9999").await.unwrap();
-    let db = env.db().await;
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            env.db_backend(),
-            "SELECT id FROM alerts WHERE duress = TRUE",
-        ))
-        .await
-        .unwrap()
-        .expect("a duress alert");
-    let alert: String = row.try_get("", "id").unwrap();
-    let url = server.http(&format!("/v1/alerts/{alert}/evidence"));
-    let (status, _) = get_bytes(&url, &token).await;
-    assert_eq!(status, 404, "the person's phone does not learn of the duress alert");
-    let (status, bundle) = get_bytes(&url, &rita).await;
+    let really = sos_over(&server, &token, "really", 3, false).await;
+    let cancelled = api.cancel_alert(&really, "1234").await.unwrap();
+    let forced = sos_over(&server, &token, "forced", 3, false).await;
+    let looks = api.cancel_alert(&forced, "9999").await.unwrap();
+    assert_eq!(cancelled.status, looks.status, "the same answer to the PIN");
+    let url = |a: &str| server.http(&format!("/v1/alerts/{a}/evidence"));
+    let (s1, b1) = get_bytes(&url(&really), &token).await;
+    let (s2, b2) = get_bytes(&url(&forced), &token).await;
+    assert_eq!((s1, &b1), (s2, &b2), "the phone cannot tell the two apart");
+    assert_eq!(s1, 409, "{}", String::from_utf8_lossy(&b1));
+    let (status, bundle) = get_bytes(&url(&forced), &rita).await;
     assert_eq!(status, 200);
     let events = String::from_utf8(file(&unzip(&bundle), "events.json").to_vec()).unwrap();
     assert!(events.contains("\"duress\""), "{events}");

@@ -18,6 +18,20 @@ impl MigrationTrait for Migration {
                 m.alter_table(Table::alter().table(table.clone()).add_column(col).to_owned()).await?;
             }
         }
+        // One chain item per number and alert in each table (a repeat fails loudly).
+        for (name, table) in [("fixes_chain", Items::Fixes), ("audio_chunks_chain", Items::AudioChunks)] {
+            m.create_index(
+                Index::create()
+                    .name(name)
+                    .table(table)
+                    .col(Items::AlertId)
+                    .col(Items::ChainN)
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        }
         for col in [
             ColumnDef::new(Alerts::HoldReason).string().null().to_owned(),
             ColumnDef::new(Alerts::HoldBy).string().null().to_owned(),
@@ -102,6 +116,7 @@ impl MigrationTrait for Migration {
 enum Items {
     Fixes,
     AudioChunks,
+    AlertId,
     ChainN,
     ChainHash,
 }

@@ -39,11 +39,8 @@ pub async fn user_erase(phone: &str, pin: &str, secret: Option<&str>, db: &DbArg
     let secret = accounts::load_secret(secret, &db.data_dir)?;
     match crate::domain::pins::pin_kind(&conn, &secret, &user.id, pin).await.map_err(plain)? {
         crate::domain::pins::PinKind::Normal => {}
-        crate::domain::pins::PinKind::Duress => {
-            anyhow::bail!(
-                "not erased: that is their duress PIN (someone may be forcing them); ask for the other"
-            )
-        }
+        // The same words as for a wrong PIN: whoever stands beside the screen learns nothing.
+        crate::domain::pins::PinKind::Duress => return Err(plain(crate::error::Error::Forbidden)),
     }
     let (erased, _) = crate::domain::erasure::erase_user_in(&conn, &user.id).await.map_err(plain)?;
     eprintln!("erased: {} alert(s) deleted, {} kept on legal hold or live", erased.alerts, erased.held);

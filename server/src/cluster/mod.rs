@@ -107,7 +107,7 @@ fn shown_fixes(
         .iter()
         .filter(|(p, _)| p.epoch == epoch)
         .filter_map(|(p, _)| match &p.frame {
-            Frame::Text(t) => match serde_json::from_slice::<alertme_protocol::WatchMsg>(&t) {
+            Frame::Text(t) => match serde_json::from_slice::<alertme_protocol::WatchMsg>(t) {
                 Ok(alertme_protocol::WatchMsg::Fix { fix, .. }) => Some(fix.seq),
                 _ => None,
             },

@@ -471,11 +471,24 @@ pub(crate) async fn event<C: ConnectionTrait>(
     actor: Option<&str>,
     at: i64,
 ) -> Result<()> {
+    event_with(db, alert_id, kind, actor, at, None).await
+}
+
+/// An event with words of detail (a hold's reason, what retention deleted).
+pub(crate) async fn event_with<C: ConnectionTrait>(
+    db: &C,
+    alert_id: &str,
+    kind: &str,
+    actor: Option<&str>,
+    at: i64,
+    detail: Option<String>,
+) -> Result<()> {
     alert_events::ActiveModel {
         alert_id: Set(alert_id.to_owned()),
         kind: Set(kind.to_owned()),
         actor: Set(actor.map(str::to_owned)),
         at: Set(at),
+        detail: Set(detail),
         ..Default::default()
     }
     .insert(db)

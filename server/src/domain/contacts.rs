@@ -66,11 +66,7 @@ pub async fn add(
 ) -> Result<(Contact, bool)> {
     let name = check_name(&input.name)?;
     let phone = countries.textable(&input.phone)?;
-    if crate::domain::erasure::is_forgotten(db, secret, &phone).await? {
-        return Err(Error::Conflict(
-            "the owner of this number asked AlertMe to forget it: it cannot be added".into(),
-        ));
-    }
+    refuse_forgotten(db, secret, &phone).await?;
     let language = crate::domain::wording::checked(input.language.as_deref())?;
     let txn = crate::storage::write_txn(db).await?;
     // Locked (PostgreSQL; SQLite's write transaction is exclusive anyway), so that parallel adds
@@ -145,9 +141,20 @@ pub async fn add(
     Ok((wire(row), queued))
 }
 
+/// A number whose owner replied FORGET is never anyone's contact again.
+async fn refuse_forgotten(db: &DatabaseConnection, secret: &[u8], phone: &str) -> Result<()> {
+    if crate::domain::erasure::is_forgotten(db, secret, phone).await? {
+        return Err(Error::Conflict(
+            "the owner of this number asked AlertMe to forget it: it cannot be added".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Changes a contact's name, number or order.
 pub async fn update(
     db: &DatabaseConnection,
+    secret: &[u8],
     user_id: &str,
     id: &str,
     input: ContactInput,
@@ -155,6 +162,7 @@ pub async fn update(
 ) -> Result<Contact> {
     let name = check_name(&input.name)?;
     let phone = countries.textable(&input.phone)?;
+    refuse_forgotten(db, secret, &phone).await?;
     let language = crate::domain::wording::checked(input.language.as_deref())?;
     let row = contacts::Entity::find_by_id(id.to_owned())
         .filter(contacts::Column::UserId.eq(user_id))

@@ -97,8 +97,18 @@ pub async fn erase_user_in(db: &crate::domain::Db, user_id: &str) -> Result<(Era
         .exec(&txn)
         .await?;
     user_pins::Entity::delete_many().filter(user_pins::Column::UserId.eq(user_id)).exec(&txn).await?;
-    sms_outbox::Entity::delete_many().filter(sms_outbox::Column::UserId.eq(user_id)).exec(&txn).await?;
-    sms_outbox::Entity::delete_many().filter(sms_outbox::Column::ToPhone.eq(&user.phone)).exec(&txn).await?;
+    // Texts about no alert: "you were added as a contact" on their behalf, their sign-in codes.
+    // (Their alerts' texts went with those alerts; a held alert keeps its record; texts to them
+    // about other people's alerts are those people's evidence.)
+    sms_outbox::Entity::delete_many()
+        .filter(sms_outbox::Column::AlertId.is_null())
+        .filter(
+            sea_orm::Condition::any()
+                .add(sms_outbox::Column::UserId.eq(user_id))
+                .add(sms_outbox::Column::ToPhone.eq(&user.phone)),
+        )
+        .exec(&txn)
+        .await?;
     verifications::Entity::delete_many()
         .filter(verifications::Column::Phone.eq(&user.phone))
         .exec(&txn)
@@ -167,6 +177,23 @@ async fn delete_alerts<C: ConnectionTrait>(db: &C, ids: &[String]) -> Result<()>
             .exec(db)
             .await?;
         alerts::Entity::delete_many().filter(alerts::Column::Id.is_in(g)).exec(db).await?;
+    }
+    Ok(())
+}
+
+/// Erasures that waited (a hold, a live duress alert): tried again, by the daily sweep.
+pub async fn finish_waiting(state: &Core) -> Result<()> {
+    let waiting: Vec<String> = users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
+        .filter(users::Column::ErasedAt.is_not_null())
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    for id in waiting {
+        if let Err(e) = erase_user(state, &id).await {
+            tracing::error!(error = %e, "an erasure that waited could not be completed");
+        }
     }
     Ok(())
 }

@@ -103,7 +103,8 @@ pub struct Core {
 }
 
 impl Core {
-    /// Bundles the parts.
+    /// Bundles the parts (each one a distinct service: a struct of them would only rename this).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: DatabaseConnection,
         hub: Hub,

@@ -260,12 +260,19 @@ impl Writer {
         // before anything of an alert this node no longer owns is stored.
         let mut early_txn = None;
         let mut fenced = std::collections::HashSet::new();
+        // Per alert, the newest fencing number among the jobs: a job with an older one comes
+        // from a session this node replaced, and is fenced out like another node's.
+        let mut claims: HashMap<String, i64> = HashMap::new();
+        for s in jobs.iter().filter_map(Job::session) {
+            if let Some(f) = s.fence() {
+                let c = claims.entry(s.alert_id().to_owned()).or_insert(f);
+                *c = (*c).max(f);
+            }
+        }
+        let stale = |s: &Arc<dyn Committed>| {
+            s.fence().is_some_and(|f| claims.get(s.alert_id()).is_some_and(|newest| f < *newest))
+        };
         if let Some(node) = &self.node {
-            let claims: HashMap<String, i64> = jobs
-                .iter()
-                .filter_map(Job::session)
-                .filter_map(|s| s.fence().map(|f| (s.alert_id().to_owned(), f)))
-                .collect();
             let checked = async {
                 let txn = crate::storage::write_txn(&self.db).await?;
                 let out = super::owners::fenced_out(&txn, node, &claims).await?;
@@ -300,18 +307,22 @@ impl Writer {
         let mut waited = Vec::new();
         // Fixes taken in this batch, so a fix resent within one batch is stored once.
         let mut fixes_in_batch = std::collections::HashSet::new();
+        // Positions to drop once this batch is done: dropped at once, a later job of the same
+        // alert in this batch would reload them from a database that lacks this batch's rows
+        // (and number its chain items again).
+        let mut forget = Vec::new();
         for job in jobs {
-            if let Some(s) = job.session().filter(|s| fenced.contains(s.alert_id())) {
-                self.positions.remove(s.alert_id());
+            if let Some(s) = job.session().filter(|s| fenced.contains(s.alert_id()) || stale(s)) {
+                if fenced.contains(s.alert_id()) {
+                    forget.push(s.alert_id().to_owned());
+                }
                 if let Some(n) = job.notice() {
                     let _ = n.try_send(Notice::Fenced);
                 }
                 continue;
             }
             match job {
-                Job::Forget(id) => {
-                    self.positions.remove(&id);
-                }
+                Job::Forget(id) => forget.push(id),
                 Job::Flush(tx) => flushed.push(tx),
                 Job::Fixes { session, fixes, notice, queued } => {
                     let id = session.alert_id().to_owned();
@@ -419,11 +430,9 @@ impl Writer {
                 None => crate::storage::write_txn(&self.db).await?,
             };
             for rows in in_groups(fix_rows) {
-                // Resent fixes are already stored: skip them instead of failing the batch.
-                fixes::Entity::insert_many(rows)
-                    .on_conflict_do_nothing_on([fixes::Column::AlertId, fixes::Column::Seq])
-                    .exec_without_returning(&txn)
-                    .await?;
+                // Resent fixes were left out above (each row here is a chain item): a conflict
+                // would be a bug, and fails the batch rather than leave a hole in the chain.
+                fixes::Entity::insert_many(rows).exec_without_returning(&txn).await?;
             }
             for rows in in_groups(refused_rows) {
                 refused_fixes::Entity::insert_many(rows)
@@ -450,6 +459,9 @@ impl Writer {
             anyhow::Ok(())
         }
         .await;
+        for id in &forget {
+            self.positions.remove(id);
+        }
         if let Err(e) = result {
             tracing::error!(error = %e, "commit failed; nothing in this batch is acknowledged");
             metrics::counter!(crate::telemetry::WRITER_FAILURES).increment(1);
@@ -556,5 +568,99 @@ pub fn fix_from_row(r: fixes::Model) -> Fix {
         speed_mps: r.speed_mps,
         heading_deg: r.heading_deg,
         altitude_m: r.altitude_m,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ActiveModelTrait, QueryOrder};
+
+    use crate::storage::entity::{alerts, users};
+
+    /// A session that only counts what was stored.
+    struct Probe(String);
+
+    impl Committed for Probe {
+        fn alert_id(&self) -> &str {
+            &self.0
+        }
+        fn fixes_stored(&self, _: &[Fix]) {}
+        fn fix_refused(&self, _: u64) {}
+        fn audio_stored(&self, _: u64, _: &str, _: &[u8]) {}
+        fn fence(&self) -> Option<i64> {
+            None
+        }
+    }
+
+    fn fix(seq: u64) -> Fix {
+        Fix {
+            seq,
+            lat: 52.5,
+            lon: 13.4,
+            accuracy_m: 5.0,
+            time_ms: seq as i64,
+            battery_pct: None,
+            speed_mps: None,
+            heading_deg: None,
+            altitude_m: None,
+        }
+    }
+
+    /// An alert's end (`forget`) queued between its items in one batch, as a phone socket that
+    /// has not yet heard of the end keeps sending: the chain still numbers every item once, in
+    /// order (the position is dropped after the batch, not reloaded in the middle of it).
+    #[tokio::test]
+    async fn an_end_inside_a_batch_numbers_the_chain_once() {
+        let dir = std::env::temp_dir().join(format!("alertme-writer-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+        let db = crate::storage::connect(&url).await.unwrap();
+        users::ActiveModel {
+            id: Set("u".into()),
+            name: Set("U".into()),
+            phone: Set("+4915112345678".into()),
+            created_at: Set(0),
+            language: Set("en".into()),
+            erased_at: Set(None),
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+        alerts::ActiveModel {
+            id: Set("a".into()),
+            user_id: Set("u".into()),
+            device_id: Set("d".into()),
+            client_id: Set("c".into()),
+            status: Set("active".into()),
+            started_at: Set(0),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+        let store = Store::start(&url, None).await.unwrap();
+        let probe: Arc<dyn Committed> = Arc::new(Probe("a".into()));
+        let (notice, _notices) = mpsc::channel(16);
+        store.fixes(probe.clone(), vec![fix(1)], notice.clone()).await;
+        store.flush().await;
+        // Queued while the writer waits for its next batch: one batch.
+        store.fixes(probe.clone(), vec![fix(2)], notice.clone()).await;
+        store.forget("a").await;
+        store.fixes(probe.clone(), vec![fix(3)], notice.clone()).await;
+        store.forget("a").await;
+        store.fixes(probe.clone(), vec![fix(2), fix(4)], notice.clone()).await;
+        store.flush().await;
+        let rows = fixes::Entity::find().order_by_asc(fixes::Column::ChainN).all(&db).await.unwrap();
+        let chain: Vec<(i64, Option<i64>)> = rows.iter().map(|r| (r.seq, r.chain_n)).collect();
+        assert_eq!(chain, vec![(1, Some(1)), (2, Some(2)), (3, Some(3)), (4, Some(4))]);
+        let mut h = crate::chain::anchor(&super::super::evidence::start_record(
+            &alerts::Entity::find_by_id("a".to_owned()).one(&db).await.unwrap().unwrap(),
+        ));
+        for r in &rows {
+            h = crate::chain::link(&h, &super::super::evidence::fix_record(r));
+            assert_eq!(r.chain_hash.as_deref(), Some(crate::chain::hex(&h).as_str()), "fix {}", r.seq);
+        }
+        std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -17,6 +17,7 @@ use crate::storage::entity::{
     fixes, responders, sms_outbox,
 };
 use crate::storage::evidence::{chunk_record, fix_record, start_record};
+use alertme_protocol::AlertStatus;
 
 /// Bundle format, in the manifest.
 pub const FORMAT: &str = "alertme-evidence/1";
@@ -141,6 +142,10 @@ async fn store_seal(
 /// The chain as stored: every chained fix and chunk in order, re-derived from the rows (so a row
 /// changed in the database no longer matches its stored hash, and verification says where).
 async fn chain_lines(db: &DatabaseConnection, alert: &alerts::Model) -> Result<(Vec<Line>, i64)> {
+    // Where the chain stands first: the rows are read in more than one query while the writer
+    // may commit, and a batch commits all its items at once, in chain order; so everything up
+    // to this tip is stored, and what came after it is left for the next export.
+    let tip = crate::storage::evidence::tip(db, &alert.id).await?.n;
     let c0 = start_record(alert);
     let mut lines = vec![Line { n: 0, h: chain::hex(&chain::anchor(&c0)), c: c0 }];
     let fix_rows = fixes::Entity::find().filter(fixes::Column::AlertId.eq(&alert.id)).all(db).await?;
@@ -187,6 +192,7 @@ async fn chain_lines(db: &DatabaseConnection, alert: &alerts::Model) -> Result<(
             _ => unchained += 1,
         }
     }
+    items.retain(|(n, _, _)| *n <= tip);
     items.sort_by_key(|(n, _, _)| *n);
     lines.extend(items.into_iter().map(|(n, h, c)| Line { n, h, c }));
     Ok((lines, unchained))
@@ -202,9 +208,14 @@ pub async fn export(
     addr: Option<String>,
 ) -> Result<Bundle> {
     let alert = alerts::Entity::find_by_id(alert_id.to_owned()).one(db).await?.ok_or(Error::NotFound)?;
-    // A duress alert looks ended to whoever forced the PIN: the person's side never learns of it.
-    if alert.duress == Some(true) && !who.is_responder() {
-        return Err(Error::NotFound);
+    // A duress alert looks cancelled to whoever forced the PIN: the person's side gets for it
+    // exactly what it gets for an alert really cancelled with the PIN (and the duress PIN can
+    // also cancel a live SOS, which then streams on, unseen).
+    if !who.is_responder() && (alert.duress == Some(true) || alert.status == AlertStatus::Cancelled.as_str())
+    {
+        return Err(Error::Conflict(
+            "an alert ended with the PIN is exported by a responder, not from the phone".into(),
+        ));
     }
     if alert.purged_at.is_some() {
         return Err(Error::Conflict(

@@ -30,18 +30,22 @@ impl SealKey {
         }
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let seed: [u8; 32] = rand::random();
-        let text = B64.encode(seed);
-        // create_new: two processes starting at once never overwrite each other's key.
+        // Written whole under a name of its own, then linked into place: a process starting at
+        // the same moment finds either no key or a complete one, and never overwrites it.
+        let tmp = data_dir.join(format!(".{KEY_FILE}.{}", uuid::Uuid::new_v4().simple()));
         let written =
-            std::fs::OpenOptions::new().write(true).create_new(true).open(&path).and_then(|mut f| {
+            std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).and_then(|mut f| {
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::PermissionsExt;
                     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
                 }
-                std::io::Write::write_all(&mut f, text.as_bytes())
+                std::io::Write::write_all(&mut f, B64.encode(seed).as_bytes())?;
+                f.sync_all()
             });
-        match written {
+        let linked = written.and_then(|()| std::fs::hard_link(&tmp, &path));
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
             Ok(()) => Ok(Self(SigningKey::from_bytes(&seed))),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(None, data_dir),
             Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),

@@ -1,10 +1,7 @@
 //! Retention: an ended alert's fixes and recording are deleted after the deployment's period,
 //! unless a responder put it on legal hold.
 
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QuerySelect,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::custody::{self, Who};
 use crate::domain::Core;
@@ -26,13 +23,25 @@ pub struct Swept {
     pub chunks: u64,
 }
 
-/// The daily job: a sweep now, then one per day of the server's clock (a test moves it).
+/// The daily job: the first sweep a day after the start (the log says at once what it will
+/// delete, so an operator who upgraded, or set the period too short, has a day to act), then
+/// one per day of the server's clock (a test moves it).
 pub async fn run(state: Core) {
     if state.settings.retention_days == 0 {
         // Kept for ever: nothing to do, but a worker that ends means a crash to the supervisor.
         return std::future::pending().await;
     }
-    let mut next = state.clock.now_ms();
+    match due(&state).await {
+        Ok(n) if n > 0 => tracing::warn!(
+            alerts = n,
+            days = state.settings.retention_days,
+            "retention: this many ended alerts are past the period; their fixes and recordings will be \
+             deleted in 24 hours unless put on legal hold (or ALERTME_RETENTION_DAYS is changed)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "retention: counting what is due failed"),
+    }
+    let mut next = state.clock.now_ms() + DAY_MS;
     loop {
         if state.clock.now_ms() >= next {
             match sweep(&state).await {
@@ -55,19 +64,31 @@ pub async fn run(state: Core) {
     }
 }
 
+fn due_now(state: &Core) -> sea_orm::Select<alerts::Entity> {
+    let cutoff = state.clock.now_ms() - i64::from(state.settings.retention_days) * DAY_MS;
+    alerts::Entity::find()
+        .filter(alerts::Column::Status.ne(alertme_protocol::AlertStatus::Active.as_str()))
+        .filter(alerts::Column::EndedAt.lt(cutoff))
+        .filter(alerts::Column::HoldAt.is_null())
+        .filter(alerts::Column::PurgedAt.is_null())
+}
+
+/// How many ended alerts are past the period now.
+async fn due(state: &Core) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(due_now(state).count(&state.db).await?)
+}
+
 /// Deletes the fixes and media of every ended alert past the retention period and not on hold;
 /// the alert row, its events, seals and custody log stay (what existed, and that it was deleted).
+/// Also completes erasures that waited (for a hold lifted, or a live duress alert now ended).
 pub async fn sweep(state: &Core) -> Result<Swept> {
-    let cutoff = state.clock.now_ms() - i64::from(state.settings.retention_days) * DAY_MS;
+    crate::domain::erasure::finish_waiting(state).await?;
     let mut total = Swept::default();
     loop {
-        let due: Vec<String> = alerts::Entity::find()
+        let due: Vec<String> = due_now(state)
             .select_only()
             .column(alerts::Column::Id)
-            .filter(alerts::Column::Status.ne(alertme_protocol::AlertStatus::Active.as_str()))
-            .filter(alerts::Column::EndedAt.lt(cutoff))
-            .filter(alerts::Column::HoldAt.is_null())
-            .filter(alerts::Column::PurgedAt.is_null())
             .limit(BATCH)
             .into_tuple()
             .all(&state.db)
@@ -109,26 +130,9 @@ async fn purge(state: &Core, alert_id: &str, why: &str) -> Result<Swept> {
         .await?;
     audio_parts::Entity::delete_many().filter(audio_parts::Column::AlertId.eq(alert_id)).exec(&txn).await?;
     let detail = format!("{why}: {} fixes and {} recording chunks deleted", f.rows_affected, c.rows_affected);
-    crate::domain::alerts::event(&txn, alert_id, "purged", None, now).await?;
-    set_last_event_detail(&txn, alert_id, &detail).await?;
+    crate::domain::alerts::event_with(&txn, alert_id, "purged", None, now, Some(detail)).await?;
     txn.commit().await?;
     Ok(Swept { alerts: 1, fixes: f.rows_affected, chunks: c.rows_affected })
-}
-
-async fn set_last_event_detail<C: ConnectionTrait>(db: &C, alert_id: &str, detail: &str) -> Result<()> {
-    use crate::storage::entity::alert_events;
-    use sea_orm::QueryOrder;
-    if let Some(e) = alert_events::Entity::find()
-        .filter(alert_events::Column::AlertId.eq(alert_id))
-        .order_by_desc(alert_events::Column::Id)
-        .one(db)
-        .await?
-    {
-        let mut e = e.into_active_model();
-        e.detail = Set(Some(detail.to_owned()));
-        e.update(db).await?;
-    }
-    Ok(())
 }
 
 /// Puts an alert on legal hold (a responder, with a reason): retention and erasure skip it.
@@ -144,15 +148,19 @@ pub async fn hold(state: &Core, alert_id: &str, who: &Who, reason: &str, addr: O
         return Err(Error::Conflict("this alert's evidence was already deleted".into()));
     }
     let now = crate::now_ms();
-    alerts::Entity::update_many()
+    let held = alerts::Entity::update_many()
         .col_expr(alerts::Column::HoldReason, reason.into())
         .col_expr(alerts::Column::HoldBy, name.as_str().into())
         .col_expr(alerts::Column::HoldAt, now.into())
         .filter(alerts::Column::Id.eq(alert_id))
+        .filter(alerts::Column::PurgedAt.is_null())
         .exec(&txn)
         .await?;
-    crate::domain::alerts::event(&txn, alert_id, "hold", Some(id), now).await?;
-    set_last_event_detail(&txn, alert_id, reason).await?;
+    if held.rows_affected == 0 {
+        // Purged between the read above and now (another node's sweep).
+        return Err(Error::Conflict("this alert's evidence was already deleted".into()));
+    }
+    crate::domain::alerts::event_with(&txn, alert_id, "hold", Some(id), now, Some(reason.to_owned())).await?;
     custody::record(&txn, alert_id, custody::action::HOLD_SET, who, addr, Some(reason.to_owned())).await?;
     txn.commit().await?;
     Ok(())

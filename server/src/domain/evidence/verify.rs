@@ -44,7 +44,10 @@ pub fn verify(zip_bytes: &[u8], key: Option<&str>) -> Result<Valid, Invalid> {
         let name = f.name().map_err(|e| bad(format!("zip entry {i}: bad name ({e})")))?.to_string();
         let mut b = Vec::new();
         f.read_to_end(&mut b).map_err(|e| bad(format!("{name}: unreadable ({e})")))?;
-        files.insert(name, b);
+        // Two entries of one name: a program showing the first would show what was not checked.
+        if files.insert(name.clone(), b).is_some() {
+            return Err(bad(format!("{name}: in the zip twice")));
+        }
     }
     let manifest_bytes = files.get("manifest.json").ok_or_else(|| bad("manifest.json is missing"))?;
     let sig = files.get("manifest.sig").ok_or_else(|| bad("manifest.sig is missing"))?;

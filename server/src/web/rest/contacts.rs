@@ -41,7 +41,9 @@ async fn update(
     Path(id): Path<String>,
     AppJson(input): AppJson<ContactInput>,
 ) -> Result<Json<Contact>> {
-    Ok(Json(contacts::update(&state.db, &me.user_id, &id, input, &state.guard.countries).await?))
+    Ok(Json(
+        contacts::update(&state.db, &state.secret, &me.user_id, &id, input, &state.guard.countries).await?,
+    ))
 }
 
 async fn remove(
