@@ -311,6 +311,16 @@ impl Writer {
         // alert in this batch would reload them from a database that lacks this batch's rows
         // (and number its chain items again).
         let mut forget = Vec::new();
+        let wanted: HashMap<String, Option<i64>> = jobs
+            .iter()
+            .filter(|j| matches!(j, Job::Fixes { .. } | Job::Audio { .. }))
+            .filter_map(Job::session)
+            .filter(|s| !fenced.contains(s.alert_id()) && !stale(s))
+            .map(|s| (s.alert_id().to_owned(), s.fence()))
+            .collect();
+        if let Err(e) = self.preload(wanted).await {
+            tracing::warn!(error = %e, "loading new alerts' positions at once failed; one by one instead");
+        }
         for job in jobs {
             if let Some(s) = job.session().filter(|s| fenced.contains(s.alert_id()) || stale(s)) {
                 if fenced.contains(s.alert_id()) {
@@ -485,6 +495,26 @@ impl Writer {
                 Done::Audio(..) => {}
             }
         }
+    }
+
+    /// Loads at once the positions of the batch's alerts that have nothing stored yet (the
+    /// others load one by one in [`Self::position`]).
+    async fn preload(&mut self, wanted: HashMap<String, Option<i64>>) -> anyhow::Result<()> {
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|(id, fence)| self.positions.get(*id).is_none_or(|o| o.fence != **fence))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for a in super::evidence::fresh(&self.db, &missing).await? {
+            let tip =
+                super::evidence::Tip { n: 0, head: crate::chain::anchor(&super::evidence::start_record(&a)) };
+            let fence = wanted.get(&a.id).copied().flatten();
+            self.positions.insert(a.id, OpenPart { next_seq: 1, part: None, fix_max: 0, tip, fence });
+        }
+        Ok(())
     }
 
     async fn position(&mut self, alert_id: &str, fence: Option<i64>) -> anyhow::Result<&mut OpenPart> {
