@@ -2,18 +2,7 @@
 //! rots.
 //! The numbers are not checked here: targets live in docs/benchmarks.md, not in timed tests.
 
-use crate::support;
-
-fn bench(args: &[&str]) -> String {
-    let out = support::tools().arg("bench").args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "bench {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use crate::support::bench;
 
 #[test]
 fn fanout_smoke_with_peer() {

@@ -954,14 +954,7 @@ async fn three_nodes_raise_one_alert_for_one_zone_exit() {
     // took over 10 s on a busy CI machine).
     let shape =
         alertme_server::domain::geozones::Shape::Circle { lat: start.lat, lon: start.lon, radius_m: 150.0 };
-    let mut st = alertme_server::domain::geozones::ZoneState::default();
-    let k = track
-        .iter()
-        .position(|f| {
-            let d = shape.signed_distance(f.lat, f.lon);
-            alertme_server::domain::geozones::observe(&mut st, d, f.accuracy_m, f.time_ms).is_some()
-        })
-        .expect("the walk leaves the zone");
+    let k = zone_exit(&track, &shape);
     let track: Vec<_> = track[..(k + 10).min(track.len())].to_vec();
     let sends = c.nodes.iter().map(|n| {
         let (url, token, track) = (n.ws("/v1/phone"), token.clone(), track.clone());
@@ -1009,20 +1002,10 @@ async fn cluster_benchmarks_run() {
     let c = Nodes::empty().await;
     // Each run makes its bench users: a database for each.
     let other = Env::new(Backend::Postgres).await;
+    let nats = nats_url();
     let bench = |args: &[&str], env: &Env| {
-        let out = tools()
-            .arg("bench")
-            .args(args)
-            .args(["--nodes", "3", "--database-url", &env.url, "--nats-url", &nats_url(), "--no-pin"])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "bench {args:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+        let cluster = ["--nodes", "3", "--database-url", &env.url, "--nats-url", &nats, "--no-pin"];
+        support::bench(&[args, &cluster[..]].concat())
     };
     let out = bench(&["fanout", "--sessions", "6", "--watchers", "2", "--seconds", "2"], &c.env);
     assert!(out.contains("3 nodes: cpu µs/fr above is all nodes together"), "{out}");

@@ -318,19 +318,7 @@ async fn walk_leaves_safe_zone_once(backend: Backend) {
     // Where the walk confirms the exit, by the same rules: the server dies one fix before it.
     let shape =
         alertme_server::domain::geozones::Shape::Circle { lat: start.lat, lon: start.lon, radius_m: 150.0 };
-    let mut st = alertme_server::domain::geozones::ZoneState::default();
-    let k = track
-        .iter()
-        .position(|f| {
-            alertme_server::domain::geozones::observe(
-                &mut st,
-                shape.signed_distance(f.lat, f.lon),
-                f.accuracy_m,
-                f.time_ms,
-            )
-            .is_some()
-        })
-        .expect("the walk leaves the zone");
+    let k = zone_exit(&track, &shape);
     send(0..k, server.ws("/v1/phone")).await;
     let alerts = || env.scalar("SELECT COUNT(*) FROM alerts WHERE source = 'geozone'");
     assert_eq!(alerts().await, 0, "not yet: one clear fix outside is pending");

@@ -862,3 +862,27 @@ impl Drop for Haproxy {
         let _ = std::fs::remove_dir_all(&self._dir);
     }
 }
+
+/// Where `track` confirms leaving `zone`, by the server's own rules (its index).
+pub fn zone_exit(track: &[alertme_protocol::Fix], zone: &alertme_server::domain::geozones::Shape) -> usize {
+    let mut st = alertme_server::domain::geozones::ZoneState::default();
+    track
+        .iter()
+        .position(|f| {
+            let d = zone.signed_distance(f.lat, f.lon);
+            alertme_server::domain::geozones::observe(&mut st, d, f.accuracy_m, f.time_ms).is_some()
+        })
+        .expect("the walk leaves the zone")
+}
+
+/// Runs `alertme-tools bench ARGS` to the end; its output (panics with it when it fails).
+pub fn bench(args: &[&str]) -> String {
+    let out = tools().arg("bench").args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -30,7 +30,12 @@ pub async fn export(
     let key = SealKey::load(signing_key, &db.data_dir)?;
     let conn = crate::storage::connect(&db.url()).await?;
     let b =
-        bundle::export(&conn, &key, alert, &Who::Operator, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        bundle::export(&conn, &key, alert, &Who::Operator, None).await.map_err(|e| match e {
+            crate::error::Error::NotFound => anyhow::anyhow!(
+                "no alert {alert} in this database: give the server's own (the same --database-url or --data-dir as `alertme serve`)"
+            ),
+            e => anyhow::anyhow!("{e}"),
+        })?;
     std::fs::write(output, &b.bytes)?;
     eprintln!("wrote {} ({} bytes), signed by {}", output.display(), b.bytes.len(), key.public());
     Ok(())

@@ -311,11 +311,13 @@ impl Writer {
         // alert in this batch would reload them from a database that lacks this batch's rows
         // (and number its chain items again).
         let mut forget = Vec::new();
+        // Alerts of this batch whose position is not known yet (after the first batch, few).
         let wanted: HashMap<String, Option<i64>> = jobs
             .iter()
             .filter(|j| matches!(j, Job::Fixes { .. } | Job::Audio { .. }))
             .filter_map(Job::session)
             .filter(|s| !fenced.contains(s.alert_id()) && !stale(s))
+            .filter(|s| self.positions.get(s.alert_id()).is_none_or(|o| o.fence != s.fence()))
             .map(|s| (s.alert_id().to_owned(), s.fence()))
             .collect();
         if let Err(e) = self.preload(wanted).await {
@@ -341,8 +343,8 @@ impl Writer {
                             let open = self.positions.get_mut(&id).expect("loaded by new_fixes");
                             for f in fresh {
                                 let mut row = fix_row(&id, f, now);
-                                let c = super::evidence::fix_record(&row);
-                                chain_onto(open, &c, &mut row.chain_n, &mut row.chain_hash);
+                                (row.chain_n, row.chain_hash) =
+                                    open.chain(&super::evidence::fix_record(&row));
                                 open.fix_max = open.fix_max.max(row.seq);
                                 fix_rows.push(fixes::ActiveModel::from(row));
                             }
@@ -421,8 +423,7 @@ impl Writer {
                         chain_hash: None,
                     };
                     *len += bytes.len() as u64;
-                    let c = super::evidence::chunk_record(&row);
-                    chain_onto(open, &c, &mut row.chain_n, &mut row.chain_hash);
+                    (row.chain_n, row.chain_hash) = open.chain(&super::evidence::chunk_record(&row));
                     chunk_rows.push(audio_chunks::ActiveModel::from(row));
                     open.next_seq += 1;
                     waited.push(queued);
@@ -497,17 +498,13 @@ impl Writer {
         }
     }
 
-    /// Loads at once the positions of the batch's alerts that have nothing stored yet (the
+    /// Loads at once the positions of `wanted` alerts that have nothing stored yet (the
     /// others load one by one in [`Self::position`]).
     async fn preload(&mut self, wanted: HashMap<String, Option<i64>>) -> anyhow::Result<()> {
-        let missing: Vec<String> = wanted
-            .iter()
-            .filter(|(id, fence)| self.positions.get(*id).is_none_or(|o| o.fence != **fence))
-            .map(|(id, _)| id.clone())
-            .collect();
-        if missing.is_empty() {
+        if wanted.is_empty() {
             return Ok(());
         }
+        let missing: Vec<String> = wanted.keys().cloned().collect();
         for a in super::evidence::fresh(&self.db, &missing).await? {
             let tip =
                 super::evidence::Tip { n: 0, head: crate::chain::anchor(&super::evidence::start_record(&a)) };
@@ -578,12 +575,13 @@ pub fn fix_row(alert_id: &str, f: &Fix, now: i64) -> fixes::Model {
     }
 }
 
-/// Extends an alert's chain by one item (canonical record `c`) and writes its place and hash.
-fn chain_onto(open: &mut OpenPart, c: &str, n: &mut Option<i64>, hash: &mut Option<String>) {
-    open.tip.n += 1;
-    open.tip.head = crate::chain::link(&open.tip.head, c);
-    *n = Some(open.tip.n);
-    *hash = Some(crate::chain::hex(&open.tip.head));
+impl OpenPart {
+    /// Extends the alert's chain by one item (canonical record `c`): its place and hash.
+    fn chain(&mut self, c: &str) -> (Option<i64>, Option<String>) {
+        self.tip.n += 1;
+        self.tip.head = crate::chain::link(&self.tip.head, c);
+        (Some(self.tip.n), Some(crate::chain::hex(&self.tip.head)))
+    }
 }
 
 /// Converts a stored fix row back to the wire type.

@@ -201,6 +201,16 @@ fn load_avg() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Which of `nodes` nodes session `i` (or its watcher `j`) uses: phones in turn, each one's
+/// watchers on the nodes after it, so that most frames cross nodes.
+fn node_for(nodes: usize, i: usize, watcher: Option<usize>) -> usize {
+    let n = nodes.max(1);
+    match watcher {
+        None => i % n,
+        Some(j) => (i + 1 + j) % n,
+    }
+}
+
 /// A process under test, killed on drop.
 struct Target {
     child: Child,
@@ -221,12 +231,7 @@ struct Target {
 impl Target {
     /// Socket base of the node that session `i` (or its watcher `j`) uses.
     fn base_for(&self, i: usize, watcher: Option<usize>) -> &str {
-        let n = self.bases.len().max(1);
-        let k = match watcher {
-            None => i % n,
-            Some(j) => (i + 1 + j) % n,
-        };
-        self.bases.get(k).map_or(self.base.as_str(), String::as_str)
+        self.bases.get(node_for(self.bases.len(), i, watcher)).map_or(self.base.as_str(), String::as_str)
     }
 
     /// CPU µs and resident KiB of every node together.
@@ -977,10 +982,7 @@ async fn run_storm(
     let stop = Instant::now() + Duration::from_secs_f64(seconds.max(6.0) + 15.0);
     let bases = if target.bases.is_empty() { vec![target.base.clone()] } else { target.bases.clone() };
     let n = bases.len();
-    let home = |i: usize, watcher: Option<usize>| match watcher {
-        None => i % n,
-        Some(j) => (i + 1 + j) % n,
-    };
+    let home = |i: usize, watcher: Option<usize>| node_for(n, i, watcher);
     let mut tasks = tokio::task::JoinSet::new();
     for (i, token) in target.phones.iter().take(sessions).enumerate() {
         tasks.spawn(storm_phone(bases.clone(), home(i, None), token.clone(), i, st.clone(), stop));

@@ -50,6 +50,19 @@ pub struct Seal {
     pub signature: String,
 }
 
+impl From<evidence_seals::Model> for Seal {
+    fn from(s: evidence_seals::Model) -> Self {
+        Self {
+            items: s.items,
+            head: s.head,
+            signed_at: s.signed_at,
+            reason: s.reason,
+            public_key: s.public_key,
+            signature: s.signature,
+        }
+    }
+}
+
 /// A file in the bundle and its fingerprint.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileEntry {
@@ -117,7 +130,7 @@ async fn store_seal(
     use sea_orm::{ActiveModelTrait, ActiveValue::Set};
     let signed_at = crate::now_ms();
     let signature = key.sign(chain::seal_message(alert_id, items, head, signed_at).as_bytes());
-    evidence_seals::ActiveModel {
+    let row = evidence_seals::ActiveModel {
         id: Default::default(),
         alert_id: Set(alert_id.to_owned()),
         items: Set(items),
@@ -125,30 +138,24 @@ async fn store_seal(
         signed_at: Set(signed_at),
         reason: Set(reason.to_owned()),
         public_key: Set(key.public()),
-        signature: Set(signature.clone()),
+        signature: Set(signature),
     }
     .insert(db)
     .await?;
-    Ok(Seal {
-        items,
-        head: head.to_owned(),
-        signed_at,
-        reason: reason.to_owned(),
-        public_key: key.public(),
-        signature,
-    })
+    Ok(Seal::from(row))
 }
 
 /// The chain as stored: every chained fix and chunk in order, re-derived from the rows (so a row
 /// changed in the database no longer matches its stored hash, and verification says where).
-async fn chain_lines(db: &DatabaseConnection, alert: &alerts::Model) -> Result<(Vec<Line>, i64)> {
-    // Where the chain stands first: the rows are read in more than one query while the writer
-    // may commit, and a batch commits all its items at once, in chain order; so everything up
-    // to this tip is stored, and what came after it is left for the next export.
-    let tip = crate::storage::evidence::tip(db, &alert.id).await?.n;
+/// `tip` was read before `fix_rows` (see [`export`]): items after it are left out.
+async fn chain_lines(
+    db: &DatabaseConnection,
+    alert: &alerts::Model,
+    fix_rows: &[fixes::Model],
+    tip: i64,
+) -> Result<(Vec<Line>, i64)> {
     let c0 = start_record(alert);
     let mut lines = vec![Line { n: 0, h: chain::hex(&chain::anchor(&c0)), c: c0 }];
-    let fix_rows = fixes::Entity::find().filter(fixes::Column::AlertId.eq(&alert.id)).all(db).await?;
     type ChunkMeta = (i64, i32, i64, i32, String, i64, Option<i64>, Option<String>);
     let chunk_rows: Vec<ChunkMeta> = audio_chunks::Entity::find()
         .select_only()
@@ -168,7 +175,7 @@ async fn chain_lines(db: &DatabaseConnection, alert: &alerts::Model) -> Result<(
         .await?;
     let mut items: Vec<(i64, String, String)> = Vec::new();
     let mut unchained = 0;
-    for f in &fix_rows {
+    for f in fix_rows {
         match (f.chain_n, &f.chain_hash) {
             (Some(n), Some(h)) => items.push((n, h.clone(), fix_record(f))),
             _ => unchained += 1,
@@ -223,32 +230,27 @@ pub async fn export(
         ));
     }
     custody::record(db, alert_id, custody::action::EVIDENCE_EXPORTED, who, addr, None).await?;
-    let (lines, unchained) = chain_lines(db, &alert).await?;
+    // Where the chain stands first: the rows are read in more than one query while the writer
+    // may commit, and a batch commits all its items at once, in chain order; so everything up
+    // to this tip is stored, and what came after it is left for the next export.
+    let tip = crate::storage::evidence::tip(db, alert_id).await?.n;
+    let mut trail = fixes::Entity::find().filter(fixes::Column::AlertId.eq(alert_id)).all(db).await?;
+    let (lines, unchained) = chain_lines(db, &alert, &trail, tip).await?;
     let last = lines.last().expect("the start record");
-    let seal_now = store_seal(db, key, alert_id, last.n, &last.h.clone(), "export").await?;
     let mut seals: Vec<Seal> = evidence_seals::Entity::find()
         .filter(evidence_seals::Column::AlertId.eq(alert_id))
         .order_by_asc(evidence_seals::Column::Id)
         .all(db)
         .await?
         .into_iter()
-        .filter(|s| s.signed_at != seal_now.signed_at || s.reason != "export" || s.items != seal_now.items)
-        .map(|s| Seal {
-            items: s.items,
-            head: s.head,
-            signed_at: s.signed_at,
-            reason: s.reason,
-            public_key: s.public_key,
-            signature: s.signature,
-        })
+        .map(Seal::from)
         .collect();
-    seals.push(seal_now);
+    seals.push(store_seal(db, key, alert_id, last.n, &last.h.clone(), "export").await?);
 
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let chain_text: String =
         lines.iter().map(|l| serde_json::to_string(l).expect("serializes") + "\n").collect();
     files.push(("chain.jsonl".into(), chain_text.into_bytes()));
-    let mut trail = fixes::Entity::find().filter(fixes::Column::AlertId.eq(alert_id)).all(db).await?;
     trail.sort_by_key(|f| (f.device_time, f.seq));
     files.push(("trail.gpx".into(), gpx(&alert, &trail).into_bytes()));
     files.push(("trail.geojson".into(), geojson(&trail).into_bytes()));
@@ -262,7 +264,7 @@ pub async fn export(
             crate::storage::recordings::read_part(db, alert_id, p.part as u16, 0..i64::MAX as u64).await?;
         files.push((format!("recording/part-{}.{}", p.part, extension(&p.mime)), bytes));
     }
-    let names = Names::load(db, alert_id).await?;
+    let names = Names::load(db, &alert.user_id).await?;
     let events = events(db, &alert, who.is_responder(), &names).await?;
     files.push(("events.json".into(), serde_json::to_vec_pretty(&events).expect("serializes")));
     let custody = custody_log(db, alert_id, &names).await?;
@@ -407,10 +409,10 @@ struct Names {
 }
 
 impl Names {
-    async fn load(db: &DatabaseConnection, alert_id: &str) -> Result<Self> {
-        let alert = alerts::Entity::find_by_id(alert_id.to_owned()).one(db).await?.ok_or(Error::NotFound)?;
+    /// The person's contacts and every responder.
+    async fn load(db: &DatabaseConnection, user_id: &str) -> Result<Self> {
         let contacts = contacts::Entity::find()
-            .filter(contacts::Column::UserId.eq(&alert.user_id))
+            .filter(contacts::Column::UserId.eq(user_id))
             .all(db)
             .await?
             .into_iter()
