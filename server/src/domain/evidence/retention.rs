@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 use crate::storage::entity::{alerts, audio_chunks, audio_parts, fixes, refused_fixes};
 
 const DAY_MS: i64 = 86_400_000;
+/// From the start to the first sweep.
+const FIRST_SWEEP_MS: i64 = 3_600_000;
 /// Alerts purged per transaction (a large backlog goes in steps, never one huge transaction).
 const BATCH: u64 = 50;
 
@@ -23,9 +25,10 @@ pub struct Swept {
     pub chunks: u64,
 }
 
-/// The daily job: the first sweep a day after the start (the log says at once what it will
-/// delete, so an operator who upgraded, or set the period too short, has a day to act), then
-/// one per day of the server's clock (a test moves it).
+/// The daily job: the first sweep an hour after the start (the log says at once what it will
+/// delete, so an operator who upgraded, or set the period too short, has time to act; a day
+/// would never come for a server restarted daily), then one per day of the server's clock (a
+/// test moves it).
 pub async fn run(state: Core) {
     if state.settings.retention_days == 0 {
         // Kept for ever: nothing to do, but a worker that ends means a crash to the supervisor.
@@ -36,12 +39,12 @@ pub async fn run(state: Core) {
             alerts = n,
             days = state.settings.retention_days,
             "retention: this many ended alerts are past the period; their fixes and recordings will be \
-             deleted in 24 hours unless put on legal hold (or ALERTME_RETENTION_DAYS is changed)"
+             deleted in an hour unless put on legal hold (or ALERTME_RETENTION_DAYS is changed)"
         ),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "retention: counting what is due failed"),
     }
-    let mut next = state.clock.now_ms() + DAY_MS;
+    let mut next = state.clock.now_ms() + FIRST_SWEEP_MS;
     loop {
         if state.clock.now_ms() >= next {
             match sweep(&state).await {
