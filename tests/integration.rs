@@ -15,3 +15,4 @@ mod sms;
 mod sos_page;
 mod streaming;
 mod timers;
+mod uploads;

@@ -606,9 +606,11 @@ async fn contacts_crud(backend: Backend) {
         "/v1/alerts/{id}/cancel",
         "/v1/timers/{id}/checkin",
         "/v1/geozones",
+        "/v1/uploads/{upload}",
     ] {
         assert!(!paths[p].is_badvalue(), "openapi.yaml lacks {p}");
     }
+    assert!(!paths["/v1/alerts/{id}/recording"]["post"].is_badvalue(), "openapi.yaml lacks the upload");
 }
 both!(contacts, contacts_crud);
 

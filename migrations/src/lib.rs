@@ -13,6 +13,7 @@ mod m20261202_000008_languages;
 mod m20261202_000009_alert_owners;
 mod m20261202_000010_cluster_nodes;
 mod m20261202_000011_evidence;
+mod m20261203_000012_uploads;
 
 /// Runs AlertMe's migrations in order.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_alert_owners::Migration),
             Box::new(m20261202_000010_cluster_nodes::Migration),
             Box::new(m20261202_000011_evidence::Migration),
+            Box::new(m20261203_000012_uploads::Migration),
         ]
     }
 }

@@ -615,6 +615,31 @@ pub struct RecordingPart {
     pub bytes: u64,
     /// Relative URL to download it (supports Range).
     pub url: String,
+    /// `audio` or `video`.
+    #[serde(default = "audio_track")]
+    pub track: String,
+    /// An upload from the phone wrote into it (a file sent after the fact, or the rest of a
+    /// streamed recording).
+    #[serde(default)]
+    pub uploaded: bool,
+}
+
+fn audio_track() -> String {
+    "audio".to_owned()
+}
+
+/// What `POST /v1/alerts/{id}/recording` answers once a whole file is stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordingUploaded {
+    /// The stored part the file is (or completed).
+    pub part: u16,
+    /// Relative URL to download that part.
+    pub url: String,
+    /// Bytes of the file received.
+    pub received: u64,
+    /// Bytes stored as new: fewer than `received` when the part already held the file's first
+    /// bytes (the phone streamed them), so nothing is stored twice.
+    pub stored: u64,
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ pub async fn serve_with(
         trusted_proxies: cfg.trusted_proxies.clone(),
         metrics_token: cfg.metrics_token.clone().filter(|t| !t.is_empty()),
         retention_days: cfg.retention_days,
+        upload_max_bytes: cfg.upload_max_bytes,
     };
     let reveal = cfg.reveal_texts()?;
     let sms = sms::SmsClient::from_config(&cfg.sms, reveal)?;

@@ -243,6 +243,9 @@ pub struct ServeConfig {
     /// (unless a responder put the alert on legal hold); 0 keeps them for ever.
     #[arg(long, env = "ALERTME_RETENTION_DAYS", default_value_t = 90)]
     pub retention_days: u32,
+    /// Largest recording a phone may upload (`POST /v1/alerts/{id}/recording`), in bytes.
+    #[arg(long, env = "ALERTME_UPLOAD_MAX_BYTES", default_value_t = 200_000_000)]
+    pub upload_max_bytes: u64,
     /// Server → client ping interval on every socket, in ms; a peer silent for 3 intervals is cut off.
     #[arg(long, env = "ALERTME_HEARTBEAT_MS", default_value_t = 10_000)]
     pub heartbeat_ms: u64,

@@ -36,6 +36,18 @@ pub enum Error {
     /// Cluster mode: the node that holds this alert does not answer yet (retry in a moment).
     #[error("{0}")]
     Unavailable(String),
+    /// A precondition of the protocol spoken is not met (tus: another version).
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The body is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The body is not in a format we take.
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// Bytes of an upload sent for another offset than where it stands.
+    #[error("the upload stands at byte {0}; send from there")]
+    UploadOffset(u64),
     /// Database failure (`storage` converts its errors into this).
     #[error("database: {0}")]
     Db(Box<dyn std::error::Error + Send + Sync>),

@@ -7,9 +7,21 @@ pub const MAX_ELEMENT_BYTES: usize = 4 * 1024 * 1024;
 /// Longest MIME type a phone may name.
 const MAX_MIME_LEN: usize = 100;
 
-/// Codecs a phone may name in its MIME type (browsers' MediaRecorder and the app's AAC).
+/// Codecs a phone may name in its MIME type (browsers' MediaRecorder and the app's AAC, and
+/// the video codecs recorders use).
 const ACCEPTED_CODECS: &[&str] =
-    &["opus", "vorbis", "aac", "mp4a.40.2", "mp4a.40.5", "mp4a.40.29", "mp4a.67"];
+    &["opus", "vorbis", "aac", "mp4a.40.2", "mp4a.40.5", "mp4a.40.29", "mp4a.67", "vp8", "vp9", "avc1"];
+
+/// Whether `codec` is accepted: one of [`ACCEPTED_CODECS`], or an `avc1.PPCCLL` profile string.
+fn accepted_codec(codec: &str) -> bool {
+    ACCEPTED_CODECS.contains(&codec)
+        || codec
+            .strip_prefix("avc1.")
+            .is_some_and(|p| p.len() == 6 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        || codec
+            .strip_prefix("vp09.")
+            .is_some_and(|p| p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+}
 
 /// Container formats accepted from phones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +32,9 @@ pub enum Container {
     WebM,
     /// Fragmented MP4 (`audio/mp4`): Safari's and Chrome's MediaRecorder.
     Mp4,
+    /// Ogg (`audio/ogg`): Firefox's recorder and many apps' files. Accepted in uploads, stored
+    /// and played back, but not relayed live (browsers cannot append Ogg to a media source).
+    Ogg,
 }
 
 impl Container {
@@ -28,10 +43,44 @@ impl Container {
         let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match essence.as_str() {
             "audio/aac" | "audio/aacp" => Some(Self::Adts),
-            "audio/webm" => Some(Self::WebM),
-            "audio/mp4" => Some(Self::Mp4),
+            "audio/webm" | "video/webm" => Some(Self::WebM),
+            "audio/mp4" | "video/mp4" => Some(Self::Mp4),
+            "audio/ogg" => Some(Self::Ogg),
             _ => None,
         }
+    }
+
+    /// The container `bytes` (the first bytes of a file, at least 8 where there are) are in,
+    /// from their signature rather than from what a client claims; `None` for anything else.
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+            Some(Self::WebM)
+        } else if bytes.len() >= 8 && &bytes[4..8] == b"ftyp" {
+            Some(Self::Mp4)
+        } else if bytes.starts_with(b"OggS") {
+            Some(Self::Ogg)
+        } else if alertme_protocol::adts::header(bytes).is_some() {
+            Some(Self::Adts)
+        } else {
+            None
+        }
+    }
+
+    /// The plain MIME type of this container for a track (`video` for a video recording).
+    pub fn mime(self, video: bool) -> &'static str {
+        match (self, video) {
+            (Self::Adts, _) => "audio/aac",
+            (Self::WebM, false) => "audio/webm",
+            (Self::WebM, true) => "video/webm",
+            (Self::Mp4, false) => "audio/mp4",
+            (Self::Mp4, true) => "video/mp4",
+            (Self::Ogg, _) => "audio/ogg",
+        }
+    }
+
+    /// Whether a phone may stream this container live (its units can be found and relayed).
+    pub fn is_live(self) -> bool {
+        self != Self::Ogg
     }
 
     /// The MIME type in the one form we store and send back: an accepted container and, if the
@@ -57,10 +106,7 @@ impl Container {
             }
             let list: Vec<String> =
                 v.trim().trim_matches('"').split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
-            if list.is_empty()
-                || list.len() > 2
-                || !list.iter().all(|c| ACCEPTED_CODECS.contains(&c.as_str()))
-            {
+            if list.is_empty() || list.len() > 2 || !list.iter().all(|c| accepted_codec(c)) {
                 return None;
             }
             codecs = Some(list);
@@ -81,6 +127,7 @@ impl Container {
                 let size = u32::from_be_bytes([w[0], w[1], w[2], w[3]]) as usize;
                 (&w[4..8] == b"moof" && size >= 8 && size < MAX_ELEMENT_BYTES).then_some(i)
             }),
+            Self::Ogg => None,
         }
     }
 
@@ -90,6 +137,7 @@ impl Container {
             Self::Adts => "aac",
             Self::WebM => "webm",
             Self::Mp4 => "mp4",
+            Self::Ogg => "ogg",
         }
     }
 
@@ -100,6 +148,7 @@ impl Container {
             Self::Adts => false,
             Self::WebM => chunk.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]),
             Self::Mp4 => chunk.len() >= 8 && &chunk[4..8] == b"ftyp",
+            Self::Ogg => chunk.starts_with(b"OggS"),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod recordings;
 pub mod registration;
 pub mod silence;
 pub mod timers;
+pub mod uploads;
 pub mod wording;
 
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     /// Days an ended alert's fixes and recordings are kept (0: for ever).
     pub retention_days: u32,
+    /// Largest recording upload, in bytes.
+    pub upload_max_bytes: u64,
 }
 
 /// How long another node's console summary of an alert counts without being repeated.

@@ -97,6 +97,11 @@ impl Demuxer {
             Container::Adts => self.parse_adts(),
             Container::WebM => self.parse_webm(&mut out),
             Container::Mp4 => self.parse_mp4(&mut out),
+            // Never streamed (see `Container::is_live`): nothing to relay.
+            Container::Ogg => {
+                self.broken = true;
+                return Vec::new();
+            }
         }
         // While the init segment is still being collected, `cur` holds it, not a unit.
         if self.container == Container::Adts || self.init.is_some() {
@@ -425,6 +430,25 @@ mod tests {
         assert_eq!(c("audio/webm;codecs=h264"), None, "unknown codecs are refused");
         assert_eq!(c("audio/webm;rate=1"), None, "unknown parameters are refused");
         assert_eq!(c("text/html"), None);
+        assert_eq!(c("video/webm;codecs=vp8,opus").as_deref(), Some("video/webm;codecs=vp8,opus"));
+        assert_eq!(
+            c("video/mp4;codecs=avc1.42E01E,mp4a.40.2").as_deref(),
+            Some("video/mp4;codecs=avc1.42e01e,mp4a.40.2")
+        );
+        assert_eq!(c("video/mp4;codecs=avc1.42E01E\"x"), None);
+    }
+
+    #[test]
+    fn containers_are_told_by_their_first_bytes() {
+        let s = Container::sniff;
+        let read = |p: &str| std::fs::read(fixture(p)).unwrap();
+        assert_eq!(s(&read("speech_aac128k.aac")), Some(Container::Adts));
+        assert_eq!(s(&read("mr_webm_concat.webm")), Some(Container::WebM));
+        assert_eq!(s(&read("speech_opus32k.ogg")), Some(Container::Ogg));
+        assert_eq!(s(&read("mr_mp4_concat.mp4")), Some(Container::Mp4));
+        assert_eq!(s(b"RIFF\x24\0\0\0WAVEfmt "), None, "WAV is not taken");
+        assert_eq!(s(b"ID3\x04\0\0\0\0\0\0"), None, "nor MP3");
+        assert_eq!(s(b""), None);
     }
 
     fn fixture(p: &str) -> PathBuf {
@@ -523,6 +547,7 @@ mod tests {
         assert_eq!(Container::from_mime("audio/webm;codecs=opus"), Some(Container::WebM));
         assert_eq!(Container::from_mime("audio/AAC"), Some(Container::Adts));
         assert_eq!(Container::from_mime("audio/mp4; codecs=\"mp4a.40.2\""), Some(Container::Mp4));
-        assert_eq!(Container::from_mime("audio/ogg;codecs=opus"), None);
+        assert_eq!(Container::from_mime("audio/ogg;codecs=opus"), Some(Container::Ogg));
+        assert_eq!(Container::from_mime("audio/x-wav"), None);
     }
 }

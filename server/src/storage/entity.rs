@@ -182,6 +182,41 @@ pub mod audio_parts {
         pub mime: String,
         pub first_seq: i64,
         pub created_at: i64,
+        /// When an upload first wrote into this part (the phone's stream then no longer
+        /// continues it).
+        pub uploaded_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Recording uploads (tus or plain): where each stands.
+pub mod uploads {
+    use sea_orm::entity::prelude::*;
+
+    /// An upload row.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "uploads")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub alert_id: String,
+        pub device_id: String,
+        /// Declared total length (null: a plain upload of unknown length).
+        pub length: Option<i64>,
+        /// Bytes received and committed.
+        pub offset: i64,
+        /// A video recording (else audio).
+        pub video: bool,
+        /// The MIME type the client declared, canonical.
+        pub declared_mime: Option<String>,
+        /// The stored part its bytes go to, once the first bytes came.
+        pub part: Option<i32>,
+        pub created_at: i64,
+        pub completed_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ pub mod evidence;
 pub mod outbox;
 pub mod owners;
 pub mod recordings;
+pub mod uploads;
 pub mod writer;
 
 use std::time::Duration;

@@ -12,10 +12,16 @@ use crate::storage::entity::{audio_chunks, audio_parts};
 /// Where an alert's audio stands in the database.
 #[derive(Debug, Clone)]
 pub struct AudioPosition {
-    /// Highest stored chunk seq.
+    /// Highest chunk seq the phone's stream stored.
     pub acked: u64,
-    /// Current part, its MIME type and stored length.
+    /// The stream's current part, its MIME type and stored length.
     pub part: Option<(u16, String, u64)>,
+    /// The number the next new part gets.
+    pub next_part: u16,
+    /// The seq the next uploaded chunk gets (uploads count down from -1).
+    pub next_upload_seq: i64,
+    /// An upload wrote into the stream's current part (the stream goes on in a new one).
+    pub closed: bool,
 }
 
 /// Reads an alert's audio position from the database.
@@ -25,18 +31,47 @@ pub async fn audio_position(db: &DatabaseConnection, alert_id: &str) -> anyhow::
         .columns([audio_chunks::Column::Seq, audio_chunks::Column::Part])
         .expr(Expr::col(audio_chunks::Column::Offset).add(Expr::col(audio_chunks::Column::Len)))
         .filter(audio_chunks::Column::AlertId.eq(alert_id))
+        .filter(audio_chunks::Column::Seq.gt(0))
         .order_by_desc(audio_chunks::Column::Seq)
         .into_tuple::<(i64, i32, i64)>()
         .one(db)
         .await?;
-    let Some((seq, part, len)) = last else {
-        return Ok(AudioPosition { acked: 0, part: None });
-    };
-    let row = audio_parts::Entity::find_by_id((alert_id.to_owned(), part))
+    let lowest: Option<i64> = audio_chunks::Entity::find()
+        .select_only()
+        .column(audio_chunks::Column::Seq)
+        .filter(audio_chunks::Column::AlertId.eq(alert_id))
+        .filter(audio_chunks::Column::Seq.lt(0))
+        .order_by_asc(audio_chunks::Column::Seq)
+        .into_tuple()
         .one(db)
-        .await?
-        .context("audio chunk without its part row")?;
-    Ok(AudioPosition { acked: seq as u64, part: Some((part as u16, row.mime, len as u64)) })
+        .await?;
+    let next_upload_seq = lowest.map_or(-1, |s| s - 1);
+    let parts = audio_parts::Entity::find().filter(audio_parts::Column::AlertId.eq(alert_id)).all(db).await?;
+    let next_part = parts.iter().map(|p| p.part as u16 + 1).max().unwrap_or(0);
+    let Some((seq, part, len)) = last else {
+        return Ok(AudioPosition { acked: 0, part: None, next_part, next_upload_seq, closed: false });
+    };
+    let row = parts.into_iter().find(|p| p.part == part).context("audio chunk without its part row")?;
+    Ok(AudioPosition {
+        acked: seq as u64,
+        part: Some((part as u16, row.mime, len as u64)),
+        next_part,
+        next_upload_seq,
+        closed: row.uploaded_at.is_some(),
+    })
+}
+
+/// Where a part's stored bytes end.
+pub async fn part_end(db: &DatabaseConnection, alert_id: &str, part: u16) -> anyhow::Result<u64> {
+    let end: Option<Option<i64>> = audio_chunks::Entity::find()
+        .select_only()
+        .expr(Func::max(Expr::col(audio_chunks::Column::Offset).add(Expr::col(audio_chunks::Column::Len))))
+        .filter(audio_chunks::Column::AlertId.eq(alert_id))
+        .filter(audio_chunks::Column::Part.eq(part as i32))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(end.flatten().unwrap_or(0) as u64)
 }
 
 /// Bytes `range` (end exclusive) of a stored audio part, joined from its chunks; shorter when
@@ -146,6 +181,8 @@ pub struct StoredPart {
     pub mime: String,
     /// Committed bytes.
     pub len: u64,
+    /// An upload wrote into it (it was uploaded, or an upload completed it).
+    pub uploaded: bool,
 }
 
 /// An alert's stored parts with their committed lengths.
@@ -164,7 +201,12 @@ pub async fn parts(db: &DatabaseConnection, alert_id: &str) -> anyhow::Result<Ve
         .into_iter()
         .map(|p| {
             let len = ends.iter().find(|(n, _)| *n == p.part).and_then(|(_, e)| *e).unwrap_or(0);
-            StoredPart { part: p.part as u16, mime: p.mime, len: len as u64 }
+            StoredPart {
+                part: p.part as u16,
+                mime: p.mime,
+                len: len as u64,
+                uploaded: p.uploaded_at.is_some(),
+            }
         })
         .collect())
 }

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::media::Container;
-use crate::storage::entity::{audio_chunks, audio_parts, fixes, refused_fixes};
+use crate::storage::entity::{audio_chunks, audio_parts, fixes, refused_fixes, uploads};
 
 /// Jobs waiting for the writer. When full, phone sockets stop reading (backpressure to the
 /// phone, which keeps its data until acked) instead of the server buffering without bound.
@@ -34,6 +34,10 @@ const MAX_BATCH: usize = 1024;
 const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
 /// Rows per INSERT statement (11 columns × 200 stays far below SQLite's parameter limit).
 const ROWS_PER_INSERT: usize = 200;
+/// Largest chunk row an upload writes (its bytes come in pieces of any size).
+pub const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
+/// Uploads whose place the writer keeps in memory; beyond this they are read again.
+const UPLOADS_CACHED: usize = 1024;
 
 /// Who hears that items were stored: the alert's live session, which then moves the acks and
 /// fans the items out. The writer owns this seam so that storage never depends on the hub
@@ -68,8 +72,60 @@ pub enum Notice {
     Fenced,
 }
 
+/// Why the writer did not take bytes of an upload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadRefused {
+    /// The bytes are not where the upload stands.
+    #[error("the upload stands at byte {0}")]
+    Offset(u64),
+    /// No such upload for this alert.
+    #[error("no such upload")]
+    Unknown,
+    /// They would take the upload past its declared length.
+    #[error("the bytes go past the upload's declared length")]
+    TooLong,
+    /// Another upload is writing into the same part in this very batch: retry in a moment.
+    #[error("another upload is writing into the same recording; retry")]
+    Busy,
+    /// Storage failed; nothing of this job is stored.
+    #[error("storage failed")]
+    StorageFailed,
+    /// Another node took the alert over.
+    #[error("the alert is live on another node")]
+    Fenced,
+}
+
+/// Where an upload stands once the writer committed a job of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadProgress {
+    /// Bytes of the upload received and committed.
+    pub offset: u64,
+    /// The stored part they went to.
+    pub part: u16,
+    /// Bytes of this job stored as new (bytes the part already held are not stored twice).
+    pub stored: u64,
+}
+
+/// Bytes of an upload for the writer.
+#[derive(Debug)]
+pub struct UploadBytes {
+    /// The upload.
+    pub upload_id: String,
+    /// Its alert.
+    pub alert_id: String,
+    /// The fencing number of the alert's live session on this node, if there is one.
+    pub fence: Option<i64>,
+    /// The MIME type a new part gets (the container sniffed from the upload's first bytes).
+    pub mime: String,
+    /// Where in the upload the bytes begin.
+    pub offset: u64,
+    /// The bytes.
+    pub bytes: Bytes,
+}
+
 enum Job {
     Forget(String),
+    Upload(UploadBytes, tokio::sync::oneshot::Sender<Result<UploadProgress, UploadRefused>>),
     /// Answered once everything queued before it is committed (or failed).
     Flush(tokio::sync::oneshot::Sender<()>),
     Fixes {
@@ -123,7 +179,7 @@ impl Store {
                 match crate::storage::connect_writer(&url).await {
                     Ok(db) => {
                         let _ = ready_tx.send(Ok(()));
-                        Writer { db, positions: HashMap::new(), node }.run(rx).await;
+                        Writer { db, positions: HashMap::new(), node, uploads: HashMap::new() }.run(rx).await;
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -189,6 +245,16 @@ impl Store {
             .await;
     }
 
+    /// Stores bytes of an upload once everything queued before is committed: how the upload
+    /// stands after them, or why they were not taken.
+    pub async fn upload(&self, bytes: UploadBytes) -> Result<UploadProgress, UploadRefused> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Job::Upload(bytes, tx)).await.is_err() {
+            return Err(UploadRefused::StorageFailed);
+        }
+        rx.await.unwrap_or(Err(UploadRefused::StorageFailed))
+    }
+
     /// Drops the writer's position of an ended alert (after anything queued before it).
     pub async fn forget(&self, alert_id: &str) {
         let _ = self.tx.send(Job::Forget(alert_id.to_owned())).await;
@@ -207,6 +273,33 @@ struct OpenPart {
     /// The fencing number this was read under (a cluster node that owns an alert again, later,
     /// reads it afresh: another node stored items meanwhile).
     fence: Option<i64>,
+    /// The number a new part gets: parts come from the stream and from uploads.
+    next_part: u16,
+    /// The seq the next uploaded chunk gets: uploads count down from -1, apart from the
+    /// phone's stream (1, 2, 3, …), whose seqs the phone assigns.
+    next_upload_seq: i64,
+    /// An upload wrote into the stream's current part: the stream's next chunk opens a new one.
+    stream_closed: bool,
+    /// Lengths of parts uploads write into (as stored plus this batch), read when first needed.
+    part_lens: HashMap<u16, u64>,
+}
+
+/// Where an upload stands, as the writer keeps it.
+#[derive(Debug, Clone)]
+struct UploadPos {
+    alert_id: String,
+    offset: u64,
+    length: Option<u64>,
+    part: Option<u16>,
+}
+
+/// Rows a batch writes for uploads, besides chunk and part rows.
+#[derive(Default)]
+struct UploadRows {
+    /// Existing parts uploads began writing into.
+    marked: Vec<(String, u16)>,
+    /// Each touched upload's place after the batch.
+    places: HashMap<String, UploadPos>,
 }
 
 struct Writer {
@@ -215,6 +308,8 @@ struct Writer {
     positions: HashMap<String, OpenPart>,
     /// In a cluster, this node's id: commits check the alerts' ownership rows.
     node: Option<String>,
+    /// Uploads in progress. Dropped on failure and read again.
+    uploads: HashMap<String, UploadPos>,
 }
 
 impl Job {
@@ -223,7 +318,7 @@ impl Job {
             Job::Fixes { session, .. } | Job::Refused { session, .. } | Job::Audio { session, .. } => {
                 Some(session)
             }
-            Job::Forget(_) | Job::Flush(_) => None,
+            Job::Forget(_) | Job::Flush(_) | Job::Upload(..) => None,
         }
     }
 
@@ -232,7 +327,7 @@ impl Job {
             Job::Fixes { notice, .. } | Job::Refused { notice, .. } | Job::Audio { notice, .. } => {
                 Some(notice)
             }
-            Job::Forget(_) | Job::Flush(_) => None,
+            Job::Forget(_) | Job::Flush(_) | Job::Upload(..) => None,
         }
     }
 }
@@ -269,6 +364,12 @@ impl Writer {
                 *c = (*c).max(f);
             }
         }
+        for j in &jobs {
+            if let Job::Upload(UploadBytes { alert_id, fence: Some(f), .. }, _) = j {
+                let c = claims.entry(alert_id.clone()).or_insert(*f);
+                *c = (*c).max(*f);
+            }
+        }
         let stale = |s: &Arc<dyn Committed>| {
             s.fence().is_some_and(|f| claims.get(s.alert_id()).is_some_and(|newest| f < *newest))
         };
@@ -287,8 +388,17 @@ impl Writer {
                 Err(e) => {
                     tracing::error!(error = %e, "ownership check failed; nothing in this batch is acknowledged");
                     metrics::counter!(crate::telemetry::WRITER_FAILURES).increment(1);
-                    for n in jobs.iter().filter_map(Job::notice) {
-                        let _ = n.try_send(Notice::StorageFailed);
+                    for j in jobs {
+                        match j {
+                            Job::Upload(_, reply) => {
+                                let _ = reply.send(Err(UploadRefused::StorageFailed));
+                            }
+                            j => {
+                                if let Some(n) = j.notice() {
+                                    let _ = n.try_send(Notice::StorageFailed);
+                                }
+                            }
+                        }
                     }
                     return;
                 }
@@ -311,6 +421,8 @@ impl Writer {
         // alert in this batch would reload them from a database that lacks this batch's rows
         // (and number its chain items again).
         let mut forget = Vec::new();
+        let mut upload_rows = UploadRows::default();
+        let mut uploaded = Vec::new();
         // Alerts of this batch whose position is not known yet (after the first batch, few).
         let wanted: HashMap<String, Option<i64>> = jobs
             .iter()
@@ -334,6 +446,24 @@ impl Writer {
                 continue;
             }
             match job {
+                Job::Upload(up, reply) => {
+                    if fenced.contains(&up.alert_id)
+                        || up.fence.is_some_and(|f| claims.get(&up.alert_id).is_some_and(|n| f < *n))
+                    {
+                        let _ = reply.send(Err(UploadRefused::Fenced));
+                        continue;
+                    }
+                    let id = up.alert_id.clone();
+                    match self.upload_step(up, now, &mut part_rows, &mut chunk_rows, &mut upload_rows).await {
+                        Ok(p) => {
+                            touched.push(id);
+                            uploaded.push((reply, p));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                }
                 Job::Forget(id) => forget.push(id),
                 Job::Flush(tx) => flushed.push(tx),
                 Job::Fixes { session, fixes, notice, queued } => {
@@ -395,19 +525,24 @@ impl Writer {
                     }
                     let container = Container::from_mime(&mime).expect("checked above");
                     let new_part = match &open.part {
-                        None => Some(0),
-                        Some((p, _, len)) if *len > 0 && container.starts_recording(&bytes) => Some(p + 1),
-                        Some(_) => None,
+                        None => true,
+                        Some((_, _, len)) => {
+                            open.stream_closed || (*len > 0 && container.starts_recording(&bytes))
+                        }
                     };
-                    if let Some(p) = new_part {
+                    if new_part {
+                        let p = open.next_part;
                         part_rows.push(audio_parts::ActiveModel {
                             alert_id: Set(id.clone()),
                             part: Set(p as i32),
                             mime: Set(mime.clone()),
                             first_seq: Set(seq as i64),
                             created_at: Set(now),
+                            uploaded_at: Set(None),
                         });
                         open.part = Some((p, mime.clone(), 0));
+                        open.next_part = p + 1;
+                        open.stream_closed = false;
                     }
                     let (p, _, len) = open.part.as_mut().expect("set above");
                     let mut row = audio_chunks::Model {
@@ -423,6 +558,8 @@ impl Writer {
                         chain_hash: None,
                     };
                     *len += bytes.len() as u64;
+                    let p = *p;
+                    open.part_lens.entry(p).and_modify(|l| *l += bytes.len() as u64);
                     (row.chain_n, row.chain_hash) = open.chain(&super::evidence::chunk_record(&row));
                     chunk_rows.push(audio_chunks::ActiveModel::from(row));
                     open.next_seq += 1;
@@ -457,6 +594,7 @@ impl Writer {
             for rows in in_groups(chunk_rows) {
                 audio_chunks::Entity::insert_many(rows).exec_without_returning(&txn).await?;
             }
+            upload_rows.write(&txn, now).await?;
             txn.commit().await?;
             // How long a batch takes (RUST_LOG=alertme_server::storage::writer=debug); counts and
             // durations only.
@@ -479,10 +617,19 @@ impl Writer {
             for id in touched {
                 self.positions.remove(&id);
             }
+            for id in upload_rows.places.keys() {
+                self.uploads.remove(id);
+            }
+            for (reply, _) in uploaded {
+                let _ = reply.send(Err(UploadRefused::StorageFailed));
+            }
             for n in notices {
                 let _ = n.try_send(Notice::StorageFailed);
             }
             return;
+        }
+        for (reply, p) in uploaded {
+            let _ = reply.send(Ok(p));
         }
         let latency = metrics::histogram!(crate::telemetry::ACK_LATENCY_SECONDS);
         for q in waited {
@@ -509,7 +656,18 @@ impl Writer {
             let tip =
                 super::evidence::Tip { n: 0, head: crate::chain::anchor(&super::evidence::start_record(&a)) };
             let fence = wanted.get(&a.id).copied().flatten();
-            self.positions.insert(a.id, OpenPart { next_seq: 1, part: None, fix_max: 0, tip, fence });
+            let open = OpenPart {
+                next_seq: 1,
+                part: None,
+                fix_max: 0,
+                tip,
+                fence,
+                next_part: 0,
+                next_upload_seq: -1,
+                stream_closed: false,
+                part_lens: HashMap::new(),
+            };
+            self.positions.insert(a.id, open);
         }
         Ok(())
     }
@@ -519,7 +677,17 @@ impl Writer {
             let pos = super::recordings::audio_position(&self.db, alert_id).await?;
             let fix_max = super::evidence::max_fix_seq(&self.db, alert_id).await?;
             let tip = super::evidence::tip(&self.db, alert_id).await?;
-            let open = OpenPart { next_seq: pos.acked + 1, part: pos.part, fix_max, tip, fence };
+            let open = OpenPart {
+                next_seq: pos.acked + 1,
+                part: pos.part,
+                fix_max,
+                tip,
+                fence,
+                next_part: pos.next_part,
+                next_upload_seq: pos.next_upload_seq,
+                stream_closed: pos.closed,
+                part_lens: HashMap::new(),
+            };
             self.positions.insert(alert_id.to_owned(), open);
         }
         Ok(self.positions.get_mut(alert_id).expect("inserted above"))
@@ -546,6 +714,254 @@ impl Writer {
             .filter(|f| !stored.contains(&(f.seq as i64)))
             .filter(|f| in_batch.insert((alert_id.to_owned(), f.seq)))
             .collect())
+    }
+}
+
+impl Writer {
+    /// Takes bytes of an upload into this batch's rows. An upload fills the part whose bytes
+    /// it begins with (a recording the phone streamed, or an earlier try of the same upload):
+    /// bytes that part already holds are compared, not stored again, and only what it lacks is
+    /// appended. Where the upload differs from that part, it becomes a part of its own (its
+    /// bytes so far, which were that part's, copied into it).
+    async fn upload_step(
+        &mut self,
+        up: UploadBytes,
+        now: i64,
+        part_rows: &mut Vec<audio_parts::ActiveModel>,
+        chunk_rows: &mut Vec<audio_chunks::ActiveModel>,
+        rows: &mut UploadRows,
+    ) -> Result<UploadProgress, UploadRefused> {
+        let mut place = self.upload_place(&up.upload_id).await?;
+        if place.alert_id != up.alert_id {
+            return Err(UploadRefused::Unknown);
+        }
+        if up.offset != place.offset {
+            return Err(UploadRefused::Offset(place.offset));
+        }
+        let end = place.offset + up.bytes.len() as u64;
+        if place.length.is_some_and(|l| end > l) {
+            return Err(UploadRefused::TooLong);
+        }
+        let failed = |e: anyhow::Error| {
+            tracing::error!(alert = %up.alert_id, error = %e, "upload state unavailable");
+            UploadRefused::StorageFailed
+        };
+        self.position(&up.alert_id, up.fence).await.map_err(failed)?;
+        let db = &self.db;
+        let open = self.positions.get_mut(&up.alert_id).expect("loaded above");
+        let alert = up.alert_id.as_str();
+        let mut target = match place.part {
+            Some(p) => p,
+            None => match matching_part(db, alert, open, &up.bytes).await.map_err(failed)? {
+                Some(p) => p,
+                None => new_upload_part(alert, &up.mime, now, open, part_rows),
+            },
+        };
+        let mut rest = &up.bytes[..];
+        let len = part_len(db, alert, target, open).await.map_err(failed)?;
+        if place.offset < len {
+            let n = std::cmp::min(len - place.offset, rest.len() as u64);
+            let held = committed(db, alert, target, place.offset..place.offset + n).await?;
+            if held == rest[..n as usize] {
+                rest = &rest[n as usize..];
+            } else {
+                // It differs: the upload so far was `target`'s first bytes; copy them into a
+                // part of its own and go on there.
+                let prefix = committed(db, alert, target, 0..place.offset).await?;
+                let from = target;
+                target = new_upload_part(alert, &up.mime, now, open, part_rows);
+                tracing::info!(
+                    alert,
+                    from,
+                    part = target,
+                    "an upload differs from the recording it began like"
+                );
+                append(alert, target, &prefix, now, open, chunk_rows);
+            }
+        }
+        if place.part != Some(target) {
+            mark(alert, target, open, rows);
+        }
+        let stored = rest.len() as u64;
+        append(alert, target, rest, now, open, chunk_rows);
+        place.offset = end;
+        place.part = Some(target);
+        rows.places.insert(up.upload_id.clone(), place.clone());
+        if self.uploads.len() >= UPLOADS_CACHED {
+            self.uploads.clear();
+        }
+        self.uploads.insert(up.upload_id, place);
+        Ok(UploadProgress { offset: end, part: target, stored })
+    }
+
+    /// An upload's place: as this writer left it, else as stored.
+    async fn upload_place(&mut self, id: &str) -> Result<UploadPos, UploadRefused> {
+        if let Some(p) = self.uploads.get(id) {
+            return Ok(p.clone());
+        }
+        let row = uploads::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "reading an upload failed");
+                UploadRefused::StorageFailed
+            })?
+            .ok_or(UploadRefused::Unknown)?;
+        Ok(UploadPos {
+            alert_id: row.alert_id,
+            offset: row.offset as u64,
+            length: row.length.map(|l| l as u64),
+            part: row.part.map(|p| p as u16),
+        })
+    }
+}
+
+/// The first stored part of the alert whose bytes `first` (an upload's first bytes) begin
+/// like, if any.
+async fn matching_part(
+    db: &DatabaseConnection,
+    alert: &str,
+    open: &mut OpenPart,
+    first: &[u8],
+) -> anyhow::Result<Option<u16>> {
+    for p in 0..open.next_part {
+        let len = part_len(db, alert, p, open).await?;
+        if len == 0 {
+            continue;
+        }
+        let n = std::cmp::min(len, first.len() as u64);
+        if let Ok(held) = committed(db, alert, p, 0..n).await {
+            if held == first[..n as usize] {
+                return Ok(Some(p));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A new part for an upload's bytes.
+fn new_upload_part(
+    alert: &str,
+    mime: &str,
+    now: i64,
+    open: &mut OpenPart,
+    part_rows: &mut Vec<audio_parts::ActiveModel>,
+) -> u16 {
+    let p = open.next_part;
+    open.next_part += 1;
+    open.part_lens.insert(p, 0);
+    part_rows.push(audio_parts::ActiveModel {
+        alert_id: Set(alert.to_owned()),
+        part: Set(p as i32),
+        mime: Set(mime.to_owned()),
+        first_seq: Set(open.next_upload_seq),
+        created_at: Set(now),
+        uploaded_at: Set(Some(now)),
+    });
+    p
+}
+
+/// Notes that an upload writes into part `p`: the stream no longer continues it.
+fn mark(alert: &str, p: u16, open: &mut OpenPart, rows: &mut UploadRows) {
+    if open.part.as_ref().is_some_and(|(cur, _, _)| *cur == p) {
+        open.stream_closed = true;
+    }
+    rows.marked.push((alert.to_owned(), p));
+}
+
+/// A part's length as stored plus this batch.
+async fn part_len(db: &DatabaseConnection, alert: &str, p: u16, open: &mut OpenPart) -> anyhow::Result<u64> {
+    if let Some(l) = open.part_lens.get(&p) {
+        return Ok(*l);
+    }
+    let l = match &open.part {
+        // The stream's own part, while only the stream writes it: its length as the stream
+        // left it (this batch included).
+        Some((cur, _, len)) if *cur == p && !open.stream_closed => *len,
+        _ => super::recordings::part_end(db, alert, p).await?,
+    };
+    open.part_lens.insert(p, l);
+    Ok(l)
+}
+
+/// Committed bytes `range` of a part; [`UploadRefused::Busy`] when the database does not
+/// hold them all yet (this batch wrote them).
+async fn committed(
+    db: &DatabaseConnection,
+    alert: &str,
+    p: u16,
+    range: std::ops::Range<u64>,
+) -> Result<Vec<u8>, UploadRefused> {
+    if range.is_empty() {
+        return Ok(Vec::new());
+    }
+    let want = range.end - range.start;
+    let bytes = super::recordings::read_part(db, alert, p, range).await.map_err(|e| {
+        tracing::error!(alert, part = p, error = %e, "reading a part for an upload failed");
+        UploadRefused::StorageFailed
+    })?;
+    if bytes.len() as u64 != want {
+        return Err(UploadRefused::Busy);
+    }
+    Ok(bytes)
+}
+
+/// Appends `bytes` to part `p` (its length known to [`part_len`]) as uploaded chunk rows,
+/// each extending the chain.
+fn append(
+    alert: &str,
+    p: u16,
+    bytes: &[u8],
+    now: i64,
+    open: &mut OpenPart,
+    chunk_rows: &mut Vec<audio_chunks::ActiveModel>,
+) {
+    for piece in bytes.chunks(UPLOAD_CHUNK_BYTES) {
+        let len = open.part_lens.entry(p).or_insert(0);
+        let at = *len;
+        *len += piece.len() as u64;
+        let mut row = audio_chunks::Model {
+            alert_id: alert.to_owned(),
+            seq: open.next_upload_seq,
+            part: p as i32,
+            offset: at as i64,
+            len: piece.len() as i32,
+            sha256: hex::encode(Sha256::digest(piece)),
+            received_at: now,
+            data: Some(piece.to_vec()),
+            chain_n: None,
+            chain_hash: None,
+        };
+        open.next_upload_seq -= 1;
+        (row.chain_n, row.chain_hash) = open.chain(&super::evidence::chunk_record(&row));
+        chunk_rows.push(audio_chunks::ActiveModel::from(row));
+    }
+}
+
+impl UploadRows {
+    /// Writes the marks and the uploads' places (in the batch's transaction).
+    async fn write<C: sea_orm::ConnectionTrait>(&self, txn: &C, now: i64) -> Result<(), sea_orm::DbErr> {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        for (alert, p) in &self.marked {
+            audio_parts::Entity::update_many()
+                .col_expr(audio_parts::Column::UploadedAt, sea_orm::sea_query::Expr::value(now))
+                .filter(audio_parts::Column::AlertId.eq(alert.as_str()))
+                .filter(audio_parts::Column::Part.eq(*p as i32))
+                .filter(audio_parts::Column::UploadedAt.is_null())
+                .exec(txn)
+                .await?;
+        }
+        for (id, place) in &self.places {
+            let done = place.length.is_some_and(|l| l == place.offset);
+            let mut update = uploads::Entity::update_many()
+                .col_expr(uploads::Column::Offset, sea_orm::sea_query::Expr::value(place.offset as i64))
+                .col_expr(uploads::Column::Part, sea_orm::sea_query::Expr::value(place.part.map(i32::from)));
+            if done {
+                update = update.col_expr(uploads::Column::CompletedAt, sea_orm::sea_query::Expr::value(now));
+            }
+            update.filter(uploads::Column::Id.eq(id.as_str())).exec(txn).await?;
+        }
+        Ok(())
     }
 }
 

@@ -20,6 +20,10 @@ fn parts(e: &Error) -> (StatusCode, &'static str) {
         Error::InvalidCode => (StatusCode::UNAUTHORIZED, "invalid_code"),
         Error::LinkExpired => (StatusCode::GONE, "link_expired"),
         Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        Error::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+        Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        Error::UnsupportedMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        Error::UploadOffset(_) => (StatusCode::CONFLICT, "upload_offset"),
         Error::Db(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }

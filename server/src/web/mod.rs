@@ -12,7 +12,7 @@ pub(crate) mod state;
 pub(crate) mod throttle;
 mod watch;
 
-use rest::{account, config, contacts, evidence, health, links, recording, sms_hooks, timers, trail};
+use rest::{account, config, contacts, evidence, health, links, recording, sms_hooks, timers, trail, upload};
 
 use axum::http::{header, HeaderValue};
 use axum::Router;
@@ -46,6 +46,14 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .route_service("/console", ServeFile::new(&index))
         .route_service("/sos", ServeFile::new(&index))
         .fallback_service(ServeDir::new(static_dir).fallback(ServeFile::new(&index)))
+        // A request (its body included) must be handled within this; streamed answers
+        // (recordings) and sockets run on after their handler returned.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(30),
+        ))
+        // Uploads may take long on a bad link: they bound themselves (size cap, idle time).
+        .merge(upload::router())
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -65,12 +73,6 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
                     req.extensions().get::<axum::extract::MatchedPath>().map_or("static", |p| p.as_str());
                 tracing::debug_span!("http", method = %req.method(), route)
             },
-        ))
-        // A request (its body included) must be handled within this; streamed answers
-        // (recordings) and sockets run on after their handler returned.
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            std::time::Duration::from_secs(30),
         ))
         .with_state(state)
 }

@@ -317,7 +317,10 @@ impl Conn {
             }
         }
         // Stored and sent back as a header later: only an allow-listed, canonical form.
-        let supported = audio_mime.as_deref().and_then(Container::canonical_mime);
+        let supported = audio_mime
+            .as_deref()
+            .and_then(Container::canonical_mime)
+            .filter(|m| m.starts_with("audio/") && Container::from_mime(m).is_some_and(Container::is_live));
         let (sess, mut row, created) =
             match alerts::start(&self.state, &self.device, &client_id, supported.as_deref()).await {
                 Ok(x) => x,

@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use super::custody::{self, Who};
 use crate::domain::Core;
 use crate::error::{Error, Result};
-use crate::storage::entity::{alerts, audio_chunks, audio_parts, fixes, refused_fixes};
+use crate::storage::entity::{alerts, audio_chunks, audio_parts, fixes, refused_fixes, uploads};
 
 const DAY_MS: i64 = 86_400_000;
 /// From the start to the first sweep.
@@ -132,6 +132,7 @@ async fn purge(state: &Core, alert_id: &str, why: &str) -> Result<Swept> {
         .exec(&txn)
         .await?;
     audio_parts::Entity::delete_many().filter(audio_parts::Column::AlertId.eq(alert_id)).exec(&txn).await?;
+    uploads::Entity::delete_many().filter(uploads::Column::AlertId.eq(alert_id)).exec(&txn).await?;
     let detail = format!("{why}: {} fixes and {} recording chunks deleted", f.rows_affected, c.rows_affected);
     crate::domain::alerts::event_with(&txn, alert_id, "purged", None, now, Some(detail)).await?;
     txn.commit().await?;

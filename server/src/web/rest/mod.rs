@@ -10,3 +10,4 @@ pub(super) mod recording;
 pub(super) mod sms_hooks;
 pub(super) mod timers;
 pub(super) mod trail;
+pub(super) mod upload;

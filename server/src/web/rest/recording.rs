@@ -35,8 +35,10 @@ async fn list(
         .map(|p| RecordingPart {
             part: p.part,
             url: format!("/v1/alerts/{id}/recording/{}", p.part),
+            track: if p.mime.starts_with("video/") { "video" } else { "audio" }.to_owned(),
             mime: p.mime,
             bytes: p.len,
+            uploaded: p.uploaded,
         })
         .collect();
     out.sort_by_key(|p| p.part);
