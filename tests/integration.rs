@@ -16,3 +16,4 @@ mod sos_page;
 mod streaming;
 mod timers;
 mod uploads;
+mod video;

@@ -55,6 +55,13 @@ pub struct PhoneArgs {
     /// MIME type of the audio (default: from the file extension or the first chunk).
     #[arg(long)]
     pub audio_mime: Option<String>,
+    /// A recording with video to stream instead of `--audio`: WebM (VP8/VP9 + Opus) or
+    /// fragmented MP4 (H.264 + AAC), cut as a recorder at `--video-kbps` would emit it.
+    #[arg(long, conflicts_with = "audio")]
+    pub video: Option<PathBuf>,
+    /// Bit rate the `--video` file was recorded at, for cutting it into timeslices.
+    #[arg(long, default_value_t = 190)]
+    pub video_kbps: u64,
     /// Playback speed: 1 is real time, 60 streams a minute per second.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
@@ -88,12 +95,16 @@ enum Item {
 pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.speed > 0.0 && args.speed.is_finite(), "--speed must be > 0");
     let fixes = track::load(&args.gpx)?;
-    let (mime, chunks) = match &args.audio {
-        Some(p) => {
+    let (mime, chunks) = match (&args.audio, &args.video) {
+        (Some(p), _) => {
             let (m, c) = load_audio(p, args.audio_mime.clone(), args.chunk_ms)?;
             (Some(m), c)
         }
-        None => (None, Vec::new()),
+        (None, Some(p)) => {
+            let (m, c) = load_video(p, args.audio_mime.clone(), args.chunk_ms, args.video_kbps)?;
+            (Some(m), c)
+        }
+        (None, None) => (None, Vec::new()),
     };
     let t0_track = fixes[0].time_ms;
     let chunks = if args.loop_audio && !chunks.is_empty() {
@@ -163,6 +174,26 @@ fn load_audio(
         _ => (32_000 / 8 * chunk_ms as usize / 1000).max(1),
     }
     .clamp(1, 60 * 1024);
+    Ok((mime, bytes.chunks(per_chunk).map(<[u8]>::to_vec).collect()))
+}
+
+/// Reads a recording with video as the chunks a recorder at `kbps` would emit.
+fn load_video(
+    path: &std::path::Path,
+    mime: Option<String>,
+    chunk_ms: u64,
+    kbps: u64,
+) -> anyhow::Result<(String, Vec<Vec<u8>>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mime = match mime {
+        Some(m) => m,
+        None if bytes.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) => "video/webm;codecs=vp8,opus".to_owned(),
+        None if bytes.len() >= 8 && &bytes[4..8] == b"ftyp" => {
+            "video/mp4;codecs=avc1.42c00c,mp4a.40.2".to_owned()
+        }
+        None => anyhow::bail!("{}: not a WebM or MP4 recording", path.display()),
+    };
+    let per_chunk = ((kbps * 1000 / 8 * chunk_ms / 1000) as usize).clamp(1, 60 * 1024);
     Ok((mime, bytes.chunks(per_chunk).map(<[u8]>::to_vec).collect()))
 }
 

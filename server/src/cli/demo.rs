@@ -28,6 +28,8 @@ pub async fn start(
         gpx: static_dir.join("demo/walk.gpx"),
         audio: Some(static_dir.join("demo/speech.aac")),
         audio_mime: Some("audio/aac".into()),
+        video: None,
+        video_kbps: 190,
         speed: 1.0,
         chunk_ms: 250,
         drop_every: None,

@@ -41,6 +41,23 @@ pub struct Demuxer {
     adts_lock: Option<AdtsParams>,
     webm: WebmState,
     mp4_after_styp: bool,
+    /// A recording with video: its track (WebM track number, MP4 track id and default sample
+    /// flags), read from the init segment. Only a unit that begins with a video keyframe is
+    /// a point where a late joiner may start.
+    video: Option<VideoTrack>,
+    /// A unit began (a Cluster) whose first video block was not seen yet: whether it may be
+    /// a start is still open, so it is not handed out yet.
+    key_pending: bool,
+    /// Blocks seen while `key_pending`.
+    pending_blocks: u32,
+}
+
+/// The video track of a recording, as its init segment names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct VideoTrack {
+    id: u64,
+    /// MP4 `trex` default sample flags.
+    default_flags: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +85,9 @@ impl Demuxer {
             adts_lock: None,
             webm: WebmState::Header,
             mp4_after_styp: false,
+            video: None,
+            key_pending: false,
+            pending_blocks: 0,
         }
     }
 
@@ -104,7 +124,7 @@ impl Demuxer {
             }
         }
         // While the init segment is still being collected, `cur` holds it, not a unit.
-        if self.container == Container::Adts || self.init.is_some() {
+        if (self.container == Container::Adts || self.init.is_some()) && !self.key_pending {
             self.flush(&mut out);
         }
         if self.pos > 0 {
@@ -214,11 +234,13 @@ impl Demuxer {
             match self.webm {
                 WebmState::Cluster { end: Some(end) } if abs >= end => {
                     self.webm = WebmState::Segment;
+                    self.key_pending = false; // it had no video: not a start
                     continue;
                 }
                 WebmState::Cluster { .. } if is_segment_child(id) || id == EBML_HEADER => {
                     // An unknown-size Cluster ends where the next top-level element begins.
                     self.webm = WebmState::Segment;
+                    self.key_pending = false;
                     continue;
                 }
                 _ => {}
@@ -249,10 +271,18 @@ impl Demuxer {
                 }
                 (WebmState::Segment, CLUSTER) => {
                     if self.init.is_none() {
-                        self.init = Some(Bytes::from(std::mem::take(&mut self.cur)));
+                        let init = Bytes::from(std::mem::take(&mut self.cur));
+                        self.video = webm_video_track(&init).map(|id| VideoTrack { id, default_flags: 0 });
+                        self.init = Some(init);
                     }
                     let end = size.map(|s| abs + (head as u64) + s);
                     self.take(head, true, out);
+                    if self.video.is_some() {
+                        // A start only if its first video block is a keyframe.
+                        self.cur_sync = false;
+                        self.key_pending = true;
+                        self.pending_blocks = 0;
+                    }
                     self.webm = WebmState::Cluster { end };
                 }
                 (WebmState::Header, _) => return self.fail("unexpected element before Segment"),
@@ -272,6 +302,22 @@ impl Demuxer {
                         self.cur.extend_from_slice(&rest[..n]);
                         self.pos += n;
                     } else {
+                        if let (true, Some(v)) = (self.key_pending, self.video) {
+                            match (id, simple_block(&rest[head..n])) {
+                                (SIMPLE_BLOCK, Some((track, key))) if track == v.id => {
+                                    self.key_pending = false;
+                                    self.cur_sync = key;
+                                }
+                                // Audio, or something else, before any video: not a start;
+                                // after a few, the unit goes out rather than wait.
+                                _ => {
+                                    self.pending_blocks += 1;
+                                    if self.pending_blocks >= MAX_PENDING_BLOCKS {
+                                        self.key_pending = false;
+                                    }
+                                }
+                            }
+                        }
                         self.take(n, false, out);
                     }
                 }
@@ -324,10 +370,23 @@ impl Demuxer {
                 }
                 b"moof" | b"styp" if self.init.is_none() || !self.mp4_after_styp => {
                     if self.init.is_none() {
-                        self.init = Some(Bytes::from(std::mem::take(&mut self.cur)));
+                        let init = Bytes::from(std::mem::take(&mut self.cur));
+                        self.video = mp4_video_track(&init);
+                        self.init = Some(init);
                     }
                     self.mp4_after_styp = &kind == b"styp";
+                    let key = self.mp4_key(&kind, &rest[..n]);
                     self.take(n, true, out);
+                    self.cur_sync = key.unwrap_or(true);
+                    self.key_pending = key.is_none() && self.video.is_some();
+                }
+                b"moof" if self.key_pending => {
+                    // After a `styp`: this fragment decides whether the unit may be a start.
+                    let key = self.mp4_key(&kind, &rest[..n]);
+                    self.key_pending = false;
+                    self.cur_sync = key.unwrap_or(true);
+                    self.mp4_after_styp = false;
+                    self.take(n, false, out);
                 }
                 _ if self.init.is_none() => {
                     self.cur.extend_from_slice(&rest[..n]);
@@ -342,7 +401,143 @@ impl Demuxer {
     }
 }
 
+impl Demuxer {
+    /// Whether an MP4 `moof` begins with a video sync sample: `None` for a `styp` (the next
+    /// `moof` decides), `Some(true)` when the recording has no video.
+    fn mp4_key(&self, kind: &[u8; 4], moof: &[u8]) -> Option<bool> {
+        let Some(v) = self.video else { return Some(true) };
+        if kind != b"moof" {
+            return None;
+        }
+        Some(mp4_first_sample_sync(&moof[8..], v).unwrap_or(false))
+    }
+}
+
 const EBML_HEADER: u32 = 0x1A45_DFA3;
+const SIMPLE_BLOCK: u32 = 0xA3;
+/// Blocks of a Cluster waited through for its first video block (audio leads video by a
+/// few blocks in a recorder's cluster).
+const MAX_PENDING_BLOCKS: u32 = 16;
+
+/// The elements of an EBML master's body: `(id, payload)` pairs; an unknown size (a live
+/// Segment) runs to the end.
+fn ebml_children(mut b: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    std::iter::from_fn(move || {
+        let (id, il) = ebml_id(b)?;
+        let (size, sl) = ebml_size(&b[il..])?;
+        let start = il + sl;
+        let end = match size {
+            Some(s) => start.checked_add(usize::try_from(s).ok()?)?.min(b.len()),
+            None => b.len(),
+        };
+        let payload = b.get(start..end)?;
+        b = &b[end..];
+        Some((id, payload))
+    })
+}
+
+/// An EBML unsigned integer.
+fn ebml_uint(b: &[u8]) -> u64 {
+    b.iter().take(8).fold(0, |acc, &x| (acc << 8) | x as u64)
+}
+
+/// The track number of the video track (TrackType 1) in a WebM init segment.
+fn webm_video_track(init: &[u8]) -> Option<u64> {
+    let (_, segment) = ebml_children(init).find(|(id, _)| *id == SEGMENT)?;
+    let (_, tracks) = ebml_children(segment).find(|(id, _)| *id == 0x1654_AE6B)?;
+    ebml_children(tracks).filter(|(id, _)| *id == 0xAE).find_map(|(_, entry)| {
+        let field = |want: u32| ebml_children(entry).find(|(id, _)| *id == want).map(|(_, p)| ebml_uint(p));
+        (field(0x83) == Some(1)).then(|| field(0xD7)).flatten()
+    })
+}
+
+/// A SimpleBlock's track number and keyframe flag.
+fn simple_block(body: &[u8]) -> Option<(u64, bool)> {
+    let first = *body.first()?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 8 || body.len() < len + 3 {
+        return None;
+    }
+    let mask = if len == 8 { 0 } else { 0xFFu8 >> len };
+    let track = body[1..len].iter().fold((first & mask) as u64, |acc, &x| (acc << 8) | x as u64);
+    Some((track, body[len + 2] & 0x80 != 0))
+}
+
+/// The boxes of an MP4 box body: `(type, payload)` pairs.
+fn mp4_boxes(mut b: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    std::iter::from_fn(move || {
+        if b.len() < 8 {
+            return None;
+        }
+        let size = u32::from_be_bytes(b[0..4].try_into().ok()?) as usize;
+        let kind: [u8; 4] = b[4..8].try_into().ok()?;
+        let (head, size) = match size {
+            1 => (16, usize::try_from(u64::from_be_bytes(b.get(8..16)?.try_into().ok()?)).ok()?),
+            0 => (8, b.len()),
+            s => (8, s),
+        };
+        if size < head || size > b.len() {
+            return None;
+        }
+        let payload = &b[head..size];
+        b = &b[size..];
+        Some((kind, payload))
+    })
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The video track (handler `vide`) of an MP4 init segment, with its `trex` default flags.
+fn mp4_video_track(init: &[u8]) -> Option<VideoTrack> {
+    let (_, moov) = mp4_boxes(init).find(|(k, _)| k == b"moov")?;
+    let id = mp4_boxes(moov).filter(|(k, _)| k == b"trak").find_map(|(_, trak)| {
+        let (_, tkhd) = mp4_boxes(trak).find(|(k, _)| k == b"tkhd")?;
+        let id = be32(tkhd, if tkhd.first() == Some(&1) { 20 } else { 12 })?;
+        let (_, mdia) = mp4_boxes(trak).find(|(k, _)| k == b"mdia")?;
+        let (_, hdlr) = mp4_boxes(mdia).find(|(k, _)| k == b"hdlr")?;
+        (hdlr.get(8..12)? == b"vide").then_some(id)
+    })?;
+    let default_flags = mp4_boxes(moov)
+        .find(|(k, _)| k == b"mvex")
+        .and_then(|(_, mvex)| {
+            mp4_boxes(mvex).filter(|(k, _)| k == b"trex").find(|(_, t)| be32(t, 4) == Some(id))
+        })
+        .and_then(|(_, trex)| be32(trex, 20))
+        .unwrap_or(0);
+    Some(VideoTrack { id: id as u64, default_flags })
+}
+
+/// Whether the first sample of the video track in a `moof` body is a sync sample; `None`
+/// when the fragment holds none of it.
+fn mp4_first_sample_sync(moof: &[u8], v: VideoTrack) -> Option<bool> {
+    let (_, traf) = mp4_boxes(moof).filter(|(k, _)| k == b"traf").find(|(_, traf)| {
+        mp4_boxes(traf).any(|(k, tfhd)| &k == b"tfhd" && be32(tfhd, 4).map(u64::from) == Some(v.id))
+    })?;
+    let (_, tfhd) = mp4_boxes(traf).find(|(k, _)| k == b"tfhd")?;
+    let tf = be32(tfhd, 0)? & 0x00FF_FFFF;
+    let mut at = 8;
+    for (bit, len) in [(0x1, 8), (0x2, 4), (0x8, 4), (0x10, 4)] {
+        if tf & bit != 0 {
+            at += len;
+        }
+    }
+    let default = if tf & 0x20 != 0 { be32(tfhd, at)? } else { v.default_flags };
+    let (_, trun) = mp4_boxes(traf).find(|(k, _)| k == b"trun")?;
+    let rf = be32(trun, 0)? & 0x00FF_FFFF;
+    let mut at = 8 + if rf & 0x1 != 0 { 4 } else { 0 };
+    let flags = if rf & 0x4 != 0 {
+        be32(trun, at)?
+    } else if rf & 0x400 != 0 {
+        at += 4 * [0x100, 0x200].iter().filter(|b| rf & **b != 0).count();
+        be32(trun, at)?
+    } else {
+        default
+    };
+    // sample_is_non_sync_sample
+    Some(flags & 0x0001_0000 == 0)
+}
 const SEGMENT: u32 = 0x1853_8067;
 const CLUSTER: u32 = 0x1F43_B675;
 
@@ -480,6 +675,51 @@ mod tests {
         let fed = chunks.concat();
         assert!(all == fed, "init + units ({} B) must equal the stream ({} B)", all.len(), fed.len());
         (d, units)
+    }
+
+    fn video(p: &str) -> Vec<u8> {
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/video").join(p))
+            .unwrap()
+    }
+
+    /// Recordings with video: the track is found in the init segment, and a unit is a start
+    /// exactly when the video's first frame in it is a keyframe (some units begin with one,
+    /// some do not, in both fixtures).
+    #[test]
+    fn video_units_start_only_at_keyframes() {
+        for (container, name) in
+            [(Container::WebM, "sos_vp8_opus.webm"), (Container::Mp4, "sos_avc1_aac.mp4")]
+        {
+            let bytes = video(name);
+            let cs: Vec<Vec<u8>> = bytes.chunks(9_000).map(<[u8]>::to_vec).collect();
+            let (d, units) = rebuilds(container, &cs);
+            let v = d.video.unwrap_or_else(|| panic!("{name}: the video track is found"));
+            let starts: Vec<bool> = units
+                .iter()
+                .filter_map(|u| match container {
+                    Container::WebM => {
+                        ebml_children(&u.bytes[..]).find(|(id, _)| *id == CLUSTER).map(|(_, cluster)| {
+                            let first = ebml_children(cluster)
+                                .filter(|(id, _)| *id == SIMPLE_BLOCK)
+                                .find_map(|(_, b)| simple_block(b).filter(|(t, _)| *t == v.id));
+                            (u.sync, first.is_some_and(|(_, key)| key))
+                        })
+                    }
+                    _ => mp4_boxes(&u.bytes[..])
+                        .find(|(k, _)| k == b"moof")
+                        .map(|(_, moof)| (u.sync, mp4_first_sample_sync(moof, v).unwrap_or(false))),
+                })
+                .map(|(sync, key)| {
+                    assert_eq!(sync, key, "{name}: a unit is a start exactly when it begins with a keyframe");
+                    sync
+                })
+                .collect();
+            assert!(starts.iter().filter(|s| **s).count() >= 10, "{name}: {starts:?}");
+            assert!(starts.iter().any(|s| !*s), "{name}: the fixture has fragments that begin mid-GOP");
+        }
+        // Audio-only recordings are unchanged: every cluster and fragment is a start.
+        let (d, units) = rebuilds(Container::WebM, &chunks("chunks/mediarecorder_webm"));
+        assert!(d.video.is_none() && units.iter().filter(|u| u.sync).count() > 1);
     }
 
     #[test]

@@ -316,11 +316,12 @@ impl Conn {
                     .await;
             }
         }
-        // Stored and sent back as a header later: only an allow-listed, canonical form.
+        // Stored and sent back as a header later: only an allow-listed, canonical form. A
+        // recording with video (`video/webm`, `video/mp4`) streams by the same rules.
         let supported = audio_mime
             .as_deref()
             .and_then(Container::canonical_mime)
-            .filter(|m| m.starts_with("audio/") && Container::from_mime(m).is_some_and(Container::is_live));
+            .filter(|m| Container::from_mime(m).is_some_and(Container::is_live));
         let (sess, mut row, created) =
             match alerts::start(&self.state, &self.device, &client_id, supported.as_deref()).await {
                 Ok(x) => x,
