@@ -26,10 +26,12 @@ async fn sos(server: &impl Base, token: &str, audio: &[u8], chunks: usize, end: 
         let frame = alertme_protocol::audio::encode_phone_chunk(i as u64 + 1, chunk);
         ws.send(tokio_tungstenite::tungstenite::Message::Binary(frame.into())).await.unwrap();
     }
-    while chunks > 0 {
-        if let PhoneServerMsg::Ack { acks } = phone_msg(&mut ws).await {
-            if acks.audio >= chunks as u64 {
-                break;
+    if chunks > 0 {
+        loop {
+            if let PhoneServerMsg::Ack { acks } = phone_msg(&mut ws).await {
+                if acks.audio >= chunks as u64 {
+                    break;
+                }
             }
         }
     }

@@ -125,7 +125,7 @@ impl Container {
             Self::WebM => bytes.windows(4).position(|w| w == [0x1F, 0x43, 0xB6, 0x75]),
             Self::Mp4 => bytes.windows(8).enumerate().find_map(|(i, w)| {
                 let size = u32::from_be_bytes([w[0], w[1], w[2], w[3]]) as usize;
-                (&w[4..8] == b"moof" && size >= 8 && size < MAX_ELEMENT_BYTES).then_some(i)
+                (&w[4..8] == b"moof" && (8..MAX_ELEMENT_BYTES).contains(&size)).then_some(i)
             }),
             Self::Ogg => None,
         }
