@@ -99,3 +99,58 @@ async fn video_streams_and_late_joiners_start_at_keyframes(backend: Backend) {
     server.stop().await;
 }
 both!(late_joiner_keyframe, video_streams_and_late_joiners_start_at_keyframes);
+
+/// The watch page shows the phone's camera live above the map: one tap, and the video element
+/// plays frames (screenshot `watch-video.png`); a recording the phone uploads meanwhile shows
+/// up on the page within the list's refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_page_shows_live_video() {
+    use fantoccini::Locator;
+    use support::browser::*;
+    require_dashboard_build();
+    let env = Env::new(Backend::Sqlite).await;
+    let token = env.user("Ana", "+4915112345678");
+    let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", ""]);
+    let csv = std::fs::read_to_string(fixture("gps/gps_walk_10min.csv")).unwrap();
+    let short = env.data_dir.join("walk_60s.csv");
+    std::fs::write(&short, csv.lines().take(62).collect::<Vec<_>>().join("\n")).unwrap();
+    let video = fixture("video/sos_vp8_opus.webm").display().to_string();
+    let walk = short.display().to_string();
+    let phone = Phone::start(&server, &token, &["--gpx", &walk, "--video", &video, "--finish", "keep"]);
+    let driver = Driver::start();
+    let c = driver.browser().await;
+    c.goto(&phone.watch_url).await.unwrap();
+    let play =
+        c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=play]")).await.unwrap();
+    until("the button to offer video", Duration::from_secs(10), || async {
+        play.text().await.unwrap_or_default().contains("see and hear")
+    })
+    .await;
+    play.click().await.unwrap();
+    let playing = "const v = document.querySelector('[data-testid=live-audio]'); \
+                   return v.paused || v.videoWidth === 0 ? -1 : v.currentTime;";
+    until("video frames to play", Duration::from_secs(20), || async { js_f64(&c, playing).await > 1.5 }).await;
+    let shown = "return document.querySelector('[data-testid=live-audio]').getBoundingClientRect().height;";
+    assert!(js_f64(&c, shown).await > 100.0, "the video is shown on the page");
+    let width = js_f64(&c, "return document.querySelector('[data-testid=live-audio]').videoWidth;").await;
+    assert_eq!(width, 320.0, "the phone's frames, at their size");
+    save_screenshot("watch-video.png", &c.screenshot().await.unwrap());
+
+    // The phone uploads a recording while the alert is live: the page offers it.
+    let file = std::fs::read(fixture("audio/speech_aac128k.aac")).unwrap();
+    let r = reqwest::Client::new()
+        .post(server.http(&format!("/v1/alerts/{}/recording", phone.alert_id)))
+        .bearer_auth(&token)
+        .header("content-type", "audio/aac")
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("[data-testid=recording]"))
+        .await
+        .expect("the uploaded recording is offered on the page");
+    drop(phone);
+}

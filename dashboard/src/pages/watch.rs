@@ -41,7 +41,7 @@ pub fn Watch(
     let now = RwSignal::new(api::now_ms());
     let playing = RwSignal::new(false);
     let replay_ms = RwSignal::new(None::<f64>);
-    let audio_ref = NodeRef::<leptos::html::Audio>::new();
+    let audio_ref = NodeRef::<leptos::html::Video>::new();
     let socket = StoredValue::new_local(None::<crate::ws::Socket>);
     let player = StoredValue::new_local(None::<crate::watch::audio::Player>);
 
@@ -85,7 +85,7 @@ pub fn Watch(
                 }
             }
             let Some(audio) = audio_ref.get_untracked() else { return };
-            let el: web_sys::HtmlAudioElement = audio.unchecked_into();
+            let el: web_sys::HtmlMediaElement = audio.unchecked_into();
             let (s, p) = live::follow(live, format!("/v1/watch?{query}"), el);
             socket.set_value(Some(s));
             player.set_value(Some(p));
@@ -93,18 +93,26 @@ pub fn Watch(
     }
 
     // Once over, offer the stored recording: loaded when (and each time) the alert is seen ended.
+    // A recording the phone uploads (during or after) shows up too: the list is read again
+    // every 20 s while the page is open.
     let ended_id = Memo::new(move |_| {
         live.alert.with(|a| a.as_ref().filter(|a| a.status != AlertStatus::Active).map(|a| a.id.clone()))
     });
+    let alert_id = Memo::new(move |_| live.alert.with(|a| a.as_ref().map(|a| a.id.clone())));
+    let refresh = RwSignal::new(0u32);
+    set_interval(move || refresh.update(|n| *n += 1), std::time::Duration::from_secs(20));
     let parts = {
         let query = query.clone();
         LocalResource::new(move || {
-            let (id, query) = (ended_id.get(), query.clone());
+            let (id, query, over) = (alert_id.get(), query.clone(), ended_id.with(Option::is_some));
+            refresh.track();
             async move {
                 let Some(id) = id else { return Vec::new() };
                 let url = format!("/v1/alerts/{id}/recording?{query}");
                 let list = api::get_json::<Vec<RecordingPart>>(&url).await.unwrap_or_default();
+                // While live, the stream plays above; only what was uploaded is offered here.
                 list.into_iter()
+                    .filter(|r| over || r.uploaded)
                     .map(|mut r| {
                         r.url = format!("{}?{query}", r.url);
                         r
@@ -187,7 +195,12 @@ pub fn Watch(
         .into_any(),
         Support::Live | Support::Decoder => view! {
             <button class="play" data-testid="play" class:on=move || playing.get() on:click=play>
-                {move || if playing.get() { "■ Listening live" } else { "▶ Tap to listen live" }}
+                {move || match (playing.get(), live.video.get()) {
+                    (true, false) => "■ Listening live",
+                    (true, true) => "■ Watching live",
+                    (false, false) => "▶ Tap to listen live",
+                    (false, true) => "▶ Tap to see and hear live",
+                }}
             </button>
         }
         .into_any(),
@@ -196,22 +209,32 @@ pub fn Watch(
     let replay = move || {
         let p = parts.get().unwrap_or_default();
         (!p.is_empty()).then(|| {
+            let moved = move |e: leptos::ev::Event| {
+                let el: web_sys::HtmlMediaElement = event_target(&e);
+                replay_ms.set(Some(el.current_time() * 1000.0));
+            };
             let players = p
                 .into_iter()
                 .map(|r| {
-                    view! {
-                        <audio controls preload="metadata" src=r.url.clone() data-testid="recording"
-                            on:timeupdate=move |e| {
-                                let el: web_sys::HtmlMediaElement = event_target(&e);
-                                replay_ms.set(Some(el.current_time() * 1000.0));
-                            }
-                        ></audio>
+                    if r.track == "video" {
+                        view! {
+                            <video controls playsinline preload="metadata" src=r.url.clone()
+                                data-testid="recording" class="replay-video" on:timeupdate=moved></video>
+                        }
+                        .into_any()
+                    } else {
+                        view! {
+                            <audio controls preload="metadata" src=r.url.clone() data-testid="recording"
+                                on:timeupdate=moved></audio>
+                        }
+                        .into_any()
                     }
                 })
                 .collect::<Vec<_>>();
+            let title = if over() { "Recording" } else { "Recording sent from the phone" };
             view! {
                 <section class="replay">
-                    <h2>"Recording"</h2>
+                    <h2>{title}</h2>
                     <p class="muted">"Playing it moves the marker along the trail."</p>
                     {players}
                 </section>
@@ -276,6 +299,11 @@ pub fn Watch(
                     <p class="bad">"Cannot reach the server. Retrying when the page is reloaded."</p>
                 </Show>
                 {health}
+                // The phone's camera, when it streams one (above the map); audio-only
+                // recordings play through the same element, hidden.
+                <video node_ref=audio_ref data-testid="live-audio" class="live-video" playsinline
+                    class:shown=move || live.video.get() && !over()
+                    aria-label="Live video from the phone"></video>
                 <Map trail=trail pins=Signal::derive(Vec::new) tiles=tiles attribution=attribution follow=true />
                 <div hidden data-testid="perf"
                     data-first-fix=move || live.first_fix_ms.get().map(|v| v.round().to_string())
@@ -283,7 +311,6 @@ pub fn Watch(
                     data-decoded-frames=move || live.decoded_frames.get().to_string()
                     data-audio-mode=move || format!("{:?}", live.audio.get())></div>
                 <section class="audio">
-                    <audio node_ref=audio_ref data-testid="live-audio"></audio>
                     {audio_panel}
                 </section>
                 <Timeline alert=live.alert deliveries=live.deliveries revoke=revoke />

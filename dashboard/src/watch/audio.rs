@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{HtmlAudioElement, MediaSource, SourceBuffer, SourceBufferAppendMode, Url};
+use web_sys::{HtmlMediaElement, MediaSource, SourceBuffer, SourceBufferAppendMode, Url};
 
 /// Playback further than this behind the newest audio jumps forward (seconds).
 const MAX_LAG_S: f64 = 2.5;
@@ -35,6 +35,9 @@ pub fn mse_type(mime: &str, init: Option<&[u8]>) -> Option<String> {
     match essence.as_str() {
         "audio/aac" => Some("audio/aac".into()),
         "audio/webm" => Some("audio/webm; codecs=\"opus\"".into()),
+        // A recording with video names its codecs (the phone's MIME type, kept canonical).
+        "video/webm" => Some(format!("video/webm; codecs=\"{}\"", codecs(mime).unwrap_or("vp8,opus"))),
+        "video/mp4" => Some(format!("video/mp4; codecs=\"{}\"", codecs(mime).unwrap_or("avc1.42e01e,mp4a.40.2"))),
         "audio/mp4" => {
             // MediaRecorder writes Opus (Chrome) or AAC (Safari) into MP4: look at the init segment.
             let opus = init.is_some_and(|b| b.windows(4).any(|w| w == b"Opus"));
@@ -44,8 +47,13 @@ pub fn mse_type(mime: &str, init: Option<&[u8]>) -> Option<String> {
     }
 }
 
+/// The `codecs` parameter of a MIME type.
+fn codecs(mime: &str) -> Option<&str> {
+    mime.split(';').find_map(|p| p.trim().strip_prefix("codecs=")).map(|c| c.trim_matches('"'))
+}
+
 struct State {
-    audio: HtmlAudioElement,
+    audio: HtmlMediaElement,
     source: Option<MediaSource>,
     buffer: Option<SourceBuffer>,
     queue: VecDeque<Vec<u8>>,
@@ -63,7 +71,8 @@ struct State {
     force_decoder: bool,
 }
 
-/// Feeds one `<audio>` element from the watch socket's audio frames.
+/// Feeds one media element (a `<video>`, which plays audio-only recordings too) from the
+/// watch socket's media frames.
 #[derive(Clone)]
 pub struct Player {
     st: Rc<RefCell<State>>,
@@ -73,7 +82,7 @@ impl Player {
     /// A player for `audio`; `on_support` hears whether live audio works here, `on_first_audio`
     /// when the first audio was buffered.
     pub fn new(
-        audio: HtmlAudioElement,
+        audio: HtmlMediaElement,
         on_support: impl Fn(Support) + 'static,
         on_first_audio: impl FnOnce() + 'static,
         on_decoded: impl Fn(u32) + 'static,

@@ -50,6 +50,8 @@ pub struct Live {
     pub first_audio_ms: RwSignal<Option<f64>>,
     /// Frames decoded by the WebCodecs fallback.
     pub decoded_frames: RwSignal<u32>,
+    /// The live recording has video (its current part is `video/…`): the page shows it.
+    pub video: RwSignal<bool>,
 }
 
 impl Live {
@@ -66,6 +68,7 @@ impl Live {
             first_fix_ms: RwSignal::new(None),
             first_audio_ms: RwSignal::new(None),
             decoded_frames: RwSignal::new(0),
+            video: RwSignal::new(false),
         }
     }
 
@@ -91,6 +94,7 @@ impl Live {
                 self.trail.set(trail);
                 self.deliveries.set(deliveries);
                 if let Some(a) = audio {
+                    self.video.set(a.mime.starts_with("video/"));
                     player.begin(a.part, &a.mime);
                 }
             }
@@ -124,6 +128,7 @@ impl Live {
             }
             WatchMsg::AudioPart { ev, part, mime } => {
                 resume.ev.set(ev);
+                self.video.set(mime.starts_with("video/"));
                 player.begin(part, &mime);
             }
         }
@@ -144,7 +149,7 @@ struct Resume {
 
 /// Opens the watch socket at `path_and_query` (`/v1/watch?token=…`) and keeps `live` and the
 /// player fed until the alert ends.
-pub fn follow(live: Live, path_and_query: String, audio: web_sys::HtmlAudioElement) -> (Socket, Player) {
+pub fn follow(live: Live, path_and_query: String, audio: web_sys::HtmlMediaElement) -> (Socket, Player) {
     let player = Player::new(
         audio,
         move |s| live.audio.set(s),
