@@ -120,8 +120,12 @@ async fn watch_page_shows_live_video() {
     let driver = Driver::start();
     let c = driver.browser().await;
     c.goto(&phone.watch_url).await.unwrap();
-    let play =
-        c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=play]")).await.unwrap();
+    let play = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=play]"))
+        .await
+        .unwrap();
     until("the button to offer video", Duration::from_secs(10), || async {
         play.text().await.unwrap_or_default().contains("see and hear")
     })
@@ -129,7 +133,8 @@ async fn watch_page_shows_live_video() {
     play.click().await.unwrap();
     let playing = "const v = document.querySelector('[data-testid=live-audio]'); \
                    return v.paused || v.videoWidth === 0 ? -1 : v.currentTime;";
-    until("video frames to play", Duration::from_secs(20), || async { js_f64(&c, playing).await > 1.5 }).await;
+    until("video frames to play", Duration::from_secs(20), || async { js_f64(&c, playing).await > 1.5 })
+        .await;
     let shown = "return document.querySelector('[data-testid=live-audio]').getBoundingClientRect().height;";
     assert!(js_f64(&c, shown).await > 100.0, "the video is shown on the page");
     let width = js_f64(&c, "return document.querySelector('[data-testid=live-audio]').videoWidth;").await;

@@ -82,6 +82,11 @@ impl Socket {
             .is_some_and(|ws| ws.ready_state() == WebSocket::OPEN && ws.send_with_str(text).is_ok())
     }
 
+    /// Bytes sent but not yet handed to the network (0 when not connected).
+    pub fn buffered_amount(&self) -> u32 {
+        self.inner.ws.borrow().as_ref().map_or(0, |ws| ws.buffered_amount())
+    }
+
     /// Sends a binary frame if connected.
     pub fn send_binary(&self, bytes: &[u8]) -> bool {
         self.inner

@@ -157,6 +157,13 @@ pub enum PhoneMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         t: Option<i64>,
     },
+    /// The recorder restarted in another format (the camera switched on or off): chunks from
+    /// the next one that begins a recording are in `mime`. Send it right before that chunk,
+    /// and again after `start` on a new connection when the format differs from `start`'s.
+    Media {
+        /// MIME type, as for `start`'s `audio_mime` (`video/webm;codecs=vp8,opus`, …).
+        mime: String,
+    },
     /// End the alert.
     Stop {
         /// Resolve or cancel.

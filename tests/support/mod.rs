@@ -667,9 +667,12 @@ where
 }
 
 /// A loopback TCP proxy whose connections can be cut, like a phone losing its network while the
-/// server stays up. While cut, new connections are accepted and closed at once.
+/// server stays up. While cut, new connections are accepted and closed at once. Its uplink
+/// (client to server) can be slowed to a phone link's rate.
 pub struct CutProxy {
     pub addr: String,
+    /// Uplink bytes per second; 0 for no limit.
+    rate: std::sync::Arc<std::sync::atomic::AtomicU64>,
     target: std::sync::Arc<std::sync::Mutex<String>>,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
@@ -685,22 +688,52 @@ impl CutProxy {
         let target = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (t, u, c) = (target.clone(), up.clone(), conns.clone());
+        let rate = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (t, u, c, r) = (target.clone(), up.clone(), conns.clone(), rate.clone());
         let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if !u.load(Ordering::SeqCst) {
                     continue; // dropped: the connection closes at once
                 }
                 let to = t.lock().unwrap().clone();
+                let (r, conns) = (r.clone(), c.clone());
                 let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let Ok(outbound) = tokio::net::TcpStream::connect(&to).await else { return };
+                    let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
+                    let (mut in_r, mut in_w) = inbound.into_split();
+                    let (mut out_r, mut out_w) = outbound.into_split();
+                    let down = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut out_r, &mut in_w).await;
+                    });
+                    conns.lock().unwrap().push(down.abort_handle());
+                    // Uplink paced in 1 KiB steps (a slow link's serialisation delay; an idle
+                    // link earns no credit for a later burst).
+                    let mut next = tokio::time::Instant::now();
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = in_r.read(&mut buf).await {
+                        if n == 0 || out_w.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        let rate = r.load(Ordering::Relaxed);
+                        if rate > 0 {
+                            next = next.max(tokio::time::Instant::now())
+                                + Duration::from_secs_f64(n as f64 / rate as f64);
+                            tokio::time::sleep_until(next).await;
+                        }
                     }
+                    let _ = out_w.shutdown().await;
+                    let _ = down.await;
                 });
                 c.lock().unwrap().push(task.abort_handle());
             }
         });
-        Self { addr, target, up, conns, accept }
+        Self { addr, rate, target, up, conns, accept }
+    }
+
+    /// Slows every connection's uplink to `bytes_per_sec` from now on (0: no limit).
+    pub fn set_rate(&self, bytes_per_sec: u64) {
+        self.rate.store(bytes_per_sec, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Where connections go (the server's address).

@@ -313,10 +313,36 @@ fn Signed(account: Account) -> impl IntoView {
             {move || v.problem.get().map(|p| view! { <p class="error">{p}</p> })}
             {move || active.get().then(|| message.get()).flatten().map(|m| view! { <p class="error">{m}</p> })}
             {sos_panel}
+            <CameraToggle v on_change=Callback::new(move |on: bool| hs.with_value(|h| h.send(Input::Camera(on)))) />
             <Timers token timers load_timers=load_timers.clone() due=v.check_in_due now />
             <Setup token contacts contacts_loaded load_contacts />
             <StateProbe v />
         </main>
+    }
+}
+
+/// Video from the camera, off by default: it needs far more of a bad link than position and
+/// voice, and goes off by itself when the link cannot carry it.
+#[component]
+fn CameraToggle(v: engine::View, on_change: Callback<bool>) -> impl IntoView {
+    let note = move || {
+        match v.camera.get() {
+        engine::Camera::Off => "Off: your position and voice are sent. Video needs a good connection.",
+        engine::Camera::On => "On: the camera (the back one, where there is one) is sent with your voice.",
+        engine::Camera::Paused => "Paused: the connection is slow, so your position and voice go first. Video comes back when it improves.",
+        engine::Camera::Unavailable => "The camera could not be used; your position and voice are sent.",
+    }
+    };
+    view! {
+        <section class="camera">
+            <label class="toggle">
+                <input type="checkbox" data-testid="camera"
+                    prop:checked=move || v.camera.get() != engine::Camera::Off
+                    on:change=move |e| on_change.run(event_target_checked(&e)) />
+                " Send video from the camera"
+            </label>
+            <p class="muted" data-testid="camera-state" aria-live="polite">{note}</p>
+        </section>
     }
 }
 
@@ -412,6 +438,9 @@ fn StateProbe(v: engine::View) -> impl IntoView {
             data-link=move || format!("{:?}", v.link.get()).to_lowercase()
             data-alert=move || v.alert_id.get().unwrap_or_default()
             data-taken-fix=move || v.taken.get().fix.to_string()
+            data-fix-ack-ms=move || v.fix_ack_ms.with(|l| l.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+            data-fix-behind-max=move || v.fix_behind_max.get().to_string()
+            data-camera=move || format!("{:?}", v.camera.get()).to_lowercase()
             data-taken-audio=move || v.taken.get().audio.to_string()
             data-acked-fix=move || v.acked.get().fix.to_string()
             data-acked-audio=move || v.acked.get().audio.to_string()

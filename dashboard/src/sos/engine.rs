@@ -23,6 +23,35 @@ const MAX_CHUNK: usize = 60_000;
 const PING_EVERY_MS: f64 = 5_000.0;
 /// While a check-in timer runs, the last known position is refreshed this often.
 const TRACK_EVERY_MS: f64 = 30_000.0;
+/// Media is held back while the socket's send buffer holds more than this: a fix sent now
+/// waits behind at most this much (a quarter second at 64 kB/s), never seconds of video.
+const MEDIA_IN_FLIGHT: u32 = 16 * 1024;
+/// Unacknowledged media beyond this (about 8 s of video) means the link cannot carry the
+/// camera: the recorder goes on without it.
+const VIDEO_BACKLOG_MAX: usize = 300 * 1024;
+/// The camera comes back once the backlog stayed below this for [`VIDEO_CALM_MS`].
+const VIDEO_BACKLOG_CALM: usize = 32 * 1024;
+const VIDEO_CALM_MS: f64 = 15_000.0;
+/// Video is cut into pieces this small, so that a fix never waits behind a big one.
+const VIDEO_PIECE: usize = 2 * 1024;
+/// Bounds of the media sent but not acknowledged (see [`Engine::window`]).
+const WINDOW_MIN: usize = 4 * 1024;
+const WINDOW_MAX: usize = 256 * 1024;
+/// How often held-back media is tried again.
+const PUMP_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The camera as the person should see it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Camera {
+    /// Not asked for.
+    Off,
+    /// Being sent.
+    On,
+    /// Asked for, but the link is too slow: only audio goes for now.
+    Paused,
+    /// Asked for, but it could not be used (denied, none, or no format this browser records).
+    Unavailable,
+}
 
 /// The server link as the person should see it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,6 +97,11 @@ pub struct View {
     pub signed_out: RwSignal<bool>,
     /// The recorder finished after `Input::Flush` (or there was none).
     pub flushed: RwSignal<bool>,
+    pub camera: RwSignal<Camera>,
+    /// The latest fixes' times from taken to acknowledged, ms (the newest 200).
+    pub fix_ack_ms: RwSignal<Vec<u32>>,
+    /// The most media bytes a fix was sent behind (sent, not yet acknowledged).
+    pub fix_behind_max: RwSignal<usize>,
 }
 
 impl View {
@@ -89,6 +123,9 @@ impl View {
             problem: RwSignal::new(None),
             signed_out: RwSignal::new(false),
             flushed: RwSignal::new(false),
+            camera: RwSignal::new(Camera::Off),
+            fix_ack_ms: RwSignal::new(Vec::new()),
+            fix_behind_max: RwSignal::new(0),
         }
     }
 }
@@ -109,7 +146,13 @@ pub enum Input {
     Record,
     /// The microphone finished starting (after the permission prompt).
     MicReady(Mic),
+    /// The camera could not be opened: record audio only.
+    CameraFailed,
+    /// The person switched the camera on or off.
+    Camera(bool),
     Tick,
+    /// Try held-back media again.
+    Pump,
 }
 
 /// Handle for the page: send inputs, read the view.
@@ -162,6 +205,25 @@ struct Engine {
     battery: Option<web_sys::BatteryManager>,
     tracking: bool,
     last_track_ms: f64,
+    /// The person wants the camera sent.
+    camera: bool,
+    /// The link could not carry it: audio only for now (since when the backlog is calm).
+    camera_paused: bool,
+    calm_since: Option<f64>,
+    camera_failed: bool,
+    /// The recorder is stopping to start again in another format.
+    restarting: bool,
+    /// Where the recorder's format changed: the first chunk seq of each format.
+    formats: Vec<(u64, String)>,
+    /// When each unacknowledged media chunk was sent on this connection.
+    sent_at: VecDeque<(u64, f64)>,
+    /// The smallest send-to-ack time seen lately (the link's delay without queueing).
+    min_rtt_ms: f64,
+    min_rtt_at: f64,
+    /// Media recorded lately (time, bytes): the rate the link must carry.
+    recorded: VecDeque<(f64, usize)>,
+    /// When each unacknowledged fix was taken.
+    fix_taken: VecDeque<(u64, f64)>,
 }
 
 async fn run(token: String, tx: UnboundedSender<Input>, mut rx: UnboundedReceiver<Input>, view: View) {
@@ -203,6 +265,17 @@ async fn run(token: String, tx: UnboundedSender<Input>, mut rx: UnboundedReceive
         battery: sensors::battery().await,
         tracking: false,
         last_track_ms: 0.0,
+        camera: false,
+        camera_paused: false,
+        calm_since: None,
+        camera_failed: false,
+        restarting: false,
+        formats: Vec::new(),
+        sent_at: VecDeque::new(),
+        min_rtt_ms: 100.0,
+        min_rtt_at: 0.0,
+        recorded: VecDeque::new(),
+        fix_taken: VecDeque::new(),
     };
     match Outbox::open().await {
         Ok(store) => {
@@ -235,6 +308,8 @@ async fn run(token: String, tx: UnboundedSender<Input>, mut rx: UnboundedReceive
     ));
     let tick = tx.clone();
     set_interval(move || drop(tick.unbounded_send(Input::Tick)), std::time::Duration::from_secs(1));
+    let pump = tx.clone();
+    set_interval(move || drop(pump.unbounded_send(Input::Pump)), PUMP_EVERY);
     if e.sos.is_some() {
         e.start_sensors();
     }
@@ -255,9 +330,26 @@ async fn run(token: String, tx: UnboundedSender<Input>, mut rx: UnboundedReceive
                 // Kept only while the SOS still wants audio; dropping it releases the microphone.
                 if e.sos.is_some() && !e.audio_refused && e.mic.is_none() {
                     e.mic = Some(mic);
+                    if std::mem::take(&mut e.restarting) {
+                        e.restart_recorder(); // the wish changed while it was starting
+                    }
                 }
             }
             Input::Tick => e.tick(),
+            Input::Pump => e.send_audio_backlog(),
+            Input::Camera(on) => {
+                e.camera = on;
+                e.camera_failed = false;
+                e.camera_paused = false;
+                e.view.camera.set(if on { Camera::On } else { Camera::Off });
+                e.restart_recorder();
+            }
+            Input::CameraFailed => {
+                e.mic_starting = false;
+                e.camera_failed = true;
+                e.view.camera.set(Camera::Unavailable);
+                e.start_mic();
+            }
         }
     }
 }
@@ -300,7 +392,12 @@ impl Engine {
         let sos = ActiveSos {
             client_id: new_client_id(),
             pressed_at_ms: now_ms() as i64,
-            audio_mime: sensors::pick_audio_format().map(str::to_owned),
+            audio_mime: self
+                .camera
+                .then(sensors::pick_video_format)
+                .flatten()
+                .or_else(sensors::pick_audio_format)
+                .map(str::to_owned),
             next_fix: 1,
             next_audio: 1,
             alert_id: None,
@@ -309,6 +406,10 @@ impl Engine {
         };
         self.fixes.clear();
         self.audio.clear();
+        self.formats.clear();
+        self.fix_taken.clear();
+        self.view.fix_ack_ms.set(Vec::new());
+        self.view.fix_behind_max.set(0);
         self.acks = Acks { fix: 0, audio: 0 };
         self.audio_refused = false;
         self.view.deliveries.set(Vec::new());
@@ -360,20 +461,66 @@ impl Engine {
         if self.sos.is_none() || self.audio_refused || self.mic.is_some() || self.mic_starting {
             return;
         }
-        let Some(mime) = self.sos.as_ref().and_then(|s| s.audio_mime.clone()) else {
+        let camera = self.camera && !self.camera_paused && !self.camera_failed;
+        let video = camera.then(sensors::pick_video_format).flatten();
+        if camera && video.is_none() {
+            self.camera_failed = true;
+            self.view.camera.set(Camera::Unavailable);
+        }
+        let Some(mime) = video.map(str::to_owned).or_else(|| sensors::pick_audio_format().map(str::to_owned))
+        else {
             self.view
                 .mic
                 .set(SensorState::Unavailable("this browser cannot record a format the server takes".into()));
             return;
         };
+        self.format_from_next_chunk(&mime);
         self.mic_starting = true;
         let sink = self.reading_sink();
         let tx = self.tx.clone();
+        let with_camera = video.is_some();
         leptos::task::spawn_local(async move {
-            if let Some(mic) = Mic::start(&mime, sink).await {
-                let _ = tx.unbounded_send(Input::MicReady(mic));
+            match Mic::start(&mime, with_camera, sink).await {
+                Some(mic) => drop(tx.unbounded_send(Input::MicReady(mic))),
+                None if with_camera => drop(tx.unbounded_send(Input::CameraFailed)),
+                None => {}
             }
         });
+    }
+
+    /// The recorder's chunks from the next one on are in `mime`: noted (the server hears of
+    /// it by `media` right before that chunk) unless it is the format already in use.
+    fn format_from_next_chunk(&mut self, mime: &str) {
+        let current = self
+            .formats
+            .last()
+            .map(|(_, m)| m.as_str())
+            .or(self.sos.as_ref().and_then(|s| s.audio_mime.as_deref()));
+        if current == Some(mime) {
+            return;
+        }
+        let Some(sos) = &mut self.sos else { return };
+        self.formats.push((sos.next_audio, mime.to_owned()));
+        // Only the newest formats matter once earlier chunks are acked.
+        if self.formats.len() > 32 {
+            self.formats.remove(0);
+        }
+    }
+
+    /// Stops the recorder to start it again in the format wanted now (camera on or off); the
+    /// new one starts once the old one handed out its last data.
+    fn restart_recorder(&mut self) {
+        if self.sos.is_none() {
+            return;
+        }
+        match &self.mic {
+            Some(mic) => {
+                self.restarting = true;
+                mic.finish();
+            }
+            None if !self.mic_starting => self.start_mic(),
+            None => self.restarting = true,
+        }
     }
 
     fn flush_recorder(&mut self) {
@@ -530,6 +677,28 @@ impl Engine {
         }
         self.acks = Acks { fix: acks.fix.max(self.acks.fix), audio: acks.audio.max(self.acks.audio) };
         let a = self.acks;
+        let now = now_ms();
+        while let Some((seq, at)) = self.sent_at.front().copied().filter(|(s, _)| *s <= a.audio) {
+            self.sent_at.pop_front();
+            // Lately's smallest delay; forgotten after 30 s, as routes change.
+            if now - self.min_rtt_at > 30_000.0 || now - at < self.min_rtt_ms {
+                self.min_rtt_ms = (now - at).max(1.0);
+                self.min_rtt_at = now;
+            }
+            let _ = seq;
+        }
+        let mut acked = Vec::new();
+        while let Some((_, at)) = self.fix_taken.front().copied().filter(|(s, _)| *s <= a.fix) {
+            self.fix_taken.pop_front();
+            acked.push((now - at).round() as u32);
+        }
+        if !acked.is_empty() {
+            self.view.fix_ack_ms.update(|v| {
+                v.extend(acked);
+                let over = v.len().saturating_sub(200);
+                v.drain(..over);
+            });
+        }
         self.fixes.retain(|f| f.seq > a.fix);
         while self.audio.front().is_some_and(|(s, _)| *s <= a.audio) {
             self.audio.pop_front();
@@ -553,21 +722,100 @@ impl Engine {
             }
         }
         self.audio_sent = self.acks.audio;
+        self.sent_at.clear();
+        // The format of what is resent, if it is not `start`'s.
+        let next = self.acks.audio + 1;
+        if let Some((first, mime)) = self.formats.iter().rev().find(|(first, _)| *first <= next).cloned() {
+            if first != next {
+                self.send_text(&PhoneMsg::Media { mime });
+            }
+        }
         self.send_audio_backlog();
     }
 
+    /// Sends the audio (or video) not sent on this connection yet, in order, while the
+    /// socket's send buffer is nearly empty: fixes go out at once and must not queue behind
+    /// media (the pump tries again every 100 ms).
     fn send_audio_backlog(&mut self) {
         if !self.started {
             return;
         }
         let Some(s) = self.socket.clone() else { return };
-        for (seq, bytes) in &self.audio {
-            if *seq == self.audio_sent + 1 {
-                if !s.send_binary(&encode_phone_chunk(*seq, bytes)) {
+        let next: Vec<(u64, Vec<u8>)> = self
+            .audio
+            .iter()
+            .filter(|(seq, _)| *seq > self.audio_sent)
+            .map(|(s, b)| (*s, b.clone()))
+            .collect();
+        for (seq, bytes) in next {
+            if seq != self.audio_sent + 1
+                || s.buffered_amount() > MEDIA_IN_FLIGHT
+                || self.in_flight() >= self.window()
+            {
+                return;
+            }
+            if let Some((_, mime)) = self.formats.iter().find(|(first, _)| *first == seq) {
+                let m = PhoneMsg::Media { mime: mime.clone() };
+                if !self.send_text(&m) {
                     return;
                 }
-                self.audio_sent = *seq;
-                self.last_sent_ms = now_ms();
+            }
+            if !s.send_binary(&encode_phone_chunk(seq, &bytes)) {
+                return;
+            }
+            self.audio_sent = seq;
+            self.last_sent_ms = now_ms();
+            self.sent_at.push_back((seq, self.last_sent_ms));
+        }
+    }
+
+    /// Media bytes sent on this connection and not acknowledged yet: wherever they wait (the
+    /// browser, the phone's network stack, a slow link), a fix sent now waits behind them.
+    fn in_flight(&self) -> usize {
+        self.audio
+            .iter()
+            .filter(|(seq, _)| *seq > self.acks.audio && *seq <= self.audio_sent)
+            .map(|(_, b)| b.len())
+            .sum()
+    }
+
+    /// How much media may be in flight: twice what is recorded during the link's unqueued
+    /// delay, so the link keeps up with the recorder, and not more, so that a fix never waits
+    /// behind seconds of video (a congestion window, as TCP keeps one, but counted to the ack).
+    fn window(&self) -> usize {
+        let now = now_ms();
+        let bytes: usize = self.recorded.iter().filter(|(t, _)| now - t <= 5_000.0).map(|(_, b)| b).sum();
+        let per_ms = bytes as f64 / 5_000.0;
+        ((2.0 * per_ms * self.min_rtt_ms) as usize).clamp(WINDOW_MIN, WINDOW_MAX)
+    }
+
+    /// Unacknowledged media bytes.
+    fn media_backlog(&self) -> usize {
+        self.audio.iter().filter(|(seq, _)| *seq > self.acks.audio).map(|(_, b)| b.len()).sum()
+    }
+
+    /// Once a second: the camera goes off when the link cannot carry it, and on again when
+    /// the backlog stayed small for a while.
+    fn balance_camera(&mut self) {
+        if !self.camera || self.camera_failed || self.sos.is_none() {
+            return;
+        }
+        let backlog = self.media_backlog();
+        if !self.camera_paused && backlog > VIDEO_BACKLOG_MAX {
+            self.camera_paused = true;
+            self.calm_since = None;
+            self.view.camera.set(Camera::Paused);
+            self.restart_recorder();
+        } else if self.camera_paused {
+            if backlog > VIDEO_BACKLOG_CALM {
+                self.calm_since = None;
+            } else if self.calm_since.is_some_and(|t| now_ms() - t >= VIDEO_CALM_MS) {
+                self.camera_paused = false;
+                self.calm_since = None;
+                self.view.camera.set(Camera::On);
+                self.restart_recorder();
+            } else if self.calm_since.is_none() {
+                self.calm_since = Some(now_ms());
             }
         }
     }
@@ -580,6 +828,11 @@ impl Engine {
                     self.mic_starting = false;
                 }
                 self.view.mic.set(s);
+            }
+            Reading::MicFinished if self.restarting => {
+                self.restarting = false;
+                self.mic = None;
+                self.start_mic();
             }
             Reading::MicFinished => {
                 self.mic = None;
@@ -630,7 +883,13 @@ impl Engine {
         }
         self.view.taken.update(|t| t.fix = seq);
         self.fixes.push(fix.clone());
+        self.fix_taken.push_back((seq, now_ms()));
+        if self.fix_taken.len() > 1_000 {
+            self.fix_taken.pop_front();
+        }
         if self.started {
+            let behind = self.in_flight();
+            self.view.fix_behind_max.update(|m| *m = (*m).max(behind));
             self.send_text(&PhoneMsg::Fix { fixes: vec![fix] });
         }
     }
@@ -641,7 +900,17 @@ impl Engine {
         }
         let Ok(buf) = JsFuture::from(blob.array_buffer()).await else { return };
         let bytes = js_sys::Uint8Array::new(&buf).to_vec();
-        for piece in bytes.chunks(MAX_CHUNK) {
+        self.recorded.push_back((now_ms(), bytes.len()));
+        while self.recorded.front().is_some_and(|(t, _)| now_ms() - t > 5_000.0) {
+            self.recorded.pop_front();
+        }
+        let video = self
+            .formats
+            .last()
+            .map(|(_, m)| m.as_str())
+            .or(self.sos.as_ref().and_then(|s| s.audio_mime.as_deref()))
+            .is_some_and(|m| m.starts_with("video/"));
+        for piece in bytes.chunks(if video { VIDEO_PIECE } else { MAX_CHUNK }) {
             let Some(sos) = &mut self.sos else { return };
             let seq = sos.next_audio;
             sos.next_audio += 1;
@@ -674,6 +943,7 @@ impl Engine {
     }
 
     fn tick(&mut self) {
+        self.balance_camera();
         if self.record_at.is_some_and(|at| now_ms() >= at) {
             self.record_at = None;
             self.start_mic();

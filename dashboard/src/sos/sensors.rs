@@ -14,6 +14,13 @@ use web_sys::{
 /// offered last and the server answers `unsupported_audio`, so the SOS then runs without audio).
 pub const AUDIO_FORMATS: [&str; 3] = ["audio/webm;codecs=opus", "audio/mp4", "audio/ogg;codecs=opus"];
 
+/// Recorder formats with the camera on, in order of preference (the server relays each live).
+pub const VIDEO_FORMATS: [&str; 3] =
+    ["video/webm;codecs=vp8,opus", "video/webm;codecs=vp9,opus", "video/mp4;codecs=avc1.42e01e,mp4a.40.2"];
+
+/// Video within a bad cellular link's reach (the issue's bound is 300 kbit/s with the audio).
+const VIDEO_BITS_PER_SECOND: u32 = 250_000;
+
 /// Milliseconds of audio per chunk: small enough that a watcher hears the person within a
 /// second, large enough that headers stay a small share of the bytes.
 pub const TIMESLICE_MS: i32 = 250;
@@ -121,6 +128,11 @@ pub fn pick_audio_format() -> Option<&'static str> {
     AUDIO_FORMATS.into_iter().find(|m| MediaRecorder::is_type_supported(m))
 }
 
+/// The first recorder format with video this browser supports.
+pub fn pick_video_format() -> Option<&'static str> {
+    VIDEO_FORMATS.into_iter().find(|m| MediaRecorder::is_type_supported(m))
+}
+
 /// The microphone being recorded; stops (and releases the microphone) on drop.
 pub struct Mic {
     recorder: MediaRecorder,
@@ -130,9 +142,10 @@ pub struct Mic {
 }
 
 impl Mic {
-    /// Asks for the microphone and records it in `mime`, handing out a chunk every
-    /// `TIMESLICE_MS`. Reports problems (denied, no device) through `on` and returns `None`.
-    pub async fn start(mime: &str, on: impl Fn(Reading) + Clone + 'static) -> Option<Self> {
+    /// Asks for the microphone (and with `camera`, the rear camera where there is one) and
+    /// records it in `mime`, handing out a chunk every `TIMESLICE_MS`. Reports problems
+    /// (denied, no device) through `on` and returns `None`.
+    pub async fn start(mime: &str, camera: bool, on: impl Fn(Reading) + Clone + 'static) -> Option<Self> {
         on(Reading::MicState(SensorState::Waiting));
         let devices = web_sys::window().and_then(|w| w.navigator().media_devices().ok());
         let Some(devices) = devices else {
@@ -141,6 +154,14 @@ impl Mic {
         };
         let constraints = MediaStreamConstraints::new();
         constraints.set_audio(&JsValue::TRUE);
+        if camera {
+            // Small and slow: what a relative needs to see, within a bad link's reach.
+            let video = js_sys::JSON::parse(
+                r#"{"facingMode":{"ideal":"environment"},"width":{"ideal":640},"height":{"ideal":480},"frameRate":{"ideal":15,"max":15}}"#,
+            )
+            .unwrap_or(JsValue::TRUE);
+            constraints.set_video(&video);
+        }
         let stream = match devices.get_user_media_with_constraints(&constraints) {
             Ok(p) => JsFuture::from(p).await,
             Err(e) => Err(e),
@@ -160,6 +181,9 @@ impl Mic {
         let opts = MediaRecorderOptions::new();
         opts.set_mime_type(mime);
         opts.set_audio_bits_per_second(AUDIO_BITS_PER_SECOND);
+        if camera {
+            opts.set_video_bits_per_second(VIDEO_BITS_PER_SECOND);
+        }
         let recorder = match MediaRecorder::new_with_media_stream_and_media_recorder_options(&stream, &opts) {
             Ok(r) => r,
             Err(_) => {

@@ -37,7 +37,9 @@ pub fn mse_type(mime: &str, init: Option<&[u8]>) -> Option<String> {
         "audio/webm" => Some("audio/webm; codecs=\"opus\"".into()),
         // A recording with video names its codecs (the phone's MIME type, kept canonical).
         "video/webm" => Some(format!("video/webm; codecs=\"{}\"", codecs(mime).unwrap_or("vp8,opus"))),
-        "video/mp4" => Some(format!("video/mp4; codecs=\"{}\"", codecs(mime).unwrap_or("avc1.42e01e,mp4a.40.2"))),
+        "video/mp4" => {
+            Some(format!("video/mp4; codecs=\"{}\"", codecs(mime).unwrap_or("avc1.42e01e,mp4a.40.2")))
+        }
         "audio/mp4" => {
             // MediaRecorder writes Opus (Chrome) or AAC (Safari) into MP4: look at the init segment.
             let opus = init.is_some_and(|b| b.windows(4).any(|w| w == b"Opus"));

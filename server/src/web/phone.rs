@@ -285,6 +285,27 @@ impl Conn {
                 self.on_start(socket, client_id, audio_mime).await
             }
             PhoneMsg::Fix { fixes } => self.on_fixes(socket, fixes).await,
+            PhoneMsg::Media { mime } => {
+                if self.session.is_none() {
+                    return self.bad(socket, "not_started", "send start first").await;
+                }
+                match Container::canonical_mime(&mime)
+                    .filter(|m| Container::from_mime(m).is_some_and(Container::is_live))
+                {
+                    Some(m) => {
+                        self.mime = Some(m);
+                        Flow::Continue
+                    }
+                    None => {
+                        self.bad(
+                            socket,
+                            "unsupported_audio",
+                            "this media type is not taken; the recording goes on in the format before",
+                        )
+                        .await
+                    }
+                }
+            }
             PhoneMsg::Stop { reason } => {
                 let Some(sess) = self.session.clone() else {
                     return self.bad(socket, "not_started", "send start first").await;
