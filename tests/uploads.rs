@@ -271,10 +271,15 @@ async fn streamed_then_uploaded(backend: Backend) {
     assert_eq!(status, 201, "{answer}");
     assert_eq!(answer["part"], 0);
     assert_eq!(answer["stored"], (file.len() - 20 * 4096) as u64, "only the tail is stored");
-    // The same file again (a retry): nothing new.
-    let (status, again) = post(&server, &alert, &token, "audio/aac", file.clone()).await;
-    assert_eq!(status, 201, "{again}");
-    assert_eq!((again["part"].as_u64(), again["stored"].as_u64()), (Some(0), Some(0)));
+    // The same file again (a retry, through the reference client): nothing new.
+    let api = alertme_client::Api::new(&server.http("")).with_token(&token);
+    let again = api.upload_recording(&alert, "audio/aac", file.clone()).await.unwrap();
+    assert_eq!((again.part, again.stored, again.received), (0, 0, file.len() as u64));
+    // And resumably: a tus upload of the same file, in two PATCHes, stores nothing either.
+    let url = api.create_upload(&alert, file.len() as u64, "audio/aac").await.unwrap();
+    assert_eq!(api.upload_bytes(&url, 0, file[..10_000].to_vec()).await.unwrap(), 10_000);
+    assert_eq!(api.upload_offset(&url).await.unwrap(), 10_000);
+    assert_eq!(api.upload_bytes(&url, 10_000, file[10_000..].to_vec()).await.unwrap(), file.len() as u64);
     // The phone's stream goes on: a new part.
     let more = alertme_protocol::audio::encode_phone_chunk(21, &file[..4096]);
     ws.send(tokio_tungstenite::tungstenite::Message::Binary(more.into())).await.unwrap();

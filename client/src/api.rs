@@ -3,7 +3,8 @@
 
 use alertme_protocol::{
     CodeRequest, Config, Contact, ContactInput, Delivery, DeviceInfo, ErrorBody, Health, PinBody, PinSetup,
-    RecordingPart, StatusBody, Timer, TimerExtend, TimerStart, VerifyRequest, VerifyResponse, Zone,
+    RecordingPart, RecordingUploaded, StatusBody, Timer, TimerExtend, TimerStart, VerifyRequest,
+    VerifyResponse, Zone,
 };
 use serde::de::DeserializeOwned;
 
@@ -221,6 +222,49 @@ impl Api {
         Ok(Self::send(r).await?.bytes().await?.to_vec())
     }
 
+    /// `POST /v1/alerts/{id}/recording`: uploads a whole recording (raw body with its MIME
+    /// type) of the device's own alert; what the stream already stored is not stored twice.
+    pub async fn upload_recording(
+        &self,
+        alert: &str,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> ApiResult<RecordingUploaded> {
+        let r = self.req(reqwest::Method::POST, &format!("/v1/alerts/{alert}/recording"));
+        Self::json(r.header("content-type", mime).body(bytes)).await
+    }
+
+    /// tus creation on `POST /v1/alerts/{id}/recording`: a resumable upload of `length` bytes;
+    /// returns its URL (relative, `/v1/uploads/…`).
+    pub async fn create_upload(&self, alert: &str, length: u64, mime: &str) -> ApiResult<String> {
+        use base64::Engine;
+        let meta = format!("filetype {}", base64::engine::general_purpose::STANDARD.encode(mime));
+        let r = self
+            .req(reqwest::Method::POST, &format!("/v1/alerts/{alert}/recording"))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", length.to_string())
+            .header("upload-metadata", meta);
+        let res = Self::send(r).await?;
+        Ok(res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
+    }
+
+    /// tus `HEAD` on an upload's URL: how many bytes the server holds.
+    pub async fn upload_offset(&self, upload_url: &str) -> ApiResult<u64> {
+        let r = self.req(reqwest::Method::HEAD, upload_url).header("tus-resumable", "1.0.0");
+        Ok(offset_of(&Self::send(r).await?))
+    }
+
+    /// `PATCH /v1/uploads/{upload}`: the bytes from `offset` (tus); returns the new offset.
+    pub async fn upload_bytes(&self, upload_url: &str, offset: u64, bytes: Vec<u8>) -> ApiResult<u64> {
+        let r = self
+            .req(reqwest::Method::PATCH, upload_url)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset.to_string())
+            .body(bytes);
+        Ok(offset_of(&Self::send(r).await?))
+    }
+
     /// `GET /v1/alerts/{id}/evidence`: the signed evidence bundle (a zip), as the person's device
     /// or a responder.
     pub async fn evidence(&self, alert: &str) -> ApiResult<Vec<u8>> {
@@ -250,6 +294,11 @@ impl Api {
         let body = PinBody { pin: pin.to_owned() };
         Self::empty(self.req(reqwest::Method::DELETE, "/v1/me").json(&body)).await
     }
+}
+
+/// A tus answer's `Upload-Offset`.
+fn offset_of(res: &reqwest::Response) -> u64 {
+    res.headers().get("upload-offset").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -672,6 +672,8 @@ mod tests {
         for u in &units {
             all.extend_from_slice(&u.bytes);
         }
+        // A Cluster whose first video frame has not come yet is held (the stream may end there).
+        all.extend_from_slice(&d.cur);
         let fed = chunks.concat();
         assert!(all == fed, "init + units ({} B) must equal the stream ({} B)", all.len(), fed.len());
         (d, units)
