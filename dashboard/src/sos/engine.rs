@@ -36,7 +36,7 @@ const VIDEO_CALM_MS: f64 = 15_000.0;
 const VIDEO_PIECE: usize = 2 * 1024;
 /// Bounds of the media sent but not acknowledged (see [`Engine::window`]).
 const WINDOW_MIN: usize = 4 * 1024;
-const WINDOW_MAX: usize = 256 * 1024;
+const WINDOW_MAX: usize = 1024 * 1024;
 /// How often held-back media is tried again.
 const PUMP_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -224,6 +224,10 @@ struct Engine {
     recorded: VecDeque<(f64, usize)>,
     /// When each unacknowledged fix was taken.
     fix_taken: VecDeque<(u64, f64)>,
+    /// Media acknowledged lately (time, bytes), and the best delivery rate seen in the last
+    /// 10 s (bytes per ms, when).
+    delivered: VecDeque<(f64, usize)>,
+    delivery_max: (f64, f64),
 }
 
 async fn run(token: String, tx: UnboundedSender<Input>, mut rx: UnboundedReceiver<Input>, view: View) {
@@ -276,6 +280,8 @@ async fn run(token: String, tx: UnboundedSender<Input>, mut rx: UnboundedReceive
         min_rtt_at: 0.0,
         recorded: VecDeque::new(),
         fix_taken: VecDeque::new(),
+        delivered: VecDeque::new(),
+        delivery_max: (0.0, 0.0),
     };
     match Outbox::open().await {
         Ok(store) => {
@@ -491,6 +497,11 @@ impl Engine {
     /// The recorder's chunks from the next one on are in `mime`: noted (the server hears of
     /// it by `media` right before that chunk) unless it is the format already in use.
     fn format_from_next_chunk(&mut self, mime: &str) {
+        let Some(next) = self.sos.as_ref().map(|s| s.next_audio) else { return };
+        // A format that never recorded a chunk (the camera refused right away) is replaced.
+        if self.formats.last().is_some_and(|(first, _)| *first == next) {
+            self.formats.pop();
+        }
         let current = self
             .formats
             .last()
@@ -499,8 +510,7 @@ impl Engine {
         if current == Some(mime) {
             return;
         }
-        let Some(sos) = &mut self.sos else { return };
-        self.formats.push((sos.next_audio, mime.to_owned()));
+        self.formats.push((next, mime.to_owned()));
         // Only the newest formats matter once earlier chunks are acked.
         if self.formats.len() > 32 {
             self.formats.remove(0);
@@ -700,8 +710,21 @@ impl Engine {
             });
         }
         self.fixes.retain(|f| f.seq > a.fix);
-        while self.audio.front().is_some_and(|(s, _)| *s <= a.audio) {
+        let mut bytes = 0;
+        while let Some((_, b)) = self.audio.front().filter(|(s, _)| *s <= a.audio) {
+            bytes += b.len();
             self.audio.pop_front();
+        }
+        if bytes > 0 {
+            // The rate the link delivered over the last second.
+            self.delivered.push_back((now, bytes));
+            while self.delivered.front().is_some_and(|(t, _)| now - t > 1_000.0) {
+                self.delivered.pop_front();
+            }
+            let rate = self.delivered.iter().map(|(_, b)| b).sum::<usize>() as f64 / 1_000.0;
+            if rate >= self.delivery_max.0 || now - self.delivery_max.1 > 10_000.0 {
+                self.delivery_max = (rate, now);
+            }
         }
         self.view.acked.set(a);
         if let Some(store) = self.store.clone() {
@@ -741,28 +764,27 @@ impl Engine {
             return;
         }
         let Some(s) = self.socket.clone() else { return };
-        let next: Vec<(u64, Vec<u8>)> = self
-            .audio
-            .iter()
-            .filter(|(seq, _)| *seq > self.audio_sent)
-            .map(|(s, b)| (*s, b.clone()))
-            .collect();
-        for (seq, bytes) in next {
-            if seq != self.audio_sent + 1
-                || s.buffered_amount() > MEDIA_IN_FLIGHT
-                || self.in_flight() >= self.window()
-            {
+        let (window, mut in_flight) = (self.window(), self.in_flight());
+        // Chunks are kept in seq order without gaps: the next one's place follows from the first.
+        let Some(first) = self.audio.front().map(|(seq, _)| *seq) else { return };
+        loop {
+            let seq = self.audio_sent + 1;
+            let Some(i) = seq.checked_sub(first).map(|i| i as usize).filter(|i| *i < self.audio.len()) else {
+                return;
+            };
+            if self.audio[i].0 != seq || s.buffered_amount() > MEDIA_IN_FLIGHT || in_flight >= window {
                 return;
             }
-            if let Some((_, mime)) = self.formats.iter().find(|(first, _)| *first == seq) {
+            if let Some((_, mime)) = self.formats.iter().rev().find(|(first, _)| *first == seq) {
                 let m = PhoneMsg::Media { mime: mime.clone() };
                 if !self.send_text(&m) {
                     return;
                 }
             }
-            if !s.send_binary(&encode_phone_chunk(seq, &bytes)) {
+            if !s.send_binary(&encode_phone_chunk(seq, &self.audio[i].1)) {
                 return;
             }
+            in_flight += self.audio[i].1.len();
             self.audio_sent = seq;
             self.last_sent_ms = now_ms();
             self.sent_at.push_back((seq, self.last_sent_ms));
@@ -779,13 +801,15 @@ impl Engine {
             .sum()
     }
 
-    /// How much media may be in flight: twice what is recorded during the link's unqueued
-    /// delay, so the link keeps up with the recorder, and not more, so that a fix never waits
-    /// behind seconds of video (a congestion window, as TCP keeps one, but counted to the ack).
+    /// How much media may be in flight: twice what the link carries (the best delivery rate
+    /// lately, or the recorder's rate if higher) during its unqueued delay. So the link stays
+    /// busy, a backlog after an outage drains at the link's speed, and a fix waits behind about
+    /// one round trip of media, never seconds of video (a congestion window, as TCP keeps one,
+    /// but counted to the server's ack).
     fn window(&self) -> usize {
         let now = now_ms();
         let bytes: usize = self.recorded.iter().filter(|(t, _)| now - t <= 5_000.0).map(|(_, b)| b).sum();
-        let per_ms = bytes as f64 / 5_000.0;
+        let per_ms = (bytes as f64 / 5_000.0).max(self.delivery_max.0);
         ((2.0 * per_ms * self.min_rtt_ms) as usize).clamp(WINDOW_MIN, WINDOW_MAX)
     }
 

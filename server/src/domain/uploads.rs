@@ -65,12 +65,10 @@ pub async fn create(state: &Core, device: &Device, alert_id: &str, new: NewUploa
     if new.length.is_some_and(|l| l > cap) {
         return Err(too_large(cap));
     }
-    if state.cluster.is_some() && alert.status == "active" && state.hub.get(alert_id).is_none() {
-        // Its owner writes its evidence chain: one writer per alert while it is live.
-        return Err(Error::Unavailable(
-            "this alert is live on another server of the cluster; retry in a few seconds".into(),
-        ));
+    if new.length == Some(0) {
+        return Err(Error::BadRequest("an empty recording: Upload-Length must be above 0".into()));
     }
+    owned_here(state, &alert)?;
     if rows::open_count(&state.db, alert_id).await? >= MAX_OPEN_PER_ALERT {
         return Err(Error::RateLimited);
     }
@@ -91,6 +89,17 @@ pub async fn create(state: &Core, device: &Device, alert_id: &str, new: NewUploa
     Ok(rows::create(&state.db, row).await?)
 }
 
+/// In a cluster, an alert live on another node takes no upload here: its owner writes its
+/// evidence chain (one writer per alert while it is live).
+fn owned_here(state: &Core, alert: &crate::domain::alerts::Alert) -> Result<()> {
+    if state.cluster.is_some() && alert.status == "active" && state.hub.get(&alert.id).is_none() {
+        return Err(Error::Unavailable(
+            "this alert is live on another server of the cluster; retry in a few seconds".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// An upload the device may continue (another device's is not found).
 pub async fn find(state: &Core, device: &Device, upload_id: &str) -> Result<Upload> {
     rows::find(&state.db, upload_id).await?.filter(|u| u.device_id == device.id).ok_or(Error::NotFound)
@@ -106,6 +115,10 @@ where
 {
     if offset != upload.offset as u64 {
         return Err(Error::UploadOffset(upload.offset as u64));
+    }
+    if state.cluster.is_some() {
+        let alert = crate::domain::alerts::find(&state.db, &upload.alert_id).await?.ok_or(Error::NotFound)?;
+        owned_here(state, &alert)?;
     }
     let cap = state.settings.upload_max_bytes;
     let limit = upload.length.map_or(cap, |l| l as u64).min(cap);
@@ -139,7 +152,7 @@ where
             None => true,
         };
         if at + buf.len() as u64 > limit {
-            buf.truncate((limit - at) as usize);
+            buf.truncate(limit.saturating_sub(at) as usize);
             over = true;
         }
         // The first bytes tell the container: a wrong one is refused before anything is stored.

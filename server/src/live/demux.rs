@@ -377,14 +377,15 @@ impl Demuxer {
                     self.mp4_after_styp = &kind == b"styp";
                     let key = self.mp4_key(&kind, &rest[..n]);
                     self.take(n, true, out);
-                    self.cur_sync = key.unwrap_or(true);
-                    self.key_pending = key.is_none() && self.video.is_some();
+                    // After a `styp`, the next `moof` decides; until then it is no start.
+                    self.cur_sync = key.unwrap_or(false);
+                    self.key_pending = key.is_none();
                 }
                 b"moof" if self.key_pending => {
                     // After a `styp`: this fragment decides whether the unit may be a start.
                     let key = self.mp4_key(&kind, &rest[..n]);
                     self.key_pending = false;
-                    self.cur_sync = key.unwrap_or(true);
+                    self.cur_sync = key.unwrap_or(false);
                     self.mp4_after_styp = false;
                     self.take(n, false, out);
                 }
@@ -403,13 +404,14 @@ impl Demuxer {
 
 impl Demuxer {
     /// Whether an MP4 `moof` begins with a video sync sample: `None` for a `styp` (the next
-    /// `moof` decides), `Some(true)` when the recording has no video.
+    /// `moof` decides), `Some(true)` for any unit of a recording without video.
     fn mp4_key(&self, kind: &[u8; 4], moof: &[u8]) -> Option<bool> {
         let Some(v) = self.video else { return Some(true) };
         if kind != b"moof" {
             return None;
         }
-        Some(mp4_first_sample_sync(&moof[8..], v).unwrap_or(false))
+        let head = if moof.get(0..4) == Some(&[0, 0, 0, 1]) { 16 } else { 8 };
+        Some(moof.get(head..).and_then(|body| mp4_first_sample_sync(body, v)).unwrap_or(false))
     }
 }
 

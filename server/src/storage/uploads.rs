@@ -32,11 +32,14 @@ pub async fn find(db: &DatabaseConnection, id: &str) -> Result<Option<Upload>, s
     uploads::Entity::find_by_id(id.to_owned()).one(db).await
 }
 
-/// Uploads of an alert not complete yet.
+/// Resumable uploads of an alert begun within the last day and not complete yet (a plain
+/// upload cannot be resumed, and one abandoned for a day no longer counts).
 pub async fn open_count(db: &DatabaseConnection, alert_id: &str) -> Result<u64, sea_orm::DbErr> {
     uploads::Entity::find()
         .filter(uploads::Column::AlertId.eq(alert_id))
         .filter(uploads::Column::CompletedAt.is_null())
+        .filter(uploads::Column::Length.is_not_null())
+        .filter(uploads::Column::CreatedAt.gt(crate::now_ms() - 24 * 3600 * 1000))
         .count(db)
         .await
 }

@@ -351,6 +351,10 @@ impl Writer {
 
     async fn commit(&mut self, jobs: Vec<Job>) {
         let now = crate::now_ms();
+        // Bounded between batches (within one, a job may rely on an earlier one's place).
+        if self.uploads.len() >= UPLOADS_CACHED {
+            self.uploads.clear();
+        }
         // In a cluster the transaction opens first: it checks (and locks) the ownership rows
         // before anything of an alert this node no longer owns is stored.
         let mut early_txn = None;
@@ -752,7 +756,7 @@ impl Writer {
         let alert = up.alert_id.as_str();
         let mut target = match place.part {
             Some(p) => p,
-            None => match matching_part(db, alert, open, &up.bytes).await.map_err(failed)? {
+            None => match matching_part(db, alert, open, &up.bytes).await? {
                 Some(p) => p,
                 None => new_upload_part(alert, &up.mime, now, open, part_rows),
             },
@@ -779,7 +783,9 @@ impl Writer {
                 append(alert, target, &prefix, now, open, chunk_rows);
             }
         }
-        if place.part != Some(target) {
+        // Only an upload that writes past what the part held takes it over from the stream (one
+        // that merely matched its first bytes may still turn out to be another recording).
+        if !rest.is_empty() {
             mark(alert, target, open, rows);
         }
         let stored = rest.len() as u64;
@@ -787,9 +793,6 @@ impl Writer {
         place.offset = end;
         place.part = Some(target);
         rows.places.insert(up.upload_id.clone(), place.clone());
-        if self.uploads.len() >= UPLOADS_CACHED {
-            self.uploads.clear();
-        }
         self.uploads.insert(up.upload_id, place);
         Ok(UploadProgress { offset: end, part: target, stored })
     }
@@ -823,17 +826,20 @@ async fn matching_part(
     alert: &str,
     open: &mut OpenPart,
     first: &[u8],
-) -> anyhow::Result<Option<u16>> {
+) -> Result<Option<u16>, UploadRefused> {
     for p in 0..open.next_part {
-        let len = part_len(db, alert, p, open).await?;
+        let len = part_len(db, alert, p, open).await.map_err(|e| {
+            tracing::error!(alert, error = %e, "reading a part's length failed");
+            UploadRefused::StorageFailed
+        })?;
         if len == 0 {
             continue;
         }
         let n = std::cmp::min(len, first.len() as u64);
-        if let Ok(held) = committed(db, alert, p, 0..n).await {
-            if held == first[..n as usize] {
-                return Ok(Some(p));
-            }
+        // Busy (the stream wrote into it in this batch) is passed on: a wrong "no match"
+        // would store the recording twice.
+        if committed(db, alert, p, 0..n).await? == first[..n as usize] {
+            return Ok(Some(p));
         }
     }
     Ok(None)

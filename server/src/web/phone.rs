@@ -299,8 +299,8 @@ impl Conn {
                     None => {
                         self.bad(
                             socket,
-                            "unsupported_audio",
-                            "this media type is not taken; the recording goes on in the format before",
+                            "unsupported_media",
+                            "this media type is not taken; chunks stay in the format before",
                         )
                         .await
                     }

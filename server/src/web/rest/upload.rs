@@ -41,7 +41,21 @@ pub fn router() -> Router<AppState> {
         .route("/v1/alerts/{id}/recording", post(create).options(discover))
         .route("/v1/uploads/{upload}", head(status).patch(resume))
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::map_response(tus_headers))
 }
+
+/// Every answer names the tus version (a 412 must, and clients read it from errors too).
+async fn tus_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
+    if res.status() == StatusCode::PRECONDITION_FAILED {
+        res.headers_mut().insert("tus-version", HeaderValue::from_static(TUS_VERSION));
+    }
+    res
+}
+
+/// Bytes of form fields besides the file that are read (and dropped) at most.
+const MAX_OTHER_FIELDS: usize = 64 * 1024;
 
 /// `OPTIONS`: what tus this server speaks.
 async fn discover(State(state): State<AppState>) -> Response {
@@ -75,15 +89,27 @@ async fn create(
         }
     }
     if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
+        // The body stalls no longer than any upload's may.
+        let (parts, body) = req.into_parts();
+        let req =
+            Request::from_parts(parts, axum::body::Body::from_stream(idle_cut(body.into_data_stream())));
         let mut form = Multipart::from_request(req, &state)
             .await
             .map_err(|e| Error::BadRequest(format!("multipart body: {}", e.body_text())))?;
-        while let Some(field) =
-            form.next_field().await.map_err(|e| Error::BadRequest(format!("multipart body: {e}")))?
-        {
+        let bad =
+            |e: axum::extract::multipart::MultipartError| Error::BadRequest(format!("multipart body: {e}"));
+        let mut other = 0;
+        while let Some(mut field) = form.next_field().await.map_err(bad)? {
             let name = field.name().unwrap_or_default().to_owned();
             if name != "audio" && name != "video" {
-                continue; // other fields of the original app's form (drained by the next call)
+                // Other fields of the original app's form: read and dropped, within a bound.
+                while let Some(b) = field.chunk().await.map_err(bad)? {
+                    other += b.len();
+                    if other > MAX_OTHER_FIELDS {
+                        return Err(Error::TooLarge("the form's other fields are too large".into()));
+                    }
+                }
+                continue;
             }
             let new = NewUpload {
                 length: None,
@@ -155,10 +181,17 @@ async fn create_tus(
     let declared = meta.get("filetype").cloned();
     let video = declared.as_deref().is_some_and(|t| t.starts_with("video/"));
     let new = NewUpload { length: Some(length), video, declared_mime: declared };
+    let with_bytes =
+        content_length(&headers).unwrap_or(0) > 0 || headers.contains_key(header::TRANSFER_ENCODING);
+    if with_bytes {
+        expect_offset_stream(&headers)?;
+        if content_length(&headers).is_some_and(|n| n > length) {
+            return Err(Error::TooLarge("tus: more bytes than Upload-Length".into()));
+        }
+    }
     let upload = uploads::create(&state, &device, &alert_id, new).await?;
     let mut offset = 0;
-    if content_length(&headers).unwrap_or(0) > 0 || headers.contains_key(header::TRANSFER_ENCODING) {
-        expect_offset_stream(&headers)?;
+    if with_bytes {
         let progress =
             uploads::append(&state, &upload, 0, idle_cut(req.into_body().into_data_stream())).await?;
         offset = progress.offset;
@@ -205,6 +238,11 @@ async fn resume(
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or_else(|| Error::BadRequest("tus: Upload-Offset is required".into()))?;
     let u = uploads::find(&state, &device, &upload).await?;
+    if let (Some(n), Some(l)) = (content_length(&headers), u.length) {
+        if offset + n > l as u64 {
+            return Err(Error::TooLarge("tus: more bytes than Upload-Length".into()));
+        }
+    }
     let progress: Progress =
         uploads::append(&state, &u, offset, idle_cut(req.into_body().into_data_stream())).await?;
     if u.length.is_some_and(|l| l as u64 == progress.offset) && progress.offset > offset {
