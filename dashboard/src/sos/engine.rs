@@ -386,6 +386,7 @@ impl Engine {
         self.view.watch_url.set(sos.watch_url.clone());
         self.view.taken.set(Acks { fix: sos.next_fix - 1, audio: sos.next_audio - 1 });
         self.view.phase.set(Phase::Active);
+        self.formats = sos.formats.clone();
         self.sos = Some(sos);
     }
 
@@ -409,6 +410,7 @@ impl Engine {
             alert_id: None,
             watch_url: None,
             hidden: false,
+            formats: Vec::new(),
         };
         self.fixes.clear();
         self.audio.clear();
@@ -507,13 +509,21 @@ impl Engine {
             .last()
             .map(|(_, m)| m.as_str())
             .or(self.sos.as_ref().and_then(|s| s.audio_mime.as_deref()));
-        if current == Some(mime) {
-            return;
+        if current != Some(mime) {
+            self.formats.push((next, mime.to_owned()));
         }
-        self.formats.push((next, mime.to_owned()));
         // Only the newest formats matter once earlier chunks are acked.
         if self.formats.len() > 32 {
             self.formats.remove(0);
+        }
+        if let Some(sos) = &mut self.sos {
+            sos.formats = self.formats.clone();
+            if let Some(store) = self.store.clone() {
+                let sos = sos.clone();
+                leptos::task::spawn_local(async move {
+                    let _ = store.save(&sos).await;
+                });
+            }
         }
     }
 

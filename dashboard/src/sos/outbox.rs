@@ -34,6 +34,10 @@ pub struct ActiveSos {
     /// (the PIN) or goes on silently (the duress PIN).
     #[serde(default)]
     pub hidden: bool,
+    /// Where the recorder's format changed (first chunk seq, MIME type): resent chunks keep
+    /// theirs after a reload.
+    #[serde(default)]
+    pub formats: Vec<(u64, String)>,
 }
 
 /// Why storage failed (private mode, quota, a browser without IndexedDB).
