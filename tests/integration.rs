@@ -10,6 +10,7 @@ mod cluster;
 mod dashboard;
 mod evidence;
 mod liveness;
+mod places;
 mod refusals;
 mod sms;
 mod sos_page;

@@ -636,6 +636,13 @@ async fn sos_page_video_on_a_slow_link() {
         })
         .await;
         before = state(&c, "alert").await;
+        if !camera {
+            // The person's own position, ready to read out or copy (no geocoder here: no address).
+            wait_for(&c, "the place panel", Duration::from_secs(30), || async {
+                text(&c, "location-text").await.contains("Plus Code: 9F4MG")
+            })
+            .await;
+        }
         let alert = state(&c, "alert").await;
         tokio::time::sleep(Duration::from_secs(25)).await;
         let mut acks: Vec<u32> =

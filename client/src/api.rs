@@ -3,7 +3,7 @@
 
 use alertme_protocol::{
     CodeRequest, Config, Contact, ContactInput, Delivery, DeviceInfo, ErrorBody, Health, PinBody, PinSetup,
-    RecordingPart, RecordingUploaded, StatusBody, Timer, TimerExtend, TimerStart, VerifyRequest,
+    Place, RecordingPart, RecordingUploaded, StatusBody, Timer, TimerExtend, TimerStart, VerifyRequest,
     VerifyResponse, Zone,
 };
 use serde::de::DeserializeOwned;
@@ -200,6 +200,12 @@ impl Api {
         let accept = if gpx { "application/gpx+xml" } else { "application/geo+json" };
         let r = self.req(reqwest::Method::GET, &format!("/v1/alerts/{alert}/trail")).header("accept", accept);
         Ok(Self::send(r).await?.text().await?)
+    }
+
+    /// `GET /v1/alerts/{id}/place`: the newest fix, its Plus Code and the address near it (in
+    /// `language`, where the server has a geocoder).
+    pub async fn place(&self, alert: &str, language: &str) -> ApiResult<Place> {
+        Self::json(self.req(reqwest::Method::GET, &format!("/v1/alerts/{alert}/place?lang={language}"))).await
     }
 
     /// `GET /v1/alerts/{id}/recording`: the stored parts.

@@ -635,6 +635,27 @@ fn audio_track() -> String {
     "audio".to_owned()
 }
 
+/// Where the person is, to tell an emergency operator and to go there
+/// (`GET /v1/alerts/{id}/place`): the newest stored fix, its Plus Code and, where the server has
+/// a geocoder, the address near it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Place {
+    /// Latitude of the newest fix, degrees.
+    pub lat: f64,
+    /// Longitude of the newest fix, degrees.
+    pub lon: f64,
+    /// Its accuracy radius, metres.
+    pub accuracy_m: f64,
+    /// When it was taken (device clock), ms since the epoch.
+    pub time_ms: i64,
+    /// Its Open Location Code (Plus Code), 11 characters (~3 m).
+    pub plus_code: String,
+    /// The address near it, in the language asked for; absent without a geocoder or where it
+    /// knows none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
 /// What `POST /v1/alerts/{id}/recording` answers once a whole file is stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordingUploaded {

@@ -99,6 +99,10 @@ pub async fn serve_with(
     // The writer checks ownership rows, which name this start of the node (its instance).
     let store = Store::start(&cfg.db.url(), joined.as_ref().map(|j| j.cluster.instance.clone())).await?;
     let mut core = Core::new(db, hub.clone(), store, settings, secret, seal_key, guard, clock);
+    if let Some(url) = cfg.geocoder_url.as_deref().filter(|u| !u.is_empty()) {
+        let g = crate::geocode::Geocoder::new(url, cfg.geocoder_per_sec, &core.settings.public_url)?;
+        core.geocoder = Some(std::sync::Arc::new(g));
+    }
     if let Some(j) = joined {
         let c = j.cluster.clone();
         core.cluster = Some(c.clone());

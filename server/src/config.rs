@@ -243,6 +243,15 @@ pub struct ServeConfig {
     /// (unless a responder put the alert on legal hold); 0 keeps them for ever.
     #[arg(long, env = "ALERTME_RETENTION_DAYS", default_value_t = 90)]
     pub retention_days: u32,
+    /// A Nominatim-compatible reverse geocoder (e.g. https://nominatim.openstreetmap.org, or
+    /// your own): pages show the address near the person's position. Off when unset. Positions
+    /// are sent to it rounded to ~11 m; check its usage policy (the public Nominatim allows one
+    /// request a second and no heavy use).
+    #[arg(long, env = "ALERTME_GEOCODER_URL")]
+    pub geocoder_url: Option<String>,
+    /// Requests a second to the geocoder at most (its usage policy; answers are cached).
+    #[arg(long, env = "ALERTME_GEOCODER_PER_SEC", default_value_t = 1)]
+    pub geocoder_per_sec: u32,
     /// Largest recording a phone may upload (`POST /v1/alerts/{id}/recording`), in bytes.
     #[arg(long, env = "ALERTME_UPLOAD_MAX_BYTES", default_value_t = 200_000_000)]
     pub upload_max_bytes: u64,

@@ -1,6 +1,6 @@
 //! The layering rules, checked: a test that fails when a module reaches a layer it must not.
 //!
-//! Dependencies point down only: `web` → `domain` → `cluster`, `live`, `storage`, `sms`;
+//! Dependencies point down only: `web` → `domain` → `cluster`, `live`, `storage`, `sms`, `geocode`;
 //! `cluster` (NATS) uses `live` and `storage`; `sms` may use `storage` (its outbox rows); `live` and `storage` use nothing but the shared kernel
 //! (`config`, `error`, `clock`, `telemetry`, `e164`, `media`). Only `web` knows HTTP; only
 //! `domain` and `storage` know SeaORM. `cli` is a front end like `web`, for operators.
@@ -25,9 +25,15 @@ struct Layer {
 const LAYERS: &[Layer] = &[
     Layer { name: "web", may_use: &["domain", "live", "sms"], no_http: false, no_sql: true },
     Layer { name: "cli", may_use: &["domain", "storage"], no_http: true, no_sql: true },
-    Layer { name: "domain", may_use: &["cluster", "live", "storage", "sms"], no_http: true, no_sql: false },
+    Layer {
+        name: "domain",
+        may_use: &["cluster", "live", "storage", "sms", "geocode"],
+        no_http: true,
+        no_sql: false,
+    },
     Layer { name: "cluster", may_use: &["live", "storage"], no_http: true, no_sql: true },
     Layer { name: "sms", may_use: &["storage"], no_http: true, no_sql: true },
+    Layer { name: "geocode", may_use: &[], no_http: true, no_sql: true },
     Layer { name: "live", may_use: &[], no_http: true, no_sql: true },
     Layer { name: "storage", may_use: &[], no_http: true, no_sql: false },
 ];

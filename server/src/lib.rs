@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod e164;
 pub mod error;
+pub mod geocode;
 pub mod live;
 pub mod media;
 pub mod sms;

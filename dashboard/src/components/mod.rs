@@ -1,4 +1,5 @@
 //! Reusable view pieces.
 
 pub mod map;
+pub mod place;
 pub mod timeline;

@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use serde_json::json;
 
 use crate::api::{self, ApiError};
+use crate::components::place::PlacePanel;
 use crate::sos::account::{self, Account};
 use crate::sos::engine::{self, Input, Link, Phase};
 use crate::sos::sensors::SensorState;
@@ -279,6 +280,7 @@ fn Signed(account: Account) -> impl IntoView {
     });
 
     let active = Signal::derive(move || v.phase.get() == Phase::Active && !v.hidden.get());
+    let sos_alert = Memo::new(move |_| v.alert_id.get());
     let press = Callback::new(press);
     let end = Callback::new(move |()| {
         end_sos.dispatch(pin.get_untracked());
@@ -313,6 +315,12 @@ fn Signed(account: Account) -> impl IntoView {
             {move || v.problem.get().map(|p| view! { <p class="error">{p}</p> })}
             {move || active.get().then(|| message.get()).flatten().map(|m| view! { <p class="error">{m}</p> })}
             {sos_panel}
+            // The person's own position as help would need it (the original app's SOS screen
+            // shows the address): to read out on a call, or to copy.
+            <Show when=move || active.get()>
+                <PlacePanel alert_id=sos_alert query=format!("token={}", js_sys::encode_uri_component(&token.get_value())) now=now
+                    seq=Signal::derive(move || v.acked.get().fix) />
+            </Show>
             <CameraToggle v on_change=Callback::new(move |on: bool| hs.with_value(|h| h.send(Input::Camera(on)))) />
             <Timers token timers load_timers=load_timers.clone() due=v.check_in_due now />
             <Setup token contacts contacts_loaded load_contacts />

@@ -7,6 +7,7 @@ use wasm_bindgen::JsCast;
 
 use crate::api::{self, ApiError, Config};
 use crate::components::map::Map;
+use crate::components::place::PlacePanel;
 use crate::components::timeline::Timeline;
 use crate::watch::audio::Support;
 use crate::watch::live::{self, Link, Live};
@@ -305,6 +306,8 @@ pub fn Watch(
                     class:shown=move || live.video.get() && !over()
                     aria-label="Live video from the phone"></video>
                 <Map trail=trail pins=Signal::derive(Vec::new) tiles=tiles attribution=attribution follow=true />
+                <PlacePanel alert_id=alert_id query=query.clone() now=now
+                    seq=Signal::derive(move || live.current().map_or(0, |f| f.seq)) />
                 <div hidden data-testid="perf"
                     data-first-fix=move || live.first_fix_ms.get().map(|v| v.round().to_string())
                     data-first-audio=move || live.first_audio_ms.get().map(|v| v.round().to_string())

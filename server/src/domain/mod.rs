@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod links;
 pub mod notify;
 pub mod pins;
+pub mod places;
 pub mod positions;
 pub mod recordings;
 pub mod registration;
@@ -103,6 +104,8 @@ pub struct Core {
     pub zone_free: Arc<dashmap::DashMap<String, std::time::Instant>>,
     /// This node's part of a cluster (`None`: one server on its own).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The address service (`None`: not configured).
+    pub geocoder: Option<Arc<crate::geocode::Geocoder>>,
 }
 
 impl Core {
@@ -131,6 +134,7 @@ impl Core {
             timers_wake: Arc::new(tokio::sync::Notify::new()),
             zone_free: Arc::new(dashmap::DashMap::new()),
             cluster: None,
+            geocoder: None,
         }
     }
 

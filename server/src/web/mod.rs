@@ -12,7 +12,9 @@ pub(crate) mod state;
 pub(crate) mod throttle;
 mod watch;
 
-use rest::{account, config, contacts, evidence, health, links, recording, sms_hooks, timers, trail, upload};
+use rest::{
+    account, config, contacts, evidence, health, links, place, recording, sms_hooks, timers, trail, upload,
+};
 
 use axum::http::{header, HeaderValue};
 use axum::Router;
@@ -41,6 +43,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .merge(evidence::router())
         .merge(links::router())
         .merge(trail::router())
+        .merge(place::router())
         // The dashboard is a single-page app: its routes all load index.html.
         .route_service("/w/{token}", ServeFile::new(&index))
         .route_service("/console", ServeFile::new(&index))

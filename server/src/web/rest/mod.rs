@@ -6,6 +6,7 @@ pub(super) mod contacts;
 pub(super) mod evidence;
 pub(super) mod health;
 pub(super) mod links;
+pub(super) mod place;
 pub(super) mod recording;
 pub(super) mod sms_hooks;
 pub(super) mod timers;

@@ -1,0 +1,107 @@
+//! Where the person is, in forms that help act on it: the address, coordinates with accuracy and age, a Plus Code, directions, and a copy for the emergency services.
+
+use alertme_protocol::Place;
+use leptos::prelude::*;
+
+use crate::api;
+
+/// The panel for an alert: read from `/v1/alerts/{id}/place` (with `query`, the page's
+/// credentials) when the alert is known and again every `every` newer fixes.
+#[component]
+pub fn PlacePanel(
+    /// The alert, once known.
+    alert_id: Memo<Option<String>>,
+    /// `token=…` for the request.
+    query: String,
+    /// The newest fix's seq: the place is read again as the person moves.
+    seq: Signal<u64>,
+    /// The page's clock, ms.
+    now: RwSignal<f64>,
+) -> impl IntoView {
+    let copied = RwSignal::new(None::<&'static str>);
+    let place = LocalResource::new(move || {
+        let (id, query) = (alert_id.get(), query.clone());
+        // Every 15 fixes (about 15 s while the phone sends one a second).
+        let _bucket = seq.get() / 15;
+        async move {
+            let id = id?;
+            let lang = web_sys::window().and_then(|w| w.navigator().language()).unwrap_or_default();
+            let url = format!("/v1/alerts/{id}/place?{query}&lang={}", js_sys::encode_uri_component(&lang));
+            api::get_json::<Place>(&url).await.ok()
+        }
+    });
+    move || {
+        let p = place.get().flatten()?;
+        let age = move || ago(now.get() - p.time_ms as f64);
+        let text = {
+            let p = p.clone();
+            move || emergency_text(&p, &age())
+        };
+        let copy = {
+            let text = text.clone();
+            move |_| {
+                let t = text();
+                let Some(w) = web_sys::window() else { return };
+                let done = wasm_bindgen_futures::JsFuture::from(w.navigator().clipboard().write_text(&t));
+                leptos::task::spawn_local(async move {
+                    copied.set(Some(if done.await.is_ok() {
+                        "Copied."
+                    } else {
+                        "Select the text below to copy it."
+                    }));
+                });
+            }
+        };
+        let (lat, lon) = (p.lat, p.lon);
+        Some(view! {
+            <section class="place" data-testid="place">
+                <h2>"Where"</h2>
+                {p.address.clone().map(|a| view! { <p class="address" data-testid="address">{a}</p> })}
+                <p class="coords">
+                    {format!("{lat:.6}, {lon:.6} · ±{:.0} m · ", p.accuracy_m)} {age} {format!(" · Plus Code {}", p.plus_code)}
+                </p>
+                <div class="place-actions">
+                    <a class="button" data-testid="directions" href=format!("geo:{lat:.6},{lon:.6}?q={lat:.6},{lon:.6}")>"Directions"</a>
+                    <button data-testid="copy-location" on:click=copy>"Copy location for emergency services"</button>
+                </div>
+                <p class="muted small">
+                    "Open in "
+                    <a target="_blank" rel="noopener noreferrer" href=format!("https://www.openstreetmap.org/?mlat={lat:.6}&mlon={lon:.6}#map=18/{lat:.6}/{lon:.6}")>"OpenStreetMap"</a>
+                    " · "
+                    <a target="_blank" rel="noopener noreferrer" href=format!("https://www.google.com/maps/dir/?api=1&destination={lat:.6},{lon:.6}")>"Google Maps"</a>
+                    " · "
+                    <a target="_blank" rel="noopener noreferrer" href=format!("https://maps.apple.com/?daddr={lat:.6},{lon:.6}")>"Apple Maps"</a>
+                </p>
+                <p class="muted small" aria-live="polite" data-testid="copied">{move || copied.get()}</p>
+                <pre class="location-text" data-testid="location-text">{text}</pre>
+            </section>
+        })
+    }
+}
+
+/// What an emergency operator needs, in the order they ask: the address, the coordinates with
+/// their accuracy and age, the Plus Code.
+pub fn emergency_text(p: &Place, age: &str) -> String {
+    let mut out = String::new();
+    if let Some(a) = &p.address {
+        out.push_str(a);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "{:.6}, {:.6} (accurate to {:.0} m, {age})\nPlus Code: {}",
+        p.lat, p.lon, p.accuracy_m, p.plus_code
+    ));
+    out
+}
+
+/// "12 s ago", "3 min ago", "2 h ago".
+fn ago(ms: f64) -> String {
+    let s = (ms / 1000.0).max(0.0).round() as u64;
+    match s {
+        0..=1 => "just now".to_owned(),
+        2..=119 => format!("{s} s ago"),
+        120..=7199 => format!("{} min ago", s / 60),
+        7200..=172_799 => format!("{} h ago", s / 3600),
+        _ => format!("{} days ago", s / 86_400),
+    }
+}
