@@ -82,6 +82,8 @@ async fn watch_page_and_console() {
     .await;
     assert_eq!(errors, 0.0, "no media error");
     save_screenshot("watch.png", &c.screenshot().await.unwrap());
+    let violations = axe_serious(&c).await;
+    assert!(violations.is_empty(), "axe-core on the live watch page:\n{}", violations.join("\n"));
 
     // The console in a second tab: sign in, see the alert, claim it.
     let watch_tab = c.window().await.unwrap();
@@ -120,6 +122,8 @@ async fn watch_page_and_console() {
     assert!(shown.text().await.unwrap().contains("Rita at"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     save_screenshot("console.png", &c.screenshot().await.unwrap());
+    let violations = axe_serious(&c).await;
+    assert!(violations.is_empty(), "axe-core on the console:\n{}", violations.join("\n"));
     // The selected alert's evidence: a signed bundle to download, and a legal hold with a reason.
     c.find(Locator::Css("[data-testid=alert-row] button.name")).await.unwrap().click().await.unwrap();
     let reason = c
@@ -173,6 +177,8 @@ async fn watch_page_and_console() {
     let updated = c.find(Locator::Css("[data-testid=updated]")).await.unwrap().text().await.unwrap();
     assert!(updated.is_empty(), "no 'updated' after the end: {updated}");
     save_screenshot("watch-resolved.png", &c.screenshot().await.unwrap());
+    let violations = axe_serious(&c).await;
+    assert!(violations.is_empty(), "axe-core on the resolved watch page:\n{}", violations.join("\n"));
     c.close().await.unwrap();
 }
 
@@ -339,6 +345,8 @@ async fn withdrawn_and_expired_links_are_explained() {
         .unwrap();
     assert!(msg.text().await.unwrap().contains("This link was withdrawn"));
     save_screenshot("watch-withdrawn.png", &c.screenshot().await.unwrap());
+    let violations = axe_serious(&c).await;
+    assert!(violations.is_empty(), "axe-core on the withdrawn watch page:\n{}", violations.join("\n"));
 
     // Resolved, then opened after the links expired (3 s here).
     c.switch_to_window(tab.handle).await.unwrap();

@@ -203,8 +203,15 @@ async fn watch_page_helps_act_on_the_position() {
     .await;
     let copied = c.execute_async("navigator.clipboard.readText().then(arguments[0])", vec![]).await.unwrap();
     assert_eq!(copied.as_str(), Some(text.as_str()), "the clipboard holds what the page shows");
-    c.find(Locator::Css("[data-testid=place]")).await.unwrap().click().await.ok();
     c.execute("document.querySelector('[data-testid=place]').scrollIntoView()", vec![]).await.unwrap();
     save_screenshot("watch-place.png", &c.screenshot().await.unwrap());
+    let violations = axe_serious(&c).await;
+    assert!(violations.is_empty(), "axe-core on the live watch page:\n{}", violations.join("\n"));
+    // The check sees what it should: an image without a text alternative is critical.
+    c.execute("const i = document.createElement('img'); i.src = '/x.png'; document.body.append(i);", vec![])
+        .await
+        .unwrap();
+    let planted = axe_serious(&c).await;
+    assert!(planted.iter().any(|v| v.contains("image-alt")), "{planted:?}");
     drop(phone);
 }

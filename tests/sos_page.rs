@@ -197,6 +197,8 @@ async fn sos_page_streams_and_survives_cuts() {
     // Sign in with the texted code.
     c.goto(&format!("{page}/sos")).await.unwrap();
     fill(&c, "phone", ANA).await;
+    let violations = axe_serious(&c).await;
+    assert!(violations.is_empty(), "axe-core on the sign-in page:\n{}", violations.join("\n"));
     click(&c, "send-code").await;
     let code = code_for(&fake, ANA).await;
     fill(&c, "code", &code).await;
@@ -285,6 +287,8 @@ async fn sos_page_streams_and_survives_cuts() {
     .await;
     c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     save_screenshot("sos-active.png", &c.screenshot().await.unwrap());
+    let violations = axe_serious(&c).await;
+    assert!(violations.is_empty(), "axe-core on the SOS page during an SOS:\n{}", violations.join("\n"));
 
     // Network cut with the server up: the watcher stays; after the cut the page sends the
     // newest fix first, then the backlog oldest first.
@@ -622,6 +626,8 @@ async fn sos_page_video_on_a_slow_link() {
         state(&c, "link").await == "online"
     })
     .await;
+    let violations = axe_serious(&c).await;
+    assert!(violations.is_empty(), "axe-core on the signed-in SOS page:\n{}", violations.join("\n"));
     let stop_walk = walk_in_background(c.clone());
     let mut measured = Vec::new();
     let mut before = String::new();

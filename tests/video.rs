@@ -140,6 +140,8 @@ async fn watch_page_shows_live_video() {
     let width = js_f64(&c, "return document.querySelector('[data-testid=live-audio]').videoWidth;").await;
     assert_eq!(width, 320.0, "the phone's frames, at their size");
     save_screenshot("watch-video.png", &c.screenshot().await.unwrap());
+    let violations = axe_serious(&c).await;
+    assert!(violations.is_empty(), "axe-core on the watch page with video:\n{}", violations.join("\n"));
 
     // The phone uploads a recording while the alert is live: the page offers it.
     let file = std::fs::read(fixture("audio/speech_aac128k.aac")).unwrap();

@@ -148,3 +148,27 @@ impl WebDriverCompatibleCommand for Cdp {
 pub async fn cdp(c: &Client, cmd: &'static str, params: Value) -> Value {
     c.issue_cmd(Cdp { cmd, params }).await.unwrap_or_else(|e| panic!("{cmd}: {e}"))
 }
+
+/// Runs axe-core (injected from `tests/browser/node_modules`, installed by `.ci/run`) on the
+/// page as it is now and returns its serious and critical violations as
+/// `impact rule: help (N elements: first selector)`, for an assertion message.
+pub async fn axe_serious(c: &Client) -> Vec<String> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/node_modules/axe-core/axe.min.js");
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{}: {e} (run `npm install` in tests/browser; .ci/run does)", path.display())
+    });
+    c.execute(&format!("{source}\nreturn true;"), vec![]).await.expect("axe-core injected");
+    let found = c
+        .execute_async(
+            "const done = arguments[0];
+             axe.run(document, { resultTypes: ['violations'] }).then(r => done(r.violations
+               .filter(v => v.impact === 'serious' || v.impact === 'critical')
+               .map(v => `${v.impact} ${v.id}: ${v.help} (${v.nodes.length} elements: ${v.nodes[0].target.join(' ')})`)))
+               .catch(e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await
+        .expect("axe-core ran");
+    serde_json::from_value(found).unwrap_or_default()
+}

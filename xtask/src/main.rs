@@ -16,9 +16,12 @@ fn main() -> anyhow::Result<()> {
             build(&root, true)?;
             let rest: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| *a != "--").collect();
             let serve: Vec<&str> = if rest.is_empty() { vec!["--demo"] } else { rest };
+            // Exactly the README's `cargo run --release -- …` (the workspace's default members,
+            // not `-p alertme-server`): the same features, so switching between the two reuses
+            // one build instead of compiling the dependencies again.
             let status = Command::new(cargo())
                 .current_dir(&root)
-                .args(["run", "--release", "-p", "alertme-server", "--bin", "alertme", "--", "serve"])
+                .args(["run", "--release", "--bin", "alertme", "--", "serve"])
                 .args(serve)
                 .status()?;
             if !status.success() {

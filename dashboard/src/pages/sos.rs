@@ -401,7 +401,7 @@ fn ActiveSos(v: engine::View, pin: RwSignal<String>, end: Callback<()>) -> impl 
                 <p>"Live link for anyone you tell: " <a href=u.clone() data-testid="watch-link" target="_blank">{u.clone()}</a></p>
             })}
             <div class="end">
-                <input type="password" inputmode="numeric" placeholder="PIN" data-testid="pin" bind:value=pin />
+                <input type="password" inputmode="numeric" placeholder="PIN" aria-label="Your PIN" data-testid="pin" bind:value=pin />
                 <button data-testid="end" disabled=move || v.alert_id.get().is_none() on:click=move |_| end.run(())>"End SOS"</button>
             </div>
         </section>
@@ -541,9 +541,9 @@ fn Timers(
                     view! {
                         <p class="muted">"Going somewhere alone? If you do not check in in time, your contacts are alerted with your last position."</p>
                         <div class="row">
-                            <input type="number" min="1" max="1440" data-testid="timer-minutes" bind:value=minutes />
+                            <input type="number" min="1" max="1440" data-testid="timer-minutes" aria-label="Minutes until you check in" bind:value=minutes />
                             <span>"min"</span>
-                            <input data-testid="timer-note" bind:value=note />
+                            <input data-testid="timer-note" placeholder="Where to (optional)" aria-label="Where you are going (optional)" bind:value=note />
                             <button data-testid="timer-start" on:click=start.clone()>"Start"</button>
                         </div>
                     }
@@ -565,7 +565,7 @@ fn Timers(
                                             else { format!(" — check in within {}", clock(deadline - now.get())) }}
                                     </p>
                                     <div class="row">
-                                        <input type="password" inputmode="numeric" placeholder="PIN" data-testid="timer-pin" bind:value=pin />
+                                        <input type="password" inputmode="numeric" placeholder="PIN" aria-label="Your PIN" data-testid="timer-pin" bind:value=pin />
                                         <button data-testid="checkin" on:click=move |_| act1(id1.clone(), "checkin")>"I'm safe"</button>
                                         <button on:click=move |_| act2(id2.clone(), "extend")>"+15 min"</button>
                                     </div>
@@ -659,15 +659,15 @@ fn Setup(
                 }).collect_view()}
             </ul>
             <div class="row">
-                <input placeholder="Name" data-testid="contact-name" bind:value=name />
-                <input type="tel" placeholder="+49 151 …" data-testid="contact-phone" bind:value=phone />
+                <input placeholder="Name" aria-label="Contact's name" data-testid="contact-name" bind:value=name />
+                <input type="tel" placeholder="+49 151 …" aria-label="Contact's phone number" data-testid="contact-phone" bind:value=phone />
                 <button data-testid="contact-add" on:click=add>"Add"</button>
             </div>
             <h3>"PIN"</h3>
             <p class="muted">"Ends an SOS or a timer. A duress PIN looks the same to whoever forces you, but keeps the alert going silently."</p>
             <div class="row">
-                <input type="password" inputmode="numeric" placeholder="PIN (4-8 digits)" data-testid="pin-new" bind:value=pin />
-                <input type="password" inputmode="numeric" placeholder="Duress PIN (optional)" data-testid="pin-duress" bind:value=duress />
+                <input type="password" inputmode="numeric" placeholder="PIN (4-8 digits)" aria-label="New PIN (4-8 digits)" data-testid="pin-new" bind:value=pin />
+                <input type="password" inputmode="numeric" placeholder="Duress PIN (optional)" aria-label="Duress PIN (optional)" data-testid="pin-duress" bind:value=duress />
                 <button data-testid="pin-save" on:click=set_pin>"Save PIN"</button>
             </div>
             {move || note.get().map(|(ok, n)| view! { <p class=if ok { "ok" } else { "error" } data-testid="setup-note">{n}</p> })}
