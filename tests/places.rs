@@ -173,8 +173,12 @@ async fn watch_page_helps_act_on_the_position() {
     let env = Env::new(Backend::Sqlite).await;
     let token = env.user("Ana", "+4915112345678");
     let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", "", "--geocoder-url", &stand_in.addr]);
-    let gpx = fixture("gps/gps_walk_10min.gpx").display().to_string();
-    let phone = Phone::start(&server, &token, &["--gpx", &gpx, "--speed", "2", "--finish", "keep"]);
+    // A short walk, over before the page opens: the position the page shows stays put.
+    let csv = std::fs::read_to_string(fixture("gps/gps_walk_10min.csv")).unwrap();
+    let short = env.data_dir.join("walk_20s.csv");
+    std::fs::write(&short, csv.lines().take(21).collect::<Vec<_>>().join("\n")).unwrap();
+    let walk = short.display().to_string();
+    let phone = Phone::start(&server, &token, &["--gpx", &walk, "--speed", "20", "--finish", "keep"]);
     let driver = Driver::start();
     let c = driver.browser().await;
     let origin = server.http("");
