@@ -33,9 +33,9 @@ const VIDEO_BACKLOG_MAX: usize = 300 * 1024;
 const VIDEO_BACKLOG_CALM: usize = 32 * 1024;
 const VIDEO_CALM_MS: f64 = 15_000.0;
 /// Video is cut into pieces this small, so that a fix never waits behind a big one.
-const VIDEO_PIECE: usize = 2 * 1024;
+const VIDEO_PIECE: usize = 1024;
 /// Bounds of the media sent but not acknowledged (see [`Engine::window`]).
-const WINDOW_MIN: usize = 4 * 1024;
+const WINDOW_MIN: usize = 2 * 1024;
 const WINDOW_MAX: usize = 1024 * 1024;
 /// How often held-back media is tried again.
 const PUMP_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
