@@ -137,16 +137,56 @@ async fn address_plus_code_cache_and_rate_limit() {
         let t = env.user(&format!("P{i}"), &format!("+49151123456{}", 80 + i));
         alerts.push((alert_at(&server, &t, "c", lat, 13.4).await, t));
     }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let asks = alerts.iter().map(|((a, w), _)| place(&server, a, w, "en"));
     let answers = futures_util::future::join_all(asks).await;
-    assert!(answers.iter().all(|(s, _)| *s == 200));
-    let times: Vec<Instant> = stand_in.requests().iter().map(|r| r.0).collect();
+    assert!(
+        answers.iter().all(|(s, p)| *s == 200 && p.as_ref().is_some_and(|p| p.address.is_some())),
+        "{answers:?}"
+    );
+    let seen = stand_in.requests();
+    assert_eq!(seen.len(), 5, "each new place asked once: {seen:?}");
+    let times: Vec<Instant> = seen.iter().map(|r| r.0).collect();
     for w in times[1..].windows(2) {
         assert!(w[1] - w[0] >= Duration::from_millis(900), "at most one request a second: {:?}", w[1] - w[0]);
     }
-    // Only who may follow the alert.
+    // One alert cannot make the service look up places faster than every 10 s.
+    let (mover, mover_watch) = &alerts[0].0;
+    let mut ws = connect(&server.ws("/v1/phone"), Some(&alerts[0].1), None).await.unwrap();
+    send_json(&mut ws, &PhoneMsg::Start { client_id: "c".into(), audio_mime: None, pressed_at_ms: None })
+        .await;
+    let moved = Fix {
+        seq: 2,
+        lat: 48.1,
+        lon: 11.6,
+        accuracy_m: 5.0,
+        time_ms: alertme_client::now_ms() + 1,
+        battery_pct: None,
+        speed_mps: None,
+        heading_deg: None,
+        altitude_m: None,
+    };
+    send_json(&mut ws, &PhoneMsg::Fix { fixes: vec![moved] }).await;
+    loop {
+        if let PhoneServerMsg::Ack { acks } = phone_msg(&mut ws).await {
+            if acks.fix >= 2 {
+                break;
+            }
+        }
+    }
+    let (status, p) = place(&server, mover, mover_watch, "en").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (p.as_ref().map(|p| p.lat), p.and_then(|p| p.address)),
+        (Some(48.1), None),
+        "no new lookup yet"
+    );
+    assert_eq!(stand_in.requests().len(), 5);
+    // Only who may follow this alert: a made-up token, or another alert's link, gets nothing.
     let (status, _) = place(&server, &alert, "amw_nonsense", "en").await;
     assert!(status == 401 || status == 403, "{status}");
+    let (status, _) = place(&server, &alert, mover_watch, "en").await;
+    assert_eq!(status, 403, "another alert's watch link");
     server.stop().await;
 
     // Without a geocoder: coordinates and Plus Code, no address.

@@ -5,29 +5,47 @@ use leptos::prelude::*;
 
 use crate::api;
 
-/// The panel for an alert: read from `/v1/alerts/{id}/place` (with `query`, the page's
-/// credentials) when the alert is known and again every `every` newer fixes.
+/// The panel for an alert: read from `/v1/alerts/{id}/place` when the alert is known and again
+/// every 15 newer fixes (about 15 s while the phone sends one a second).
 #[component]
 pub fn PlacePanel(
     /// The alert, once known.
     alert_id: Memo<Option<String>>,
-    /// `token=…` for the request.
-    query: String,
+    /// The page's credential: `Ok("token=…")` for a query (a watch link, which is in the URL
+    /// anyway), `Err(token)` for a device token, sent as a header (never in a URL).
+    credential: Result<String, String>,
     /// The newest fix's seq: the place is read again as the person moves.
     seq: Signal<u64>,
     /// The page's clock, ms.
     now: RwSignal<f64>,
 ) -> impl IntoView {
     let copied = RwSignal::new(None::<&'static str>);
+    // Only a new bucket reads the place again, not every fix.
+    let bucket = Memo::new(move |_| seq.get() / 15);
+    // The address last known: kept while an answer comes without one (the service was busy).
+    let last_address = RwSignal::new(None::<String>);
     let place = LocalResource::new(move || {
-        let (id, query) = (alert_id.get(), query.clone());
-        // Every 15 fixes (about 15 s while the phone sends one a second).
-        let _bucket = seq.get() / 15;
+        let (id, credential) = (alert_id.get(), credential.clone());
+        bucket.track();
         async move {
             let id = id?;
             let lang = web_sys::window().and_then(|w| w.navigator().language()).unwrap_or_default();
-            let url = format!("/v1/alerts/{id}/place?{query}&lang={}", js_sys::encode_uri_component(&lang));
-            api::get_json::<Place>(&url).await.ok()
+            let lang = js_sys::encode_uri_component(&lang);
+            let mut p = match credential {
+                Ok(query) => {
+                    api::get_json::<Place>(&format!("/v1/alerts/{id}/place?{query}&lang={lang}")).await
+                }
+                Err(token) => {
+                    let url = format!("/v1/alerts/{id}/place?lang={lang}");
+                    api::send_json::<Place>("GET", &url, Some(&token), None).await
+                }
+            }
+            .ok()?;
+            match &p.address {
+                Some(a) => last_address.set(Some(a.clone())),
+                None => p.address = last_address.get_untracked(),
+            }
+            Some(p)
         }
     });
     move || {
@@ -42,7 +60,15 @@ pub fn PlacePanel(
             move |_| {
                 let t = text();
                 let Some(w) = web_sys::window() else { return };
-                let done = wasm_bindgen_futures::JsFuture::from(w.navigator().clipboard().write_text(&t));
+                // No clipboard outside secure contexts (a plain-http address): the text below
+                // can still be selected.
+                let nav = w.navigator();
+                let has = js_sys::Reflect::get(&nav, &"clipboard".into()).is_ok_and(|c| !c.is_undefined());
+                if !has {
+                    copied.set(Some("Select the text below to copy it."));
+                    return;
+                }
+                let done = wasm_bindgen_futures::JsFuture::from(nav.clipboard().write_text(&t));
                 leptos::task::spawn_local(async move {
                     copied.set(Some(if done.await.is_ok() {
                         "Copied."

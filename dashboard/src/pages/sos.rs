@@ -318,7 +318,7 @@ fn Signed(account: Account) -> impl IntoView {
             // The person's own position as help would need it (the original app's SOS screen
             // shows the address): to read out on a call, or to copy.
             <Show when=move || active.get()>
-                <PlacePanel alert_id=sos_alert query=format!("token={}", js_sys::encode_uri_component(&token.get_value())) now=now
+                <PlacePanel alert_id=sos_alert credential=Err(token.get_value()) now=now
                     seq=Signal::derive(move || v.acked.get().fix) />
             </Show>
             <CameraToggle v on_change=Callback::new(move |on: bool| hs.with_value(|h| h.send(Input::Camera(on)))) />

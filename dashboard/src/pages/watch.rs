@@ -306,7 +306,7 @@ pub fn Watch(
                     class:shown=move || live.video.get() && !over()
                     aria-label="Live video from the phone"></video>
                 <Map trail=trail pins=Signal::derive(Vec::new) tiles=tiles attribution=attribution follow=true />
-                <PlacePanel alert_id=alert_id query=query.clone() now=now
+                <PlacePanel alert_id=alert_id credential=Ok(query.clone()) now=now
                     seq=Signal::derive(move || live.current().map_or(0, |f| f.seq)) />
                 <div hidden data-testid="perf"
                     data-first-fix=move || live.first_fix_ms.get().map(|v| v.round().to_string())

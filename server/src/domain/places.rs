@@ -24,7 +24,7 @@ pub async fn of_alert(state: &Core, alert_id: &str, language: &str) -> Result<Pl
     let plus_code = open_location_code::encode(geo_types_point(fix.lon, fix.lat), 11);
     let language = LANGUAGES.iter().find(|l| language.starts_with(**l)).copied().unwrap_or("en");
     let address = match &state.geocoder {
-        Some(g) => match g.address(fix.lat, fix.lon, language).await {
+        Some(g) => match g.address(alert_id, fix.lat, fix.lon, language).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::info!(error = %e, "no address this time");

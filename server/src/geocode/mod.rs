@@ -14,6 +14,9 @@ use std::time::Duration;
 const CACHE_ENTRIES: usize = 10_000;
 /// Longest a request waits for its turn under the rate limit.
 const WAIT_FOR_TURN: Duration = Duration::from_secs(3);
+/// One asker (an alert, in a language) makes the service look something up at most this often:
+/// a phone sending made-up positions cannot use us as its free geocoder, nor starve the others.
+const ASKER_EVERY: Duration = Duration::from_secs(10);
 
 /// Why no address came back.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,8 @@ pub struct Geocoder {
     base: String,
     limiter: governor::DefaultDirectRateLimiter,
     cache: Mutex<(HashMap<Key, Option<String>>, VecDeque<Key>)>,
+    /// When each asker last made the service look something up (bounded like the cache).
+    asked: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Geocoder {
@@ -50,22 +55,48 @@ impl Geocoder {
             base: base.trim_end_matches('/').to_owned(),
             limiter: governor::RateLimiter::direct(quota),
             cache: Mutex::new((HashMap::new(), VecDeque::new())),
+            asked: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The address near `(lat, lon)` in `language` (`None`: the service knows none there).
-    pub async fn address(&self, lat: f64, lon: f64, language: &str) -> Result<Option<String>, GeocodeError> {
+    /// The address near `(lat, lon)` in `language` (`None`: the service knows none there), for
+    /// `asker` (who may make the service look up a new place once every 10 s).
+    pub async fn address(
+        &self,
+        asker: &str,
+        lat: f64,
+        lon: f64,
+        language: &str,
+    ) -> Result<Option<String>, GeocodeError> {
+        if !(lat.is_finite() && lon.is_finite() && lat.abs() <= 90.0 && lon.abs() <= 180.0) {
+            return Ok(None);
+        }
         let key: Key = ((lat * 1e4).round() as i32, (lon * 1e4).round() as i32, language.to_owned());
-        if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).0.get(&key) {
-            return Ok(hit.clone());
+        if let Some(hit) = self.cached(&key) {
+            return Ok(hit);
+        }
+        {
+            let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+            let who = format!("{asker}/{language}");
+            if asked.get(&who).is_some_and(|t| t.elapsed() < ASKER_EVERY) {
+                return Err(GeocodeError::Busy);
+            }
+            if asked.len() >= CACHE_ENTRIES {
+                asked.retain(|_, t| t.elapsed() < ASKER_EVERY);
+            }
+            asked.insert(who, std::time::Instant::now());
         }
         tokio::time::timeout(WAIT_FOR_TURN, self.limiter.until_ready())
             .await
             .map_err(|_| GeocodeError::Busy)?;
+        // Another request for the same place may have asked while this one waited its turn.
+        if let Some(hit) = self.cached(&key) {
+            return Ok(hit);
+        }
         let (lat, lon) = (f64::from(key.0) / 1e4, f64::from(key.1) / 1e4);
         let res = self
             .http
-            .get(format!("{}/reverse", self.base))
+            .get(self.reverse_url())
             .query(&[
                 ("format", "jsonv2"),
                 ("zoom", "18"),
@@ -94,5 +125,17 @@ impl Geocoder {
             order.push_back(key);
         }
         Ok(address)
+    }
+
+    fn cached(&self, key: &Key) -> Option<Option<String>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).0.get(key).cloned()
+    }
+
+    /// `BASE/reverse`, keeping a query the base carries (a provider's `?key=…`).
+    fn reverse_url(&self) -> String {
+        match self.base.split_once('?') {
+            Some((path, query)) => format!("{}/reverse?{query}", path.trim_end_matches('/')),
+            None => format!("{}/reverse", self.base),
+        }
     }
 }
