@@ -944,19 +944,28 @@ impl Engine {
             .map(|(_, m)| m.as_str())
             .or(self.sos.as_ref().and_then(|s| s.audio_mime.as_deref()))
             .is_some_and(|m| m.starts_with("video/"));
-        for piece in bytes.chunks(if video { VIDEO_PIECE } else { MAX_CHUNK }) {
-            let Some(sos) = &mut self.sos else { return };
-            let seq = sos.next_audio;
-            sos.next_audio += 1;
-            let sos = sos.clone();
-            if let Some(store) = &self.store {
-                if let Err(e) = store.add_audio(&sos, seq, piece).await {
-                    self.storage_problem(&e.0);
-                }
+        let Some(sos) = &mut self.sos else { return };
+        let pieces: Vec<(u64, Vec<u8>)> = bytes
+            .chunks(if video { VIDEO_PIECE } else { MAX_CHUNK })
+            .map(|piece| {
+                let seq = sos.next_audio;
+                sos.next_audio += 1;
+                (seq, piece.to_vec())
+            })
+            .collect();
+        let sos = sos.clone();
+        if let Some(store) = &self.store {
+            if let Err(e) = store.add_audio(&sos, &pieces).await {
+                self.storage_problem(&e.0);
             }
-            self.view.taken.update(|t| t.audio = seq);
-            self.audio.push_back((seq, piece.to_vec()));
         }
+        if self.sos.is_none() {
+            return; // it ended while the pieces were stored
+        }
+        if let Some((last, _)) = pieces.last() {
+            self.view.taken.update(|t| t.audio = *last);
+        }
+        self.audio.extend(pieces);
         self.send_audio_backlog();
     }
 

@@ -128,10 +128,14 @@ impl Outbox {
     }
 
     /// Stores an audio chunk together with the seq counter that handed it out.
-    pub async fn add_audio(&self, sos: &ActiveSos, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    pub async fn add_audio(&self, sos: &ActiveSos, pieces: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        // One transaction for all pieces of a recorder chunk (video comes in 1 KB pieces).
         let tx = self.db.transaction(&[META, AUDIO], TransactionMode::ReadWrite)?;
         put_meta(&tx, sos)?;
-        tx.object_store(AUDIO)?.put(&Uint8Array::from(bytes).into(), Some(&key(seq)))?;
+        let store = tx.object_store(AUDIO)?;
+        for (seq, bytes) in pieces {
+            store.put(&Uint8Array::from(&bytes[..]).into(), Some(&key(*seq)))?;
+        }
         committed(tx).await
     }
 
