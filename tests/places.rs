@@ -11,9 +11,12 @@ use support::*;
 
 /// A stand-in for Nominatim's `/reverse`: answers an address for any position and notes each
 /// request (when, the query, the User-Agent and Accept-Language).
+/// Requests the stand-in saw: when, the query, the User-Agent, the Accept-Language.
+type Seen = Vec<(Instant, String, String, String)>;
+
 struct StandIn {
     addr: String,
-    seen: Arc<Mutex<Vec<(Instant, String, String, String)>>>,
+    seen: Arc<Mutex<Seen>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -51,7 +54,7 @@ impl StandIn {
         Self { addr, seen, task }
     }
 
-    fn requests(&self) -> Vec<(Instant, String, String, String)> {
+    fn requests(&self) -> Seen {
         self.seen.lock().unwrap().clone()
     }
 }
@@ -214,10 +217,7 @@ async fn watch_page_helps_act_on_the_position() {
     let token = env.user("Ana", "+4915112345678");
     let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", "", "--geocoder-url", &stand_in.addr]);
     // A short walk, over before the page opens: the position the page shows stays put.
-    let csv = std::fs::read_to_string(fixture("gps/gps_walk_10min.csv")).unwrap();
-    let short = env.data_dir.join("walk_20s.csv");
-    std::fs::write(&short, csv.lines().take(21).collect::<Vec<_>>().join("\n")).unwrap();
-    let walk = short.display().to_string();
+    let walk = short_walk(&env, 19);
     let phone = Phone::start(&server, &token, &["--gpx", &walk, "--speed", "20", "--finish", "keep"]);
     let driver = Driver::start();
     let c = driver.browser().await;

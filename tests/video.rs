@@ -31,11 +31,8 @@ async fn video_streams_and_late_joiners_start_at_keyframes(backend: Backend) {
     let env = Env::new(backend).await;
     let token = env.user("Ana", "+4915112345678");
     let server = TestApp::start(&env, &[]).await;
-    // A walk as long as the recording (60 s): the first 61 fixes of the 10-minute walk.
-    let csv = std::fs::read_to_string(fixture("gps/gps_walk_10min.csv")).unwrap();
-    let short = env.data_dir.join("walk_60s.csv");
-    std::fs::write(&short, csv.lines().take(62).collect::<Vec<_>>().join("\n")).unwrap();
-    let walk = short.display().to_string();
+    // A walk as long as the recording (60 s).
+    let walk = short_walk(&env, 60);
     for (name, ext) in [("sos_vp8_opus.webm", "webm"), ("sos_avc1_aac.mp4", "mp4")] {
         let file = fixture(&format!("video/{name}"));
         let path = file.display().to_string();
@@ -111,11 +108,8 @@ async fn watch_page_shows_live_video() {
     let env = Env::new(Backend::Sqlite).await;
     let token = env.user("Ana", "+4915112345678");
     let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", ""]);
-    let csv = std::fs::read_to_string(fixture("gps/gps_walk_10min.csv")).unwrap();
-    let short = env.data_dir.join("walk_60s.csv");
-    std::fs::write(&short, csv.lines().take(62).collect::<Vec<_>>().join("\n")).unwrap();
     let video = fixture("video/sos_vp8_opus.webm").display().to_string();
-    let walk = short.display().to_string();
+    let walk = short_walk(&env, 60);
     let phone = Phone::start(&server, &token, &["--gpx", &walk, "--video", &video, "--finish", "keep"]);
     let driver = Driver::start();
     let c = driver.browser().await;

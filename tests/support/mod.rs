@@ -666,6 +666,15 @@ where
     }
 }
 
+/// The first `secs` seconds of the 10-minute walk as a CSV track in `env`'s data directory
+/// (a walk as long as a recording, or over before a page opens); returns its path.
+pub fn short_walk(env: &Env, secs: usize) -> String {
+    let csv = std::fs::read_to_string(fixture("gps/gps_walk_10min.csv")).unwrap();
+    let path = env.data_dir.join(format!("walk_{secs}s.csv"));
+    std::fs::write(&path, csv.lines().take(secs + 2).collect::<Vec<_>>().join("\n")).unwrap();
+    path.display().to_string()
+}
+
 /// A loopback TCP proxy whose connections can be cut, like a phone losing its network while the
 /// server stays up. While cut, new connections are accepted and closed at once. Its uplink
 /// (client to server) can be slowed to a phone link's rate.

@@ -240,7 +240,7 @@ fn refused(e: UploadRefused) -> Error {
     match e {
         UploadRefused::Offset(at) => Error::UploadOffset(at),
         UploadRefused::Unknown => Error::NotFound,
-        UploadRefused::TooLong => Error::BadRequest("the bytes go past the upload's declared length".into()),
+        UploadRefused::TooLong => Error::TooLarge("more bytes than the upload's declared length".into()),
         UploadRefused::Busy | UploadRefused::Fenced => {
             Error::Unavailable("the recording is being written just now; retry in a moment".into())
         }
@@ -248,6 +248,7 @@ fn refused(e: UploadRefused) -> Error {
     }
 }
 
-fn too_large(cap: u64) -> Error {
+/// The answer for a recording over the cap.
+pub fn too_large(cap: u64) -> Error {
     Error::TooLarge(format!("a recording may be at most {cap} bytes"))
 }

@@ -31,13 +31,15 @@ pub enum GeocodeError {
 
 /// A cache key: the position in 1e-4 degrees and the language.
 type Key = (i32, i32, String);
+/// Addresses by key, and the keys oldest first (the oldest goes when it is full).
+type Cache = (HashMap<Key, Option<String>>, VecDeque<Key>);
 
 /// A Nominatim-compatible reverse geocoder.
 pub struct Geocoder {
     http: reqwest::Client,
     base: String,
     limiter: governor::DefaultDirectRateLimiter,
-    cache: Mutex<(HashMap<Key, Option<String>>, VecDeque<Key>)>,
+    cache: Mutex<Cache>,
     /// When each asker last made the service look something up (bounded like the cache).
     asked: Mutex<HashMap<String, std::time::Instant>>,
 }

@@ -44,7 +44,8 @@ pub fn router() -> Router<AppState> {
         .layer(axum::middleware::map_response(tus_headers))
 }
 
-/// Every answer names the tus version (a 412 must, and clients read it from errors too).
+/// Every answer of these routes names the tus version (the handlers leave it to this; a 412
+/// must, and clients read it from errors too).
 async fn tus_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
@@ -61,7 +62,6 @@ const MAX_OTHER_FIELDS: usize = 64 * 1024;
 async fn discover(State(state): State<AppState>) -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
-    h.insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
     h.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
     h.insert("tus-extension", HeaderValue::from_static("creation,creation-with-upload"));
     h.insert("tus-max-size", HeaderValue::from(state.settings.upload_max_bytes));
@@ -80,13 +80,8 @@ async fn create(
     }
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    if let Some(len) = content_length(&headers) {
-        if len > state.settings.upload_max_bytes {
-            return Err(Error::TooLarge(format!(
-                "a recording may be at most {} bytes",
-                state.settings.upload_max_bytes
-            )));
-        }
+    if content_length(&headers).is_some_and(|len| len > state.settings.upload_max_bytes) {
+        return Err(uploads::too_large(state.settings.upload_max_bytes));
     }
     if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
         // The body stalls no longer than any upload's may.
@@ -170,13 +165,9 @@ async fn create_tus(
 ) -> Result<Response> {
     let headers = req.headers().clone();
     check_version(&headers)?;
-    let length = headers
-        .get(UPLOAD_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| {
-            Error::BadRequest("tus: Upload-Length is required (deferred lengths are not supported)".into())
-        })?;
+    let length = header_u64(&headers, &UPLOAD_LENGTH).ok_or_else(|| {
+        Error::BadRequest("tus: Upload-Length is required (deferred lengths are not supported)".into())
+    })?;
     let meta = metadata(&headers);
     let declared = meta.get("filetype").cloned();
     let video = declared.as_deref().is_some_and(|t| t.starts_with("video/"));
@@ -201,7 +192,6 @@ async fn create_tus(
     }
     let mut res = StatusCode::CREATED.into_response();
     let h = res.headers_mut();
-    h.insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
     h.insert(
         header::LOCATION,
         HeaderValue::from_str(&format!("/v1/uploads/{}", upload.id)).expect("ascii id"),
@@ -232,10 +222,7 @@ async fn resume(
     let headers = req.headers().clone();
     check_version(&headers)?;
     expect_offset_stream(&headers)?;
-    let offset = headers
-        .get(UPLOAD_OFFSET)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+    let offset = header_u64(&headers, &UPLOAD_OFFSET)
         .ok_or_else(|| Error::BadRequest("tus: Upload-Offset is required".into()))?;
     let u = uploads::find(&state, &device, &upload).await?;
     if let (Some(n), Some(l)) = (content_length(&headers), u.length) {
@@ -254,7 +241,6 @@ async fn resume(
 fn tus_answer(status: StatusCode, u: &Upload, offset: u64) -> Response {
     let mut res = status.into_response();
     let h = res.headers_mut();
-    h.insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
     h.insert(UPLOAD_OFFSET, HeaderValue::from(offset));
     if let Some(l) = u.length {
         h.insert(UPLOAD_LENGTH, HeaderValue::from(l));
@@ -282,7 +268,12 @@ fn expect_offset_stream(headers: &HeaderMap) -> Result<()> {
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    header_u64(headers, &header::CONTENT_LENGTH)
+}
+
+/// A header holding a byte count.
+fn header_u64(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
+    headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
 /// `Upload-Metadata`: comma-separated `key base64value` pairs.
