@@ -312,7 +312,43 @@ struct Writer {
     uploads: HashMap<String, UploadPos>,
 }
 
+/// When the next commit may start. Media alone waits for [`COMMIT_EVERY`]; a waiting fix
+/// may go sooner: [`FIX_SPACING`] after the last commit started, once the writer has rested as
+/// long as that commit took. A fix is what a person in danger is acknowledged for first: with a
+/// camera streaming, media arrives every ~30 ms and kept the writer on its 25 ms beat, so a
+/// fix waited ~12 ms on average for a commit it did not need to share. At most 125 commits a
+/// second instead of 40, and under load (a commit about as long as the beat) no change.
+#[derive(Default)]
+struct Pace {
+    /// The last commit's start and end.
+    last: Option<(tokio::time::Instant, tokio::time::Instant)>,
+}
+
+/// The shortest time between the starts of two commits when a fix waits.
+const FIX_SPACING: std::time::Duration = std::time::Duration::from_millis(8);
+
+impl Pace {
+    fn due(&self, fix_waiting: bool) -> tokio::time::Instant {
+        let Some((start, end)) = self.last else { return tokio::time::Instant::now() };
+        let beat = start + COMMIT_EVERY;
+        if fix_waiting {
+            beat.min((start + FIX_SPACING).max(end + (end - start)))
+        } else {
+            beat
+        }
+    }
+
+    fn committed(&mut self, started: tokio::time::Instant) {
+        self.last = Some((started, tokio::time::Instant::now()));
+    }
+}
+
 impl Job {
+    /// A fix (or a refused fix's answer): what the phone must hear about first.
+    fn is_fix(&self) -> bool {
+        matches!(self, Job::Fixes { .. } | Job::Refused { .. })
+    }
+
     fn session(&self) -> Option<&Arc<dyn Committed>> {
         match self {
             Job::Fixes { session, .. } | Job::Refused { session, .. } | Job::Audio { session, .. } => {
@@ -341,11 +377,27 @@ enum Done {
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut pace = Pace::default();
+        loop {
+            if batch.is_empty() && rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return;
+            }
+            // What arrives while the pace holds joins this batch; a fix shortens the wait.
+            let mut open = true;
+            while open && batch.len() < MAX_BATCH {
+                let due = pace.due(batch.iter().any(Job::is_fix));
+                if tokio::time::Instant::now() >= due {
+                    break;
+                }
+                let room = MAX_BATCH - batch.len();
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => break,
+                    n = rx.recv_many(&mut batch, room) => open = n > 0,
+                }
+            }
             let started = tokio::time::Instant::now();
             self.commit(std::mem::take(&mut batch)).await;
-            // What arrives meanwhile joins the next batch.
-            tokio::time::sleep_until(started + COMMIT_EVERY).await;
+            pace.committed(started);
         }
     }
 
@@ -1027,6 +1079,22 @@ mod tests {
     use sea_orm::{ActiveModelTrait, QueryOrder};
 
     use crate::storage::entity::{alerts, users};
+
+    #[test]
+    fn a_waiting_fix_shortens_the_beat_but_never_past_the_writers_own_time() {
+        let ms = std::time::Duration::from_millis;
+        let t0 = tokio::time::Instant::now();
+        // A 2 ms commit: media waits for the beat, a fix only for the spacing.
+        let quick = Pace { last: Some((t0, t0 + ms(2))) };
+        assert_eq!(quick.due(false), t0 + COMMIT_EVERY);
+        assert_eq!(quick.due(true), t0 + FIX_SPACING);
+        // A 10 ms commit: the writer rests as long as it worked.
+        let slow = Pace { last: Some((t0, t0 + ms(10))) };
+        assert_eq!(slow.due(true), t0 + ms(20));
+        // A commit as long as the beat (load): fixes change nothing.
+        let loaded = Pace { last: Some((t0, t0 + ms(20))) };
+        assert_eq!(loaded.due(true), t0 + COMMIT_EVERY);
+    }
 
     /// A session that only counts what was stored.
     struct Probe(String);
