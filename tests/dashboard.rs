@@ -153,7 +153,7 @@ async fn watch_page_and_console() {
         .for_element(Locator::Css("[data-testid=claimed]"))
         .await
         .unwrap();
-    assert!(claimed.text().await.unwrap().contains("Rita is on it"));
+    assert!(claimed.text().await.unwrap().contains("Rita (responder) is on it"));
 
     // Resolve from the console; the watch page shows it ended.
     c.switch_to_window(tab.handle).await.unwrap();
@@ -395,4 +395,219 @@ async fn unreachable_tiles_leave_a_clean_map() {
     assert!(!points.is_empty(), "the trail is drawn");
     save_screenshot("watch-tiles-unreachable.png", &c.screenshot().await.unwrap());
     drop(phone);
+}
+
+/// A phone that starts an SOS over its socket and sends positions when told: for the states
+/// before the first fix and after the phone's link is lost.
+async fn manual_phone(server: &Server, token: &str) -> (Ws, String, String) {
+    use alertme_protocol::{PhoneMsg, PhoneServerMsg};
+    let mut ws = connect(&server.ws("/v1/phone"), Some(token), None).await.unwrap();
+    let start = PhoneMsg::Start { client_id: "states-1".into(), audio_mime: None, pressed_at_ms: None };
+    send_json(&mut ws, &start).await;
+    loop {
+        if let PhoneServerMsg::Started { alert_id, watch_url, .. } = phone_msg(&mut ws).await {
+            break (ws, alert_id, watch_url);
+        }
+    }
+}
+
+/// The page's text, for asserting what a reader sees (and never sees).
+async fn page_text(c: &fantoccini::Client) -> String {
+    match c.find(Locator::Css("main")).await {
+        Ok(main) => main.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Saves the screenshot and checks the page with axe-core and at 360 px (nothing wider than the
+/// screen).
+async fn state_shot(c: &fantoccini::Client, name: &str) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    save_screenshot(name, &c.screenshot().await.unwrap());
+    let violations = axe_serious(c).await;
+    assert!(violations.is_empty(), "axe-core on {name}:\n{}", violations.join("\n"));
+    let overflow =
+        js_f64(c, "return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
+            .await;
+    assert!(overflow <= 0.0, "{name}: the page is {overflow} px wider than a 360 px screen");
+}
+
+/// Every state a relative can meet on the watch page, each coherent (no live words after the
+/// end, nothing "cancelled" under duress), in English and Russian, with a screenshot each:
+/// waiting for the first position, live, listening, a responder on it, the phone's link lost,
+/// duress, ended on the phone, and the page opened after the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_page_states() {
+    use alertme_protocol::{Fix, PhoneMsg, ResponderCmd};
+    require_dashboard_build();
+    let env = Env::new(Backend::Sqlite).await;
+    let token = env.user("Ana", "+4915112345678");
+    let responder = env.responder("Rita");
+    // A phone unheard for 2 s counts as lost (20 s by default).
+    let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", "", "--phone-silence-ms", "2000"]);
+    let api = alertme_client::Api::new(&server.http("")).with_token(&token);
+    api.set_pin("2468", Some("1357")).await.unwrap();
+    let driver = Driver::start();
+    let c = driver.browser_with(&["--lang=en-US"]).await;
+    // A small phone's screen (a window cannot be made narrower than 500 px headless).
+    let phone_screen =
+        serde_json::json!({ "width": 360, "height": 800, "deviceScaleFactor": 1, "mobile": true });
+    cdp(&c, "Emulation.setDeviceMetricsOverride", phone_screen).await;
+
+    // 1. Started, no position yet: the page says it is waiting, the map is not "broken".
+    let (mut ws, alert_a, url_a) = manual_phone(&server, &token).await;
+    c.goto(&url_a).await.unwrap();
+    let waiting =
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=no-fix]")).await;
+    assert!(waiting.unwrap().text().await.unwrap().contains("Waiting for the first position"));
+    let text = page_text(&c).await;
+    assert!(text.contains("Ana needs help") && text.contains("Phone connected"), "{text}");
+    state_shot(&c, "watch-state-waiting.png").await;
+
+    // 2. Positions arrive: the waiting line goes, the marker shows.
+    let t0 = alertme_client::now_ms();
+    let fixes = (1..=5)
+        .map(|i| Fix {
+            seq: i,
+            lat: 52.5200 + i as f64 * 0.0002,
+            lon: 13.4050,
+            accuracy_m: 8.0,
+            time_ms: t0 + i as i64 * 1000,
+            battery_pct: Some(64),
+            speed_mps: None,
+            heading_deg: None,
+            altitude_m: None,
+        })
+        .collect();
+    send_json(&mut ws, &PhoneMsg::Fix { fixes }).await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=marker]"))
+        .await
+        .unwrap();
+    until("the waiting line to go", Duration::from_secs(5), || async {
+        c.find(Locator::Css("[data-testid=no-fix]")).await.is_err()
+    })
+    .await;
+    assert!(page_text(&c).await.contains("Battery 64%"));
+
+    // 3. A responder takes it.
+    let mut console = connect(&server.ws("/v1/responder"), Some(&responder), None).await.unwrap();
+    send_json(&mut console, &ResponderCmd::Claim { alert_id: alert_a.clone() }).await;
+    let claimed =
+        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=claimed]")).await;
+    assert!(claimed.unwrap().text().await.unwrap().contains("Rita (responder) is on it"));
+    assert!(
+        c.find(Locator::Css("[data-testid=waiting]")).await.is_err(),
+        "no 'waiting for a responder' once claimed"
+    );
+    state_shot(&c, "watch-state-claimed.png").await;
+
+    // 4. The phone's link drops: said plainly, in red, and announced.
+    drop(ws);
+    until("the lost phone", Duration::from_secs(15), || async {
+        page_text(&c).await.contains("No connection to the phone")
+    })
+    .await;
+    let live_region = attr(&c, "[data-testid=health] [role=status]", "aria-live").await;
+    assert_eq!(live_region.as_deref(), Some("polite"));
+    state_shot(&c, "watch-state-phone-lost.png").await;
+
+    // 5. Ended on the phone with the PIN: says who ended it, nothing live, never "false alarm".
+    api.cancel_alert(&alert_a, "2468").await.unwrap();
+    let ended =
+        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=ended]")).await;
+    assert!(ended.unwrap().text().await.unwrap().contains("Ana ended the SOS on their phone"));
+    let text = page_text(&c).await;
+    for stale in
+        ["false alarm", "Waiting for a responder", "updated", "Tap to listen", "No connection to the phone"]
+    {
+        assert!(!text.contains(stale), "ended page still says {stale:?}:\n{text}");
+    }
+    state_shot(&c, "watch-state-ended.png").await;
+
+    // 6. Opened again after the end: the trail to replay, no live controls.
+    c.goto(&url_a).await.unwrap();
+    let title =
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=title]")).await;
+    let title = title.unwrap();
+    until("the ended title", Duration::from_secs(10), || async {
+        title.text().await.unwrap_or_default().contains("ended the SOS")
+    })
+    .await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=marker]"))
+        .await
+        .unwrap();
+    let text = page_text(&c).await;
+    assert!(!text.contains("updated") && !text.contains("Tap to"), "{text}");
+    state_shot(&c, "watch-state-after.png").await;
+
+    // 7. Live with sound: one big button that says why a tap is needed; Russian on request.
+    let b =
+        walk_with_audio(&server, &token, "audio/speech_aac32k.aac", &["--speed", "3", "--finish", "keep"]);
+    c.goto(&b.watch_url).await.unwrap();
+    let play =
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=play]")).await;
+    let play = play.unwrap();
+    assert!(play.text().await.unwrap().contains("Tap to listen live"));
+    assert!(page_text(&c).await.contains("Your browser plays sound only after you tap"));
+    let height =
+        js_f64(&c, "return document.querySelector('[data-testid=play]').getBoundingClientRect().height;")
+            .await;
+    assert!(height >= 44.0, "the listen button is a {height} px target");
+    state_shot(&c, "watch-state-live.png").await;
+    c.find(Locator::Css("[data-testid=lang-ru]")).await.unwrap().click().await.unwrap();
+    until("Russian", Duration::from_secs(5), || async {
+        page_text(&c).await.contains("Ana: нужна помощь")
+    })
+    .await;
+    let lang = js_f64(&c, "return document.documentElement.lang === 'ru' ? 1 : 0;").await;
+    assert_eq!(lang, 1.0, "<html lang> follows the switch");
+    assert!(page_text(&c).await.contains("Нажмите, чтобы слушать"));
+    state_shot(&c, "watch-ru.png").await;
+    c.find(Locator::Css("[data-testid=lang-en]")).await.unwrap().click().await.unwrap();
+    until("English again", Duration::from_secs(5), || async {
+        page_text(&c).await.contains("Ana needs help")
+    })
+    .await;
+    save_screenshot("watch-en.png", &c.screenshot().await.unwrap());
+    play.click().await.unwrap();
+    until("listening", Duration::from_secs(10), || async {
+        c.find(Locator::Css("[data-testid=play]"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("Listening live")
+    })
+    .await;
+    state_shot(&c, "watch-state-listening.png").await;
+
+    // 8. The duress PIN: the phone is told "cancelled"; the relative sees it still on, and why.
+    api.cancel_alert(&b.alert_id, "1357").await.unwrap();
+    let why = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=why]")).await;
+    assert!(why.unwrap().text().await.unwrap().contains("may be forced"));
+    let text = page_text(&c).await;
+    assert!(text.contains("Ana needs help") && !text.to_lowercase().contains("cancel"), "{text}");
+    assert!(c.find(Locator::Css("[data-testid=ended]")).await.is_err(), "a duress alert is not ended");
+    state_shot(&c, "watch-state-duress.png").await;
+    c.close().await.unwrap();
+
+    // The browser's own language picks Russian without a tap (a fresh profile: the choice
+    // above is kept in the first one's storage).
+    let fresh = Driver::start();
+    let ru = fresh.browser().await;
+    // Headless Chromium ignores --lang; DevTools sets the languages a page sees.
+    let agent = ru.execute("return navigator.userAgent;", vec![]).await.unwrap();
+    let languages = serde_json::json!({ "userAgent": agent, "acceptLanguage": "ru-RU,ru" });
+    cdp(&ru, "Network.setUserAgentOverride", languages).await;
+    ru.goto(&b.watch_url).await.unwrap();
+    until("Russian from the browser's languages", Duration::from_secs(15), || async {
+        page_text(&ru).await.contains("Ana: нужна помощь")
+    })
+    .await;
+    ru.close().await.unwrap();
 }

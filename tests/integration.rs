@@ -6,6 +6,7 @@
 mod support;
 
 mod bench_smoke;
+mod catalogs;
 mod cluster;
 mod dashboard;
 mod evidence;

@@ -282,7 +282,7 @@ async fn sos_page_streams_and_survives_cuts() {
     assert!(probe_packets(&live) > 20, "the watcher's audio has packets");
     wait_for(&c, "the page to count the watcher and the text", Duration::from_secs(10), || async {
         let a = text(&c, "audience").await;
-        a.contains("1 watching") && a.contains("1 of 1 contacts notified")
+        a.contains("1 person watching") && a.contains("Contacts notified: 1 of 1")
     })
     .await;
     c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();

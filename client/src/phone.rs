@@ -116,8 +116,12 @@ pub async fn run(args: PhoneArgs) -> anyhow::Result<()> {
         chunks
     };
     let mut schedule: Vec<(Duration, Item)> = Vec::new();
-    for f in fixes {
+    // A phone stamps a fix when it takes it: the track's times are moved to now (and sped up with
+    // it), so watchers see fresh positions, not a walk recorded long ago.
+    let t0_now = crate::now_ms();
+    for mut f in fixes {
         let at = Duration::from_secs_f64((f.time_ms - t0_track).max(0) as f64 / 1000.0 / args.speed);
+        f.time_ms = t0_now + at.as_millis() as i64;
         schedule.push((at, Item::Fix(f)));
     }
     for (i, c) in chunks.into_iter().enumerate() {

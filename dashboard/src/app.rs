@@ -5,12 +5,15 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::hooks::use_params_map;
 use leptos_router::path;
 
+use crate::i18n::LanguageSwitch;
 use crate::pages::{console::Console, home::Home, sos::Sos, watch::Watch};
 
 /// Root component.
 #[component]
 pub fn App() -> impl IntoView {
+    crate::i18n::provide();
     view! {
+        <LanguageSwitch />
         <Router>
             <Routes fallback=Home>
                 <Route path=path!("/") view=Home />

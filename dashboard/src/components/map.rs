@@ -90,6 +90,7 @@ pub fn Map(
     /// Centre on the last trail point instead of fitting everything.
     follow: bool,
 ) -> impl IntoView {
+    let i = crate::i18n::use_i18n();
     let zoom_delta = RwSignal::new(0.0f64);
     // Tiles that failed are never drawn (no broken images); after a few failures and no
     // success the tile server is taken as unreachable (offline, blocked) and no more are asked
@@ -195,14 +196,31 @@ pub fn Map(
             })
             .collect::<Vec<_>>()
     };
+    // The scale is drawn over the map in page pixels: the drawing fills the box (`slice`), so
+    // where the box is not square its edges are cut off, and a scale inside it was cut too.
+    let host = NodeRef::<leptos::html::Div>::new();
+    let box_size = RwSignal::new((SIZE, SIZE));
+    let measure = move || {
+        if let Some(el) = host.get_untracked() {
+            box_size.set((f64::from(el.client_width()), f64::from(el.client_height())));
+        }
+    };
+    Effect::new(move |_| {
+        host.track();
+        measure();
+    });
+    let on_resize = window_event_listener(leptos::ev::resize, move |_| measure());
+    on_cleanup(move || on_resize.remove());
     let scale = move || {
         let (z, _, _, lat) = view_state.get()?;
         let (px, label) = scale_bar(metres_per_px(lat, z));
+        let (w, h) = box_size.get();
+        let css_px = px * w.max(h) / SIZE;
         Some(view! {
-            <g class="scale" data-testid="scale">
-                <line x1="12" y1="384" x2=(12.0 + px).to_string() y2="384" />
-                <text x="12" y="376">{label}</text>
-            </g>
+            <div class="scale" data-testid="scale">
+                <span>{label}</span>
+                <div class="bar" style=format!("width:{css_px:.0}px")></div>
+            </div>
         })
     };
     // For people reading the page's state (and the tests): none configured, trying, shown, or
@@ -214,21 +232,21 @@ pub fn Map(
         _ => "loading",
     };
     view! {
-        <div class="map" data-testid="map" data-tiles=tile_state>
-            <svg viewBox="0 0 400 400" preserveAspectRatio="xMidYMid slice" role="img" aria-label="map">
+        <div class="map" data-testid="map" data-tiles=tile_state node_ref=host>
+            <svg viewBox="0 0 400 400" preserveAspectRatio="xMidYMid slice" role="img" aria-label=move || i.t("map-label")>
                 <rect class="ground" x="0" y="0" width="400" height="400" />
                 {tile_imgs}
                 <polyline class="trail" data-testid="trail" points=line />
                 {current}
                 {pin_views}
-                {scale}
             </svg>
+            {scale}
             {move || (loaded.get() > 0 && !tiles.get().is_empty() && !attribution.get().is_empty()).then(|| view! {
                 <p class="attribution" data-testid="attribution">{attribution.get()}</p>
             })}
             <div class="zoom">
-                <button on:click=move |_| zoom_delta.update(|z| *z += 1.0) aria-label="zoom in">"+"</button>
-                <button on:click=move |_| zoom_delta.update(|z| *z -= 1.0) aria-label="zoom out">"−"</button>
+                <button on:click=move |_| zoom_delta.update(|z| *z += 1.0) aria-label=move || i.t("map-zoom-in")>"+"</button>
+                <button on:click=move |_| zoom_delta.update(|z| *z -= 1.0) aria-label=move || i.t("map-zoom-out")>"−"</button>
             </div>
         </div>
     }

@@ -4,6 +4,7 @@ use alertme_protocol::Place;
 use leptos::prelude::*;
 
 use crate::api;
+use crate::i18n::{use_i18n, I18n};
 
 /// The panel for an alert: read from `/v1/alerts/{id}/place` when the alert is known and again
 /// every 15 newer fixes (about 15 s while the phone sends one a second).
@@ -19,6 +20,7 @@ pub fn PlacePanel(
     /// The page's clock, ms.
     now: RwSignal<f64>,
 ) -> impl IntoView {
+    let i = use_i18n();
     let copied = RwSignal::new(None::<&'static str>);
     // Only a new bucket reads the place again, not every fix.
     let bucket = Memo::new(move |_| seq.get() / 15);
@@ -29,8 +31,8 @@ pub fn PlacePanel(
         bucket.track();
         async move {
             let id = id?;
-            let lang = web_sys::window().and_then(|w| w.navigator().language()).unwrap_or_default();
-            let lang = js_sys::encode_uri_component(&lang);
+            // The address in the page's language.
+            let lang = i.lang();
             let mut p = match credential {
                 Ok(query) => {
                     api::get_json::<Place>(&format!("/v1/alerts/{id}/place?{query}&lang={lang}")).await
@@ -50,10 +52,10 @@ pub fn PlacePanel(
     });
     move || {
         let p = place.get().flatten()?;
-        let age = move || ago(now.get() - p.time_ms as f64);
+        let age = move || ago(i, now.get() - p.time_ms as f64);
         let text = {
             let p = p.clone();
-            move || emergency_text(&p, &age())
+            move || emergency_text(i, &p, &age())
         };
         let copy = {
             let text = text.clone();
@@ -65,40 +67,41 @@ pub fn PlacePanel(
                 let nav = w.navigator();
                 let has = js_sys::Reflect::get(&nav, &"clipboard".into()).is_ok_and(|c| !c.is_undefined());
                 if !has {
-                    copied.set(Some("Select the text below to copy it."));
+                    copied.set(Some("place-select"));
                     return;
                 }
                 let done = wasm_bindgen_futures::JsFuture::from(nav.clipboard().write_text(&t));
                 leptos::task::spawn_local(async move {
-                    copied.set(Some(if done.await.is_ok() {
-                        "Copied."
-                    } else {
-                        "Select the text below to copy it."
-                    }));
+                    copied.set(Some(if done.await.is_ok() { "place-copied" } else { "place-select" }));
                 });
             }
         };
         let (lat, lon) = (p.lat, p.lon);
         Some(view! {
             <section class="place" data-testid="place">
-                <h2>"Where"</h2>
+                <h2>{move || i.t("place-title")}</h2>
                 {p.address.clone().map(|a| view! { <p class="address" data-testid="address">{a}</p> })}
                 <p class="coords">
-                    {format!("{lat:.6}, {lon:.6} · ±{:.0} m · ", p.accuracy_m)} {age} {format!(" · Plus Code {}", p.plus_code)}
+                    {let p = p.clone(); move || i.ta("place-coords", &[
+                        ("coords", format!("{lat:.6}, {lon:.6}").into()),
+                        ("accuracy", format!("{:.0}", p.accuracy_m).into()),
+                        ("age", age().into()),
+                        ("code", p.plus_code.clone().into()),
+                    ])}
                 </p>
                 <div class="place-actions">
-                    <a class="button" data-testid="directions" href=format!("geo:{lat:.6},{lon:.6}?q={lat:.6},{lon:.6}")>"Directions"</a>
-                    <button data-testid="copy-location" on:click=copy>"Copy location for emergency services"</button>
+                    <a class="button" data-testid="directions" href=format!("geo:{lat:.6},{lon:.6}?q={lat:.6},{lon:.6}")>{move || i.t("place-directions")}</a>
+                    <button data-testid="copy-location" on:click=copy>{move || i.t("place-copy")}</button>
                 </div>
                 <p class="muted small">
-                    "Open in "
+                    {move || i.t("place-open-in")} " "
                     <a target="_blank" rel="noopener noreferrer" href=format!("https://www.openstreetmap.org/?mlat={lat:.6}&mlon={lon:.6}#map=18/{lat:.6}/{lon:.6}")>"OpenStreetMap"</a>
                     " · "
                     <a target="_blank" rel="noopener noreferrer" href=format!("https://www.google.com/maps/dir/?api=1&destination={lat:.6},{lon:.6}")>"Google Maps"</a>
                     " · "
                     <a target="_blank" rel="noopener noreferrer" href=format!("https://maps.apple.com/?daddr={lat:.6},{lon:.6}")>"Apple Maps"</a>
                 </p>
-                <p class="muted small" aria-live="polite" data-testid="copied">{move || copied.get()}</p>
+                <p class="muted small" aria-live="polite" data-testid="copied">{move || copied.get().map(|id| i.t(id))}</p>
                 <pre class="location-text" data-testid="location-text">{text}</pre>
             </section>
         })
@@ -107,27 +110,33 @@ pub fn PlacePanel(
 
 /// What an emergency operator needs, in the order they ask: the address, the coordinates with
 /// their accuracy and age, the Plus Code.
-pub fn emergency_text(p: &Place, age: &str) -> String {
+pub fn emergency_text(i: I18n, p: &Place, age: &str) -> String {
     let mut out = String::new();
     if let Some(a) = &p.address {
         out.push_str(a);
         out.push('\n');
     }
-    out.push_str(&format!(
-        "{:.6}, {:.6} (accurate to {:.0} m, {age})\nPlus Code: {}",
-        p.lat, p.lon, p.accuracy_m, p.plus_code
+    out.push_str(&i.ta(
+        "place-emergency",
+        &[
+            ("coords", format!("{:.6}, {:.6}", p.lat, p.lon).into()),
+            ("accuracy", format!("{:.0}", p.accuracy_m).into()),
+            ("age", age.into()),
+        ],
     ));
+    // A Plus Code reads the same in every language.
+    out.push_str(&format!("\nPlus Code: {}", p.plus_code));
     out
 }
 
 /// "12 s ago", "3 min ago", "2 h ago".
-fn ago(ms: f64) -> String {
+pub fn ago(i: I18n, ms: f64) -> String {
     let s = (ms / 1000.0).max(0.0).round() as u64;
     match s {
-        0..=1 => "just now".to_owned(),
-        2..=119 => format!("{s} s ago"),
-        120..=7199 => format!("{} min ago", s / 60),
-        7200..=172_799 => format!("{} h ago", s / 3600),
-        _ => format!("{} days ago", s / 86_400),
+        0..=1 => i.t("ago-now"),
+        2..=119 => i.ta("ago-seconds", &[("n", s.into())]),
+        120..=7199 => i.ta("ago-minutes", &[("n", (s / 60).into())]),
+        7200..=172_799 => i.ta("ago-hours", &[("n", (s / 3600).into())]),
+        _ => i.ta("ago-days", &[("n", (s / 86_400).into())]),
     }
 }

@@ -3,28 +3,31 @@
 use alertme_protocol::{AlertInfo, AlertStatus, Delivery};
 use leptos::prelude::*;
 
+use crate::i18n::{use_i18n, I18n};
+
 /// "14:02:31" in the browser's local time.
 pub fn clock(ms: i64) -> String {
     let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
     format!("{:02}:{:02}:{:02}", d.get_hours(), d.get_minutes(), d.get_seconds())
 }
 
-fn delivery_label(d: &Delivery) -> String {
+fn delivery_label(i: I18n, d: &Delivery) -> String {
     let state = match d.status.as_str() {
-        "pending" | "sending" => "sending…",
-        "queued" => "sent to carrier",
-        "sent" => "sent",
-        "delivered" => "delivered",
-        "undelivered" => "not delivered",
-        "failed" => "failed",
-        "opted_out" => "opted out",
-        other => other,
+        "pending" | "sending" => i.t("delivery-sending"),
+        "queued" => i.t("delivery-queued"),
+        "sent" => i.t("delivery-sent"),
+        "delivered" => i.t("delivery-delivered"),
+        "undelivered" => i.t("delivery-undelivered"),
+        "failed" => i.t("delivery-failed"),
+        "opted_out" => i.t("delivery-opted-out"),
+        other => other.to_owned(),
     };
-    match (d.opened, d.revoked) {
-        (_, true) => format!("{} — {state}, link withdrawn", d.contact),
-        (true, false) => format!("{} — {state}, opened the link", d.contact),
-        (false, false) => format!("{} — {state}", d.contact),
-    }
+    let id = match (d.opened, d.revoked) {
+        (_, true) => "timeline-delivery-revoked",
+        (true, false) => "timeline-delivery-opened",
+        (false, false) => "timeline-delivery",
+    };
+    i.ta(id, &[("contact", d.contact.clone().into()), ("state", state.into())])
 }
 
 /// Timeline of one alert.
@@ -40,9 +43,12 @@ pub fn Timeline(
     #[prop(default = None)]
     revoke: Option<Callback<String>>,
 ) -> impl IntoView {
+    let i = use_i18n();
     view! {
         <ol class="timeline" data-testid="timeline">
-            {move || alert.get().map(|a| view! { <li class="done">"SOS raised " {clock(a.started_ms)}</li> })}
+            {move || alert.get().map(|a| view! {
+                <li class="done">{i.ta("timeline-raised", &[("time", clock(a.started_ms).into())])}</li>
+            })}
             {move || {
                 let d = deliveries.get();
                 (!d.is_empty()).then(|| {
@@ -52,35 +58,42 @@ pub fn Timeline(
                             let button = match (revoke, x.contact_id.clone(), x.revoked) {
                                 (Some(cb), Some(id), false) => Some(view! {
                                     <button class="small" data-testid="revoke-link" on:click=move |_| cb.run(id.clone())>
-                                        "Withdraw link"
+                                        {i.t("timeline-withdraw")}
                                     </button>
                                 }),
                                 _ => None,
                             };
-                            view! { <li class="sub">{delivery_label(x)} " " {button}</li> }
+                            view! { <li class="sub">{delivery_label(i, x)} " " {button}</li> }
                         })
                         .collect::<Vec<_>>();
                     view! {
-                        <li class="done">{format!("{} contact(s) notified", d.len())}</li>
+                        <li class="done">{i.ta("timeline-texted", &[("n", d.len().into())])}</li>
                         {items}
                     }
                 })
             }}
             {move || alert.get().and_then(|a| match a.claimed_by {
-                Some(r) => Some(view! { <li class="done" data-testid="claimed">{format!("{r} is on it")}</li> }.into_any()),
+                Some(r) => Some(view! {
+                    <li class="done" data-testid="claimed">{i.ta("timeline-claimed", &[("responder", r.into())])}</li>
+                }.into_any()),
                 // Only while it is on: after the end nobody is waiting any more.
                 None if a.status == AlertStatus::Active => {
-                    Some(view! { <li class="waiting" data-testid="waiting">"Waiting for a responder"</li> }.into_any())
+                    Some(view! { <li class="waiting" data-testid="waiting">{i.t("timeline-waiting")}</li> }.into_any())
                 }
                 None => None,
             })}
+            // How it ended, never guessed: the PIN means the person ended it (they may simply be
+            // safe now, not "a false alarm"); resolved without a responder on it was the person too.
             {move || alert.get().and_then(|a| {
-                let label = match a.status {
-                    AlertStatus::Active => return None,
-                    AlertStatus::Resolved => "Resolved",
-                    AlertStatus::Cancelled => "Cancelled (false alarm)",
+                let id = match (a.status, &a.claimed_by) {
+                    (AlertStatus::Active, _) => return None,
+                    (AlertStatus::Resolved, Some(_)) => "timeline-resolved",
+                    (AlertStatus::Resolved, None) => "timeline-ended",
+                    (AlertStatus::Cancelled, _) => "timeline-ended-phone",
                 };
-                Some(view! { <li class="done" data-testid="ended">{label} " " {a.ended_ms.map(clock)}</li> })
+                let time = a.ended_ms.map(clock).unwrap_or_default();
+                let text = i.ta(id, &[("name", a.user_name.into()), ("time", time.into())]);
+                Some(view! { <li class="done" data-testid="ended">{text}</li> })
             })}
         </ol>
     }

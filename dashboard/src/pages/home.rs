@@ -2,14 +2,17 @@
 
 use leptos::prelude::*;
 
+use crate::i18n::use_i18n;
+
 /// The landing page.
 #[component]
 pub fn Home() -> impl IntoView {
+    let i = use_i18n();
     view! {
         <main class="home">
             <h1>"AlertMe"</h1>
-            <p>"A self-hosted personal-safety SOS server. Watch links sent by text open a live view of one alert."</p>
-            <p><a href="/console">"Responder console"</a></p>
+            <p>{move || i.t("home-about")}</p>
+            <p><a href="/console">{move || i.t("console-title")}</a></p>
         </main>
     }
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::api::{self, ApiError};
 use crate::components::place::PlacePanel;
+use crate::i18n::{use_i18n, Arg, I18n};
 use crate::sos::account::{self, Account};
 use crate::sos::engine::{self, Input, Link, Phase};
 use crate::sos::sensors::SensorState;
@@ -27,9 +28,37 @@ pub fn Sos() -> impl IntoView {
     }
 }
 
-/// The browser's preferred language tag (`ru-RU`), if it says.
-fn browser_language() -> Option<String> {
-    web_sys::window()?.navigator().language()
+/// Words kept to show later, in the language of the moment: one of our messages, or the
+/// server's own words (which come in English; better said as they came than not at all).
+#[derive(Clone, Debug)]
+enum Say {
+    Msg(&'static str, Vec<(&'static str, Arg)>),
+    Server(String),
+}
+
+impl Say {
+    fn id(id: &'static str) -> Self {
+        Self::Msg(id, Vec::new())
+    }
+
+    fn text(&self, i: I18n) -> String {
+        match self {
+            Self::Msg(id, args) => i.ta(id, args),
+            Self::Server(detail) => i.ta("sos-error-server-said", &[("detail", Arg::from(detail.as_str()))]),
+        }
+    }
+}
+
+/// What a failed request means to the person (`ApiError::message` speaks English only).
+fn api_error(e: ApiError) -> Say {
+    match e {
+        ApiError::Status(401) | ApiError::Refused(401, _) => Say::id("sos-error-signed-out"),
+        ApiError::Status(429) | ApiError::Refused(429, _) => Say::id("sos-error-too-many-tries"),
+        ApiError::Network => Say::id("sos-error-network"),
+        ApiError::Status(s) | ApiError::Refused(s, _) if s >= 500 => Say::id("sos-error-server"),
+        ApiError::Refused(_, detail) => Say::Server(detail),
+        ApiError::Status(s) => Say::Msg("sos-error-status", vec![("status", Arg::from(s.to_string()))]),
+    }
 }
 
 fn reload() {
@@ -40,20 +69,27 @@ fn reload() {
 
 #[component]
 fn SignIn(account: RwSignal<Option<Account>>) -> impl IntoView {
+    let i = use_i18n();
     let phone = RwSignal::new(String::new());
     let name = RwSignal::new(String::new());
     let code = RwSignal::new(String::new());
     let code_sent = RwSignal::new(false);
     let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let error = RwSignal::new(None::<Say>);
     let send_code = move |_| {
         busy.set(true);
         error.set(None);
+        // The code is texted in the page's language.
+        let lang = untrack(move || i.lang());
         leptos::task::spawn_local(async move {
-            let body = json!({ "phone": phone.get_untracked().trim(), "language": browser_language() });
+            let body = json!({ "phone": phone.get_untracked().trim(), "language": lang });
             match api::send_json::<serde_json::Value>("POST", "/v1/auth/code", None, Some(&body)).await {
                 Ok(_) => code_sent.set(true),
-                Err(e) => error.set(Some(e.message())),
+                // Not a number, or one that cannot be texted (costly, another country).
+                Err(ApiError::Status(400) | ApiError::Refused(400, _)) => {
+                    error.set(Some(Say::id("sos-error-phone")))
+                }
+                Err(e) => error.set(Some(api_error(e))),
             }
             busy.set(false);
         });
@@ -61,14 +97,16 @@ fn SignIn(account: RwSignal<Option<Account>>) -> impl IntoView {
     let verify = move |_| {
         busy.set(true);
         error.set(None);
+        let lang = untrack(move || i.lang());
         leptos::task::spawn_local(async move {
             let body = json!({
                 "phone": phone.get_untracked().trim(),
                 "code": code.get_untracked().trim(),
                 "name": Some(name.get_untracked().trim().to_owned()).filter(|n| !n.is_empty()),
                 "device_label": "web browser",
-                // The person's contacts are texted in it (the server falls back to English).
-                "language": browser_language(),
+                // The person's contacts are texted in the language they read the page in (the
+                // server falls back to English).
+                "language": lang,
             });
             match api::send_json::<VerifyResponse>("POST", "/v1/auth/verify", None, Some(&body)).await {
                 Ok(r) => {
@@ -81,9 +119,9 @@ fn SignIn(account: RwSignal<Option<Account>>) -> impl IntoView {
                     account.set(Some(a));
                 }
                 Err(ApiError::Status(401) | ApiError::Refused(401, _)) => {
-                    error.set(Some("That code is wrong or expired; ask for a new one.".into()))
+                    error.set(Some(Say::id("sos-code-wrong")))
                 }
-                Err(e) => error.set(Some(e.message())),
+                Err(e) => error.set(Some(api_error(e))),
             }
             busy.set(false);
         });
@@ -91,67 +129,66 @@ fn SignIn(account: RwSignal<Option<Account>>) -> impl IntoView {
     view! {
         <main class="sos signin">
             <h1>"AlertMe SOS"</h1>
-            <p>"Sign in with your phone number. We text you a code; no password."</p>
-            <label>"Your phone number (with country code)"
-                <input type="tel" autocomplete="tel" placeholder="+49 151 12345678" data-testid="phone" bind:value=phone />
+            <p>{move || i.t("sos-signin-intro")}</p>
+            <label>{move || i.t("sos-signin-phone")}
+                <input type="tel" autocomplete="tel" placeholder=move || i.t("sos-phone-example") data-testid="phone" bind:value=phone />
             </label>
             <button data-testid="send-code" disabled=move || busy.get() on:click=send_code>
-                {move || if code_sent.get() { "Text me a new code" } else { "Text me a code" }}
+                {move || if code_sent.get() { i.t("sos-send-code-again") } else { i.t("sos-send-code") }}
             </button>
             <Show when=move || code_sent.get()>
-                <label>"Code from the text"
+                <label>{move || i.t("sos-signin-code")}
                     <input inputmode="numeric" autocomplete="one-time-code" data-testid="code" bind:value=code />
                 </label>
-                <label>"Your name (your contacts see it)"
+                <label>{move || i.t("sos-signin-name")}
                     <input autocomplete="name" data-testid="name" bind:value=name />
                 </label>
-                <button data-testid="verify" disabled=move || busy.get() on:click=verify>"Sign in"</button>
+                <button data-testid="verify" disabled=move || busy.get() on:click=verify>{move || i.t("sos-signin")}</button>
             </Show>
-            {move || error.get().map(|e| view! { <p class="error" data-testid="error">{e}</p> })}
+            {move || error.get().map(|e| view! { <p class="error" data-testid="error">{e.text(i)}</p> })}
         </main>
     }
 }
 
-fn status_line(v: engine::View) -> impl IntoView {
+fn status_line(i: I18n, v: engine::View) -> impl IntoView {
     move || {
         let d = v.deliveries.get();
         let notified =
             d.iter().filter(|d| matches!(d.status.as_str(), "sent" | "delivered" | "queued")).count();
         let opened = d.iter().filter(|d| d.opened).count();
         let mut parts = vec![if d.is_empty() {
-            "no contacts texted".to_owned()
+            i.t("sos-audience-none")
         } else {
-            format!("{notified} of {} contacts notified", d.len())
+            i.ta("sos-audience-notified", &[("notified", Arg::from(notified)), ("total", Arg::from(d.len()))])
         }];
         if opened > 0 {
-            parts.push(format!("{opened} opened the link"));
+            parts.push(i.ta("sos-audience-opened", &[("n", Arg::from(opened))]));
         }
-        parts.push(format!("{} watching", v.watching.get()));
+        parts.push(i.ta("sos-audience-watching", &[("n", Arg::from(v.watching.get()))]));
         parts.push(match v.claimed_by.get() {
-            Some(r) => format!("responder {r} on it"),
-            None => "no responder yet".to_owned(),
+            Some(r) => i.ta("sos-audience-responder", &[("name", Arg::from(r))]),
+            None => i.t("sos-audience-no-responder"),
         });
         parts.join(" · ")
     }
 }
 
-fn sensor_text(what: &str, s: &SensorState) -> Option<(&'static str, String)> {
+/// How the position (`location`) or the microphone is doing: a class and a message id;
+/// nothing while it is off. (What `Working` carries is for the tests' probe: the place panel
+/// shows the accuracy, and a format name tells the person nothing.)
+fn sensor_message(location: bool, s: &SensorState) -> Option<(&'static str, &'static str)> {
     Some(match s {
         SensorState::Off => return None,
-        SensorState::Waiting => ("warn", format!("{what}: waiting…")),
-        SensorState::Working(detail) => ("ok", format!("{what}: sending ({detail})")),
-        SensorState::Denied => (
-            "bad",
-            format!(
-                "{what}: permission denied. Your SOS still goes out without it; allow it for this site in the browser settings."
-            ),
-        ),
-        SensorState::Unavailable(why) => ("bad", format!("{what}: {why}. Your SOS still goes out.")),
+        SensorState::Waiting => ("warn", if location { "sos-location-waiting" } else { "sos-mic-waiting" }),
+        SensorState::Working(_) => ("ok", if location { "sos-location-on" } else { "sos-mic-on" }),
+        SensorState::Denied => ("bad", if location { "sos-location-denied" } else { "sos-mic-denied" }),
+        SensorState::Unavailable(id) => ("bad", *id),
     })
 }
 
 #[component]
 fn Signed(account: Account) -> impl IntoView {
+    let i = use_i18n();
     let token = account.token.clone();
     let h = engine::start(token.clone());
     let v = h.view;
@@ -162,7 +199,7 @@ fn Signed(account: Account) -> impl IntoView {
     let timers = RwSignal::new(Vec::<Timer>::new());
     let countdown = RwSignal::new(None::<u32>);
     let pin = RwSignal::new(String::new());
-    let message = RwSignal::new(None::<String>);
+    let message = RwSignal::new(None::<Say>);
     let now = RwSignal::new(api::now_ms());
     set_interval(move || now.set(api::now_ms()), Duration::from_secs(1));
 
@@ -269,7 +306,7 @@ fn Signed(account: Account) -> impl IntoView {
                 Ok(_) => {
                     pin.set(String::new());
                     hs.with_value(|h| h.send(Input::Hide));
-                    message.set(Some("Your SOS was cancelled.".into()));
+                    message.set(Some(Say::id("sos-cancelled")));
                 }
                 Err(e) => {
                     hs.with_value(|h| h.send(Input::Record));
@@ -296,9 +333,7 @@ fn Signed(account: Account) -> impl IntoView {
         if v.phase.get() == Phase::OtherTab {
             return view! {
                 <section class="idle">
-                    <p class="note" data-testid="other-tab">
-                        "AlertMe is open in another tab or window of this browser: use that one. This tab takes over when it closes."
-                    </p>
+                    <p class="note" data-testid="other-tab">{move || i.t("sos-other-tab")}</p>
                 </section>
             }
             .into_any();
@@ -312,8 +347,8 @@ fn Signed(account: Account) -> impl IntoView {
                 <h1>"AlertMe SOS"</h1>
                 <span class="muted">{account.name.clone()}</span>
             </header>
-            {move || v.problem.get().map(|p| view! { <p class="error">{p}</p> })}
-            {move || active.get().then(|| message.get()).flatten().map(|m| view! { <p class="error">{m}</p> })}
+            {move || v.problem.get().map(|p| view! { <p class="error">{i.t(p.message_id())}</p> })}
+            {move || active.get().then(|| message.get()).flatten().map(|m| view! { <p class="error">{m.text(i)}</p> })}
             {sos_panel}
             // The person's own position as help would need it (the original app's SOS screen
             // shows the address): to read out on a call, or to copy.
@@ -333,13 +368,14 @@ fn Signed(account: Account) -> impl IntoView {
 /// voice, and goes off by itself when the link cannot carry it.
 #[component]
 fn CameraToggle(v: engine::View, on_change: Callback<bool>) -> impl IntoView {
+    let i = use_i18n();
     let note = move || {
-        match v.camera.get() {
-        engine::Camera::Off => "Off: your position and voice are sent. Video needs a good connection.",
-        engine::Camera::On => "On: the camera (the back one, where there is one) is sent with your voice.",
-        engine::Camera::Paused => "Paused: the connection is slow, so your position and voice go first. Video comes back when it improves.",
-        engine::Camera::Unavailable => "The camera could not be used; your position and voice are sent.",
-    }
+        i.t(match v.camera.get() {
+            engine::Camera::Off => "sos-camera-off",
+            engine::Camera::On => "sos-camera-on",
+            engine::Camera::Paused => "sos-camera-paused",
+            engine::Camera::Unavailable => "sos-camera-unavailable",
+        })
     };
     view! {
         <section class="camera">
@@ -347,7 +383,7 @@ fn CameraToggle(v: engine::View, on_change: Callback<bool>) -> impl IntoView {
                 <input type="checkbox" data-testid="camera"
                     prop:checked=move || v.camera.get() != engine::Camera::Off
                     on:change=move |e| on_change.run(event_target_checked(&e)) />
-                " Send video from the camera"
+                " " {move || i.t("sos-camera-toggle")}
             </label>
             <p class="muted" data-testid="camera-state" aria-live="polite">{note}</p>
         </section>
@@ -357,10 +393,11 @@ fn CameraToggle(v: engine::View, on_change: Callback<bool>) -> impl IntoView {
 /// The few seconds to undo a pocket press.
 #[component]
 fn Countdown(n: u32, on_cancel: Callback<()>) -> impl IntoView {
+    let i = use_i18n();
     view! {
         <section class="countdown">
-            <p class="big" data-testid="countdown">{format!("Sending SOS in {n}…")}</p>
-            <button class="cancel" data-testid="countdown-cancel" on:click=move |_| on_cancel.run(())>"Cancel"</button>
+            <p class="big" data-testid="countdown">{move || i.ta("sos-countdown", &[("n", Arg::from(n))])}</p>
+            <button class="cancel" data-testid="countdown-cancel" on:click=move |_| on_cancel.run(())>{move || i.t("sos-countdown-cancel")}</button>
         </section>
     }
 }
@@ -369,40 +406,43 @@ fn Countdown(n: u32, on_cancel: Callback<()>) -> impl IntoView {
 /// stored, the sensors, the watch link, and ending it with the PIN.
 #[component]
 fn ActiveSos(v: engine::View, pin: RwSignal<String>, end: Callback<()>) -> impl IntoView {
+    let i = use_i18n();
     let link = move || match v.link.get() {
-        Link::Online => ("ok", "Connected: live"),
-        Link::Connecting => ("warn", "Connecting…"),
-        Link::Offline => ("bad", "No connection: retrying. Nothing is lost; it is kept on this phone."),
+        Link::Online => ("ok", "sos-link-online"),
+        Link::Connecting => ("warn", "sos-link-connecting"),
+        Link::Offline => ("bad", "sos-link-offline"),
     };
+    // Counted in positions and not in seconds of sound: with the camera on, media pieces are
+    // cut by size, not by time.
     let backlog = move || {
         let (t, a) = (v.taken.get(), v.acked.get());
         let (f, s) = (t.fix.saturating_sub(a.fix), t.audio.saturating_sub(a.audio));
-        if f == 0 && s == 0 {
-            "Everything recorded is stored on the server.".to_owned()
-        } else {
-            format!("Waiting to be stored: {f} positions, {} s of audio", s / 4)
+        let fixes = [("fixes", Arg::from(f))];
+        match (f, s) {
+            (0, 0) => i.t("sos-backlog-none"),
+            (_, 0) => i.ta("sos-backlog-positions", &fixes),
+            (0, _) => i.t("sos-backlog-recording"),
+            _ => i.ta("sos-backlog-both", &fixes),
         }
     };
-    let status = status_line(v);
+    let status = status_line(i, v);
     view! {
         <section class="active" data-testid="active">
-            <h2>{move || if v.alert_id.get().is_some() { "SOS sent" } else { "Sending SOS…" }}</h2>
+            <h2>{move || if v.alert_id.get().is_some() { i.t("sos-sent") } else { i.t("sos-sending") }}</h2>
             <Show when=move || v.alert_id.get().is_none()>
-                <p class="health bad" data-testid="not-alerted" role="alert">
-                    "Your contacts have not been alerted yet: the server has not confirmed your SOS. This page keeps trying. If you can, call the emergency number now."
-                </p>
+                <p class="health bad" data-testid="not-alerted" role="alert">{move || i.t("sos-not-alerted")}</p>
             </Show>
             <p class="audience" data-testid="audience">{status}</p>
-            <p class=move || format!("health {}", link().0) data-testid="link">{move || link().1}</p>
+            <p class=move || format!("health {}", link().0) data-testid="link">{move || i.t(link().1)}</p>
             <p class="muted" data-testid="backlog">{backlog}</p>
-            {move || sensor_text("Location", &v.location.get()).map(|(c, t)| view! { <p class=format!("health {c}") data-testid="location">{t}</p> })}
-            {move || sensor_text("Microphone", &v.mic.get()).map(|(c, t)| view! { <p class=format!("health {c}") data-testid="mic">{t}</p> })}
+            {move || sensor_message(true, &v.location.get()).map(|(c, id)| view! { <p class=format!("health {c}") data-testid="location">{i.t(id)}</p> })}
+            {move || sensor_message(false, &v.mic.get()).map(|(c, id)| view! { <p class=format!("health {c}") data-testid="mic">{i.t(id)}</p> })}
             {move || v.watch_url.get().map(|u| view! {
-                <p>"Live link for anyone you tell: " <a href=u.clone() data-testid="watch-link" target="_blank">{u.clone()}</a></p>
+                <p>{move || i.t("sos-watch-link")} " " <a href=u.clone() data-testid="watch-link" target="_blank">{u.clone()}</a></p>
             })}
             <div class="end">
-                <input type="password" inputmode="numeric" placeholder="PIN" aria-label="Your PIN" data-testid="pin" bind:value=pin />
-                <button data-testid="end" disabled=move || v.alert_id.get().is_none() on:click=move |_| end.run(())>"End SOS"</button>
+                <input type="password" inputmode="numeric" placeholder=move || i.t("sos-pin-placeholder") aria-label=move || i.t("sos-pin-label") data-testid="pin" bind:value=pin />
+                <button data-testid="end" disabled=move || v.alert_id.get().is_none() on:click=move |_| end.run(())>{move || i.t("sos-end")}</button>
             </div>
         </section>
     }
@@ -413,24 +453,24 @@ fn ActiveSos(v: engine::View, pin: RwSignal<String>, end: Callback<()>) -> impl 
 fn IdleSos(
     v: engine::View,
     active: Signal<bool>,
-    message: RwSignal<Option<String>>,
+    message: RwSignal<Option<Say>>,
     contacts: RwSignal<Vec<Contact>>,
     press: Callback<()>,
 ) -> impl IntoView {
+    let i = use_i18n();
     let note = move || match v.phase.get() {
-        Phase::Ended(AlertStatus::Resolved) => Some("Your SOS was resolved.".to_owned()),
-        Phase::Ended(_) => Some("Your SOS was cancelled.".to_owned()),
-        Phase::Elsewhere => Some("This SOS continues in another window.".to_owned()),
+        Phase::Ended(AlertStatus::Resolved) => Some(Say::id("sos-resolved")),
+        Phase::Ended(_) => Some(Say::id("sos-cancelled")),
+        Phase::Elsewhere => Some(Say::id("sos-elsewhere")),
         _ => None,
     };
     view! {
         <section class="idle">
-            {move || note().or(message.get()).filter(|_| !active.get()).map(|n| view! { <p class="note" data-testid="ended">{n}</p> })}
+            {move || note().or(message.get()).filter(|_| !active.get()).map(|n| view! { <p class="note" data-testid="ended">{n.text(i)}</p> })}
             <button class="sos-button" data-testid="sos" on:click=move |_| press.run(())>"SOS"</button>
             <p class="muted">{move || {
                 let n = contacts.get().len();
-                if n == 0 { "No emergency contacts yet: add them below. Responders still see your SOS.".to_owned() }
-                else { format!("Press to alert your {n} contact{} with your live position and audio.", if n == 1 { "" } else { "s" }) }
+                if n == 0 { i.t("sos-no-contacts") } else { i.ta("sos-press-hint", &[("n", Arg::from(n))]) }
             }}</p>
         </section>
     }
@@ -459,13 +499,11 @@ fn StateProbe(v: engine::View) -> impl IntoView {
 }
 
 /// What a refused PIN entry means to the person (the server's 409 names an API call).
-fn pin_error(e: ApiError) -> String {
+fn pin_error(e: ApiError) -> Say {
     match e {
-        ApiError::Refused(403, _) | ApiError::Status(403) => "Wrong PIN.".into(),
-        ApiError::Refused(409, _) | ApiError::Status(409) => {
-            "No PIN is set yet: set one under \u{201c}Contacts and PIN\u{201d} below, then try again.".into()
-        }
-        e => e.message(),
+        ApiError::Refused(403, _) | ApiError::Status(403) => Say::id("sos-pin-wrong"),
+        ApiError::Refused(409, _) | ApiError::Status(409) => Say::id("sos-pin-missing"),
+        e => api_error(e),
     }
 }
 
@@ -491,16 +529,28 @@ fn Timers(
     due: RwSignal<Option<(String, i64)>>,
     now: RwSignal<f64>,
 ) -> impl IntoView {
+    let i = use_i18n();
     let minutes = RwSignal::new("30".to_owned());
-    let note = RwSignal::new("Walking home".to_owned());
+    // A suggested note (the contacts read it if the timer fires), sent as written.
+    let note = RwSignal::new(untrack(move || i.t("sos-timer-note-default")));
+    // A language switch changes the suggestion too, unless the person wrote their own.
+    Effect::new(move |shown: Option<String>| {
+        let suggestion = i.t("sos-timer-note-default");
+        if shown.is_some_and(|s| note.get_untracked() == s) {
+            note.set(suggestion.clone());
+        }
+        suggestion
+    });
     let pin = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
+    let error = RwSignal::new(None::<Say>);
     let lt = load_timers.clone();
     let start = move |_| {
         let lt = lt.clone();
         leptos::task::spawn_local(async move {
-            let Ok(m) = minutes.get_untracked().trim().parse::<u64>() else {
-                error.set(Some("Minutes must be a number.".into()));
+            // The server takes 1 minute to 24 hours.
+            let m = minutes.get_untracked().trim().parse::<u64>().ok().filter(|m| (1..=1440).contains(m));
+            let Some(m) = m else {
+                error.set(Some(Say::id("sos-timer-minutes")));
                 return;
             };
             let body = json!({ "duration_s": m * 60, "note": note.get_untracked().trim() });
@@ -509,7 +559,7 @@ fn Timers(
                     error.set(None);
                     lt();
                 }
-                Err(e) => error.set(Some(e.message())),
+                Err(e) => error.set(Some(api_error(e))),
             }
         });
     };
@@ -528,23 +578,32 @@ fn Timers(
                     due.set(None);
                     lt();
                 }
-                Err(e) => error.set(Some(if what == "extend" { e.message() } else { pin_error(e) })),
+                // Not running any more (it ran out, or changed meanwhile): the list is stale.
+                Err(ApiError::Status(404) | ApiError::Refused(404, _)) => {
+                    error.set(Some(Say::id("sos-timer-gone")));
+                    lt();
+                }
+                Err(ApiError::Status(409) | ApiError::Refused(409, _)) if what == "extend" => {
+                    error.set(Some(Say::id("sos-timer-gone")));
+                    lt();
+                }
+                Err(e) => error.set(Some(if what == "extend" { api_error(e) } else { pin_error(e) })),
             }
         });
     };
     view! {
         <section class="timers">
-            <h2>"Check-in timer"</h2>
+            <h2>{move || i.t("sos-timer-title")}</h2>
             {move || {
                 let list = timers.get();
                 if list.is_empty() {
                     view! {
-                        <p class="muted">"Going somewhere alone? If you do not check in in time, your contacts are alerted with your last position."</p>
+                        <p class="muted">{move || i.t("sos-timer-intro")}</p>
                         <div class="row">
-                            <input type="number" min="1" max="1440" data-testid="timer-minutes" aria-label="Minutes until you check in" bind:value=minutes />
-                            <span>"min"</span>
-                            <input data-testid="timer-note" placeholder="Where to (optional)" aria-label="Where you are going (optional)" bind:value=note />
-                            <button data-testid="timer-start" on:click=start.clone()>"Start"</button>
+                            <input type="number" min="1" max="1440" data-testid="timer-minutes" aria-label=move || i.t("sos-timer-minutes-label") bind:value=minutes />
+                            <span>{move || i.t("sos-timer-min")}</span>
+                            <input data-testid="timer-note" placeholder=move || i.t("sos-timer-note-placeholder") aria-label=move || i.t("sos-timer-note-label") bind:value=note />
+                            <button data-testid="timer-start" on:click=start.clone()>{move || i.t("sos-timer-start")}</button>
                         </div>
                     }
                     .into_any()
@@ -560,14 +619,17 @@ fn Timers(
                             view! {
                                 <div class=if grace { "timer due" } else { "timer" } data-testid="timer">
                                     <p>
-                                        <strong>{t.note.clone().unwrap_or_else(|| "Timer".into())}</strong>
-                                        {move || if grace { format!(" — check in now! Alert in {}", clock(deadline - now.get())) }
-                                            else { format!(" — check in within {}", clock(deadline - now.get())) }}
+                                        <strong>{let title = t.note.clone(); move || title.clone().unwrap_or_else(|| i.t("sos-timer-untitled"))}</strong>
+                                        " — "
+                                        {move || {
+                                            let left = [("time", Arg::from(clock(deadline - now.get())))];
+                                            if grace { i.ta("sos-timer-due", &left) } else { i.ta("sos-timer-running", &left) }
+                                        }}
                                     </p>
                                     <div class="row">
-                                        <input type="password" inputmode="numeric" placeholder="PIN" aria-label="Your PIN" data-testid="timer-pin" bind:value=pin />
-                                        <button data-testid="checkin" on:click=move |_| act1(id1.clone(), "checkin")>"I'm safe"</button>
-                                        <button on:click=move |_| act2(id2.clone(), "extend")>"+15 min"</button>
+                                        <input type="password" inputmode="numeric" placeholder=move || i.t("sos-pin-placeholder") aria-label=move || i.t("sos-pin-label") data-testid="timer-pin" bind:value=pin />
+                                        <button data-testid="checkin" on:click=move |_| act1(id1.clone(), "checkin")>{move || i.t("sos-timer-safe")}</button>
+                                        <button on:click=move |_| act2(id2.clone(), "extend")>{move || i.t("sos-timer-extend")}</button>
                                     </div>
                                 </div>
                             }
@@ -576,7 +638,7 @@ fn Timers(
                         .into_any()
                 }
             }}
-            {move || error.get().map(|e| view! { <p class="error">{e}</p> })}
+            {move || error.get().map(|e| view! { <p class="error">{e.text(i)}</p> })}
         </section>
     }
 }
@@ -588,26 +650,43 @@ fn Setup(
     contacts_loaded: RwSignal<bool>,
     load_contacts: impl Fn() + Clone + Send + Sync + 'static,
 ) -> impl IntoView {
+    let i = use_i18n();
     let name = RwSignal::new(String::new());
     let phone = RwSignal::new(String::new());
     let pin = RwSignal::new(String::new());
     let duress = RwSignal::new(String::new());
-    let note = RwSignal::new(None::<(bool, String)>);
+    let note = RwSignal::new(None::<(bool, Say)>);
     let lc = load_contacts.clone();
     let add = move |_| {
         let lc = lc.clone();
+        // The server's rule, checked here so the person reads why in their language.
+        let n = name.get_untracked().trim().to_owned();
+        if n.is_empty() || n.chars().count() > 100 {
+            note.set(Some((false, Say::id("sos-contact-name-needed"))));
+            return;
+        }
         leptos::task::spawn_local(async move {
-            let body = json!({ "name": name.get_untracked().trim(), "phone": phone.get_untracked().trim() });
+            let p = phone.get_untracked().trim().to_owned();
+            let body = json!({ "name": n, "phone": p });
             match api::send_json::<Contact>("POST", "/v1/contacts", Some(&token.get_value()), Some(&body))
                 .await
             {
                 Ok(c) => {
                     name.set(String::new());
                     phone.set(String::new());
-                    note.set(Some((true, format!("{} added; they got a text saying so.", c.name))));
+                    note.set(Some((true, Say::Msg("sos-contact-added", vec![("name", Arg::from(c.name))]))));
                     lc();
                 }
-                Err(e) => note.set(Some((false, e.message()))),
+                // The name passed above: the number is not valid, cannot be texted, or is their own.
+                Err(ApiError::Status(400) | ApiError::Refused(400, _)) => {
+                    note.set(Some((false, Say::id("sos-contact-phone-bad"))))
+                }
+                Err(e @ (ApiError::Status(409) | ApiError::Refused(409, _))) => {
+                    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+                    let known = contacts.get_untracked().iter().any(|c| digits(&c.phone) == digits(&p));
+                    note.set(Some((false, if known { Say::id("sos-contact-exists") } else { api_error(e) })));
+                }
+                Err(e) => note.set(Some((false, api_error(e)))),
             }
         });
     };
@@ -617,23 +696,33 @@ fn Setup(
             let url = format!("/v1/contacts/{id}");
             match api::send_json::<serde_json::Value>("DELETE", &url, Some(&token.get_value()), None).await {
                 Ok(_) => lc(),
-                Err(e) => note.set(Some((false, e.message()))),
+                Err(e) => note.set(Some((false, api_error(e)))),
             }
         });
     };
     let set_pin = move |_| {
+        // The server's rules, checked here so the person reads why in their language.
+        let (p, d) = (pin.get_untracked(), duress.get_untracked().trim().to_owned());
+        let digits = |s: &str| (4..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(&p) || !(d.is_empty() || digits(&d)) {
+            note.set(Some((false, Say::id("sos-pin-format"))));
+            return;
+        }
+        if d == p {
+            note.set(Some((false, Say::id("sos-pin-duress-same"))));
+            return;
+        }
         leptos::task::spawn_local(async move {
-            let d = duress.get_untracked();
-            let body = json!({ "pin": pin.get_untracked(), "duress_pin": Some(d.trim().to_owned()).filter(|d| !d.is_empty()) });
+            let body = json!({ "pin": p, "duress_pin": Some(d).filter(|d| !d.is_empty()) });
             match api::send_json::<serde_json::Value>("PUT", "/v1/pin", Some(&token.get_value()), Some(&body))
                 .await
             {
                 Ok(_) => {
                     pin.set(String::new());
                     duress.set(String::new());
-                    note.set(Some((true, "PIN saved.".into())));
+                    note.set(Some((true, Say::id("sos-pin-saved"))));
                 }
-                Err(e) => note.set(Some((false, e.message()))),
+                Err(e) => note.set(Some((false, api_error(e)))),
             }
         });
     };
@@ -643,8 +732,8 @@ fn Setup(
     };
     view! {
         <details class="setup" open=move || !contacts_loaded.get() || contacts.get_untracked().is_empty()>
-            <summary>"Contacts and PIN"</summary>
-            <h3>"Emergency contacts"</h3>
+            <summary>{move || i.t("sos-setup")}</summary>
+            <h3>{move || i.t("sos-contacts-title")}</h3>
             <ul class="contacts" data-testid="contacts">
                 {move || contacts.get().into_iter().map(|c| {
                     let id = c.id.clone();
@@ -652,26 +741,26 @@ fn Setup(
                     view! {
                         <li>
                             <span>{c.name.clone()} " " <span class="muted">{c.phone.clone()}</span>
-                                {c.opted_out.then(|| view! { <span class="bad">" (opted out of texts)"</span> })}</span>
-                            <button class="small" on:click=move |_| remove(id.clone())>"Remove"</button>
+                                {c.opted_out.then(|| view! { <span class="bad">" " {move || i.t("sos-contact-opted-out")}</span> })}</span>
+                            <button class="small" on:click=move |_| remove(id.clone())>{move || i.t("sos-contact-remove")}</button>
                         </li>
                     }
                 }).collect_view()}
             </ul>
             <div class="row">
-                <input placeholder="Name" aria-label="Contact's name" data-testid="contact-name" bind:value=name />
-                <input type="tel" placeholder="+49 151 …" aria-label="Contact's phone number" data-testid="contact-phone" bind:value=phone />
-                <button data-testid="contact-add" on:click=add>"Add"</button>
+                <input placeholder=move || i.t("sos-contact-name") aria-label=move || i.t("sos-contact-name-label") data-testid="contact-name" bind:value=name />
+                <input type="tel" placeholder=move || i.t("sos-phone-example") aria-label=move || i.t("sos-contact-phone-label") data-testid="contact-phone" bind:value=phone />
+                <button data-testid="contact-add" on:click=add>{move || i.t("sos-contact-add")}</button>
             </div>
-            <h3>"PIN"</h3>
-            <p class="muted">"Ends an SOS or a timer. A duress PIN looks the same to whoever forces you, but keeps the alert going silently."</p>
+            <h3>{move || i.t("sos-pin-title")}</h3>
+            <p class="muted">{move || i.t("sos-pin-intro")}</p>
             <div class="row">
-                <input type="password" inputmode="numeric" placeholder="PIN (4-8 digits)" aria-label="New PIN (4-8 digits)" data-testid="pin-new" bind:value=pin />
-                <input type="password" inputmode="numeric" placeholder="Duress PIN (optional)" aria-label="Duress PIN (optional)" data-testid="pin-duress" bind:value=duress />
-                <button data-testid="pin-save" on:click=set_pin>"Save PIN"</button>
+                <input type="password" inputmode="numeric" placeholder=move || i.t("sos-pin-new") aria-label=move || i.t("sos-pin-new") data-testid="pin-new" bind:value=pin />
+                <input type="password" inputmode="numeric" placeholder=move || i.t("sos-pin-duress") aria-label=move || i.t("sos-pin-duress") data-testid="pin-duress" bind:value=duress />
+                <button data-testid="pin-save" on:click=set_pin>{move || i.t("sos-pin-save")}</button>
             </div>
-            {move || note.get().map(|(ok, n)| view! { <p class=if ok { "ok" } else { "error" } data-testid="setup-note">{n}</p> })}
-            <p><button class="small" on:click=sign_out>"Sign out of this browser"</button></p>
+            {move || note.get().map(|(ok, n)| view! { <p class=if ok { "ok" } else { "error" } data-testid="setup-note">{n.text(i)}</p> })}
+            <p><button class="small" on:click=sign_out>{move || i.t("sos-sign-out")}</button></p>
         </details>
     }
 }

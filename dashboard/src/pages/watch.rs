@@ -9,6 +9,7 @@ use crate::api::{self, ApiError, Config};
 use crate::components::map::Map;
 use crate::components::place::PlacePanel;
 use crate::components::timeline::Timeline;
+use crate::i18n::use_i18n;
 use crate::watch::audio::Support;
 use crate::watch::live::{self, Link, Live};
 
@@ -35,6 +36,7 @@ pub fn Watch(
     /// Alert id, when `token` is a responder's.
     alert: Option<String>,
 ) -> impl IntoView {
+    let i = use_i18n();
     let live = Live::new();
     let load = RwSignal::new(Load::Loading);
     let tiles = RwSignal::new(String::new());
@@ -132,11 +134,14 @@ pub fn Watch(
     });
     let title = move || {
         live.alert.get().map_or_else(
-            || "AlertMe".to_owned(),
-            |a| match a.status {
-                AlertStatus::Active => format!("{} needs help", a.user_name),
-                AlertStatus::Resolved => format!("{} — resolved", a.user_name),
-                AlertStatus::Cancelled => format!("{} ended the SOS", a.user_name),
+            || i.t("watch-title-loading"),
+            |a| {
+                let id = match a.status {
+                    AlertStatus::Active => "watch-title-active",
+                    AlertStatus::Resolved => "watch-title-resolved",
+                    AlertStatus::Cancelled => "watch-title-ended-phone",
+                };
+                i.ta(id, &[("name", a.user_name.into())])
             },
         )
     };
@@ -148,24 +153,27 @@ pub fn Watch(
         }
         let seen = live.fix_seen_ms.get()?;
         let secs = ((now.get() - seen) / 1000.0).max(0.0).round();
-        Some(if secs < 2.0 { "updated just now".to_owned() } else { format!("updated {secs} s ago") })
+        Some(if secs < 2.0 { i.t("watch-updated-now") } else { i.ta("watch-updated", &[("n", secs.into())]) })
     };
     let health = move || {
         let link = live.link.get();
         let phone = live.phone.get();
-        let battery = live.current().and_then(|f| f.battery_pct);
+        // Live readings only while it is live.
+        let battery = live.current().and_then(|f| f.battery_pct).filter(|_| !over());
         let (class, text) = match link {
-            Link::Connecting => ("warn", "connecting…".to_owned()),
-            Link::Reconnecting => ("warn", "reconnecting to the server…".to_owned()),
-            Link::Ended => ("ok", "alert over".to_owned()),
-            Link::Revoked => ("bad", "access withdrawn".to_owned()),
-            Link::Live if !phone.connected => ("bad", "connection to phone lost".to_owned()),
-            Link::Live => ("ok", "phone connected".to_owned()),
+            Link::Connecting => ("warn", "watch-link-connecting"),
+            Link::Reconnecting => ("warn", "watch-link-reconnecting"),
+            Link::Ended => ("ok", "watch-link-ended"),
+            Link::Revoked => ("bad", "watch-link-revoked"),
+            Link::Live if !phone.connected => ("bad", "watch-phone-lost"),
+            Link::Live => ("ok", "watch-phone-connected"),
         };
+        let text = i.t(text);
         view! {
             <div class=format!("health {class}") data-testid="health">
-                <span>{text}</span>
-                {battery.map(|b| view! { <span class="battery">{format!("battery {b}%")}</span> })}
+                // Announced when it changes (connected, lost, over); not the seconds ticking.
+                <span role="status" aria-live="polite">{text}</span>
+                {battery.map(|b| view! { <span class="battery">{i.ta("watch-battery", &[("pct", b.into())])}</span> })}
                 <span class="updated" data-testid="updated">{updated}</span>
             </div>
         }
@@ -189,20 +197,20 @@ pub fn Watch(
             return ().into_any();
         }
         match live.audio.get() {
-        Support::Unknown => view! { <p class="muted">"No audio yet"</p> }.into_any(),
-        Support::Unsupported => view! {
-            <p class="muted">"This browser cannot play the live audio; the recording is kept and can be played after the alert."</p>
-        }
-        .into_any(),
+        Support::Unknown => view! { <p class="muted">{move || i.t("watch-audio-waiting")}</p> }.into_any(),
+        Support::Unsupported => view! { <p class="muted">{move || i.t("watch-audio-unsupported")}</p> }.into_any(),
+        // Browsers play sound only after a gesture: one big button, and why it is there.
         Support::Live | Support::Decoder => view! {
-            <button class="play" data-testid="play" class:on=move || playing.get() on:click=play>
-                {move || match (playing.get(), live.video.get()) {
-                    (true, false) => "■ Listening live",
-                    (true, true) => "■ Watching live",
-                    (false, false) => "▶ Tap to listen live",
-                    (false, true) => "▶ Tap to see and hear live",
-                }}
+            <button class="play" data-testid="play" class:on=move || playing.get() on:click=play
+                aria-describedby="play-why">
+                {move || i.t(match (playing.get(), live.video.get()) {
+                    (true, false) => "watch-listening",
+                    (true, true) => "watch-watching",
+                    (false, false) => "watch-tap-listen",
+                    (false, true) => "watch-tap-watch",
+                })}
             </button>
+            <p id="play-why" class="muted small" hidden=move || playing.get()>{move || i.t("watch-tap-why")}</p>
         }
         .into_any(),
     }
@@ -232,11 +240,11 @@ pub fn Watch(
                     }
                 })
                 .collect::<Vec<_>>();
-            let title = if over() { "Recording" } else { "Recording sent from the phone" };
+            let title = move || i.t(if over() { "watch-recording" } else { "watch-recording-sent" });
             view! {
                 <section class="replay">
                     <h2>{title}</h2>
-                    <p class="muted">"Playing it moves the marker along the trail."</p>
+                    <p class="muted">{move || i.t("watch-replay-hint")}</p>
                     {players}
                 </section>
             }
@@ -256,22 +264,11 @@ pub fn Watch(
     });
 
     // Why the page cannot show the alert, if it cannot.
-    let blocked = move || {
-        match (load.get(), live.link.get()) {
-        (Load::Invalid, _) => Some((
-            "This link is not valid",
-            "It may have been mistyped, revoked, or be for another server. Ask the person who sent it, or call the emergency services if someone is in danger.",
-        )),
-        (Load::Expired, _) => Some((
-            "This link has expired",
-            "The alert ended a while ago, and links stop working after that to protect the person's privacy. Ask them or the responders if you need the recording.",
-        )),
-        (_, Link::Revoked) => Some((
-            "This link was withdrawn",
-            "The person or a responder stopped sharing this alert with this link. Call the emergency services if someone is in danger.",
-        )),
+    let blocked = move || match (load.get(), live.link.get()) {
+        (Load::Invalid, _) => Some(("watch-invalid-title", "watch-invalid-body")),
+        (Load::Expired, _) => Some(("watch-expired-title", "watch-expired-body")),
+        (_, Link::Revoked) => Some(("watch-withdrawn-title", "watch-withdrawn-body")),
         _ => None,
-    }
     };
 
     view! {
@@ -280,8 +277,8 @@ pub fn Watch(
                 let (h, p) = blocked().unwrap_or_default();
                 view! {
                     <section class="invalid" data-testid="invalid">
-                        <h1>{h}</h1>
-                        <p>{p}</p>
+                        <h1>{move || i.t(h)}</h1>
+                        <p>{move || i.t(p)}</p>
                     </section>
                 }
             }>
@@ -289,22 +286,30 @@ pub fn Watch(
                     <h1 data-testid="title">{title}</h1>
                     {move || live.alert.get().and_then(|a| {
                         let why = match (a.duress, a.note) {
-                            (true, _) => Some("Possible duress: they may be forced to act normally.".to_owned()),
-                            (false, Some(n)) => Some(format!("Raised automatically: {n}.")),
+                            (true, _) => Some(i.ta("watch-why-duress", &[("name", a.user_name.into())])),
+                            (false, Some(n)) => Some(i.ta("watch-why-auto", &[("note", n.into())])),
                             _ => None,
                         };
                         why.map(|w| view! { <p class="why" data-testid="why">{w}</p> })
                     })}
                 </header>
                 <Show when=move || load.get() == Load::Offline>
-                    <p class="bad">"Cannot reach the server. Retrying when the page is reloaded."</p>
+                    <p class="bad">{move || i.t("watch-offline")}</p>
                 </Show>
                 {health}
+                // The one tap that lets a relative hear the person: first, above the map.
+                <section class="audio">
+                    {audio_panel}
+                </section>
                 // The phone's camera, when it streams one (above the map); audio-only
                 // recordings play through the same element, hidden.
                 <video node_ref=audio_ref data-testid="live-audio" class="live-video" playsinline
                     class:shown=move || live.video.get() && !over()
-                    aria-label="Live video from the phone"></video>
+                    aria-label=move || i.t("watch-video-label")></video>
+                // Before the first position the map is empty: say why, rather than look broken.
+                <Show when=move || !over() && load.get() == Load::Ready && live.trail.with(Vec::is_empty)>
+                    <p class="waiting-fix" data-testid="no-fix">{move || i.t("watch-waiting-fix")}</p>
+                </Show>
                 <Map trail=trail pins=Signal::derive(Vec::new) tiles=tiles attribution=attribution follow=true />
                 <PlacePanel alert_id=alert_id credential=Ok(query.clone()) now=now
                     seq=Signal::derive(move || live.current().map_or(0, |f| f.seq)) />
@@ -313,9 +318,6 @@ pub fn Watch(
                     data-first-audio=move || live.first_audio_ms.get().map(|v| v.round().to_string())
                     data-decoded-frames=move || live.decoded_frames.get().to_string()
                     data-audio-mode=move || format!("{:?}", live.audio.get())></div>
-                <section class="audio">
-                    {audio_panel}
-                </section>
                 <Timeline alert=live.alert deliveries=live.deliveries revoke=revoke />
                 {replay}
             </Show>

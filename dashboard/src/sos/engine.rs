@@ -61,6 +61,28 @@ pub enum Link {
     Offline,
 }
 
+/// Trouble worth telling the person; the page says it in their language.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Problem {
+    /// This browser keeps no copy of what is not sent yet (private mode, no space).
+    Storage,
+    /// The server refused a new alert: too many of the person's recent ones are still on.
+    TooManyAlerts,
+    /// The recording is still stored, but no longer relayed live.
+    NotLive,
+}
+
+impl Problem {
+    /// Its message in `locales/*/sos.ftl`.
+    pub fn message_id(self) -> &'static str {
+        match self {
+            Self::Storage => "sos-problem-storage",
+            Self::TooManyAlerts => "sos-problem-too-many-alerts",
+            Self::NotLive => "sos-problem-not-live",
+        }
+    }
+}
+
 /// Where the SOS stands.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Phase {
@@ -93,7 +115,7 @@ pub struct View {
     pub acked: RwSignal<Acks>,
     pub check_in_due: RwSignal<Option<(String, i64)>>,
     /// Trouble worth telling (storage unavailable, …).
-    pub problem: RwSignal<Option<String>>,
+    pub problem: RwSignal<Option<Problem>>,
     pub signed_out: RwSignal<bool>,
     /// The recorder finished after `Input::Flush` (or there was none).
     pub flushed: RwSignal<bool>,
@@ -374,10 +396,7 @@ fn new_client_id() -> String {
 impl Engine {
     fn storage_problem(&self, why: &str) {
         web_sys::console::warn_1(&format!("AlertMe: local storage unavailable: {why}").into());
-        self.view.problem.set(Some(
-            "This browser is not keeping a copy of unsent data (private mode or no space): keep this page open."
-                .into(),
-        ));
+        self.view.problem.set(Some(Problem::Storage));
     }
 
     fn resume(&mut self, sos: ActiveSos) {
@@ -412,6 +431,10 @@ impl Engine {
             hidden: false,
             formats: Vec::new(),
         };
+        // What was said of the last alert is not said of this one.
+        if matches!(self.view.problem.get_untracked(), Some(Problem::TooManyAlerts | Problem::NotLive)) {
+            self.view.problem.set(None);
+        }
         self.fixes.clear();
         self.audio.clear();
         self.formats.clear();
@@ -477,9 +500,7 @@ impl Engine {
         }
         let Some(mime) = video.map(str::to_owned).or_else(|| sensors::pick_audio_format().map(str::to_owned))
         else {
-            self.view
-                .mic
-                .set(SensorState::Unavailable("this browser cannot record a format the server takes".into()));
+            self.view.mic.set(SensorState::Unavailable("sos-mic-unsupported"));
             return;
         };
         self.format_from_next_chunk(&mime);
@@ -654,6 +675,9 @@ impl Engine {
                         }
                     }
                 }
+                if self.view.problem.get_untracked() == Some(Problem::TooManyAlerts) {
+                    self.view.problem.set(None); // taken after all
+                }
                 if status != AlertStatus::Active {
                     return; // `stopped` follows
                 }
@@ -680,11 +704,13 @@ impl Engine {
                     self.audio_refused = true;
                     self.audio.clear();
                     self.mic = None;
-                    self.view.mic.set(SensorState::Unavailable(
-                        "the server does not take this browser's audio format".into(),
-                    ));
+                    self.view.mic.set(SensorState::Unavailable("sos-mic-unsupported"));
                 }
-                "too_many_alerts" | "audio_not_live" => self.view.problem.set(Some(detail)),
+                "too_many_alerts" | "audio_not_live" => {
+                    web_sys::console::warn_1(&format!("AlertMe: {code}: {detail}").into());
+                    let p = if code == "too_many_alerts" { Problem::TooManyAlerts } else { Problem::NotLive };
+                    self.view.problem.set(Some(p));
+                }
                 _ => web_sys::console::warn_1(&format!("AlertMe: server refused a message: {code}").into()),
             },
             PhoneServerMsg::Welcome { .. } | PhoneServerMsg::Pong { .. } => {}

@@ -47,12 +47,14 @@ pub enum SensorState {
     Off,
     /// Asked the browser; no answer yet.
     Waiting,
-    /// Working (for the microphone: the format recorded).
+    /// Working (a detail for the tests' probe, not shown: the format recorded, or the first
+    /// position's accuracy).
     Working(String),
     /// The person (or the browser's settings) refused permission.
     Denied,
-    /// The device cannot (no GPS fix, no microphone, unsupported browser).
-    Unavailable(String),
+    /// The device cannot (no GPS fix, no microphone, unsupported browser): the id of the
+    /// message that says so, in `locales/*/sos.ftl`.
+    Unavailable(&'static str),
 }
 
 /// What the sensors report.
@@ -77,7 +79,7 @@ impl Geo {
     pub fn watch(high_accuracy: bool, on: impl Fn(Reading) + Clone + 'static) -> Option<Self> {
         let geo = web_sys::window()?.navigator().geolocation().ok();
         let Some(geo) = geo else {
-            on(Reading::PositionState(SensorState::Unavailable("this browser has no location".into())));
+            on(Reading::PositionState(SensorState::Unavailable("sos-location-unsupported")));
             return None;
         };
         let on_ok = on.clone();
@@ -96,10 +98,8 @@ impl Geo {
         let err = Closure::<dyn FnMut(GeolocationPositionError)>::new(move |e: GeolocationPositionError| {
             on(Reading::PositionState(match e.code() {
                 GeolocationPositionError::PERMISSION_DENIED => SensorState::Denied,
-                GeolocationPositionError::TIMEOUT => {
-                    SensorState::Unavailable("no position yet (timeout)".into())
-                }
-                _ => SensorState::Unavailable("position unavailable".into()),
+                // The watch goes on after these: a position may still come.
+                _ => SensorState::Unavailable("sos-location-searching"),
             }));
         });
         let opts = PositionOptions::new();
@@ -147,9 +147,16 @@ impl Mic {
     /// (denied, no device) through `on` and returns `None`.
     pub async fn start(mime: &str, camera: bool, on: impl Fn(Reading) + Clone + 'static) -> Option<Self> {
         on(Reading::MicState(SensorState::Waiting));
+        // With the camera a failure need not be the microphone's: the engine tries again with
+        // sound only, and that try tells what became of the microphone.
+        let failed = |s: SensorState| {
+            if !camera {
+                on(Reading::MicState(s));
+            }
+        };
         let devices = web_sys::window().and_then(|w| w.navigator().media_devices().ok());
         let Some(devices) = devices else {
-            on(Reading::MicState(SensorState::Unavailable("this browser cannot record".into())));
+            failed(SensorState::Unavailable("sos-mic-unsupported"));
             return None;
         };
         let constraints = MediaStreamConstraints::new();
@@ -170,11 +177,11 @@ impl Mic {
             Ok(s) => s.unchecked_into(),
             Err(e) => {
                 let name = js_sys::Reflect::get(&e, &"name".into()).ok().and_then(|n| n.as_string());
-                on(Reading::MicState(match name.as_deref() {
+                failed(match name.as_deref() {
                     Some("NotAllowedError") | Some("SecurityError") => SensorState::Denied,
-                    Some("NotFoundError") => SensorState::Unavailable("no microphone found".into()),
-                    _ => SensorState::Unavailable("the microphone could not be opened".into()),
-                }));
+                    Some("NotFoundError") => SensorState::Unavailable("sos-mic-none"),
+                    _ => SensorState::Unavailable("sos-mic-failed"),
+                });
                 return None;
             }
         };
@@ -188,7 +195,8 @@ impl Mic {
             Ok(r) => r,
             Err(_) => {
                 stop_tracks(&stream);
-                on(Reading::MicState(SensorState::Unavailable(format!("cannot record {mime}"))));
+                web_sys::console::warn_1(&format!("AlertMe: cannot record {mime}").into());
+                failed(SensorState::Unavailable("sos-mic-failed"));
                 return None;
             }
         };
@@ -204,7 +212,7 @@ impl Mic {
         recorder.set_onstop(Some(stop.as_ref().unchecked_ref()));
         if recorder.start_with_time_slice(TIMESLICE_MS).is_err() {
             stop_tracks(&stream);
-            on(Reading::MicState(SensorState::Unavailable("the recorder did not start".into())));
+            failed(SensorState::Unavailable("sos-mic-failed"));
             return None;
         }
         on(Reading::MicState(SensorState::Working(mime.to_owned())));

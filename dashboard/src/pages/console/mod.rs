@@ -6,12 +6,14 @@ mod finished;
 mod row;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use alertme_protocol::{AlertStatus, AlertSummary, ResponderCmd, ResponderMsg};
 use leptos::prelude::*;
 
 use crate::api;
 use crate::components::map::{Map, Pin};
+use crate::i18n::{use_i18n, Arg, I18n};
 use crate::pages::watch::Watch;
 use crate::ws::{Event, Socket};
 use evidence::Evidence;
@@ -19,6 +21,30 @@ use finished::Finished;
 use row::AlertRow;
 
 const TOKEN_KEY: &str = "alertme.responder_token";
+
+/// What went wrong, kept as what happened (not as words), so a language switch rewords it.
+#[derive(Clone)]
+enum Problem {
+    /// The server closed the socket before it opened: the token was refused.
+    Refused,
+    /// A command failed: the server's code and its own words.
+    Command { code: String, detail: String },
+}
+
+impl Problem {
+    fn text(&self, i: I18n) -> String {
+        match self {
+            Problem::Refused => i.t("console-token-refused"),
+            Problem::Command { code, detail } => match code.as_str() {
+                "already_ended" => i.t("console-error-ended"),
+                "not_found" => i.t("console-error-not-active"),
+                "internal" => i.t("console-error-retry"),
+                // Anything else (a note the server would not take, say) in the server's words.
+                _ => detail.clone(),
+            },
+        }
+    }
+}
 
 fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
@@ -47,7 +73,7 @@ pub fn Console() -> impl IntoView {
     let me = RwSignal::new(String::new());
     let alerts = RwSignal::new(Vec::<AlertSummary>::new());
     let flash = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let error = RwSignal::new(None::<Problem>);
     // Bumped when an alert ends, so the finished list reloads.
     let ended = RwSignal::new(0u32);
     let socket = StoredValue::new_local(None::<Socket>);
@@ -91,7 +117,7 @@ pub fn Console() -> impl IntoView {
                 ended.update(|n| *n += 1);
             }
         }
-        ResponderMsg::Error { detail, .. } => error.set(Some(detail)),
+        ResponderMsg::Error { code, detail } => error.set(Some(Problem::Command { code, detail })),
         ResponderMsg::Done { .. } => error.set(None),
     };
 
@@ -122,7 +148,7 @@ pub fn Console() -> impl IntoView {
             Event::Binary(_) => true,
             Event::Closed(_) => {
                 if !signed_in.get_untracked() {
-                    error.set(Some("That token was not accepted.".into()));
+                    error.set(Some(Problem::Refused));
                     signed_in.set(false);
                     return false;
                 }
@@ -156,18 +182,19 @@ pub fn Console() -> impl IntoView {
 #[component]
 fn SignIn(
     token: RwSignal<String>,
-    error: RwSignal<Option<String>>,
+    error: RwSignal<Option<Problem>>,
     on_submit: Callback<()>,
 ) -> impl IntoView {
+    let i = use_i18n();
     view! {
         <form class="signin" on:submit=move |e| { e.prevent_default(); on_submit.run(()); }>
-            <h1>"Responder console"</h1>
-            <label>"Responder token"
+            <h1>{move || i.t("console-title")}</h1>
+            <label>{move || i.t("console-token")}
                 <input type="password" data-testid="token" prop:value=move || token.get()
                     on:input=move |e| token.set(event_target_value(&e)) />
             </label>
-            <button type="submit" data-testid="signin">"Sign in"</button>
-            {move || error.get().map(|e| view! { <p class="bad">{e}</p> })}
+            <button type="submit" data-testid="signin">{move || i.t("console-sign-in")}</button>
+            {move || error.get().map(|e| view! { <p class="bad">{e.text(i)}</p> })}
         </form>
     }
 }
@@ -180,11 +207,15 @@ fn Board(
     me: RwSignal<String>,
     alerts: RwSignal<Vec<AlertSummary>>,
     flash: RwSignal<bool>,
-    error: RwSignal<Option<String>>,
+    error: RwSignal<Option<Problem>>,
     ended: RwSignal<u32>,
     send: Callback<ResponderCmd>,
 ) -> impl IntoView {
+    let i = use_i18n();
     let selected = RwSignal::new(None::<String>);
+    // The rows' "3 min ago" move on with it.
+    let now = RwSignal::new(api::now_ms());
+    set_interval(move || now.set(api::now_ms()), Duration::from_secs(15));
     let config = LocalResource::new(|| api::get_json::<api::Config>("/v1/config"));
     let tiles =
         Signal::derive(move || config.get().and_then(Result::ok).map(|c| c.tile_url).unwrap_or_default());
@@ -217,10 +248,10 @@ fn Board(
     view! {
         <div class="console" class:flash=move || flash.get()>
             <header>
-                <h1>"Active alerts " <span data-testid="count">{move || alerts.get().len()}</span></h1>
-                <span class="muted">{move || format!("signed in as {}", me.get())}</span>
+                <h1>{move || i.t("console-active")} " " <span data-testid="count">{move || alerts.get().len()}</span></h1>
+                <span class="muted">{move || i.ta("console-signed-in", &[("name", Arg::from(me.get()))])}</span>
             </header>
-            {move || error.get().map(|e| view! { <p class="bad">{e}</p> })}
+            {move || error.get().map(|e| view! { <p class="bad">{e.text(i)}</p> })}
             <div class="board">
                 <div>
                     <Map trail=Signal::derive(Vec::new) pins=pins tiles=tiles attribution=attribution follow=false />
@@ -228,16 +259,16 @@ fn Board(
                         <For
                             each=move || sorted.get()
                             key=|a| (a.alert.id.clone(), a.alert.claimed_by.clone(), a.phone.connected, a.notes.len())
-                            children=move |a| view! { <AlertRow alert=a selected send /> }
+                            children=move |a| view! { <AlertRow alert=a now selected send /> }
                         />
                     </ul>
                     <Show when=move || alerts.get().is_empty()>
-                        <p class="muted">"No active alerts."</p>
+                        <p class="muted">{move || i.t("console-none")}</p>
                     </Show>
                 </div>
                 <div class="detail">
                     {move || selected.get().map(|id| view! {
-                        <button class="close" on:click=move |_| selected.set(None)>"Close"</button>
+                        <button class="close" on:click=move |_| selected.set(None)>{move || i.t("console-close")}</button>
                         <Evidence token=token.get_untracked() alert=id.clone() />
                         <Watch token=token.get_untracked() alert=Some(id) />
                     })}
