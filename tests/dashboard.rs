@@ -216,11 +216,31 @@ async fn late_joiner_starts_fast() {
     // tests running). Unloaded it takes well under a second.
     assert!(fix_ms <= 5000.0, "position took {fix_ms} ms");
     assert!(audio_ms <= 5000.0, "audio took {audio_ms} ms");
+    // What a relative meets, in order, from the tap on the link (navigation start): the page,
+    // the app loaded, the position, the audio ready, then from the tap on "listen" to the voice.
+    let page = js_f64(&c, "return performance.getEntriesByType('navigation')[0].responseEnd;").await;
+    let wasm = js_f64(
+        &c,
+        "const w = performance.getEntriesByType('resource').find(e => e.name.endsWith('.wasm')); return w ? w.responseEnd : -1;",
+    )
+    .await;
+    c.execute(
+        "const a = document.querySelector('[data-testid=live-audio]'); window.__tap = performance.now(); \
+         a.addEventListener('timeupdate', () => { if (!window.__heard && a.currentTime > 0) window.__heard = performance.now(); });",
+        vec![],
+    )
+    .await
+    .unwrap();
     c.find(Locator::Css("[data-testid=play]")).await.unwrap().click().await.unwrap();
     until("late-join audio to play", Duration::from_secs(15), || async {
         js_f64(&c, "const a = document.querySelector('[data-testid=live-audio]'); return a.paused ? -1 : a.currentTime;").await > 1.0
     })
     .await;
+    let heard = js_f64(&c, "return window.__heard ? window.__heard - window.__tap : -1;").await;
+    println!(
+        "a relative's first seconds (ms from opening the link): page {page:.0}, app loaded {wasm:.0}, \
+         position on the map {fix_ms:.0}, audio ready {audio_ms:.0}; from the tap on listen to the voice playing {heard:.0}"
+    );
     c.close().await.unwrap();
 }
 
@@ -610,4 +630,209 @@ async fn watch_page_states() {
     })
     .await;
     ru.close().await.unwrap();
+}
+
+/// The walk moved by (`dlat`, `dlon`), so several people are apart on one map; returns its path.
+fn walk_at(env: &Env, name: &str, dlat: f64, dlon: f64) -> String {
+    let csv = std::fs::read_to_string(fixture("gps/gps_walk_10min.csv")).unwrap();
+    let mut lines = csv.lines();
+    let mut out = vec![lines.next().unwrap().to_owned()];
+    for line in lines {
+        let mut cols: Vec<String> = line.split(',').map(str::to_owned).collect();
+        cols[3] = format!("{:.7}", cols[3].parse::<f64>().unwrap() + dlat);
+        cols[4] = format!("{:.7}", cols[4].parse::<f64>().unwrap() + dlon);
+        out.push(cols.join(","));
+    }
+    let path = env.data_dir.join(format!("walk_{name}.csv"));
+    std::fs::write(&path, out.join("\n")).unwrap();
+    path.display().to_string()
+}
+
+/// Row ids in the list's order.
+async fn row_order(c: &fantoccini::Client) -> Vec<String> {
+    let script =
+        "return [...document.querySelectorAll('[data-testid=alert-row]')].map(r => r.dataset.alert);";
+    let v = c.execute(script, vec![]).await.unwrap();
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect()
+}
+
+async fn selected_row(c: &fantoccini::Client) -> Option<String> {
+    attr(c, "[data-testid=alert-row][data-selected=true]", "data-alert").await
+}
+
+async fn press(c: &fantoccini::Client, keys: &str) {
+    c.find(Locator::Css("body")).await.unwrap().send_keys(keys).await.unwrap();
+}
+
+/// A dispatcher's console with three live alerts at 1280×800: unclaimed first then by age, a
+/// filter, the most urgent selected with its detail beside the map, keys (j/k move, c take,
+/// r r resolve, n note), the alarm sounding again until every alert is taken; and on a tablet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatcher_console_with_three_alerts() {
+    require_dashboard_build();
+    let env = Env::new(Backend::Sqlite).await;
+    let responder = env.responder("Rita");
+    let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", ""]);
+    let audio = fixture("audio/speech_aac32k.aac").display().to_string();
+    let mut phones = Vec::new();
+    for (n, (name, number, dlat, dlon)) in [
+        ("Ana", "+4915112345678", 0.0, 0.0),
+        ("Boris", "+4915112345679", 0.004, 0.003),
+        ("Chen", "+4915112345670", -0.002, 0.006),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let token = env.user(name, number);
+        let walk = walk_at(&env, name, dlat, dlon);
+        let args = ["--gpx", walk.as_str(), "--audio", audio.as_str(), "--speed", "2", "--finish", "keep"];
+        phones.push(Phone::start(&server, &token, &args));
+        if n < 2 {
+            // Apart in time too: the list orders by how long each has waited.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+    }
+    let ids: Vec<String> = phones.iter().map(|p| p.alert_id.clone()).collect();
+    let driver = Driver::start();
+    let c = driver.browser_with(&["--window-size=1280,800", "--lang=en-US"]).await;
+    let desktop =
+        serde_json::json!({ "width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false });
+    cdp(&c, "Emulation.setDeviceMetricsOverride", desktop).await;
+    c.goto(&server.http("/console")).await.unwrap();
+    let input =
+        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=token]")).await;
+    input.unwrap().send_keys(&responder).await.unwrap();
+    c.find(Locator::Css("[data-testid=signin]")).await.unwrap().click().await.unwrap();
+    until("three rows", Duration::from_secs(15), || async { row_order(&c).await.len() == 3 }).await;
+    assert_eq!(row_order(&c).await, ids, "unclaimed, the longest waiting first");
+    until("the most urgent selected", Duration::from_secs(5), || async {
+        selected_row(&c).await.as_deref() == Some(ids[0].as_str())
+    })
+    .await;
+    // Its detail beside the map: the live view with the listen button, the trail, the texts.
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=detail] [data-testid=play]"))
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("[data-testid=detail] [data-testid=marker]"))
+        .await
+        .unwrap();
+    until("three pins", Duration::from_secs(15), || async {
+        c.find_all(Locator::Css(".overview [data-testid=pin]")).await.map(|p| p.len()).unwrap_or(0) == 3
+    })
+    .await;
+
+    // The alarm sounds again while an alert waits. Signing in was the click browsers want
+    // before sound; after a reload (signed in from storage, no click) a button asks for one.
+    if let Ok(button) = c.find(Locator::Css("[data-testid=enable-sound]")).await {
+        button.click().await.unwrap();
+    }
+    let beeps =
+        || async { attr(&c, "[data-testid=alarm]", "data-beeps").await.unwrap().parse::<u32>().unwrap() };
+    until("the alarm to sound", Duration::from_secs(12), || async { beeps().await >= 1 }).await;
+
+    // Keys: j and k move; c takes the selected one, which goes below the waiting ones.
+    press(&c, "j").await;
+    until("j", Duration::from_secs(5), || async {
+        selected_row(&c).await.as_deref() == Some(ids[1].as_str())
+    })
+    .await;
+    press(&c, "k").await;
+    until("k", Duration::from_secs(5), || async {
+        selected_row(&c).await.as_deref() == Some(ids[0].as_str())
+    })
+    .await;
+    press(&c, "c").await;
+    until("Ana taken, listed after the waiting ones", Duration::from_secs(10), || async {
+        row_order(&c).await == vec![ids[1].clone(), ids[2].clone(), ids[0].clone()]
+    })
+    .await;
+    let ana =
+        c.find(Locator::Css(&format!("[data-testid=alert-row][data-alert='{}']", ids[0]))).await.unwrap();
+    assert!(ana.text().await.unwrap().contains("Rita is on it"));
+
+    // n writes a note on the selected alert.
+    press(&c, "n").await;
+    let focused = c.execute("return document.activeElement.dataset.testid;", vec![]).await.unwrap();
+    assert_eq!(focused.as_str(), Some("note-input"), "n focuses the note");
+    c.find(Locator::Css("[data-testid=detail] [data-testid=note-input]"))
+        .await
+        .unwrap()
+        .send_keys("Police called\n")
+        .await
+        .unwrap();
+    let note = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=detail] [data-testid=note]"))
+        .await;
+    assert!(note.unwrap().text().await.unwrap().contains("Police called"));
+    c.execute("document.activeElement.blur();", vec![]).await.unwrap();
+
+    // The filter narrows the list.
+    let filter = c.find(Locator::Css("[data-testid=filter]")).await.unwrap();
+    filter.send_keys("chen").await.unwrap();
+    until("one row", Duration::from_secs(5), || async { row_order(&c).await == vec![ids[2].clone()] }).await;
+    filter.send_keys("\u{E003}\u{E003}\u{E003}\u{E003}").await.unwrap();
+    until("all rows again", Duration::from_secs(5), || async { row_order(&c).await.len() == 3 }).await;
+    c.execute("document.activeElement.blur();", vec![]).await.unwrap();
+    save_screenshot("console-dispatch.png", &c.screenshot().await.unwrap());
+    let violations = axe_serious(&c).await;
+    assert!(violations.is_empty(), "axe-core on the dispatcher's console:\n{}", violations.join("\n"));
+    let overflow =
+        js_f64(&c, "return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
+            .await;
+    assert!(overflow <= 0.0, "the console is {overflow} px wider than 1280 px");
+
+    // r asks first; r again resolves Boris (selected with the mouse).
+    c.find(Locator::Css(&format!("[data-testid=alert-row][data-alert='{}'] button.name", ids[1])))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.execute("document.activeElement.blur();", vec![]).await.unwrap();
+    press(&c, "r").await;
+    let ask = c
+        .wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css("[data-testid=confirm-resolve]"))
+        .await;
+    assert!(ask.unwrap().text().await.unwrap().contains("Resolve Boris's alert?"));
+    assert_eq!(row_order(&c).await.len(), 3, "one r resolves nothing");
+    press(&c, "r").await;
+    until("Boris resolved", Duration::from_secs(10), || async { !row_order(&c).await.contains(&ids[1]) })
+        .await;
+
+    // Every alert taken: the alarm stops.
+    c.find(Locator::Css(&format!(
+        "[data-testid=alert-row][data-alert='{}'] [data-testid=row-claim]",
+        ids[2]
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    until("Chen taken", Duration::from_secs(10), || async {
+        c.find_all(Locator::Css("[data-testid=row-claim]")).await.map(|v| v.is_empty()).unwrap_or(false)
+    })
+    .await;
+    let after = beeps().await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert_eq!(beeps().await, after, "no alarm once every alert is taken");
+
+    // A tablet held upright: list beside the map, the detail below; nothing wider than the screen.
+    let tablet = serde_json::json!({ "width": 820, "height": 1180, "deviceScaleFactor": 1, "mobile": true });
+    cdp(&c, "Emulation.setDeviceMetricsOverride", tablet).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let overflow =
+        js_f64(&c, "return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
+            .await;
+    assert!(overflow <= 0.0, "the console is {overflow} px wider than a tablet");
+    save_screenshot("console-tablet.png", &c.screenshot().await.unwrap());
+    c.close().await.unwrap();
 }

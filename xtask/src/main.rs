@@ -13,7 +13,12 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("build") => build(&root, !args.iter().any(|a| a == "--dev")),
         Some("run") => {
+            // Say what the minutes go to: cargo's own progress follows each line.
+            eprintln!("xtask: 1/2 building the web pages (WebAssembly; cold: several minutes)");
             build(&root, true)?;
+            eprintln!(
+                "xtask: 2/2 building and starting the server (release; cold: the longest step, later runs reuse it)"
+            );
             let rest: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| *a != "--").collect();
             let serve: Vec<&str> = if rest.is_empty() { vec!["--demo"] } else { rest };
             // Exactly the README's `cargo run --release -- …` (the workspace's default members,

@@ -41,3 +41,14 @@ console-hold = Put on legal hold
 console-hold-lift = Lift hold
 console-hold-on = On legal hold: nothing of this alert is deleted until the hold is lifted.
 console-hold-lifted = Hold lifted: it will be deleted when the usual storage time is over.
+
+console-duress-short = DURESS
+console-unclaimed = Nobody on it yet
+console-actions = What to do
+console-resolve-confirm = Resolve { $name }'s alert? Press r again or Enter.
+console-resolve-yes = Yes, resolve
+console-resolve-no = Not yet
+console-sound-on = Turn on alarm sound
+console-keys = j/k move · c take · r resolve · n note · / find
+console-filter = Find by name
+console-pick = Pick an alert from the list.

@@ -41,3 +41,14 @@ console-hold = Запретить удаление
 console-hold-lift = Снять запрет
 console-hold-on = Удаление запрещено: ничего из этой тревоги не удалится, пока запрет не снимут.
 console-hold-lifted = Запрет снят: данные удалятся, когда закончится обычный срок хранения.
+
+console-duress-short = ПРИНУЖДЕНИЕ
+console-unclaimed = Никто ещё не взял
+console-actions = Что сделать
+console-resolve-confirm = Закрыть тревогу: { $name }? Нажмите r ещё раз или Enter.
+console-resolve-yes = Да, закрыть
+console-resolve-no = Пока нет
+console-sound-on = Включить звук тревоги
+console-keys = j/k — по списку · c — взять · r — закрыть · n — заметка · / — поиск
+console-filter = Поиск по имени
+console-pick = Выберите тревогу в списке.

@@ -1,8 +1,10 @@
 //! `/console`: the responder console. Every active alert on one map and in a list by urgency,
 //! unmissable signalling of new ones, claim and resolve, live detail, and the finished ones.
 
+mod detail;
 mod evidence;
 mod finished;
+mod keys;
 mod row;
 
 use std::collections::HashSet;
@@ -14,9 +16,8 @@ use leptos::prelude::*;
 use crate::api;
 use crate::components::map::{Map, Pin};
 use crate::i18n::{use_i18n, Arg, I18n};
-use crate::pages::watch::Watch;
 use crate::ws::{Event, Socket};
-use evidence::Evidence;
+use detail::Detail;
 use finished::Finished;
 use row::AlertRow;
 
@@ -50,6 +51,9 @@ fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
 }
 
+/// How often the alarm sounds again while an alert waits for someone to take it.
+const ALARM_EVERY: Duration = Duration::from_secs(8);
+
 /// Three short beeps; browsers allow sound once the responder clicked something.
 fn beep(ctx: &web_sys::AudioContext) {
     let t = ctx.current_time();
@@ -73,6 +77,9 @@ pub fn Console() -> impl IntoView {
     let me = RwSignal::new(String::new());
     let alerts = RwSignal::new(Vec::<AlertSummary>::new());
     let flash = RwSignal::new(false);
+    // Sound is allowed (the browser's audio runs) and how many alarms sounded (for the tests).
+    let sound_on = RwSignal::new(false);
+    let beeps = RwSignal::new(0u32);
     let error = RwSignal::new(None::<Problem>);
     // Bumped when an alert ends, so the finished list reloads.
     let ended = RwSignal::new(0u32);
@@ -80,13 +87,29 @@ pub fn Console() -> impl IntoView {
     let sound = StoredValue::new_local(None::<web_sys::AudioContext>);
     let known = StoredValue::new_local(HashSet::<String>::new());
 
-    let alarm = move || {
-        flash.set(true);
+    let sound_alarm = move || {
+        if !sound_on.get_untracked() {
+            return;
+        }
         sound.with_value(|c| {
             if let Some(c) = c {
                 beep(c);
+                beeps.update(|n| *n += 1);
             }
         });
+    };
+    // Until someone takes every alert, the alarm sounds again (the rows keep flashing in CSS).
+    set_interval(
+        move || {
+            if alerts.with_untracked(|l| l.iter().any(|a| a.alert.claimed_by.is_none())) {
+                sound_alarm();
+            }
+        },
+        ALARM_EVERY,
+    );
+    let alarm = move || {
+        flash.set(true);
+        sound_alarm();
         let cb = wasm_bindgen::closure::Closure::once_into_js(move || flash.set(false));
         if let Some(w) = web_sys::window() {
             use wasm_bindgen::JsCast;
@@ -130,7 +153,10 @@ pub fn Console() -> impl IntoView {
             let _ = s.set_item(TOKEN_KEY, &t);
         }
         if sound.with_value(Option::is_none) {
-            sound.set_value(web_sys::AudioContext::new().ok());
+            let ctx = web_sys::AudioContext::new().ok();
+            // Running when this came from a click; else it waits for the "turn on sound" one.
+            sound_on.set(ctx.as_ref().is_some_and(|c| c.state() == web_sys::AudioContextState::Running));
+            sound.set_value(ctx);
         }
         let url = move || api::ws_url(&format!("/v1/responder?token={}", js_sys::encode_uri_component(&t)));
         let s = Socket::open(url, move |e| match e {
@@ -168,11 +194,19 @@ pub fn Console() -> impl IntoView {
             }
         });
     });
+    let enable_sound = Callback::new(move |()| {
+        sound.with_value(|c| {
+            if let Some(c) = c {
+                let _ = c.resume();
+            }
+        });
+        sound_on.set(true);
+    });
     let sign_in = move || view! { <SignIn token error on_submit=Callback::new(move |()| connect()) /> };
     view! {
         <main class="console-page">
             <Show when=move || signed_in.get() fallback=sign_in>
-                <Board token me alerts flash error ended send />
+                <Board token me alerts flash error ended send sound_on beeps enable_sound />
             </Show>
         </main>
     }
@@ -199,8 +233,8 @@ fn SignIn(
     }
 }
 
-/// Every active alert on the map and in a list by urgency, the selected one's live detail,
-/// and the finished ones.
+/// The dispatcher's view: the list by urgency (with a filter) on the left, every active alert on
+/// the map in the middle, the selected one's detail on the right; j/k, c, r, n at the keyboard.
 #[component]
 fn Board(
     token: RwSignal<String>,
@@ -210,9 +244,14 @@ fn Board(
     error: RwSignal<Option<Problem>>,
     ended: RwSignal<u32>,
     send: Callback<ResponderCmd>,
+    sound_on: RwSignal<bool>,
+    beeps: RwSignal<u32>,
+    enable_sound: Callback<()>,
 ) -> impl IntoView {
     let i = use_i18n();
     let selected = RwSignal::new(None::<String>);
+    let confirm = RwSignal::new(None::<String>);
+    let filter = RwSignal::new(String::new());
     // The rows' "3 min ago" move on with it.
     let now = RwSignal::new(api::now_ms());
     set_interval(move || now.set(api::now_ms()), Duration::from_secs(15));
@@ -223,12 +262,29 @@ fn Board(
         config.get().and_then(Result::ok).map(|c| c.tile_attribution).unwrap_or_default()
     });
     let sorted = Memo::new(move |_| {
-        let mut v = alerts.get();
+        let needle = filter.get().trim().to_lowercase();
+        let mut v: Vec<AlertSummary> = alerts
+            .get()
+            .into_iter()
+            .filter(|a| needle.is_empty() || a.alert.user_name.to_lowercase().contains(&needle))
+            .collect();
         // Unclaimed first, then the longest waiting.
         v.sort_by_key(|a| (a.alert.claimed_by.is_some(), a.alert.started_ms));
         v
     });
+    // Nothing selected: the most urgent one is, so its detail is one look away.
+    Effect::new(move |_| {
+        if selected.with(Option::is_none) {
+            if let Some(first) = sorted.with(|v| v.first().map(|a| a.alert.id.clone())) {
+                selected.set(Some(first));
+            }
+        }
+    });
+    let order =
+        Signal::derive(move || sorted.with(|v| v.iter().map(|a| a.alert.id.clone()).collect::<Vec<_>>()));
+    keys::listen(keys::Keys { order, alerts, selected, confirm, send });
     let pins = Signal::derive(move || {
+        let chosen = selected.get();
         sorted
             .get()
             .iter()
@@ -240,41 +296,57 @@ fn Board(
                     lon: f.lon,
                     accuracy_m: f.accuracy_m,
                     label: a.alert.user_name.clone(),
-                    urgent: a.alert.claimed_by.is_none(),
+                    urgent: a.alert.claimed_by.is_none() || chosen.as_deref() == Some(a.alert.id.as_str()),
                 })
             })
             .collect()
     });
+    let summary = Signal::derive(move || {
+        let id = selected.get()?;
+        alerts.with(|l| l.iter().find(|a| a.alert.id == id).cloned())
+    });
     view! {
-        <div class="console" class:flash=move || flash.get()>
+        <div class="console" class:flash=move || flash.get() data-testid="alarm"
+            data-beeps=move || beeps.get().to_string()>
             <header>
                 <h1>{move || i.t("console-active")} " " <span data-testid="count">{move || alerts.get().len()}</span></h1>
                 <span class="muted">{move || i.ta("console-signed-in", &[("name", Arg::from(me.get()))])}</span>
+                <Show when=move || !sound_on.get()>
+                    <button class="sound" data-testid="enable-sound" on:click=move |_| enable_sound.run(())>
+                        {move || i.t("console-sound-on")}
+                    </button>
+                </Show>
+                <span class="muted keys">{move || i.t("console-keys")}</span>
             </header>
             {move || error.get().map(|e| view! { <p class="bad">{e.text(i)}</p> })}
-            <div class="board">
-                <div>
-                    <Map trail=Signal::derive(Vec::new) pins=pins tiles=tiles attribution=attribution follow=false />
-                    <ul class="alerts">
-                        <For
-                            each=move || sorted.get()
-                            key=|a| (a.alert.id.clone(), a.alert.claimed_by.clone(), a.phone.connected, a.notes.len())
-                            children=move |a| view! { <AlertRow alert=a now selected send /> }
-                        />
-                    </ul>
-                    <Show when=move || alerts.get().is_empty()>
-                        <p class="muted">{move || i.t("console-none")}</p>
-                    </Show>
-                </div>
-                <div class="detail">
-                    {move || selected.get().map(|id| view! {
+            <section class="list" aria-label=move || i.t("console-active")>
+                <input type="search" class="filter" data-testid="filter" placeholder=move || i.t("console-filter")
+                    aria-label=move || i.t("console-filter") prop:value=move || filter.get()
+                    on:input=move |e| filter.set(event_target_value(&e)) />
+                <ul class="alerts">
+                    <For
+                        each=move || sorted.get()
+                        key=|a| (a.alert.id.clone(), a.alert.claimed_by.clone(), a.phone.connected, a.alert.duress)
+                        children=move |a| view! { <AlertRow alert=a now selected send /> }
+                    />
+                </ul>
+                <Show when=move || alerts.with(Vec::is_empty)>
+                    <p class="muted">{move || i.t("console-none")}</p>
+                </Show>
+                <Finished token selected ended />
+            </section>
+            <section class="overview" aria-label=move || i.t("map-label")>
+                <Map trail=Signal::derive(Vec::new) pins=pins tiles=tiles attribution=attribution follow=false />
+            </section>
+            <section class="detail" aria-live="polite">
+                {move || match selected.get() {
+                    Some(id) => view! {
                         <button class="close" on:click=move |_| selected.set(None)>{move || i.t("console-close")}</button>
-                        <Evidence token=token.get_untracked() alert=id.clone() />
-                        <Watch token=token.get_untracked() alert=Some(id) />
-                    })}
-                </div>
-            </div>
-            <Finished token selected ended />
+                        <Detail token=token.get_untracked() id summary confirm send />
+                    }.into_any(),
+                    None => view! { <p class="muted">{move || i.t("console-pick")}</p> }.into_any(),
+                }}
+            </section>
         </div>
     }
 }
