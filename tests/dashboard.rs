@@ -450,6 +450,8 @@ async fn state_shot(c: &fantoccini::Client, name: &str) {
         js_f64(c, "return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
             .await;
     assert!(overflow <= 0.0, "{name}: the page is {overflow} px wider than a 360 px screen");
+    let small = small_targets(c).await;
+    assert!(small.is_empty(), "{name}: touch targets under 44 px: {small:?}");
 }
 
 /// Every state a relative can meet on the watch page, each coherent (no live words after the
@@ -786,6 +788,8 @@ async fn dispatcher_console_with_three_alerts() {
         js_f64(&c, "return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
             .await;
     assert!(overflow <= 0.0, "the console is {overflow} px wider than 1280 px");
+    let small = small_targets(&c).await;
+    assert!(small.is_empty(), "console: touch targets under 44 px: {small:?}");
 
     // r asks first; r again resolves Boris (selected with the mouse).
     c.find(Locator::Css(&format!("[data-testid=alert-row][data-alert='{}'] button.name", ids[1])))
@@ -833,6 +837,8 @@ async fn dispatcher_console_with_three_alerts() {
         js_f64(&c, "return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
             .await;
     assert!(overflow <= 0.0, "the console is {overflow} px wider than a tablet");
+    let small = small_targets(&c).await;
+    assert!(small.is_empty(), "console on a tablet: touch targets under 44 px: {small:?}");
     save_screenshot("console-tablet.png", &c.screenshot().await.unwrap());
     c.close().await.unwrap();
 }

@@ -199,6 +199,8 @@ async fn sos_page_streams_and_survives_cuts() {
     fill(&c, "phone", ANA).await;
     let violations = axe_serious(&c).await;
     assert!(violations.is_empty(), "axe-core on the sign-in page:\n{}", violations.join("\n"));
+    let small = small_targets(&c).await;
+    assert!(small.is_empty(), "sign-in: touch targets under 44 px: {small:?}");
     click(&c, "send-code").await;
     let code = code_for(&fake, ANA).await;
     fill(&c, "code", &code).await;
@@ -289,6 +291,8 @@ async fn sos_page_streams_and_survives_cuts() {
     save_screenshot("sos-active.png", &c.screenshot().await.unwrap());
     let violations = axe_serious(&c).await;
     assert!(violations.is_empty(), "axe-core on the SOS page during an SOS:\n{}", violations.join("\n"));
+    let small = small_targets(&c).await;
+    assert!(small.is_empty(), "SOS page during an SOS: touch targets under 44 px: {small:?}");
 
     // Network cut with the server up: the watcher stays; after the cut the page sends the
     // newest fix first, then the backlog oldest first.

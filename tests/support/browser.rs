@@ -172,3 +172,23 @@ pub async fn axe_serious(c: &Client) -> Vec<String> {
         .expect("axe-core ran");
     serde_json::from_value(found).expect("axe-core's violations as a list")
 }
+
+/// Buttons, fields and button-like links smaller than a 44 px touch target, as `tag "label"
+/// W×H` (links inside running text are exempt, as WCAG allows).
+pub async fn small_targets(c: &Client) -> Vec<String> {
+    let script = r#"
+        const out = [];
+        for (const el of document.querySelectorAll('button, input:not([type=hidden]), select, a.button')) {
+            // A checkbox's target is its label, where it has one.
+            const box = (el.type === 'checkbox' || el.type === 'radio') && el.closest('label') || el;
+            const r = box.getBoundingClientRect();
+            if (r.width === 0 && r.height === 0) continue;
+            if (r.height < 44 || r.width < 44) {
+                const label = (el.innerText || el.placeholder || el.getAttribute('aria-label') || '').trim().slice(0, 30);
+                out.push(`${el.tagName.toLowerCase()} "${label}" ${Math.round(r.width)}x${Math.round(r.height)}`);
+            }
+        }
+        return out;"#;
+    let v = c.execute(script, vec![]).await.unwrap();
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap_or_default().to_owned()).collect()
+}

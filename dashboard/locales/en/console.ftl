@@ -52,3 +52,4 @@ console-sound-on = Turn on alarm sound
 console-keys = j/k move · c take · r resolve · n note · / find
 console-filter = Find by name
 console-pick = Pick an alert from the list.
+console-new-alert = New alert: { $name }

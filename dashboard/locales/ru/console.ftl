@@ -52,3 +52,4 @@ console-sound-on = Включить звук тревоги
 console-keys = j/k — по списку · c — взять · r — закрыть · n — заметка · / — поиск
 console-filter = Поиск по имени
 console-pick = Выберите тревогу в списке.
+console-new-alert = Новая тревога: { $name }

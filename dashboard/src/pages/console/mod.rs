@@ -80,6 +80,9 @@ pub fn Console() -> impl IntoView {
     // Sound is allowed (the browser's audio runs) and how many alarms sounded (for the tests).
     let sound_on = RwSignal::new(false);
     let beeps = RwSignal::new(0u32);
+    // The last new alert, in words, for screen readers.
+    let announce = RwSignal::new(String::new());
+    let i = use_i18n();
     let error = RwSignal::new(None::<Problem>);
     // Bumped when an alert ends, so the finished list reloads.
     let ended = RwSignal::new(0u32);
@@ -127,6 +130,10 @@ pub fn Console() -> impl IntoView {
             let id = alert.alert.id.clone();
             let active = alert.alert.status == AlertStatus::Active;
             let is_new = active && known.try_update_value(|k| k.insert(id.clone())).unwrap_or(false);
+            if is_new {
+                announce
+                    .set(i.ta("console-new-alert", &[("name", Arg::from(alert.alert.user_name.clone()))]));
+            }
             alerts.update(|list| {
                 list.retain(|a| a.alert.id != id);
                 if active {
@@ -206,7 +213,7 @@ pub fn Console() -> impl IntoView {
     view! {
         <main class="console-page">
             <Show when=move || signed_in.get() fallback=sign_in>
-                <Board token me alerts flash error ended send sound_on beeps enable_sound />
+                <Board token me alerts flash error ended send sound_on beeps enable_sound announce />
             </Show>
         </main>
     }
@@ -247,6 +254,7 @@ fn Board(
     sound_on: RwSignal<bool>,
     beeps: RwSignal<u32>,
     enable_sound: Callback<()>,
+    announce: RwSignal<String>,
 ) -> impl IntoView {
     let i = use_i18n();
     let selected = RwSignal::new(None::<String>);
@@ -338,7 +346,10 @@ fn Board(
             <section class="overview" aria-label=move || i.t("map-label")>
                 <Map trail=Signal::derive(Vec::new) pins=pins tiles=tiles attribution=attribution follow=false />
             </section>
-            <section class="detail" aria-live="polite">
+            // New alerts are announced (a screen reader says the name); the detail is not live,
+            // or its ticking clock would be read out every second.
+            <p class="sr-only" aria-live="assertive" data-testid="announce">{move || announce.get()}</p>
+            <section class="detail">
                 {move || match selected.get() {
                     Some(id) => view! {
                         <button class="close" on:click=move |_| selected.set(None)>{move || i.t("console-close")}</button>
