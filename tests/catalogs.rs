@@ -57,6 +57,10 @@ fn pattern_vars(p: &ast::Pattern<&str>, vars: &mut BTreeSet<String>) {
 fn expression_vars(e: &ast::Expression<&str>, vars: &mut BTreeSet<String>) {
     match e {
         ast::Expression::Select { selector, variants } => {
+            // A variable that picks a variant is a count: marked `#name` (formatted as a number).
+            if let ast::InlineExpression::VariableReference { id } = selector {
+                vars.insert(format!("#{}", id.name));
+            }
             inline_vars(selector, vars);
             for v in variants {
                 pattern_vars(&v.value, vars);
@@ -86,24 +90,23 @@ fn format_all(dir: &Path, lang: &str, messages: &BTreeMap<String, BTreeSet<Strin
         bundle.add_resource(FluentResource::try_new(source).unwrap()).unwrap();
     }
     for (id, vars) in messages {
-        for n in [1, 3, 5] {
+        // Every plural form: 0, 1, 3, 5, 21 (Russian: many, one, few, many, one).
+        let numeric = |v: &str| vars.contains(&format!("#{v}")) || ["n", "count", "pct"].contains(&v);
+        for n in [0, 1, 3, 5, 21] {
             let mut args = FluentArgs::new();
-            for v in vars {
+            for v in vars.iter().filter(|v| !v.starts_with('#')) {
                 // Counts are numbers; everything else is text a person would see there.
-                let numeric = ["n", "count", "minutes", "pct", "seconds"].contains(&v.as_str());
-                args.set(
-                    v.as_str(),
-                    if numeric { FluentValue::from(n) } else { FluentValue::from(format!("<{v}>")) },
-                );
+                let value =
+                    if numeric(v) { FluentValue::from(n) } else { FluentValue::from(format!("<{v}>")) };
+                args.set(v.as_str(), value);
             }
             let pattern = bundle.get_message(id).and_then(|m| m.value()).unwrap();
             let mut errors = Vec::new();
             let out = bundle.format_pattern(pattern, Some(&args), &mut errors);
             assert!(errors.is_empty(), "{lang} {id}: {errors:?}");
             assert!(!out.contains('{') && !out.contains('}'), "{lang} {id}: {out}");
-            for v in vars {
-                let numeric = ["n", "count", "minutes", "pct", "seconds"].contains(&v.as_str());
-                if !numeric {
+            for v in vars.iter().filter(|v| !v.starts_with('#')) {
+                if !numeric(v) {
                     assert!(out.contains(&format!("<{v}>")), "{lang} {id} drops ${v}: {out}");
                 }
             }

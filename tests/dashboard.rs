@@ -158,6 +158,8 @@ async fn watch_page_and_console() {
     // Resolve from the console; the watch page shows it ended.
     c.switch_to_window(tab.handle).await.unwrap();
     c.find(Locator::Css("[data-testid=resolve]")).await.unwrap().click().await.unwrap();
+    // The button asks first.
+    c.find(Locator::Css("[data-testid=resolve-yes]")).await.unwrap().click().await.unwrap();
     c.switch_to_window(watch_tab).await.unwrap();
     let ended = c
         .wait()
@@ -165,7 +167,7 @@ async fn watch_page_and_console() {
         .for_element(Locator::Css("[data-testid=ended]"))
         .await
         .unwrap();
-    assert!(ended.text().await.unwrap().contains("Resolved"));
+    assert!(ended.text().await.unwrap().contains("SOS resolved"));
     // After the SOS, the recording is offered for replay, and nothing live is left: no "tap to
     // listen live", no "updated N s ago".
     c.wait()
@@ -371,6 +373,7 @@ async fn withdrawn_and_expired_links_are_explained() {
     // Resolved, then opened after the links expired (3 s here).
     c.switch_to_window(tab.handle).await.unwrap();
     c.find(Locator::Css("[data-testid=resolve]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("[data-testid=resolve-yes]")).await.unwrap().click().await.unwrap();
     tokio::time::sleep(Duration::from_millis(4000)).await;
     c.goto(&phone.watch_url).await.unwrap();
     let msg = c
@@ -431,6 +434,32 @@ async fn manual_phone(server: &Server, token: &str) -> (Ws, String, String) {
     }
 }
 
+/// Keeps a manual phone's socket alive (a ping every 500 ms, its answers read) and sends what
+/// it is given; dropping the sender drops the socket, as a phone losing its link.
+fn keep_alive(mut ws: Ws) -> tokio::sync::mpsc::UnboundedSender<alertme_protocol::PhoneMsg> {
+    use futures_util::{SinkExt, StreamExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<alertme_protocol::PhoneMsg>();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => send_json(&mut ws, &m).await,
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let ping = tokio_tungstenite::tungstenite::Message::Ping(Vec::new().into());
+                    if ws.send(ping).await.is_err() {
+                        break;
+                    }
+                }
+                r = ws.next() => if r.is_none() { break },
+            }
+        }
+    });
+    tx
+}
+
 /// The page's text, for asserting what a reader sees (and never sees).
 async fn page_text(c: &fantoccini::Client) -> String {
     match c.find(Locator::Css("main")).await {
@@ -477,7 +506,8 @@ async fn watch_page_states() {
     cdp(&c, "Emulation.setDeviceMetricsOverride", phone_screen).await;
 
     // 1. Started, no position yet: the page says it is waiting, the map is not "broken".
-    let (mut ws, alert_a, url_a) = manual_phone(&server, &token).await;
+    let (ws, alert_a, url_a) = manual_phone(&server, &token).await;
+    let phone = keep_alive(ws);
     c.goto(&url_a).await.unwrap();
     let waiting =
         c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=no-fix]")).await;
@@ -501,7 +531,7 @@ async fn watch_page_states() {
             altitude_m: None,
         })
         .collect();
-    send_json(&mut ws, &PhoneMsg::Fix { fixes }).await;
+    phone.send(PhoneMsg::Fix { fixes }).unwrap();
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("[data-testid=marker]"))
@@ -526,7 +556,7 @@ async fn watch_page_states() {
     state_shot(&c, "watch-state-claimed.png").await;
 
     // 4. The phone's link drops: said plainly, in red, and announced.
-    drop(ws);
+    drop(phone);
     until("the lost phone", Duration::from_secs(15), || async {
         page_text(&c).await.contains("No connection to the phone")
     })
@@ -806,6 +836,7 @@ async fn dispatcher_console_with_three_alerts() {
         .for_element(Locator::Css("[data-testid=confirm-resolve]"))
         .await;
     assert!(ask.unwrap().text().await.unwrap().contains("Resolve Boris's alert?"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(row_order(&c).await.len(), 3, "one r resolves nothing");
     press(&c, "r").await;
     until("Boris resolved", Duration::from_secs(10), || async { !row_order(&c).await.contains(&ids[1]) })

@@ -53,3 +53,4 @@ console-keys = j/k move · c take · r resolve · n note · / find
 console-filter = Find by name
 console-pick = Pick an alert from the list.
 console-new-alert = New alert: { $name }
+console-claim-who = Take { $name }'s alert

@@ -104,7 +104,7 @@ sos-camera-toggle = Send video from the camera
 sos-camera-off = Off: an SOS sends your location and voice. Video needs a good connection.
 sos-camera-on = On: video from the camera (the back one, if there is one) is sent with your voice.
 sos-camera-paused = Paused: the connection is slow, so your location and voice go first. Video comes back when it improves.
-sos-camera-unavailable = The camera could not be used. Your location and voice are still sent.
+sos-camera-unavailable = The camera could not be used: no video is sent.
 
 ## Check-in timer
 

@@ -41,8 +41,8 @@ watch-withdrawn-body = The person or a responder stopped sharing this SOS with t
 
 timeline-raised = SOS sent { $time }
 timeline-texted = { $n ->
-    [one] { $n } contact was texted
-   *[other] { $n } contacts were texted
+    [one] Text to { $n } contact
+   *[other] Texts to { $n } contacts
 }
 timeline-delivery = { $contact }: { $state }
 timeline-delivery-opened = { $contact }: { $state }, opened the link
@@ -50,17 +50,17 @@ timeline-delivery-revoked = { $contact }: { $state }, link withdrawn
 timeline-withdraw = Withdraw link
 timeline-claimed = { $responder } (responder) is on it
 timeline-waiting = Waiting for a responder
-timeline-resolved = Resolved by a responder { $time }
-timeline-ended = { $name } ended the SOS { $time }
+timeline-resolved = SOS resolved { $time }
 timeline-ended-phone = { $name } ended the SOS on their phone { $time }
 
 delivery-sending = sending…
-delivery-queued = passed to the phone network
+delivery-queued = accepted by the text service
 delivery-sent = sent
 delivery-delivered = delivered
 delivery-undelivered = not delivered
 delivery-failed = could not be sent
 delivery-opted-out = has turned texts off
+delivery-limited = not sent: the text limit was reached
 
 place-title = Where
 place-directions = Directions

@@ -3,7 +3,7 @@
 language-switch = Язык
 
 ago-now = только что
-ago-seconds = { $n } с назад
+ago-seconds = { $n } сек назад
 ago-minutes = { $n } мин назад
 ago-hours = { $n } ч назад
 ago-days = { $n ->

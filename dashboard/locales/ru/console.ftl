@@ -18,7 +18,7 @@ console-none = Активных тревог нет.
 console-close = Закрыть
 
 console-since = с { $time } · { $ago }
-console-duress = ВВЕДЁН PIN НА СЛУЧАЙ УГРОЗЫ: возможно, человека заставляют делать вид, что всё в порядке
+console-duress = ВВЕДЁН КОД ПРИНУЖДЕНИЯ: возможно, человека заставляют делать вид, что всё в порядке
 console-phone-connected = телефон на связи
 console-phone-lost = нет связи с телефоном
 console-claimed = Занимается { $name }
@@ -32,7 +32,7 @@ console-finished = Завершённые тревоги
 console-search-placeholder = Поиск по имени
 console-search = Найти
 console-finished-resolved = { $name }: SOS завершён · начался в { $time }
-console-finished-ended-phone = { $name }: SOS выключен с телефона · начался в { $time }
+console-finished-ended-phone = { $name }: SOS завершён на телефоне · начался в { $time }
 console-finished-active = { $name }: SOS ещё идёт · начался в { $time }
 
 console-evidence-download = Скачать доказательства (ZIP-архив с цифровой подписью)
@@ -53,3 +53,4 @@ console-keys = j/k — по списку · c — взять · r — закры
 console-filter = Поиск по имени
 console-pick = Выберите тревогу в списке.
 console-new-alert = Новая тревога: { $name }
+console-claim-who = Взять тревогу: { $name }

@@ -3,7 +3,7 @@
 watch-title-loading = AlertMe
 watch-title-active = { $name }: нужна помощь
 watch-title-resolved = { $name }: SOS завершён
-watch-title-ended-phone = { $name }: SOS выключен с телефона
+watch-title-ended-phone = { $name }: SOS завершён на телефоне
 watch-why-duress = Возможно, { $name } под давлением и делает вид, что всё в порядке. Считайте этот SOS настоящим.
 watch-why-auto = Отправлено автоматически: { $note }.
 watch-offline = Нет связи с AlertMe. Проверьте интернет и обновите страницу.
@@ -16,7 +16,7 @@ watch-phone-lost = Нет связи с телефоном
 watch-phone-connected = Телефон на связи
 watch-battery = Заряд { $pct }%
 watch-updated-now = обновлено только что
-watch-updated = обновлено { $n } с назад
+watch-updated = обновлено { $n } сек назад
 
 watch-waiting-fix = Ждём первое местоположение с телефона…
 watch-audio-waiting = Звука с телефона пока нет.
@@ -24,8 +24,8 @@ watch-audio-unsupported = Этот браузер не может воспрои
 watch-tap-listen = ▶ Нажмите, чтобы слушать
 watch-tap-watch = ▶ Нажмите, чтобы видеть и слышать
 watch-tap-why = Браузер включает звук только после нажатия.
-watch-listening = ■ Идёт прямой звук
-watch-watching = ■ Идёт прямое видео
+watch-listening = ■ Вы слушаете прямой эфир
+watch-watching = ■ Вы смотрите прямой эфир
 watch-video-label = Видео с телефона в прямом эфире
 
 watch-recording = Запись
@@ -41,8 +41,8 @@ watch-withdrawn-body = Человек или диспетчер закрыл д�
 
 timeline-raised = SOS отправлен в { $time }
 timeline-texted = { $n ->
-    [one] SMS отправлено { $n } контакту
-   *[other] SMS отправлено { $n } контактам
+    [one] SMS для { $n } контакта
+   *[other] SMS для { $n } контактов
 }
 timeline-delivery = { $contact }: { $state }
 timeline-delivery-opened = { $contact }: { $state }, ссылка открыта
@@ -50,17 +50,17 @@ timeline-delivery-revoked = { $contact }: { $state }, доступ закрыт
 timeline-withdraw = Закрыть доступ
 timeline-claimed = Тревогой занимается диспетчер { $responder }
 timeline-waiting = Ждём, пока диспетчер примет тревогу
-timeline-resolved = Тревога закрыта диспетчером в { $time }
-timeline-ended = { $name }: SOS завершён в { $time }
-timeline-ended-phone = { $name }: SOS выключен с телефона в { $time }
+timeline-resolved = SOS завершён в { $time }
+timeline-ended-phone = { $name }: SOS завершён на телефоне в { $time }
 
 delivery-sending = отправляется…
-delivery-queued = передано оператору связи
+delivery-queued = принято сервисом SMS
 delivery-sent = отправлено
 delivery-delivered = доставлено
 delivery-undelivered = не доставлено
 delivery-failed = не удалось отправить
 delivery-opted-out = SMS отключены получателем
+delivery-limited = не отправлено: исчерпан лимит SMS
 
 place-title = Где
 place-directions = Маршрут

@@ -20,6 +20,7 @@ fn delivery_label(i: I18n, d: &Delivery) -> String {
         "undelivered" => i.t("delivery-undelivered"),
         "failed" => i.t("delivery-failed"),
         "opted_out" => i.t("delivery-opted-out"),
+        "limited" => i.t("delivery-limited"),
         other => other.to_owned(),
     };
     let id = match (d.opened, d.revoked) {
@@ -82,14 +83,14 @@ pub fn Timeline(
                 }
                 None => None,
             })}
-            // How it ended, never guessed: the PIN means the person ended it (they may simply be
-            // safe now, not "a false alarm"); resolved without a responder on it was the person too.
+            // How it ended, never guessed: cancelled is the person, on their phone (they may
+            // simply be safe now, not "a false alarm"); resolved may be a responder or the
+            // person's phone, and the page is not told which.
             {move || alert.get().and_then(|a| {
-                let id = match (a.status, &a.claimed_by) {
-                    (AlertStatus::Active, _) => return None,
-                    (AlertStatus::Resolved, Some(_)) => "timeline-resolved",
-                    (AlertStatus::Resolved, None) => "timeline-ended",
-                    (AlertStatus::Cancelled, _) => "timeline-ended-phone",
+                let id = match a.status {
+                    AlertStatus::Active => return None,
+                    AlertStatus::Resolved => "timeline-resolved",
+                    AlertStatus::Cancelled => "timeline-ended-phone",
                 };
                 let time = a.ended_ms.map(clock).unwrap_or_default();
                 let text = i.ta(id, &[("name", a.user_name.into()), ("time", time.into())]);

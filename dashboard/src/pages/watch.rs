@@ -155,25 +155,26 @@ pub fn Watch(
         let secs = ((now.get() - seen) / 1000.0).max(0.0).round();
         Some(if secs < 2.0 { i.t("watch-updated-now") } else { i.ta("watch-updated", &[("n", secs.into())]) })
     };
-    let health = move || {
-        let link = live.link.get();
-        let phone = live.phone.get();
-        // Live readings only while it is live.
-        let battery = live.current().and_then(|f| f.battery_pct).filter(|_| !over());
-        let (class, text) = match link {
+    // Built once: only the words change, so the live region is announced when the state
+    // changes (connected, lost, over) and not re-inserted with every position.
+    let state = Memo::new(move |_| {
+        let connected = live.phone.with(|p| p.connected);
+        match live.link.get() {
             Link::Connecting => ("warn", "watch-link-connecting"),
             Link::Reconnecting => ("warn", "watch-link-reconnecting"),
             Link::Ended => ("ok", "watch-link-ended"),
             Link::Revoked => ("bad", "watch-link-revoked"),
-            Link::Live if !phone.connected => ("bad", "watch-phone-lost"),
+            Link::Live if !connected => ("bad", "watch-phone-lost"),
             Link::Live => ("ok", "watch-phone-connected"),
-        };
-        let text = i.t(text);
+        }
+    });
+    // Live readings only while it is live.
+    let battery = Memo::new(move |_| live.current().and_then(|f| f.battery_pct).filter(|_| !over()));
+    let health = move || {
         view! {
-            <div class=format!("health {class}") data-testid="health">
-                // Announced when it changes (connected, lost, over); not the seconds ticking.
-                <span role="status" aria-live="polite">{text}</span>
-                {battery.map(|b| view! { <span class="battery">{i.ta("watch-battery", &[("pct", b.into())])}</span> })}
+            <div class=move || format!("health {}", state.get().0) data-testid="health">
+                <span role="status" aria-live="polite">{move || i.t(state.get().1)}</span>
+                {move || battery.get().map(|b| view! { <span class="battery">{i.ta("watch-battery", &[("pct", b.into())])}</span> })}
                 <span class="updated" data-testid="updated">{updated}</span>
             </div>
         }

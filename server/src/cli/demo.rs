@@ -39,15 +39,17 @@ pub async fn start(
         loop_audio: true,
     };
     Ok(async move {
-        for round in 1.. {
-            // Each walk is its own SOS (it ends resolved): say so before its new link appears,
+        loop {
+            // Each walk is its own SOS (it ends resolved): say so before the next link appears,
             // so whoever watches the old one knows why it ended.
-            if round > 1 {
-                println!("demo: the walk starts again as a new SOS; the link above now shows it ended, the new one follows");
-            }
-            if let Err(e) = alertme_client::run(args.clone()).await {
-                tracing::warn!(error = %e, "demo phone stopped; restarting in 5 s");
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            match alertme_client::run(args.clone()).await {
+                Ok(()) => println!(
+                    "demo: the walk starts again as a new SOS; the link above now shows it ended, the new one follows"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "demo phone stopped; restarting in 5 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                }
             }
         }
     })

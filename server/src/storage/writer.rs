@@ -27,7 +27,8 @@ use crate::storage::entity::{audio_chunks, audio_parts, fixes, refused_fixes, up
 const QUEUE_CAPACITY: usize = 4096;
 /// Most jobs folded into one commit.
 const MAX_BATCH: usize = 1024;
-/// At most one commit per this interval. Each commit rewrites the B-tree pages it touches, so
+/// The beat of commits while only media waits (a waiting fix may go sooner, see [`Pace`]; a full
+/// batch goes at once). Each commit rewrites the B-tree pages it touches, so
 /// many tiny commits cost far more CPU and log bytes per row than fewer larger ones (ingest of
 /// 1,000 phones: ~300 commits/s and most of a core in SQLite before; see docs/benchmarks.md).
 /// A job waits at most this long for its batch: small beside the ack latency a phone tolerates.
@@ -317,7 +318,8 @@ struct Writer {
 /// long as that commit took. A fix is what a person in danger is acknowledged for first: with a
 /// camera streaming, media arrives every ~30 ms and kept the writer on its 25 ms beat, so a
 /// fix waited ~12 ms on average for a commit it did not need to share. At most 125 commits a
-/// second instead of 40, and under load (a commit about as long as the beat) no change.
+/// second instead of 40 while fixes keep coming: at loads where a fix always waits that costs
+/// CPU for half the ack latency (docs/benchmarks.md, session 9).
 #[derive(Default)]
 struct Pace {
     /// The last commit's start and end.
@@ -383,16 +385,33 @@ impl Writer {
                 return;
             }
             // What arrives while the pace holds joins this batch; a fix shortens the wait.
+            let mut fix = batch.iter().any(Job::is_fix);
             let mut open = true;
             while open && batch.len() < MAX_BATCH {
-                let due = pace.due(batch.iter().any(Job::is_fix));
+                let due = pace.due(fix);
                 if tokio::time::Instant::now() >= due {
                     break;
                 }
-                let room = MAX_BATCH - batch.len();
+                if fix {
+                    // Nothing can bring the commit sooner now: sleep, not a wake-up per job.
+                    tokio::time::sleep_until(due).await;
+                    break;
+                }
+                let (seen, room) = (batch.len(), MAX_BATCH - batch.len());
                 tokio::select! {
+                    biased;
+                    n = rx.recv_many(&mut batch, room) => {
+                        open = n > 0;
+                        fix = batch[seen..].iter().any(Job::is_fix);
+                    }
                     _ = tokio::time::sleep_until(due) => break,
-                    n = rx.recv_many(&mut batch, room) => open = n > 0,
+                }
+            }
+            // Whatever is already queued goes along.
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
             }
             let started = tokio::time::Instant::now();

@@ -39,7 +39,8 @@ fn focus(selector: &str) {
 pub fn listen(k: Keys) {
     let Keys { order, alerts, selected, confirm, send } = k;
     let handle = window_event_listener(leptos::ev::keydown, move |e| {
-        if e.ctrl_key() || e.meta_key() || e.alt_key() {
+        // A held key repeats: never let that be the second press of r.
+        if e.ctrl_key() || e.meta_key() || e.alt_key() || e.repeat() {
             return;
         }
         if typing(&e) {
@@ -66,13 +67,15 @@ pub fn listen(k: Keys) {
                 Some(n) => (n as isize + by).clamp(0, ids.len() as isize - 1) as usize,
                 None => 0,
             };
-            confirm.set(None);
-            selected.set(Some(ids[next].clone()));
+            if current.as_deref() != Some(ids[next].as_str()) {
+                selected.set(Some(ids[next].clone()));
+            }
         };
-        match e.key().as_str() {
-            "j" => step(1),
-            "k" => step(-1),
-            "c" => {
+        // By the key's place, not its letter: the same keys work with a Russian layout.
+        match e.code().as_str() {
+            "KeyJ" => step(1),
+            "KeyK" => step(-1),
+            "KeyC" => {
                 let open = current.as_ref().filter(|c| {
                     alerts.with_untracked(|l| {
                         l.iter().any(|a| &a.alert.id == *c && a.alert.claimed_by.is_none())
@@ -82,22 +85,22 @@ pub fn listen(k: Keys) {
                     send.run(ResponderCmd::Claim { alert_id: id.clone() });
                 }
             }
-            "r" | "Enter" => {
+            "KeyR" => {
                 let Some(id) = current else { return };
                 if confirm.get_untracked().as_ref() == Some(&id) {
                     confirm.set(None);
                     send.run(ResponderCmd::Resolve { alert_id: id });
-                } else if e.key() == "r" && alerts.with_untracked(|l| l.iter().any(|a| a.alert.id == id)) {
+                } else if alerts.with_untracked(|l| l.iter().any(|a| a.alert.id == id)) {
                     confirm.set(Some(id));
                 }
             }
             "Escape" => confirm.set(None),
-            "n" => {
+            "KeyN" => {
                 // The letter is the command, not the note's first character.
                 e.prevent_default();
                 focus("[data-testid=detail] [data-testid=note-input]");
             }
-            "/" => {
+            "Slash" => {
                 e.prevent_default();
                 focus("[data-testid=filter]");
             }

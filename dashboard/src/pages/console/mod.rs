@@ -102,7 +102,7 @@ pub fn Console() -> impl IntoView {
         });
     };
     // Until someone takes every alert, the alarm sounds again (the rows keep flashing in CSS).
-    set_interval(
+    let repeat = set_interval_with_handle(
         move || {
             if alerts.with_untracked(|l| l.iter().any(|a| a.alert.claimed_by.is_none())) {
                 sound_alarm();
@@ -110,6 +110,11 @@ pub fn Console() -> impl IntoView {
         },
         ALARM_EVERY,
     );
+    on_cleanup(move || {
+        if let Ok(h) = repeat {
+            h.clear();
+        }
+    });
     let alarm = move || {
         flash.set(true);
         sound_alarm();
@@ -280,13 +285,22 @@ fn Board(
         v.sort_by_key(|a| (a.alert.claimed_by.is_some(), a.alert.started_ms));
         v
     });
-    // Nothing selected: the most urgent one is, so its detail is one look away.
+    // On arrival the most urgent alert is selected, so its detail is one look away; after
+    // that the responder chooses (Close closes).
+    let arrived = StoredValue::new(false);
     Effect::new(move |_| {
-        if selected.with(Option::is_none) {
-            if let Some(first) = sorted.with(|v| v.first().map(|a| a.alert.id.clone())) {
-                selected.set(Some(first));
-            }
+        if arrived.get_value() {
+            return;
         }
+        if let Some(first) = sorted.with(|v| v.first().map(|a| a.alert.id.clone())) {
+            arrived.set_value(true);
+            selected.set(Some(first));
+        }
+    });
+    // A question about another alert does not carry over to the next one.
+    Effect::new(move |_| {
+        selected.track();
+        confirm.set(None);
     });
     let order =
         Signal::derive(move || sorted.with(|v| v.iter().map(|a| a.alert.id.clone()).collect::<Vec<_>>()));

@@ -23,6 +23,7 @@ pub fn AlertRow(
     let unclaimed = claimed.is_none();
     let connected = a.phone.connected;
     let started = a.alert.started_ms;
+    let name = a.alert.user_name.clone();
     let since = move || {
         let min = ((now.get() - started as f64) / 60_000.0).floor().max(0.0) as u64;
         let ago = if min < 1 {
@@ -39,7 +40,11 @@ pub fn AlertRow(
         <li class:unclaimed=unclaimed class:selected=move || is_selected.get() data-testid="alert-row" data-alert=attr_id
             data-selected=move || is_selected.get().to_string()>
             <button class="name" aria-pressed=move || is_selected.get().to_string()
-                on:click=move |_| selected.set(Some(open_id.clone()))>{a.alert.user_name.clone()}</button>
+                on:click=move |_| {
+                    if !is_selected.get_untracked() {
+                        selected.set(Some(open_id.clone()));
+                    }
+                }>{a.alert.user_name.clone()}</button>
             <span class="meta">{since}</span>
             {a.alert.duress.then(|| view! { <span class="duress">{move || i.t("console-duress-short")}</span> })}
             <span class="meta" class:bad=!connected>
@@ -51,7 +56,7 @@ pub fn AlertRow(
                 }.into_any(),
                 None => view! {
                     <span class="waiting-badge">{move || i.t("console-unclaimed")}</span>
-                    <button data-testid="row-claim" on:click=move |_| send.run(ResponderCmd::Claim { alert_id: claim_id.clone() })>
+                    <button data-testid="row-claim" aria-label={let name = name.clone(); move || i.ta("console-claim-who", &[("name", Arg::from(name.clone()))])} on:click=move |_| send.run(ResponderCmd::Claim { alert_id: claim_id.clone() })>
                         {move || i.t("console-claim")}
                     </button>
                 }.into_any(),
