@@ -44,6 +44,7 @@ sos-not-alerted = Your contacts have not been alerted yet: the server has not co
 sos-link-online = Connected
 sos-link-connecting = Connecting…
 sos-link-offline = No connection: retrying. Nothing is lost: this page keeps everything until it is sent.
+sos-link-offline-unsaved = No connection: retrying. Keep this page open until everything is sent.
 
 sos-backlog-none = Everything recorded so far is on the server.
 sos-backlog-positions = { $fixes ->

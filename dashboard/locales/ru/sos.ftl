@@ -46,6 +46,7 @@ sos-not-alerted = Ваши контакты ещё не оповещены: се
 sos-link-online = Связь есть
 sos-link-connecting = Подключение…
 sos-link-offline = Нет связи, пробуем снова. Ничего не потеряется: страница хранит всё, пока не отправит.
+sos-link-offline-unsaved = Нет связи, пробуем снова. Не закрывайте страницу, пока всё не отправится.
 
 sos-backlog-none = Всё записанное уже на сервере.
 sos-backlog-positions = { $fixes ->

@@ -410,6 +410,10 @@ fn ActiveSos(v: engine::View, pin: RwSignal<String>, end: Callback<()>) -> impl 
     let link = move || match v.link.get() {
         Link::Online => ("ok", "sos-link-online"),
         Link::Connecting => ("warn", "sos-link-connecting"),
+        // "Nothing is lost" only where this browser really keeps a copy.
+        Link::Offline if v.problem.get() == Some(engine::Problem::Storage) => {
+            ("bad", "sos-link-offline-unsaved")
+        }
         Link::Offline => ("bad", "sos-link-offline"),
     };
     // Counted in positions and not in seconds of sound: with the camera on, media pieces are

@@ -206,14 +206,29 @@ pub fn Console() -> impl IntoView {
             }
         });
     });
-    let enable_sound = Callback::new(move |()| {
+    // Any click or key is the gesture browsers want before sound: the first one turns the
+    // alarm's sound on (the button only says so), and sound counts as on once it really runs.
+    let wake = move || {
+        if sound_on.get_untracked() {
+            return;
+        }
         sound.with_value(|c| {
-            if let Some(c) = c {
-                let _ = c.resume();
+            if let Some(Ok(p)) = c.as_ref().map(web_sys::AudioContext::resume) {
+                leptos::task::spawn_local(async move {
+                    if wasm_bindgen_futures::JsFuture::from(p).await.is_ok() {
+                        sound_on.set(true);
+                    }
+                });
             }
         });
-        sound_on.set(true);
+    };
+    let on_click = window_event_listener(leptos::ev::click, move |_| wake());
+    let on_key = window_event_listener(leptos::ev::keydown, move |_| wake());
+    on_cleanup(move || {
+        on_click.remove();
+        on_key.remove();
     });
+    let enable_sound = Callback::new(move |()| wake());
     let sign_in = move || view! { <SignIn token error on_submit=Callback::new(move |()| connect()) /> };
     view! {
         <main class="console-page">
