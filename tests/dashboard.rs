@@ -420,20 +420,6 @@ async fn unreachable_tiles_leave_a_clean_map() {
     drop(phone);
 }
 
-/// A phone that starts an SOS over its socket and sends positions when told: for the states
-/// before the first fix and after the phone's link is lost.
-async fn manual_phone(server: &Server, token: &str) -> (Ws, String, String) {
-    use alertme_protocol::{PhoneMsg, PhoneServerMsg};
-    let mut ws = connect(&server.ws("/v1/phone"), Some(token), None).await.unwrap();
-    let start = PhoneMsg::Start { client_id: "states-1".into(), audio_mime: None, pressed_at_ms: None };
-    send_json(&mut ws, &start).await;
-    loop {
-        if let PhoneServerMsg::Started { alert_id, watch_url, .. } = phone_msg(&mut ws).await {
-            break (ws, alert_id, watch_url);
-        }
-    }
-}
-
 /// Keeps a manual phone's socket alive (a ping every 500 ms, its answers read) and sends what
 /// it is given; dropping the sender drops the socket, as a phone losing its link.
 fn keep_alive(mut ws: Ws) -> tokio::sync::mpsc::UnboundedSender<alertme_protocol::PhoneMsg> {
@@ -506,12 +492,11 @@ async fn watch_page_states() {
     cdp(&c, "Emulation.setDeviceMetricsOverride", phone_screen).await;
 
     // 1. Started, no position yet: the page says it is waiting, the map is not "broken".
-    let (ws, alert_a, url_a) = manual_phone(&server, &token).await;
+    let (ws, alert_a, url_a) = sos_socket(&server, &token, "states-1").await;
     let phone = keep_alive(ws);
     c.goto(&url_a).await.unwrap();
-    let waiting =
-        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=no-fix]")).await;
-    assert!(waiting.unwrap().text().await.unwrap().contains("Waiting for the first position"));
+    let waiting = shown(&c, "[data-testid=no-fix]", 15).await;
+    assert!(waiting.text().await.unwrap().contains("Waiting for the first position"));
     let text = page_text(&c).await;
     assert!(text.contains("Ana needs help") && text.contains("Phone connected"), "{text}");
     state_shot(&c, "watch-state-waiting.png").await;
@@ -532,11 +517,7 @@ async fn watch_page_states() {
         })
         .collect();
     phone.send(PhoneMsg::Fix { fixes }).unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("[data-testid=marker]"))
-        .await
-        .unwrap();
+    shown(&c, "[data-testid=marker]", 10).await;
     until("the waiting line to go", Duration::from_secs(5), || async {
         c.find(Locator::Css("[data-testid=no-fix]")).await.is_err()
     })
@@ -546,9 +527,8 @@ async fn watch_page_states() {
     // 3. A responder takes it.
     let mut console = connect(&server.ws("/v1/responder"), Some(&responder), None).await.unwrap();
     send_json(&mut console, &ResponderCmd::Claim { alert_id: alert_a.clone() }).await;
-    let claimed =
-        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=claimed]")).await;
-    assert!(claimed.unwrap().text().await.unwrap().contains("Rita (responder) is on it"));
+    let claimed = shown(&c, "[data-testid=claimed]", 10).await;
+    assert!(claimed.text().await.unwrap().contains("Rita (responder) is on it"));
     assert!(
         c.find(Locator::Css("[data-testid=waiting]")).await.is_err(),
         "no 'waiting for a responder' once claimed"
@@ -567,9 +547,8 @@ async fn watch_page_states() {
 
     // 5. Ended on the phone with the PIN: says who ended it, nothing live, never "false alarm".
     api.cancel_alert(&alert_a, "2468").await.unwrap();
-    let ended =
-        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=ended]")).await;
-    assert!(ended.unwrap().text().await.unwrap().contains("Ana ended the SOS on their phone"));
+    let ended = shown(&c, "[data-testid=ended]", 10).await;
+    assert!(ended.text().await.unwrap().contains("Ana ended the SOS on their phone"));
     let text = page_text(&c).await;
     for stale in
         ["false alarm", "Waiting for a responder", "updated", "Tap to listen", "No connection to the phone"]
@@ -580,18 +559,12 @@ async fn watch_page_states() {
 
     // 6. Opened again after the end: the trail to replay, no live controls.
     c.goto(&url_a).await.unwrap();
-    let title =
-        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=title]")).await;
-    let title = title.unwrap();
+    let title = shown(&c, "[data-testid=title]", 15).await;
     until("the ended title", Duration::from_secs(10), || async {
         title.text().await.unwrap_or_default().contains("ended the SOS")
     })
     .await;
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("[data-testid=marker]"))
-        .await
-        .unwrap();
+    shown(&c, "[data-testid=marker]", 10).await;
     let text = page_text(&c).await;
     assert!(!text.contains("updated") && !text.contains("Tap to"), "{text}");
     state_shot(&c, "watch-state-after.png").await;
@@ -600,9 +573,7 @@ async fn watch_page_states() {
     let b =
         walk_with_audio(&server, &token, "audio/speech_aac32k.aac", &["--speed", "3", "--finish", "keep"]);
     c.goto(&b.watch_url).await.unwrap();
-    let play =
-        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=play]")).await;
-    let play = play.unwrap();
+    let play = shown(&c, "[data-testid=play]", 15).await;
     assert!(play.text().await.unwrap().contains("Tap to listen live"));
     assert!(page_text(&c).await.contains("Your browser plays sound only after you tap"));
     let height =
@@ -640,8 +611,8 @@ async fn watch_page_states() {
 
     // 8. The duress PIN: the phone is told "cancelled"; the relative sees it still on, and why.
     api.cancel_alert(&b.alert_id, "1357").await.unwrap();
-    let why = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=why]")).await;
-    assert!(why.unwrap().text().await.unwrap().contains("may be forced"));
+    let why = shown(&c, "[data-testid=why]", 10).await;
+    assert!(why.text().await.unwrap().contains("may be forced"));
     let text = page_text(&c).await;
     assert!(text.contains("Ana needs help") && !text.to_lowercase().contains("cancel"), "{text}");
     assert!(c.find(Locator::Css("[data-testid=ended]")).await.is_err(), "a duress alert is not ended");
@@ -731,9 +702,8 @@ async fn dispatcher_console_with_three_alerts() {
         serde_json::json!({ "width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false });
     cdp(&c, "Emulation.setDeviceMetricsOverride", desktop).await;
     c.goto(&server.http("/console")).await.unwrap();
-    let input =
-        c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("[data-testid=token]")).await;
-    input.unwrap().send_keys(&responder).await.unwrap();
+    let input = shown(&c, "[data-testid=token]", 15).await;
+    input.send_keys(&responder).await.unwrap();
     c.find(Locator::Css("[data-testid=signin]")).await.unwrap().click().await.unwrap();
     until("three rows", Duration::from_secs(15), || async { row_order(&c).await.len() == 3 }).await;
     assert_eq!(row_order(&c).await, ids, "unclaimed, the longest waiting first");
@@ -742,16 +712,8 @@ async fn dispatcher_console_with_three_alerts() {
     })
     .await;
     // Its detail beside the map: the live view with the listen button, the trail, the texts.
-    c.wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("[data-testid=detail] [data-testid=play]"))
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("[data-testid=detail] [data-testid=marker]"))
-        .await
-        .unwrap();
+    shown(&c, "[data-testid=detail] [data-testid=play]", 15).await;
+    shown(&c, "[data-testid=detail] [data-testid=marker]", 15).await;
     until("three pins", Duration::from_secs(15), || async {
         c.find_all(Locator::Css(".overview [data-testid=pin]")).await.map(|p| p.len()).unwrap_or(0) == 3
     })
@@ -796,12 +758,8 @@ async fn dispatcher_console_with_three_alerts() {
         .send_keys("Police called\n")
         .await
         .unwrap();
-    let note = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("[data-testid=detail] [data-testid=note]"))
-        .await;
-    assert!(note.unwrap().text().await.unwrap().contains("Police called"));
+    let note = shown(&c, "[data-testid=detail] [data-testid=note]", 10).await;
+    assert!(note.text().await.unwrap().contains("Police called"));
     c.execute("document.activeElement.blur();", vec![]).await.unwrap();
 
     // The filter narrows the list.
@@ -830,12 +788,8 @@ async fn dispatcher_console_with_three_alerts() {
         .unwrap();
     c.execute("document.activeElement.blur();", vec![]).await.unwrap();
     press(&c, "r").await;
-    let ask = c
-        .wait()
-        .at_most(Duration::from_secs(5))
-        .for_element(Locator::Css("[data-testid=confirm-resolve]"))
-        .await;
-    assert!(ask.unwrap().text().await.unwrap().contains("Resolve Boris's alert?"));
+    let ask = shown(&c, "[data-testid=confirm-resolve]", 5).await;
+    assert!(ask.text().await.unwrap().contains("Resolve Boris's alert?"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(row_order(&c).await.len(), 3, "one r resolves nothing");
     press(&c, "r").await;

@@ -68,14 +68,8 @@ impl Drop for StandIn {
 /// Starts an alert over the phone socket with one fix at `(lat, lon)`; returns its id and
 /// watch token.
 async fn alert_at(server: &impl Base, token: &str, client: &str, lat: f64, lon: f64) -> (String, String) {
-    let mut ws = connect(&server.ws("/v1/phone"), Some(token), None).await.unwrap();
-    let start = PhoneMsg::Start { client_id: client.into(), audio_mime: None, pressed_at_ms: None };
-    send_json(&mut ws, &start).await;
-    let (alert, watch) = loop {
-        if let PhoneServerMsg::Started { alert_id, watch_url, .. } = phone_msg(&mut ws).await {
-            break (alert_id, watch_url.rsplit('/').next().unwrap().to_owned());
-        }
-    };
+    let (mut ws, alert, url) = sos_socket(server, token, client).await;
+    let watch = url.rsplit('/').next().unwrap().to_owned();
     let fix = Fix {
         seq: 1,
         lat,

@@ -192,3 +192,12 @@ pub async fn small_targets(c: &Client) -> Vec<String> {
     let v = c.execute(script, vec![]).await.unwrap();
     v.as_array().unwrap().iter().map(|x| x.as_str().unwrap_or_default().to_owned()).collect()
 }
+
+/// The element `css` once it is on the page, waiting at most `secs`; panics naming it if not.
+pub async fn shown(c: &Client, css: &str, secs: u64) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(secs))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} not shown within {secs} s: {e}"))
+}

@@ -666,6 +666,20 @@ where
     }
 }
 
+/// A phone's socket with an SOS started on it (nothing sent yet): the socket, the alert's id and
+/// its watch link.
+pub async fn sos_socket(server: &impl Base, token: &str, client_id: &str) -> (Ws, String, String) {
+    use alertme_protocol::{PhoneMsg, PhoneServerMsg};
+    let mut ws = connect(&server.ws("/v1/phone"), Some(token), None).await.unwrap();
+    let start = PhoneMsg::Start { client_id: client_id.into(), audio_mime: None, pressed_at_ms: None };
+    send_json(&mut ws, &start).await;
+    loop {
+        if let PhoneServerMsg::Started { alert_id, watch_url, .. } = phone_msg(&mut ws).await {
+            return (ws, alert_id, watch_url);
+        }
+    }
+}
+
 /// The first `secs` seconds of the 10-minute walk as a CSV track in `env`'s data directory
 /// (a walk as long as a recording, or over before a page opens); returns its path.
 pub fn short_walk(env: &Env, secs: usize) -> String {

@@ -4,6 +4,7 @@ use alertme_protocol::Place;
 use leptos::prelude::*;
 
 use crate::api;
+use crate::components::timeline::ago;
 use crate::i18n::{use_i18n, I18n};
 
 /// The panel for an alert: read from `/v1/alerts/{id}/place` when the alert is known and again
@@ -127,16 +128,4 @@ pub fn emergency_text(i: I18n, p: &Place, age: &str) -> String {
     // A Plus Code reads the same in every language.
     out.push_str(&format!("\nPlus Code: {}", p.plus_code));
     out
-}
-
-/// "12 s ago", "3 min ago", "2 h ago".
-pub fn ago(i: I18n, ms: f64) -> String {
-    let s = (ms / 1000.0).max(0.0).round() as u64;
-    match s {
-        0..=1 => i.t("ago-now"),
-        2..=119 => i.ta("ago-seconds", &[("n", s.into())]),
-        120..=7199 => i.ta("ago-minutes", &[("n", (s / 60).into())]),
-        7200..=172_799 => i.ta("ago-hours", &[("n", (s / 3600).into())]),
-        _ => i.ta("ago-days", &[("n", (s / 86_400).into())]),
-    }
 }

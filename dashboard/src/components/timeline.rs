@@ -11,6 +11,18 @@ pub fn clock(ms: i64) -> String {
     format!("{:02}:{:02}:{:02}", d.get_hours(), d.get_minutes(), d.get_seconds())
 }
 
+/// "12 s ago", "3 min ago", "2 h ago".
+pub fn ago(i: I18n, ms: f64) -> String {
+    let s = (ms / 1000.0).max(0.0).round() as u64;
+    match s {
+        0..=1 => i.t("ago-now"),
+        2..=119 => i.ta("ago-seconds", &[("n", s.into())]),
+        120..=7199 => i.ta("ago-minutes", &[("n", (s / 60).into())]),
+        7200..=172_799 => i.ta("ago-hours", &[("n", (s / 3600).into())]),
+        _ => i.ta("ago-days", &[("n", (s / 86_400).into())]),
+    }
+}
+
 fn delivery_label(i: I18n, d: &Delivery) -> String {
     let state = match d.status.as_str() {
         "pending" | "sending" => i.t("delivery-sending"),

@@ -3,7 +3,7 @@
 use alertme_protocol::{AlertSummary, ResponderCmd};
 use leptos::prelude::*;
 
-use crate::components::timeline::clock;
+use crate::components::timeline::{ago, clock};
 use crate::i18n::{use_i18n, Arg};
 
 /// A row of the active list. Selecting it opens the detail beside the map; an unclaimed one
@@ -25,14 +25,7 @@ pub fn AlertRow(
     let started = a.alert.started_ms;
     let name = a.alert.user_name.clone();
     let since = move || {
-        let min = ((now.get() - started as f64) / 60_000.0).floor().max(0.0) as u64;
-        let ago = if min < 1 {
-            i.t("ago-now")
-        } else if min < 60 {
-            i.ta("ago-minutes", &[("n", Arg::from(min))])
-        } else {
-            i.ta("ago-hours", &[("n", Arg::from(min / 60))])
-        };
+        let ago = ago(i, now.get() - started as f64);
         i.ta("console-since", &[("time", Arg::from(clock(started))), ("ago", Arg::from(ago))])
     };
     let is_selected = Memo::new(move |_| selected.with(|s| s.as_deref() == Some(sel_id.as_str())));
