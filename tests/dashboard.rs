@@ -481,7 +481,8 @@ async fn watch_page_states() {
     let token = env.user("Ana", "+4915112345678");
     let responder = env.responder("Rita");
     // A phone unheard for 2 s counts as lost (20 s by default).
-    let server = Server::start(&env, "127.0.0.1:0", &["--tile-url", "", "--phone-silence-ms", "2000"]);
+    let server =
+        Server::start(&env, "127.0.0.1:0", &["--tile-url", "", "--phone-silence-ms", "2000", "--dev-sms"]);
     let api = alertme_client::Api::new(&server.http("")).with_token(&token);
     api.set_pin("2468", Some("1357")).await.unwrap();
     let driver = Driver::start();
@@ -489,7 +490,7 @@ async fn watch_page_states() {
     // A small phone's screen (a window cannot be made narrower than 500 px headless).
     let phone_screen =
         serde_json::json!({ "width": 360, "height": 800, "deviceScaleFactor": 1, "mobile": true });
-    cdp(&c, "Emulation.setDeviceMetricsOverride", phone_screen).await;
+    cdp(&c, "Emulation.setDeviceMetricsOverride", phone_screen.clone()).await;
 
     // 1. Started, no position yet: the page says it is waiting, the map is not "broken".
     let (ws, alert_a, url_a) = sos_socket(&server, &token, "states-1").await;
@@ -632,7 +633,47 @@ async fn watch_page_states() {
         page_text(&ru).await.contains("Ana: нужна помощь")
     })
     .await;
+
+    // 9. Raised by the server (a safe zone left): the page says why in the reader's language,
+    // with the zone's name as the person wrote it.
+    let boris = env.user("Boris", "+4915112345679");
+    let bapi = alertme_client::Api::new(&server.http("")).with_token(&boris);
+    let contact = alertme_protocol::ContactInput {
+        name: "Vera".into(),
+        phone: "+4915211111112".into(),
+        position: None,
+        language: None,
+    };
+    bapi.add_contact(&contact).await.unwrap();
+    let track = alertme_client::track::load(&fixture("gps/gps_walk_10min.gpx")).unwrap();
+    let zone = alertme_protocol::Zone {
+        id: None,
+        name: "Дача".into(),
+        kind: "safe".into(),
+        geometry: serde_json::json!({"type": "Point", "coordinates": [track[0].lon, track[0].lat]}),
+        radius_m: Some(150.0),
+        inside: None,
+    };
+    bapi.add_zone(&zone).await.unwrap();
+    let mut tracking = connect(&server.ws("/v1/phone"), Some(&boris), None).await.unwrap();
+    for fix in &track {
+        send_json(&mut tracking, &PhoneMsg::Track { fix: fix.clone() }).await;
+    }
+    let link = eventually(Duration::from_secs(20), "the zone alert's text to Vera", || async {
+        let texts: Vec<serde_json::Value> =
+            reqwest::get(server.http("/v1/dev/sms")).await.ok()?.json().await.ok()?;
+        let body = texts.iter().filter_map(|t| t["body"].as_str()).find(|b| b.contains("Дача"))?.to_owned();
+        body.split_whitespace().find(|w| w.contains("/w/amw_")).map(str::to_owned)
+    })
+    .await;
+    ru.goto(&link).await.unwrap();
+    let why = shown(&ru, "[data-testid=why]", 15).await;
+    let why = why.text().await.unwrap();
+    assert!(why.contains("Boris: выход из безопасной зоны «Дача»"), "{why}");
+    cdp(&ru, "Emulation.setDeviceMetricsOverride", phone_screen).await;
+    state_shot(&ru, "watch-state-zone-ru.png").await;
     ru.close().await.unwrap();
+    drop(tracking);
 }
 
 /// The walk moved by (`dlat`, `dlon`), so several people are apart on one map; returns its path.

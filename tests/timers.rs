@@ -135,6 +135,17 @@ async fn fires_once(backend: Backend) {
         "the contact is texted once"
     );
     assert_eq!(env.scalar("SELECT COUNT(*) FROM timers WHERE status = 'fired'").await, 1);
+    // The text says why, with what the person wrote on the timer.
+    let texts: Vec<serde_json::Value> = eventually(Duration::from_secs(10), "the alert text", || async {
+        let list: Vec<serde_json::Value> =
+            reqwest::get(server.http("/v1/dev/sms")).await.ok()?.json().await.ok()?;
+        let alert: Vec<_> =
+            list.into_iter().filter(|m| m["body"].as_str().unwrap().contains("check-in")).collect();
+        (!alert.is_empty()).then_some(alert)
+    })
+    .await;
+    let body = texts[0]["body"].as_str().unwrap();
+    assert!(body.contains("missed a safety check-in (walking home, Kreuzberg)"), "{body}");
 }
 both!(fires_once_after_grace, fires_once);
 

@@ -5,6 +5,7 @@ mod app;
 mod components;
 mod i18n;
 mod pages;
+mod reason;
 mod sos;
 mod watch;
 mod ws;

@@ -14,6 +14,7 @@ mod m20261202_000009_alert_owners;
 mod m20261202_000010_cluster_nodes;
 mod m20261202_000011_evidence;
 mod m20261203_000012_uploads;
+mod m20261203_000013_alert_reasons;
 
 /// Runs AlertMe's migrations in order.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_cluster_nodes::Migration),
             Box::new(m20261202_000011_evidence::Migration),
             Box::new(m20261203_000012_uploads::Migration),
+            Box::new(m20261203_000013_alert_reasons::Migration),
         ]
     }
 }

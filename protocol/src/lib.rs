@@ -301,12 +301,71 @@ pub struct AlertInfo {
     /// What raised it: `sos` (the button), `timer` (a missed check-in).
     #[serde(default = "default_source")]
     pub source: String,
-    /// Context, e.g. the check-in timer's note ("walking home").
+    /// Context in English, e.g. "missed a check-in: walking home" (for logs and tools; pages
+    /// word [`AlertInfo::reason`] in the reader's language).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Why the server raised it, when it was not the SOS button.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
     /// Raised by the duress PIN: the person may be forced to cancel. Never shown on the phone.
     #[serde(default)]
     pub duress: bool,
+}
+
+/// Why the server raised an alert, as data: each reader's page puts it in their language, with
+/// the person's own words (a timer's note, a zone's name) as they wrote them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// A check-in timer ran out.
+    MissedCheckIn {
+        /// What the person wrote on the timer ("walking home").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        /// Where they were going.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        destination: Option<String>,
+    },
+    /// A check-in was made with the duress PIN.
+    DuressCheckIn {
+        /// What the person wrote on the timer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// The person left a safe zone.
+    LeftSafeZone {
+        /// The zone's name.
+        zone: String,
+    },
+    /// The person entered a danger zone.
+    EnteredDangerZone {
+        /// The zone's name.
+        zone: String,
+    },
+    /// The duress PIN was used to erase the account (nothing was erased).
+    DuressErase,
+}
+
+impl std::fmt::Display for Reason {
+    /// In English, for logs, the API's `note` and the CLI.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::MissedCheckIn { note: Some(n), destination: Some(d) } => {
+                write!(f, "missed a check-in: {n}, to {d}")
+            }
+            Reason::MissedCheckIn { note: Some(n), destination: None } => write!(f, "missed a check-in: {n}"),
+            Reason::MissedCheckIn { note: None, destination: Some(d) } => {
+                write!(f, "missed a check-in, on the way to {d}")
+            }
+            Reason::MissedCheckIn { note: None, destination: None } => f.write_str("missed a check-in"),
+            Reason::DuressCheckIn { note: Some(n) } => write!(f, "possible duress — {n}"),
+            Reason::DuressCheckIn { note: None } => f.write_str("possible duress"),
+            Reason::LeftSafeZone { zone } => write!(f, "left the safe zone \"{zone}\""),
+            Reason::EnteredDangerZone { zone } => write!(f, "entered the danger zone \"{zone}\""),
+            Reason::DuressErase => f.write_str("possible duress: made to erase their account"),
+        }
+    }
 }
 
 fn default_source() -> String {

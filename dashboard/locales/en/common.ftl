@@ -14,3 +14,13 @@ ago-days = { $n ->
 map-label = Map of where the person has been
 map-zoom-in = Zoom in
 map-zoom-out = Zoom out
+
+# Why the server raised an alert. The note, destination and zone are the person's own words.
+reason-checkin = { $name } did not check in in time.
+reason-checkin-note = { $name } did not check in in time: “{ $note }”.
+reason-checkin-to = { $name } did not check in in time on the way to { $destination }.
+reason-checkin-note-to = { $name } did not check in in time: “{ $note }”, on the way to { $destination }.
+reason-duress-checkin = { $name } checked in with the duress PIN.
+reason-zone-left = { $name } left the safe zone “{ $zone }”.
+reason-zone-entered = { $name } entered the danger zone “{ $zone }”.
+reason-duress-erase = { $name } used the duress PIN to erase their account. Nothing was erased.

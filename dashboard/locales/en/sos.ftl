@@ -12,6 +12,7 @@ sos-signin-code = Code from the text
 sos-signin-name = Your name (your contacts see it)
 sos-signin = Sign in
 sos-code-wrong = That code is wrong or expired. Ask for a new one.
+sos-name-long = That name is too long: at most 100 characters.
 sos-error-phone = This number cannot be used. Check it, and write it with the country code, like +49 151 12345678.
 
 ## When a request fails
@@ -125,6 +126,7 @@ sos-timer-due = check in now! Your contacts are alerted in { $time }
 sos-timer-safe = I'm safe
 sos-timer-extend = +15 min
 sos-timer-minutes = Minutes must be a number from 1 to 1440 (24 hours).
+sos-timer-note-long = The note is too long: at most 200 characters.
 sos-timer-gone = This timer is no longer running. If its time ran out, your contacts were alerted.
 
 ## Contacts and PIN
@@ -141,6 +143,7 @@ sos-contact-added = { $name } added. They will get a text saying so.
 sos-contact-name-needed = Write the contact's name (up to 100 characters).
 sos-contact-phone-bad = This number cannot be added. Write it with the country code, like +49 151 12345678. Your own number cannot be a contact.
 sos-contact-exists = This number is already one of your contacts.
+sos-contact-limit = You have as many contacts as allowed. Remove one to add another.
 
 sos-pin-title = PIN
 sos-pin-intro = Ends an SOS or a timer. A duress PIN looks the same to whoever forces you, but keeps the alert going silently.

@@ -5,7 +5,7 @@ watch-title-active = { $name } needs help
 watch-title-resolved = { $name }: the SOS is over
 watch-title-ended-phone = { $name } ended the SOS on their phone
 watch-why-duress = { $name } may be forced to act as if all is well. Treat this SOS as real.
-watch-why-auto = Sent automatically: { $note }.
+watch-why-auto = Sent automatically. { $reason }
 watch-offline = Cannot reach AlertMe. Check your connection, then reload the page.
 
 watch-link-connecting = Connecting…

@@ -5,7 +5,7 @@ watch-title-active = { $name }: нужна помощь
 watch-title-resolved = { $name }: SOS завершён
 watch-title-ended-phone = { $name }: SOS завершён на телефоне
 watch-why-duress = Возможно, { $name } под давлением и делает вид, что всё в порядке. Считайте этот SOS настоящим.
-watch-why-auto = Отправлено автоматически: { $note }.
+watch-why-auto = Отправлено автоматически. { $reason }
 watch-offline = Нет связи с AlertMe. Проверьте интернет и обновите страницу.
 
 watch-link-connecting = Подключение…

@@ -121,6 +121,10 @@ fn SignIn(account: RwSignal<Option<Account>>) -> impl IntoView {
                 Err(ApiError::Status(401) | ApiError::Refused(401, _)) => {
                     error.set(Some(Say::id("sos-code-wrong")))
                 }
+                // The code passed; the name is the only other thing the server checks.
+                Err(ApiError::Status(400) | ApiError::Refused(400, _)) => {
+                    error.set(Some(Say::id("sos-name-long")))
+                }
                 Err(e) => error.set(Some(api_error(e))),
             }
             busy.set(false);
@@ -563,6 +567,10 @@ fn Timers(
                     error.set(None);
                     lt();
                 }
+                // The minutes passed above: the note is too long.
+                Err(ApiError::Status(400) | ApiError::Refused(400, _)) => {
+                    error.set(Some(Say::id("sos-timer-note-long")))
+                }
                 Err(e) => error.set(Some(api_error(e))),
             }
         });
@@ -685,10 +693,14 @@ fn Setup(
                 Err(ApiError::Status(400) | ApiError::Refused(400, _)) => {
                     note.set(Some((false, Say::id("sos-contact-phone-bad"))))
                 }
-                Err(e @ (ApiError::Status(409) | ApiError::Refused(409, _))) => {
+                Err(ApiError::Status(409) | ApiError::Refused(409, _)) => {
                     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
                     let known = contacts.get_untracked().iter().any(|c| digits(&c.phone) == digits(&p));
-                    note.set(Some((false, if known { Say::id("sos-contact-exists") } else { api_error(e) })));
+                    // Not a number they have: the list is full.
+                    note.set(Some((
+                        false,
+                        Say::id(if known { "sos-contact-exists" } else { "sos-contact-limit" }),
+                    )));
                 }
                 Err(e) => note.set(Some((false, api_error(e)))),
             }

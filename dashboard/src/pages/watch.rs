@@ -286,10 +286,13 @@ pub fn Watch(
                 <header class=move || format!("status {}", live.alert.get().map_or("loading", |a| if a.status == AlertStatus::Active { "active" } else { "ended" }))>
                     <h1 data-testid="title">{title}</h1>
                     {move || live.alert.get().and_then(|a| {
-                        let why = match (a.duress, a.note) {
-                            (true, _) => Some(i.ta("watch-why-duress", &[("name", a.user_name.into())])),
-                            (false, Some(n)) => Some(i.ta("watch-why-auto", &[("note", n.into())])),
-                            _ => None,
+                        let why = if a.duress {
+                            Some(i.ta("watch-why-duress", &[("name", a.user_name.into())]))
+                        } else {
+                            a.reason.as_ref().map(|r| {
+                                let reason = crate::reason::sentence(i, &a.user_name, r);
+                                i.ta("watch-why-auto", &[("reason", reason.into())])
+                            })
                         };
                         why.map(|w| view! { <p class="why" data-testid="why">{w}</p> })
                     })}

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use alertme_protocol::{AlertInfo, AlertStatus};
+use alertme_protocol::{AlertInfo, AlertStatus, Reason};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder,
@@ -63,7 +63,7 @@ pub async fn start(
         device_id: &device.id,
         client_id,
         audio_mime,
-        note: None,
+        reason: None,
         duress: false,
     });
     let txn = crate::storage::write_txn(&state.db).await?;
@@ -114,8 +114,8 @@ pub struct Raise<'a> {
     pub client_id: &'a str,
     /// The audio format the phone named.
     pub audio_mime: Option<&'a str>,
-    /// Why, in words, for server-raised alerts ("missed a check-in").
-    pub note: Option<String>,
+    /// Why, for server-raised alerts (a missed check-in, a zone crossed).
+    pub reason: Option<Reason>,
     /// Raised by the duress PIN: looks ended to whoever forced it, live to everyone else.
     pub duress: bool,
 }
@@ -133,7 +133,8 @@ pub fn new_alert(r: Raise<'_>) -> Alert {
         ended_at: None,
         claimed_by: None,
         source: r.source.stored().map(str::to_owned),
-        note: r.note,
+        note: r.reason.as_ref().map(Reason::to_string),
+        reason: r.reason.as_ref().and_then(|r| serde_json::to_string(r).ok()),
         duress: r.duress.then_some(true),
         silent_texted_at: None,
         hold_reason: None,
@@ -354,8 +355,15 @@ pub fn info_of(row: &alerts::Model, user_name: &str) -> AlertInfo {
         audio_mime: row.audio_mime.clone(),
         source: row.source.clone().unwrap_or_else(|| "sos".into()),
         note: row.note.clone(),
+        reason: reason_of(row),
         duress: row.duress.unwrap_or(false),
     }
+}
+
+/// The stored reason; one this build cannot read (written by a newer one) is left out, and
+/// pages fall back to the English `note`.
+pub fn reason_of(row: &alerts::Model) -> Option<Reason> {
+    row.reason.as_deref().and_then(|r| serde_json::from_str(r).ok())
 }
 
 /// Ends an active alert (idempotent) and tells everyone; returns the final status.
@@ -608,6 +616,7 @@ pub async fn reload_live(state: &Core, alert_id: &str) -> Result<()> {
             || i.claimed_by != info.claimed_by
             || i.duress != info.duress
             || i.note != info.note
+            || i.reason != info.reason
             || i.ended_ms != info.ended_ms;
         if changed {
             *i = AlertInfo { audio_mime: i.audio_mime.clone().or(info.audio_mime.clone()), ..info };

@@ -40,7 +40,7 @@ pub async fn erase_account(state: &Core, device: &Device, pin: &str) -> Result<E
                 device_id: &device.id,
                 client_id: &format!("duress:erase:{}", crate::now_ms()),
                 audio_mime: None,
-                note: Some("possible duress: made to erase their account".into()),
+                reason: Some(alertme_protocol::Reason::DuressErase),
                 duress: true,
             });
             let last = crate::domain::positions::last_known(&txn, &device.user_id).await?;

@@ -7,7 +7,7 @@
 //! not fire), fixes older than the last one seen (backfill) are ignored, and the state is stored,
 //! so a restart never fires twice.
 
-use alertme_protocol::Fix;
+use alertme_protocol::{Fix, Reason};
 use geo::{Contains, Coord, Distance, Haversine, LineString, Point, Polygon};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
@@ -297,12 +297,12 @@ pub async fn check(state: &Core, user_id: &str, device_id: &str, fix: &Fix) -> R
             continue;
         }
         let raise = match (crossing, z.kind.as_str()) {
-            (Some(Crossing::Left), "safe") => Some(format!("left the safe zone \"{}\"", z.name)),
-            (Some(Crossing::Entered), "danger") => Some(format!("entered the danger zone \"{}\"", z.name)),
+            (Some(Crossing::Left), "safe") => Some(Reason::LeftSafeZone { zone: z.name.clone() }),
+            (Some(Crossing::Entered), "danger") => Some(Reason::EnteredDangerZone { zone: z.name.clone() }),
             _ => None,
         };
         let mut raised = None;
-        if let Some(note) = raise {
+        if let Some(reason) = raise {
             if crate::domain::alerts::active_of_user(&state.db, user_id).await?.is_none() {
                 let client_id = format!("geozone:{}:{}", z.id, fix.time_ms);
                 let row = crate::domain::alerts::new_alert(Raise {
@@ -311,7 +311,7 @@ pub async fn check(state: &Core, user_id: &str, device_id: &str, fix: &Fix) -> R
                     device_id,
                     client_id: &client_id,
                     audio_mime: None,
-                    note: Some(note),
+                    reason: Some(reason),
                     duress: false,
                 });
                 crate::domain::alerts::raise_in(state, &txn, &row, Some(fix)).await?;

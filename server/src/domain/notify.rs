@@ -11,13 +11,13 @@ use sea_orm::{
     QuerySelect,
 };
 
-use alertme_protocol::AlertStatus;
+use alertme_protocol::{AlertStatus, Reason};
 
 use crate::domain::accounts;
 use crate::domain::wording::{self, Arg};
 use crate::domain::Core;
 use crate::storage::entity::{
-    alert_events, alerts, contacts, fixes, geozones, responders, sms_outbox, timers, users, watch_tokens,
+    alert_events, alerts, contacts, fixes, responders, sms_outbox, users, watch_tokens,
 };
 use crate::storage::outbox::{self, contact_label, kind, NewText, Row};
 use crate::storage::Db;
@@ -145,46 +145,32 @@ pub struct SendTime(pub Core);
 impl SendTime {
     /// What raised the alert, in words: an SOS, a missed check-in (with what the person wrote),
     /// a zone crossed, or the duress PIN.
-    async fn alert_text(
-        &self,
+    fn alert_text(
         alert: &alerts::Model,
         text: impl Fn(&str, Vec<(&'static str, Arg<'_>)>) -> String,
-    ) -> Result<String, DbErr> {
+    ) -> String {
         if alert.duress == Some(true) {
-            return Ok(text("sms-alert-duress", vec![]));
+            return text("sms-alert-duress", vec![]);
         }
-        match alert.source.as_deref() {
-            Some("timer") => {
-                let timer = timers::Entity::find()
-                    .filter(timers::Column::AlertId.eq(alert.id.clone()))
-                    .one(&self.0.db)
-                    .await?;
-                let detail: Vec<String> = timer
-                    .into_iter()
-                    .flat_map(|t| [t.note, t.destination])
-                    .flatten()
-                    .filter(|d| !d.trim().is_empty())
-                    .collect();
-                Ok(if detail.is_empty() {
+        match crate::domain::alerts::reason_of(alert) {
+            Some(Reason::MissedCheckIn { note, destination }) => {
+                let detail: Vec<String> =
+                    [note, destination].into_iter().flatten().filter(|d| !d.trim().is_empty()).collect();
+                if detail.is_empty() {
                     text("sms-alert-timer", vec![])
                 } else {
                     let detail = detail.join(", ");
                     text("sms-alert-timer-detail", vec![("detail", Arg::Text(&detail))])
-                })
+                }
             }
-            Some("geozone") => {
-                // The zone is named in the alert's client id: `geozone:ZONE:TIME`.
-                let zone_id = alert.client_id.split(':').nth(1).unwrap_or_default().to_owned();
-                let zone = geozones::Entity::find_by_id(zone_id).one(&self.0.db).await?;
-                Ok(match zone {
-                    Some(z) if z.kind == "danger" => {
-                        text("sms-alert-zone-entered", vec![("zone", Arg::Text(&z.name))])
-                    }
-                    Some(z) => text("sms-alert-zone-left", vec![("zone", Arg::Text(&z.name))]),
-                    None => text("sms-alert", vec![]),
-                })
+            Some(Reason::EnteredDangerZone { zone }) => {
+                text("sms-alert-zone-entered", vec![("zone", Arg::Text(&zone))])
             }
-            _ => Ok(text("sms-alert", vec![])),
+            Some(Reason::LeftSafeZone { zone }) => {
+                text("sms-alert-zone-left", vec![("zone", Arg::Text(&zone))])
+            }
+            // Duress is worded above; an SOS has no reason.
+            Some(Reason::DuressCheckIn { .. } | Reason::DuressErase) | None => text("sms-alert", vec![]),
         }
     }
 
@@ -245,7 +231,7 @@ impl crate::sms::outbox::Texts for SendTime {
             wording::text(&lang, id, &all)
         };
         Ok(Some(match row.kind.as_str() {
-            kind::ALERT => self.alert_text(&alert, text).await?,
+            kind::ALERT => Self::alert_text(&alert, text),
             kind::DURESS => text("sms-duress-cancel", vec![]),
             kind::PHONE_SILENT => {
                 let last = fixes::Entity::find()

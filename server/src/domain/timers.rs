@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alertme_protocol::{PhoneServerMsg, Timer, TimerStart};
+use alertme_protocol::{PhoneServerMsg, Reason, Timer, TimerStart};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -157,9 +157,7 @@ pub async fn finish(
             device_id: &t.device_id,
             client_id: &format!("duress:{}", t.id),
             audio_mime: None,
-            note: Some(
-                t.note.clone().map_or_else(|| "possible duress".into(), |n| format!("possible duress — {n}")),
-            ),
+            reason: Some(Reason::DuressCheckIn { note: t.note.clone() }),
             duress: true,
         });
         let last = positions::last_known(&txn, &t.user_id).await?;
@@ -274,19 +272,13 @@ async fn prompt(state: &Core, t: &timers::Model, now: i64) -> Result<()> {
 /// transaction whose conditional update matched the row raises it.
 async fn fire(state: &Core, t: &timers::Model, now: i64) -> Result<()> {
     let txn = crate::storage::write_txn(&state.db).await?;
-    let note = match (&t.note, &t.destination) {
-        (Some(n), Some(d)) => format!("missed a check-in: {n}, to {d}"),
-        (Some(n), None) => format!("missed a check-in: {n}"),
-        (None, Some(d)) => format!("missed a check-in, on the way to {d}"),
-        (None, None) => "missed a check-in".to_owned(),
-    };
     let row = alerts::new_alert(Raise {
         source: Source::Timer,
         user_id: &t.user_id,
         device_id: &t.device_id,
         client_id: &format!("timer:{}", t.id),
         audio_mime: None,
-        note: Some(note),
+        reason: Some(Reason::MissedCheckIn { note: t.note.clone(), destination: t.destination.clone() }),
         duress: false,
     });
     let res = timers::Entity::update_many()

@@ -1116,6 +1116,7 @@ mod tests {
             audio_mime: None,
             source: "sos".into(),
             note: None,
+            reason: None,
             duress: false,
         };
         let seed = SessionSeed {

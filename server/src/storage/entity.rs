@@ -91,8 +91,10 @@ pub mod alerts {
         pub claimed_by: Option<String>,
         /// `sos` (or NULL), `timer`.
         pub source: Option<String>,
-        /// Context, e.g. the check-in timer's note.
+        /// Context in English, e.g. the check-in timer's note.
         pub note: Option<String>,
+        /// Why the server raised it, as [`alertme_protocol::Reason`] in JSON.
+        pub reason: Option<String>,
         /// Raised by a duress PIN.
         pub duress: Option<bool>,
         /// When contacts were told the phone went silent (at most once).

@@ -31,7 +31,13 @@ pub fn Detail(
         summary.with(|s| s.as_ref().map(|a| a.alert.user_name.clone()).unwrap_or_default())
     });
     let duress = Memo::new(move |_| summary.with(|s| s.as_ref().is_some_and(|a| a.alert.duress)));
-    let note = Memo::new(move |_| summary.with(|s| s.as_ref().and_then(|a| a.alert.note.clone())));
+    let reason = Memo::new(move |_| {
+        summary.with(|s| {
+            s.as_ref().and_then(|a| {
+                a.alert.reason.as_ref().map(|r| crate::reason::sentence(i, &a.alert.user_name, r))
+            })
+        })
+    });
     let unclaimed =
         Memo::new(move |_| summary.with(|s| s.as_ref().is_some_and(|a| a.alert.claimed_by.is_none())));
     let notes = Memo::new(move |_| summary.with(|s| s.as_ref().map(|a| a.notes.clone()).unwrap_or_default()));
@@ -48,8 +54,8 @@ pub fn Detail(
                 <Show when=move || duress.get()>
                     <p class="duress">{move || i.t("console-duress")}</p>
                 </Show>
-                // Written by the server (a missed check-in and where to), shown as it comes.
-                {move || note.get().map(|n| view! { <p class="meta">{n}</p> })}
+                // Why the server raised it (a missed check-in and where to, a zone crossed).
+                {move || reason.get().map(|r| view! { <p class="meta" data-testid="reason">{r}</p> })}
                 <div class="buttons">
                     <Show when=move || unclaimed.get()>
                         <button class="primary" data-testid="claim"
