@@ -6,9 +6,10 @@ use crate::i18n::I18n;
 
 /// One sentence naming the person: "Ana did not check in in time: “walking home”".
 /// The person's own words (note, destination, zone name) are shown as they wrote them.
-pub fn sentence(i: I18n, name: &str, reason: &Reason) -> String {
+/// `None` for a reason this build does not know.
+pub fn sentence(i: I18n, name: &str, reason: &Reason) -> Option<String> {
     let name = ("name", name.into());
-    match reason {
+    Some(match reason {
         Reason::MissedCheckIn { note, destination } => {
             let note = note.as_deref().filter(|n| !n.trim().is_empty());
             let to = destination.as_deref().filter(|d| !d.trim().is_empty());
@@ -27,5 +28,6 @@ pub fn sentence(i: I18n, name: &str, reason: &Reason) -> String {
             i.ta("reason-zone-entered", &[name, ("zone", zone.as_str().into())])
         }
         Reason::DuressErase => i.ta("reason-duress-erase", &[name]),
-    }
+        Reason::Other => return None,
+    })
 }

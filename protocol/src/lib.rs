@@ -345,6 +345,9 @@ pub enum Reason {
     },
     /// The duress PIN was used to erase the account (nothing was erased).
     DuressErase,
+    /// A reason a newer server gives that this build does not know (its `note` still says it in English).
+    #[serde(other)]
+    Other,
 }
 
 impl std::fmt::Display for Reason {
@@ -364,6 +367,7 @@ impl std::fmt::Display for Reason {
             Reason::LeftSafeZone { zone } => write!(f, "left the safe zone \"{zone}\""),
             Reason::EnteredDangerZone { zone } => write!(f, "entered the danger zone \"{zone}\""),
             Reason::DuressErase => f.write_str("possible duress: made to erase their account"),
+            Reason::Other => f.write_str("raised automatically"),
         }
     }
 }
@@ -744,6 +748,23 @@ mod tests {
         assert!(fixes[0].validate().is_ok());
         let back = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<PhoneMsg>(&back).unwrap(), m);
+    }
+
+    #[test]
+    fn reasons_read_as_documented_and_unknown_kinds_do_not_break_the_alert() {
+        let r: Reason = serde_json::from_str(
+            r#"{"kind":"missed_check_in","note":"walking home","destination":"Kreuzberg"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.to_string(), "missed a check-in: walking home, to Kreuzberg");
+        let r: Reason = serde_json::from_str(r#"{"kind":"left_safe_zone","zone":"Home"}"#).unwrap();
+        assert_eq!(r, Reason::LeftSafeZone { zone: "Home".into() });
+        assert_eq!(serde_json::to_string(&Reason::DuressErase).unwrap(), r#"{"kind":"duress_erase"}"#);
+        let a: AlertInfo = serde_json::from_str(
+            r#"{"id":"a","user_name":"Ana","status":"active","started_ms":1,"reason":{"kind":"from_the_future","x":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.reason, Some(Reason::Other));
     }
 
     #[test]

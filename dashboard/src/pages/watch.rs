@@ -289,8 +289,7 @@ pub fn Watch(
                         let why = if a.duress {
                             Some(i.ta("watch-why-duress", &[("name", a.user_name.into())]))
                         } else {
-                            a.reason.as_ref().map(|r| {
-                                let reason = crate::reason::sentence(i, &a.user_name, r);
+                            a.reason.as_ref().and_then(|r| crate::reason::sentence(i, &a.user_name, r)).map(|reason| {
                                 i.ta("watch-why-auto", &[("reason", reason.into())])
                             })
                         };

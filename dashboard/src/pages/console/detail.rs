@@ -34,7 +34,7 @@ pub fn Detail(
     let reason = Memo::new(move |_| {
         summary.with(|s| {
             s.as_ref().and_then(|a| {
-                a.alert.reason.as_ref().map(|r| crate::reason::sentence(i, &a.alert.user_name, r))
+                a.alert.reason.as_ref().and_then(|r| crate::reason::sentence(i, &a.alert.user_name, r))
             })
         })
     });
