@@ -170,7 +170,9 @@ impl SendTime {
                 text("sms-alert-zone-left", vec![("zone", Arg::Text(&zone))])
             }
             // Duress is worded above; an SOS has no reason.
-            Some(Reason::DuressCheckIn { .. } | Reason::DuressErase) | None => text("sms-alert", vec![]),
+            Some(Reason::DuressCheckIn { .. } | Reason::DuressErase | Reason::Other) | None => {
+                text("sms-alert", vec![])
+            }
         }
     }
 
