@@ -92,6 +92,27 @@ async fn click(c: &Client, testid: &str) {
         .unwrap();
 }
 
+/// The stored parts of an alert, for a failure's message.
+async fn parts_table(env: &Env, alert: &str) -> String {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = env.db().await;
+    let q = format!(
+        "SELECT part, mime, first_seq, (SELECT MAX(seq) FROM audio_chunks c WHERE c.alert_id = p.alert_id AND c.part = p.part) AS last \
+         FROM audio_parts p WHERE alert_id = '{alert}' ORDER BY part"
+    );
+    let rows = db.query_all_raw(Statement::from_string(env.db_backend(), q)).await.unwrap();
+    rows.iter()
+        .map(|r| {
+            let part: i32 = r.try_get("", "part").unwrap_or(-1);
+            let mime: String = r.try_get("", "mime").unwrap_or_default();
+            let first: i64 = r.try_get("", "first_seq").unwrap_or(-1);
+            let last: Option<i64> = r.try_get("", "last").unwrap_or(None);
+            format!("({part}, {mime}, {first}..={last:?})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn text(c: &Client, testid: &str) -> String {
     match c.find(Locator::Css(&format!("[data-testid={testid}]"))).await {
         Ok(e) => e.text().await.unwrap_or_default(),
@@ -699,7 +720,16 @@ async fn sos_page_video_on_a_slow_link() {
                 state(&c, "camera").await == "on"
             })
             .await;
-            wait_for(&c, "a second video part stored", Duration::from_secs(30), || async {
+            // Under load (CI runs this beside other browser tests) the backlog from the slow
+            // spell drains first; what is asserted is that video comes back, not how fast.
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while parts("video").await < 2 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            if parts("video").await < 2 {
+                eprintln!("parts stored (part, mime, first seq): {}", parts_table(&env, &alert).await);
+            }
+            wait_for(&c, "a second video part stored", Duration::from_secs(1), || async {
                 parts("video").await >= 2
             })
             .await;
