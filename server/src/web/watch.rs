@@ -55,9 +55,11 @@ async fn upgrade(
     let mark = custody::addr_hash(&state.secret, ip);
     Ok(socket::accept(&state, ws, socket::Peer::Viewer, span, move |socket| {
         let watching = custody::Watching::opened(&st.db, &session.alert_id, who, mark);
+        // Only what the socket uses, not the whole state: it is kept for the socket's life.
+        let held = Held { db: st.db.clone(), stop: st.stop.clone(), settings: st.settings.clone() };
         async move {
             let _watching = watching;
-            run(st, session, resume, viewer, revocations, socket).await
+            run(held, session, resume, viewer, revocations, socket).await
         }
     }))
 }
@@ -99,8 +101,15 @@ async fn alert_of_link(
     Ok(axum::Json(alerts::info_now(&state, &row).await?))
 }
 
+/// What a watcher's task keeps of the server's state (thousands of idle watchers each hold one).
+struct Held {
+    db: crate::domain::Db,
+    stop: tokio_util::sync::CancellationToken,
+    settings: Arc<crate::domain::Settings>,
+}
+
 async fn run(
-    state: AppState,
+    state: Held,
     session: Arc<Session>,
     resume: Option<(String, u64)>,
     viewer: Revoked,
@@ -113,13 +122,13 @@ async fn run(
     let mut sub = session.subscribe(resume.as_ref().map(|(e, v)| (e.as_str(), *v)));
     if session.is_dead() {
         // A cluster mirror whose feed ended just now: elsewhere, or anew, it is live.
-        return socket::close_with(socket, close::RESTART, "reconnect and resume").await;
+        return Box::pin(socket::close_with(socket, close::RESTART, "reconnect and resume")).await;
     }
     if !send_all(&mut socket, sub.frames.drain(..).map(Message::from), &s).await {
         return;
     }
     if *status.borrow_and_update() != AlertStatus::Active {
-        return socket::close_with(socket, close::NORMAL, "alert ended").await;
+        return Box::pin(socket::close_with(socket, close::NORMAL, "alert ended")).await;
     }
     // Pings often enough that a watcher that stops reading (its kernel buffer filling with our
     // frames) is found within `watcher_stall`: a ping at most a third of it after the stall
@@ -194,7 +203,7 @@ async fn run(
             }
             () = &mut stopped => break Some((close::RESTART, "server restarting; reconnect and resume")),
             r = revocations.recv() => {
-                if socket::revoked(r, &viewer, &state.db).await {
+                if Box::pin(socket::revoked(r, &viewer, &state.db)).await {
                     break Some((close::UNAUTHORIZED, "access to this alert was withdrawn"));
                 }
             }
@@ -237,7 +246,7 @@ async fn run(
         }
     };
     if let Some((code, why)) = end {
-        socket::close_with(socket, code, why).await;
+        Box::pin(socket::close_with(socket, code, why)).await;
     }
 }
 
