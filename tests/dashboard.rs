@@ -227,8 +227,10 @@ async fn late_joiner_starts_fast() {
     )
     .await;
     c.execute(
-        "const a = document.querySelector('[data-testid=live-audio]'); window.__tap = performance.now(); \
-         a.addEventListener('timeupdate', () => { if (!window.__heard && a.currentTime > 0) window.__heard = performance.now(); });",
+        // On the document, capturing: the page may replace the audio element when listening starts.
+        "window.__tap = performance.now(); document.addEventListener('timeupdate', (e) => { \
+         if (!window.__heard && e.target.dataset.testid === 'live-audio' && e.target.currentTime > 0) \
+         window.__heard = performance.now(); }, true);",
         vec![],
     )
     .await

@@ -22,6 +22,9 @@ pub fn sentence(i: I18n, name: &str, reason: &Reason) -> Option<String> {
                 (None, None) => i.ta("reason-checkin", &[name]),
             }
         }
+        Reason::DuressCheckIn { note: Some(n) } if !n.trim().is_empty() => {
+            i.ta("reason-duress-checkin-note", &[name, ("note", n.as_str().into())])
+        }
         Reason::DuressCheckIn { .. } => i.ta("reason-duress-checkin", &[name]),
         Reason::LeftSafeZone { zone } => i.ta("reason-zone-left", &[name, ("zone", zone.as_str().into())]),
         Reason::EnteredDangerZone { zone } => {

@@ -345,7 +345,8 @@ pub enum Reason {
     },
     /// The duress PIN was used to erase the account (nothing was erased).
     DuressErase,
-    /// A reason a newer server gives that this build does not know (its `note` still says it in English).
+    /// A reason a newer server gives that this build does not know: pages say nothing rather
+    /// than guess (sent on as `{"kind":"other"}`).
     #[serde(other)]
     Other,
 }

@@ -16,11 +16,12 @@ map-zoom-in = Zoom in
 map-zoom-out = Zoom out
 
 # Why the server raised an alert. The note, destination and zone are the person's own words.
-reason-checkin = { $name } did not check in in time.
-reason-checkin-note = { $name } did not check in in time: “{ $note }”.
-reason-checkin-to = { $name } did not check in in time on the way to { $destination }.
-reason-checkin-note-to = { $name } did not check in in time: “{ $note }”, on the way to { $destination }.
+reason-checkin = { $name } did not check in on time.
+reason-checkin-note = { $name } did not check in on time: “{ $note }”.
+reason-checkin-to = { $name } did not check in on time on the way to { $destination }.
+reason-checkin-note-to = { $name } did not check in on time: “{ $note }”, on the way to { $destination }.
 reason-duress-checkin = { $name } checked in with the duress PIN.
+reason-duress-checkin-note = { $name } checked in with the duress PIN (“{ $note }”).
 reason-zone-left = { $name } left the safe zone “{ $zone }”.
 reason-zone-entered = { $name } entered the danger zone “{ $zone }”.
-reason-duress-erase = { $name } used the duress PIN to erase their account. Nothing was erased.
+reason-duress-erase = { $name } gave the duress PIN when erasing their account. Nothing was erased.

@@ -28,6 +28,9 @@ pub fn Sos() -> impl IntoView {
     }
 }
 
+/// Contacts a person may have (the server's limit, `domain::contacts::MAX_CONTACTS`).
+const MAX_CONTACTS: usize = 10;
+
 /// Words kept to show later, in the language of the moment: one of our messages, or the
 /// server's own words (which come in English; better said as they came than not at all).
 #[derive(Clone, Debug)]
@@ -121,9 +124,10 @@ fn SignIn(account: RwSignal<Option<Account>>) -> impl IntoView {
                 Err(ApiError::Status(401) | ApiError::Refused(401, _)) => {
                     error.set(Some(Say::id("sos-code-wrong")))
                 }
-                // The code passed; the name is the only other thing the server checks.
+                // A name over the server's limit, or a number changed after the code was sent.
                 Err(ApiError::Status(400) | ApiError::Refused(400, _)) => {
-                    error.set(Some(Say::id("sos-name-long")))
+                    let long = name.get_untracked().trim().chars().count() > 100;
+                    error.set(Some(Say::id(if long { "sos-name-long" } else { "sos-error-phone" })))
                 }
                 Err(e) => error.set(Some(api_error(e))),
             }
@@ -693,14 +697,18 @@ fn Setup(
                 Err(ApiError::Status(400) | ApiError::Refused(400, _)) => {
                     note.set(Some((false, Say::id("sos-contact-phone-bad"))))
                 }
-                Err(ApiError::Status(409) | ApiError::Refused(409, _)) => {
+                Err(e @ (ApiError::Status(409) | ApiError::Refused(409, _))) => {
                     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-                    let known = contacts.get_untracked().iter().any(|c| digits(&c.phone) == digits(&p));
-                    // Not a number they have: the list is full.
-                    note.set(Some((
-                        false,
-                        Say::id(if known { "sos-contact-exists" } else { "sos-contact-limit" }),
-                    )));
+                    let list = contacts.get_untracked();
+                    let say = if list.iter().any(|c| digits(&c.phone) == digits(&p)) {
+                        Say::id("sos-contact-exists")
+                    } else if list.len() >= MAX_CONTACTS {
+                        Say::id("sos-contact-limit")
+                    } else {
+                        // A number whose owner asked not to be texted again: the server says so.
+                        api_error(e)
+                    };
+                    note.set(Some((false, say)));
                 }
                 Err(e) => note.set(Some((false, api_error(e)))),
             }

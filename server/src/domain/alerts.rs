@@ -355,15 +355,9 @@ pub fn info_of(row: &alerts::Model, user_name: &str) -> AlertInfo {
         audio_mime: row.audio_mime.clone(),
         source: row.source.clone().unwrap_or_else(|| "sos".into()),
         note: row.note.clone(),
-        reason: reason_of(row),
+        reason: row.parsed_reason(),
         duress: row.duress.unwrap_or(false),
     }
-}
-
-/// The stored reason; one this build cannot read (written by a newer one) is left out, and
-/// pages fall back to the English `note`.
-pub fn reason_of(row: &alerts::Model) -> Option<Reason> {
-    row.reason.as_deref().and_then(|r| serde_json::from_str(r).ok())
 }
 
 /// Ends an active alert (idempotent) and tells everyone; returns the final status.

@@ -152,7 +152,7 @@ impl SendTime {
         if alert.duress == Some(true) {
             return text("sms-alert-duress", vec![]);
         }
-        match crate::domain::alerts::reason_of(alert) {
+        match alert.parsed_reason() {
             Some(Reason::MissedCheckIn { note, destination }) => {
                 let detail: Vec<String> =
                     [note, destination].into_iter().flatten().filter(|d| !d.trim().is_empty()).collect();

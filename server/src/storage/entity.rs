@@ -111,6 +111,15 @@ pub mod alerts {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+
+    impl Model {
+        /// The stored reason: `None` for an SOS and for alerts raised before reasons were
+        /// stored (their pages show the English `note`; a text still queued for one says
+        /// plainly that they need help); a kind this build does not know reads as `Other`.
+        pub fn parsed_reason(&self) -> Option<alertme_protocol::Reason> {
+            self.reason.as_deref().and_then(|r| serde_json::from_str(r).ok())
+        }
+    }
 }
 
 /// Capability tokens that let one holder watch one alert.

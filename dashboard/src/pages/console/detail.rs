@@ -33,9 +33,12 @@ pub fn Detail(
     let duress = Memo::new(move |_| summary.with(|s| s.as_ref().is_some_and(|a| a.alert.duress)));
     let reason = Memo::new(move |_| {
         summary.with(|s| {
-            s.as_ref().and_then(|a| {
-                a.alert.reason.as_ref().and_then(|r| crate::reason::sentence(i, &a.alert.user_name, r))
-            })
+            let a = &s.as_ref()?.alert;
+            match &a.reason {
+                Some(r) => crate::reason::sentence(i, &a.user_name, r),
+                // Raised before reasons were data: the server's English note.
+                None => a.note.clone(),
+            }
         })
     });
     let unclaimed =
