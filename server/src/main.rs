@@ -4,8 +4,8 @@ use alertme_server::config::{Cli, Command, ContactCmd, EvidenceCmd, LinkCmd, Res
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-/// Thousands of sockets allocating and freeing small buffers on every frame: mimalloc's
-/// per-thread free lists cost less per frame than the system allocator's.
+/// Thousands of sockets allocating and freeing small buffers on every frame: with mimalloc the
+/// fan-out benchmark spent 5-9 % less CPU per frame and a quarter less memory (benchmarks.md).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

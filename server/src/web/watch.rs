@@ -120,6 +120,8 @@ async fn run(
     let _open = crate::telemetry::OpenSocket::open("watch");
     let mut status = session.status();
     let mut sub = session.subscribe(resume.as_ref().map(|(e, v)| (e.as_str(), *v)));
+    // The rare awaits (closing, the revocation check's query) are boxed when they happen:
+    // inline, their futures would size the state every idle watcher keeps (benchmarks.md).
     if session.is_dead() {
         // A cluster mirror whose feed ended just now: elsewhere, or anew, it is live.
         return Box::pin(socket::close_with(socket, close::RESTART, "reconnect and resume")).await;
