@@ -101,6 +101,7 @@ async fn parts_table(env: &Env, alert: &str) -> String {
          FROM audio_parts p WHERE alert_id = '{alert}' ORDER BY part"
     );
     let rows = db.query_all_raw(Statement::from_string(env.db_backend(), q)).await.unwrap();
+    db.close().await.ok();
     rows.iter()
         .map(|r| {
             let part: i32 = r.try_get("", "part").unwrap_or(-1);

@@ -278,6 +278,13 @@ pub struct Limits {
 /// Most fixes in one `fix` message.
 pub const MAX_FIXES_PER_MESSAGE: usize = 100;
 
+/// Most contacts per person: enough for family and friends, few enough that one SOS cannot be
+/// turned into a bulk-texting tool.
+pub const MAX_CONTACTS: usize = 10;
+
+/// Longest name of a person (characters, after trimming).
+pub const MAX_NAME_CHARS: usize = 100;
+
 /// Summary of an alert as watchers and responders see it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertInfo {

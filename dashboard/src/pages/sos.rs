@@ -28,9 +28,6 @@ pub fn Sos() -> impl IntoView {
     }
 }
 
-/// Contacts a person may have (the server's limit, `domain::contacts::MAX_CONTACTS`).
-const MAX_CONTACTS: usize = 10;
-
 /// Words kept to show later, in the language of the moment: one of our messages, or the
 /// server's own words (which come in English; better said as they came than not at all).
 #[derive(Clone, Debug)]
@@ -126,7 +123,7 @@ fn SignIn(account: RwSignal<Option<Account>>) -> impl IntoView {
                 }
                 // A name over the server's limit, or a number changed after the code was sent.
                 Err(ApiError::Status(400) | ApiError::Refused(400, _)) => {
-                    let long = name.get_untracked().trim().chars().count() > 100;
+                    let long = name.get_untracked().trim().chars().count() > alertme_protocol::MAX_NAME_CHARS;
                     error.set(Some(Say::id(if long { "sos-name-long" } else { "sos-error-phone" })))
                 }
                 Err(e) => error.set(Some(api_error(e))),
@@ -702,7 +699,7 @@ fn Setup(
                     let list = contacts.get_untracked();
                     let say = if list.iter().any(|c| digits(&c.phone) == digits(&p)) {
                         Say::id("sos-contact-exists")
-                    } else if list.len() >= MAX_CONTACTS {
+                    } else if list.len() >= alertme_protocol::MAX_CONTACTS {
                         Say::id("sos-contact-limit")
                     } else {
                         // A number whose owner asked not to be texted again: the server says so.

@@ -289,12 +289,8 @@ pub fn Watch(
                         let why = if a.duress {
                             Some(i.ta("watch-why-duress", &[("name", a.user_name.into())]))
                         } else {
-                            // An alert raised before reasons were data has its English note.
-                            let reason = match &a.reason {
-                                Some(r) => crate::reason::sentence(i, &a.user_name, r),
-                                None => a.note.clone(),
-                            };
-                            reason.map(|reason| i.ta("watch-why-auto", &[("reason", reason.into())]))
+                            crate::reason::of_alert(i, &a)
+                                .map(|reason| i.ta("watch-why-auto", &[("reason", reason.into())]))
                         };
                         why.map(|w| view! { <p class="why" data-testid="why">{w}</p> })
                     })}

@@ -210,8 +210,11 @@ pub async fn user_for_phone<C: sea_orm::ConnectionTrait>(
         return Ok(u);
     }
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Error::BadRequest("name must be 1-100 characters".into()));
+    if name.is_empty() || name.chars().count() > alertme_protocol::MAX_NAME_CHARS {
+        return Err(Error::BadRequest(format!(
+            "name must be 1-{} characters",
+            alertme_protocol::MAX_NAME_CHARS
+        )));
     }
     let language = crate::domain::wording::checked(language)?.unwrap_or(crate::domain::wording::LANGUAGES[0]);
     Ok(crate::storage::entity::users::ActiveModel {
@@ -251,8 +254,11 @@ pub async fn add_device<C: sea_orm::ConnectionTrait>(
 pub async fn add_responder(db: &DatabaseConnection, name: &str) -> Result<(String, String)> {
     use sea_orm::{ActiveModelTrait, ActiveValue::Set};
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Error::BadRequest("name must be 1-100 characters".into()));
+    if name.is_empty() || name.chars().count() > alertme_protocol::MAX_NAME_CHARS {
+        return Err(Error::BadRequest(format!(
+            "name must be 1-{} characters",
+            alertme_protocol::MAX_NAME_CHARS
+        )));
     }
     let token = new_token(RESPONDER_PREFIX);
     let r = responders::ActiveModel {

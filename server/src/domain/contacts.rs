@@ -12,9 +12,8 @@ use crate::storage::entity::{contacts, sms_outbox, users};
 use crate::storage::outbox::{self, kind, status, NewText};
 use crate::storage::Db;
 
-/// Most contacts per person: enough for family and friends, few enough that one SOS cannot be
-/// turned into a bulk-texting tool.
-pub const MAX_CONTACTS: u64 = 10;
+/// Most contacts per person ([`alertme_protocol::MAX_CONTACTS`], as a row count).
+pub const MAX_CONTACTS: u64 = alertme_protocol::MAX_CONTACTS as u64;
 
 fn wire(c: contacts::Model) -> Contact {
     Contact {

@@ -154,8 +154,8 @@ impl SendTime {
         }
         match alert.parsed_reason() {
             Some(Reason::MissedCheckIn { note, destination }) => {
-                let detail: Vec<String> =
-                    [note, destination].into_iter().flatten().filter(|d| !d.trim().is_empty()).collect();
+                // Stored trimmed, empty ones as none (`timers::text_field`).
+                let detail: Vec<String> = [note, destination].into_iter().flatten().collect();
                 if detail.is_empty() {
                     text("sms-alert-timer", vec![])
                 } else {

@@ -31,16 +31,8 @@ pub fn Detail(
         summary.with(|s| s.as_ref().map(|a| a.alert.user_name.clone()).unwrap_or_default())
     });
     let duress = Memo::new(move |_| summary.with(|s| s.as_ref().is_some_and(|a| a.alert.duress)));
-    let reason = Memo::new(move |_| {
-        summary.with(|s| {
-            let a = &s.as_ref()?.alert;
-            match &a.reason {
-                Some(r) => crate::reason::sentence(i, &a.user_name, r),
-                // Raised before reasons were data: the server's English note.
-                None => a.note.clone(),
-            }
-        })
-    });
+    let reason =
+        Memo::new(move |_| summary.with(|s| s.as_ref().and_then(|a| crate::reason::of_alert(i, &a.alert))));
     let unclaimed =
         Memo::new(move |_| summary.with(|s| s.as_ref().is_some_and(|a| a.alert.claimed_by.is_none())));
     let notes = Memo::new(move |_| summary.with(|s| s.as_ref().map(|a| a.notes.clone()).unwrap_or_default()));
