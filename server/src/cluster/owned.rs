@@ -33,7 +33,7 @@ impl Cluster {
                         match m.subject.as_str().rsplit('.').next() {
                             Some("snap") => {
                                 if let (Some(reply), true) = (m.reply, still_mine(&me.hub)) {
-                                    let frames = session.resync().frames;
+                                    let frames = session.snapshot_now();
                                     let h = wire::fence_header(session.fence.unwrap_or(0));
                                     let bytes = wire::frames_to_bytes(&frames);
                                     if let Err(e) = me.client.publish_with_headers(reply, h, bytes).await {

@@ -1,6 +1,7 @@
 //! The hub: every live alert in memory, and the feed of alert summaries for responders.
 
 pub mod demux;
+pub mod fanout;
 mod frame;
 mod session;
 mod trail;
@@ -12,9 +13,7 @@ use dashmap::DashMap;
 use tokio::sync::broadcast;
 
 pub use frame::Frame;
-pub use session::{
-    Applied, BadSnapshot, Call, LiveEvent, Owned, RestoredPart, Session, SessionSeed, Subscription,
-};
+pub use session::{Applied, BadSnapshot, Call, LiveEvent, Owned, RestoredPart, Session, SessionSeed, Watch};
 
 /// What a cluster node tells the others (see `cluster`): the hub hands it over without waiting.
 #[derive(Debug)]

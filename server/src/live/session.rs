@@ -12,14 +12,11 @@ use alertme_protocol::{
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
+use super::fanout::{encode, Outlet, Outlets, Wire};
 use super::trail::Trail;
 use super::{Frame, Outbound, Published};
 use crate::live::demux::{Container, Demuxer};
 
-/// Capacity of each session's broadcast channel. A watcher further behind than this gets
-/// `Lagged` and is resynced from a snapshot (never silently skipped). 256 events is ~50 s of
-/// a phone sending 1 fix/s and 4 audio chunks/s.
-const BROADCAST_CAPACITY: usize = 256;
 /// The replay ring keeps at most this many events for resuming watchers ...
 const RING_MAX_EVENTS: usize = 1024;
 /// ... and at most this many bytes of them.
@@ -27,16 +24,13 @@ const RING_MAX_BYTES: usize = 512 * 1024;
 /// A late joiner gets audio from a sync point at least this far back.
 const LATE_JOIN_AUDIO: Duration = Duration::from_secs(2);
 
-/// One event as fanned out to watchers: serialized once, shared by every socket.
+/// One event as kept for resuming watchers: serialized once, shared by every socket.
 #[derive(Debug)]
 pub struct LiveEvent {
     /// Event number within the session's epoch.
     pub ev: u64,
     /// The ready-to-send frame.
     pub msg: Frame,
-    /// Not an event but a call to this node's watchers of a cluster mirror (never in the
-    /// replay ring).
-    pub call: Option<Call>,
     at: Instant,
     audio: Option<AudioRef>,
 }
@@ -57,12 +51,27 @@ pub enum Call {
     Reconnect,
 }
 
-/// A consistent starting point for a watcher: frames to send first, then live events from `rx`.
-pub struct Subscription {
-    /// Snapshot or resume frames.
-    pub frames: Vec<Frame>,
-    /// Live events after those frames.
-    pub rx: broadcast::Receiver<Arc<LiveEvent>>,
+/// A watcher on this node: its outlet gets every event after the snapshot (or the replay) it
+/// started with, until it is dropped.
+pub struct Watch {
+    session: Arc<Session>,
+    /// Where its frames go.
+    pub outlet: Arc<Outlet>,
+}
+
+impl Watch {
+    /// Starts the watcher over from a fresh snapshot (it fell behind, or its mirror started over).
+    pub fn resync(&self) {
+        let mut st = self.session.lock();
+        let frames = self.session.snapshot(&mut st, true);
+        self.outlet.restart(frames.iter().map(encode));
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.session.outlets.remove(&self.outlet);
+    }
 }
 
 struct AudioLive {
@@ -152,7 +161,8 @@ pub struct Session {
     /// A mirror whose feed ended: nobody may start watching it, and who does reconnects.
     dead: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
-    tx: broadcast::Sender<Arc<LiveEvent>>,
+    /// This node's watchers (locked after `state` when both are).
+    outlets: Outlets,
     acks: watch::Sender<Acks>,
     status: watch::Sender<AlertStatus>,
     /// Contacts' delivery state, for the phone's own socket.
@@ -237,7 +247,6 @@ impl Session {
         responders: broadcast::Sender<Frame>,
         outbound: Option<tokio::sync::mpsc::Sender<Outbound>>,
     ) -> Self {
-        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
         let (epoch, ev) = match seed.owned.as_ref().and_then(|o| o.after.clone()) {
             Some((epoch, ev)) => (epoch, ev),
             None => (uuid::Uuid::new_v4().simple().to_string(), 0),
@@ -331,7 +340,7 @@ impl Session {
             remote_watchers: Mutex::default(),
             dead: Default::default(),
             state: Mutex::new(st),
-            tx,
+            outlets: Outlets::default(),
             acks: watch::channel(acks).0,
             status: watch::channel(status).0,
             owner: watch::channel(0).0,
@@ -638,7 +647,7 @@ impl Session {
     fn publish(&self, st: &mut State, msg: Frame, audio: Option<AudioRef>) {
         // Built before the ring may drop it again (an event bigger than the ring's bytes).
         let out = self.outbound.as_ref().map(|out| (out, msg.clone()));
-        let ev = publish(st, &self.tx, msg, audio, Instant::now());
+        let ev = publish(st, &self.outlets, msg, audio, Instant::now());
         if let Some((out, frame)) = out {
             let p = Published {
                 alert_id: self.alert_id.clone(),
@@ -670,29 +679,40 @@ impl Session {
         (st.epoch.clone(), st.ev)
     }
 
-    /// Subscribes a watcher. With `resume = (epoch, ev)` from an earlier connection, replays what
-    /// it missed when this session still holds it; otherwise sends a snapshot (flagged `resync`
-    /// when a resume was asked for but cannot be honoured).
-    pub fn subscribe(&self, resume: Option<(&str, u64)>) -> Subscription {
+    /// Adds a watcher writing to `wire`. With `resume = (epoch, ev)` from an earlier connection,
+    /// it first gets what it missed when this session still holds it; otherwise a snapshot
+    /// (flagged `resync` when a resume was asked for but cannot be honoured). Every event after
+    /// those frames follows, as it is published.
+    pub fn watch(self: &Arc<Self>, resume: Option<(&str, u64)>, wire: Arc<dyn Wire>) -> Watch {
         let mut st = self.lock();
-        let rx = self.tx.subscribe();
+        let frames = self.start(&mut st, resume);
+        let outlet = Outlet::new(wire, frames.iter().map(encode));
+        self.outlets.add(outlet.clone());
+        Watch { session: self.clone(), outlet }
+    }
+
+    /// The frames a watcher starts with (see [`Session::watch`]).
+    pub fn subscribe(&self, resume: Option<(&str, u64)>) -> Vec<Frame> {
+        let mut st = self.lock();
+        self.start(&mut st, resume)
+    }
+
+    fn start(&self, st: &mut State, resume: Option<(&str, u64)>) -> Vec<Frame> {
         if let Some((epoch, ev)) = resume {
             let held = st.ring.front().map_or(st.ev, |e| e.ev.saturating_sub(1)).max(st.resume_floor);
             if epoch == st.epoch && ev <= st.ev && ev >= held {
                 let mut frames = vec![json(&WatchMsg::Resumed { epoch: st.epoch.clone(), from_ev: ev + 1 })];
                 frames.extend(st.ring.iter().filter(|e| e.ev > ev).map(|e| e.msg.clone()));
-                return Subscription { frames, rx };
+                return frames;
             }
         }
-        let frames = self.snapshot(&mut st, resume.is_some());
-        Subscription { frames, rx }
+        self.snapshot(st, resume.is_some())
     }
 
-    /// A fresh snapshot for a watcher that fell behind.
-    pub fn resync(&self) -> Subscription {
+    /// A fresh snapshot (what a mirror starts from).
+    pub fn snapshot_now(&self) -> Vec<Frame> {
         let mut st = self.lock();
-        let rx = self.tx.subscribe();
-        Subscription { frames: self.snapshot(&mut st, true), rx }
+        self.snapshot(&mut st, true)
     }
 
     fn snapshot(&self, st: &mut State, resync: bool) -> Vec<Frame> {
@@ -742,12 +762,12 @@ impl Session {
     pub fn watchers(&self) -> usize {
         let remote = self.remote_watchers.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = remote.values().filter(|(_, at)| at.elapsed() < REMOTE_WATCHERS_FRESH).map(|(n, _)| n);
-        self.tx.receiver_count() + fresh.sum::<usize>()
+        self.outlets.len() + fresh.sum::<usize>()
     }
 
     /// Watchers on this node only.
     pub fn local_watchers(&self) -> usize {
-        self.tx.receiver_count()
+        self.outlets.len()
     }
 
     /// Another node's count of watchers of this alert.
@@ -771,7 +791,6 @@ impl Session {
     /// watchers get the same events with the same numbers as the owner's, fed by [`Session::apply`].
     pub fn mirror(alert_id: &str, frames: &[Frame], fence: i64) -> Result<Self, BadSnapshot> {
         let st = mirror_state(frames, fence)?;
-        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
         let status = st.info.status;
         let deliveries = st.deliveries.clone();
         Ok(Self {
@@ -783,7 +802,7 @@ impl Session {
             remote_watchers: Mutex::default(),
             dead: Default::default(),
             state: Mutex::new(st),
-            tx,
+            outlets: Outlets::default(),
             acks: watch::channel(Acks::default()).0,
             status: watch::channel(status).0,
             owner: watch::channel(0).0,
@@ -839,7 +858,7 @@ impl Session {
                 Frame::Text(_) => None,
             };
             let at = now.checked_sub(*age).unwrap_or(now);
-            older.push_back(Arc::new(LiveEvent { ev: p.ev, msg: p.frame.clone(), call: None, at, audio }));
+            older.push_back(Arc::new(LiveEvent { ev: p.ev, msg: p.frame.clone(), at, audio }));
         }
         let newer: Vec<Arc<LiveEvent>> = st.ring.drain(..).filter(|e| e.ev > upto).collect();
         older.extend(newer);
@@ -865,14 +884,7 @@ impl Session {
 
     /// Tells this node's watchers of a mirror what to do (see [`Call`]).
     pub fn call(&self, call: Call) {
-        let marker = LiveEvent {
-            ev: 0,
-            msg: Frame::Text(Bytes::new()),
-            call: Some(call),
-            at: Instant::now(),
-            audio: None,
-        };
-        let _ = self.tx.send(Arc::new(marker));
+        self.outlets.call(call);
     }
 
     /// Applies one event of the owner's to a mirror. Events arrive in the owner's order; one
@@ -923,7 +935,7 @@ impl Session {
                 }
             }
         }
-        publish(&mut st, &self.tx, p.frame.clone(), audio, Instant::now());
+        publish(&mut st, &self.outlets, p.frame.clone(), audio, Instant::now());
         Applied::Done
     }
 }
@@ -987,7 +999,7 @@ fn mirror_state(frames: &[Frame], fence: i64) -> Result<State, BadSnapshot> {
                 let r = AudioRef { part: h.part, sync: h.flags & FLAG_SYNC != 0, unit: live.next_unit };
                 live.next_unit += 1;
                 // Seeds the late-join window; numbered at or below the snapshot (never replayed).
-                let e = LiveEvent { ev: h.ev.min(ev), msg: f.clone(), call: None, at: now, audio: Some(r) };
+                let e = LiveEvent { ev: h.ev.min(ev), msg: f.clone(), at: now, audio: Some(r) };
                 st.ring_bytes += e.msg.len();
                 st.ring.push_back(Arc::new(e));
             }
@@ -1017,24 +1029,17 @@ fn summary_of(st: &State) -> AlertSummary {
 
 /// Numbers an event, keeps it in the replay ring and sends it to this node's watchers; returns
 /// its number.
-fn publish(
-    st: &mut State,
-    tx: &broadcast::Sender<Arc<LiveEvent>>,
-    msg: Frame,
-    audio: Option<AudioRef>,
-    at: Instant,
-) -> u64 {
+fn publish(st: &mut State, outlets: &Outlets, msg: Frame, audio: Option<AudioRef>, at: Instant) -> u64 {
     st.ev += 1;
     let size = msg.len();
-    let e = Arc::new(LiveEvent { ev: st.ev, msg, call: None, at, audio });
+    let e = Arc::new(LiveEvent { ev: st.ev, msg, at, audio });
     st.ring.push_back(e.clone());
     st.ring_bytes += size;
     while st.ring.len() > RING_MAX_EVENTS || st.ring_bytes > RING_MAX_BYTES {
         let Some(old) = st.ring.pop_front() else { break };
         st.ring_bytes -= old.msg.len();
     }
-    // No receivers is fine: nobody is watching yet.
-    let _ = tx.send(e);
+    outlets.send(&e.msg);
     st.ev
 }
 
@@ -1058,7 +1063,7 @@ fn push_unit(
             let h = WatchHeader { kind: KIND_UNIT, flags, part: a.part, ev: st.ev };
             let msg = Frame::Binary(Bytes::from(h.frame(&u.bytes)));
             st.ring_bytes += msg.len();
-            st.ring.push_back(Arc::new(LiveEvent { ev: st.ev, msg, call: None, at, audio: Some(r) }));
+            st.ring.push_back(Arc::new(LiveEvent { ev: st.ev, msg, at, audio: Some(r) }));
             while st.ring.len() > RING_MAX_EVENTS || st.ring_bytes > RING_MAX_BYTES {
                 let Some(old) = st.ring.pop_front() else { break };
                 st.ring_bytes -= old.msg.len();
@@ -1085,6 +1090,7 @@ fn json<T: serde::Serialize>(m: &T) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::fanout::tests::FakeWire;
     use crate::live::{Outbound, Published};
 
     fn fix(seq: u64, t: i64) -> Fix {
@@ -1162,7 +1168,7 @@ mod tests {
             let part = RestoredPart { part: 0, mime: mime.into(), len: bytes.len() as u64, head, tail };
             seed.audio_part = Some(part);
             let s = Session::new(seed, broadcast::channel(4).0, None);
-            let frames = s.subscribe(None).frames;
+            let frames = s.subscribe(None);
             let Frame::Text(t) = &frames[0] else { panic!() };
             let snap: WatchMsg = serde_json::from_slice(t).unwrap();
             let WatchMsg::Snapshot { audio: Some(a), .. } = snap else {
@@ -1194,15 +1200,15 @@ mod tests {
     /// A mirror built from an owner's snapshot applies its events with the same numbers and
     /// bytes, drops an older owner's, calls anything out of sequence a gap, and resumes watchers
     /// only from its snapshot on.
-    #[test]
-    fn a_mirror_follows_its_owner() {
+    #[tokio::test]
+    async fn a_mirror_follows_its_owner() {
         let (out, mut published) = tokio::sync::mpsc::channel(64);
         let mut seed = session_seed();
         seed.owned = Some(Owned { fence: 2, after: Some(("ep".into(), 40)), shown: None, heard: None });
         let owner = Session::new(seed, broadcast::channel(4).0, Some(out));
         assert_eq!(owner.position(), ("ep".into(), 40), "a new owner continues its predecessor's numbering");
         owner.fixes_stored(&[fix(1, 1)]);
-        let mirror = Session::mirror("a", &owner.resync().frames, 2).unwrap();
+        let mirror = Arc::new(Session::mirror("a", &owner.snapshot_now(), 2).unwrap());
         let mut events = Vec::new();
         while let Ok(Outbound::Event(p)) = published.try_recv() {
             events.push(p);
@@ -1217,25 +1223,28 @@ mod tests {
         let Ok(Outbound::Event(p3)) = published.try_recv() else { panic!("claim") };
         let Ok(Outbound::Console(_)) = published.try_recv() else { panic!("console update") };
         assert_eq!((p2.ev, p3.ev), (42, 43));
-        let mut rx = mirror.subscribe(None).rx;
+        let wire = FakeWire::with_room(1 << 20);
+        let watch = mirror.watch(None, wire.clone());
+        watch.outlet.drain().await.unwrap();
+        let snapshot_bytes = wire.taken().len();
         assert_eq!(mirror.apply(&p3), Applied::Gap, "43 before 42");
         assert_eq!(mirror.apply(&p2), Applied::Done);
         assert_eq!(mirror.apply(&p3), Applied::Done);
-        assert_eq!(rx.try_recv().unwrap().msg, p2.frame, "watchers get the owner's bytes");
+        let sent = [encode(&p2.frame), encode(&p3.frame)].concat();
+        assert_eq!(wire.taken()[snapshot_bytes..], sent[..], "watchers get the owner's bytes");
+        assert_eq!(mirror.local_watchers(), 1);
         assert_eq!(mirror.info().claimed_by.as_deref(), Some("Rita"));
         let old = Published { fence: 1, ev: 44, ..p3.clone() };
         assert_eq!(mirror.apply(&old), Applied::Stale, "a replaced owner is not heard");
         let r = mirror.subscribe(Some(("ep", 41)));
-        assert_eq!(r.frames.len(), 3, "resumed + events 42 and 43");
+        assert_eq!(r.len(), 3, "resumed + events 42 and 43");
         let r = mirror.subscribe(Some(("ep", 39)));
-        let Frame::Text(t) = &r.frames[0] else { panic!() };
+        let Frame::Text(t) = &r[0] else { panic!() };
         assert!(std::str::from_utf8(t).unwrap().contains("\"resync\":true"), "before the mirror's snapshot");
-        mirror.reset(&owner.resync().frames, 2).unwrap();
-        assert!(rx.try_recv().is_ok_and(|e| e.ev == 43));
-        assert!(
-            rx.try_recv().is_ok_and(|e| e.call == Some(Call::Resync)),
-            "watchers are told to take a new snapshot"
-        );
+        mirror.reset(&owner.snapshot_now(), 2).unwrap();
+        assert_eq!(watch.outlet.due().call, Some(Call::Resync), "watchers are told to take a new snapshot");
+        drop(watch);
+        assert_eq!(mirror.local_watchers(), 0);
     }
 
     /// A new owner publishes the stored fixes its predecessor committed but never published
@@ -1317,13 +1326,12 @@ mod tests {
     #[test]
     fn resume_replays_or_resyncs() {
         let s = session();
-        let sub = s.subscribe(None);
-        assert_eq!(sub.frames.len(), 1);
+        assert_eq!(s.subscribe(None).len(), 1);
         s.fixes_stored(&[fix(1, 1), fix(2, 2)]);
         let r = s.subscribe(Some((&s.epoch(), 1)));
-        assert_eq!(r.frames.len(), 2, "resumed + event 2");
+        assert_eq!(r.len(), 2, "resumed + event 2");
         let r = s.subscribe(Some(("other-epoch", 1)));
-        let Frame::Text(t) = &r.frames[0] else { panic!() };
+        let Frame::Text(t) = &r[0] else { panic!() };
         assert!(std::str::from_utf8(t).unwrap().contains("\"resync\":true"));
     }
 }

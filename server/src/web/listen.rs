@@ -16,11 +16,13 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use dashmap::DashMap;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::sms::guard::ip_key;
@@ -70,10 +72,29 @@ impl Drop for Slot {
     }
 }
 
-/// A TCP stream that holds its connection's [`Slot`].
-struct Counted {
+/// A TCP stream that holds its connection's [`Slot`]. A watcher's socket keeps it after the
+/// upgrade (see `web::upgrade`), shared by its task and the publisher.
+pub struct Counted {
     tcp: TcpStream,
     _slot: Slot,
+}
+
+impl Counted {
+    /// The stream.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+}
+
+/// The publisher writes watchers' frames straight to the stream (`live::fanout`).
+impl crate::live::fanout::Wire for Counted {
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.tcp.try_write_vectored(bufs)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tcp.poll_write_ready(cx)
+    }
 }
 
 impl AsyncRead for Counted {
@@ -144,9 +165,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let counts = Arc::new(Counts::default());
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // HTTP/1 only, served by hyper itself: an upgraded connection then hands back our own
+    // stream type (hyper-util's auto builder wraps it in a private one), which is what lets the
+    // publisher write to watchers' sockets directly.
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    let (connections, stopping) = (TaskTracker::new(), CancellationToken::new());
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -177,9 +201,8 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             app.clone().oneshot(req)
         });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        let (builder, stopping) = (builder.clone(), stopping.clone());
+        connections.spawn(async move {
             // hyper's head deadline starts only once the protocol is known: a client that
             // sends nothing (or creeps through the HTTP/2 preface) must not hold a connection.
             match tokio::time::timeout(deadline, speaks_http1(&tcp)).await {
@@ -187,17 +210,31 @@ pub async fn serve(
                 Ok(Err(e)) => return tracing::debug!(error = %e, "connection closed before a request"),
                 Err(_) => return tracing::debug!("connection closed: no request within the deadline"),
             }
-            let conn = builder.serve_connection_with_upgrades(
-                TokioIo::new(Counted { tcp, _slot: slot }),
-                TowerToHyperService::new(service),
-            );
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            let conn = builder
+                .serve_connection(
+                    TokioIo::new(Counted { tcp, _slot: slot }),
+                    TowerToHyperService::new(service),
+                )
+                .with_upgrades();
+            tokio::pin!(conn);
+            // A stop lets the request in flight finish and ends keep-alive; an upgraded
+            // connection has left hyper already (its socket closes on its own).
+            let ended = tokio::select! {
+                r = conn.as_mut() => r,
+                () = stopping.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    stopping.cancel();
+    connections.close();
+    if tokio::time::timeout(DRAIN, connections.wait()).await.is_err() {
         tracing::warn!("requests still running after {DRAIN:?}; stopping anyway");
     }
     Ok(())

@@ -10,6 +10,7 @@ mod rest;
 mod socket;
 pub(crate) mod state;
 pub(crate) mod throttle;
+mod upgrade;
 mod watch;
 
 use rest::{

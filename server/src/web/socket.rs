@@ -45,12 +45,12 @@ pub mod close {
 
 /// Read buffer of phone sockets: they send audio chunks of a few KiB.
 const PHONE_READ_BUFFER: usize = 4 * 1024;
-/// Read buffer of watcher and console sockets: they only send pongs and short commands, and
+/// Read buffer of console sockets: they only send pongs and short commands, and
 /// there can be thousands of them idle.
 const VIEWER_READ_BUFFER: usize = 512;
 
 /// Frames queued for one viewer are written with one system call up to this many bytes: a
-/// watcher behind by a few events gets them in one `send`, not one each (a flush still follows
+/// console behind by a few updates gets them in one `send`, not one each (a flush still follows
 /// every batch, so nothing waits for the buffer to fill).
 const VIEWER_WRITE_BATCH: usize = 16 * 1024;
 
@@ -85,7 +85,7 @@ impl FromRequestParts<AppState> for Prologue {
 pub enum Peer {
     /// A phone streaming audio.
     Phone,
-    /// A watcher or a responder's console.
+    /// A responder's console (watchers have sockets of their own: `upgrade.rs`).
     Viewer,
 }
 

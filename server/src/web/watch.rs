@@ -5,30 +5,27 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use alertme_protocol::AlertStatus;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use bytes::Bytes;
-use futures_util::SinkExt;
 use tokio::sync::broadcast;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
 
 use crate::domain::accounts;
 use crate::domain::alerts;
 use crate::domain::evidence::custody;
 use crate::error::{Error, Result};
-use crate::live::{Call, Revoked, Session};
+use crate::live::fanout::{encode_as, Outlet};
+use crate::live::{Call, Revoked, Session, Watch};
 use crate::web::extract::{watch_link, ClientIp};
 use crate::web::socket::{self, close};
 use crate::web::state::AppState;
+use crate::web::upgrade::{self, Conn, In, Upgrade};
 
 /// Resyncs allowed before a watcher that keeps falling behind is closed with 4410.
 const MAX_RESYNCS: u32 = 3;
-/// Most queued events written together in one batch.
-const MAX_BATCH: usize = 64;
 /// Client messages per heartbeat interval beyond which a watcher is closed (they only need pongs).
 const MAX_CLIENT_MSGS_PER_BEAT: u32 = 50;
 
@@ -40,7 +37,7 @@ async fn upgrade(
     State(state): State<AppState>,
     pro: socket::Prologue,
     ClientIp(ip): ClientIp,
-    ws: WebSocketUpgrade,
+    up: Upgrade,
 ) -> Result<Response> {
     let query = &pro.query;
     let (row, viewer, who) = watched_alert(&state, &pro.token, query).await?;
@@ -53,13 +50,13 @@ async fn upgrade(
     let span = tracing::info_span!("watch", alert = %session.alert_id);
     let (st, revocations) = (state.clone(), pro.revocations);
     let mark = custody::addr_hash(&state.secret, ip);
-    Ok(socket::accept(&state, ws, socket::Peer::Viewer, span, move |socket| {
+    Ok(up.accept(&state, span, move |conn| {
         let watching = custody::Watching::opened(&st.db, &session.alert_id, who, mark);
         // Only what the socket uses, not the whole state: it is kept for the socket's life.
         let held = Held { db: st.db.clone(), stop: st.stop.clone(), settings: st.settings.clone() };
         async move {
             let _watching = watching;
-            run(held, session, resume, viewer, revocations, socket).await
+            run(held, session, resume, viewer, revocations, conn).await
         }
     }))
 }
@@ -114,23 +111,27 @@ async fn run(
     resume: Option<(String, u64)>,
     viewer: Revoked,
     mut revocations: broadcast::Receiver<Revoked>,
-    mut socket: WebSocket,
+    mut conn: Conn,
 ) {
     let s = state.settings.clone();
     let _open = crate::telemetry::OpenSocket::open("watch");
     let mut status = session.status();
-    let mut sub = session.subscribe(resume.as_ref().map(|(e, v)| (e.as_str(), *v)));
+    // From here on the publisher writes every event to this socket itself; this task writes only
+    // what the socket could not take at once, and reads what the watcher sends.
+    let watch = session.watch(resume.as_ref().map(|(e, v)| (e.as_str(), *v)), conn.wire());
+    let out = &watch.outlet;
     // The rare awaits (closing, the revocation check's query) are boxed when they happen:
     // inline, their futures would size the state every idle watcher keeps (benchmarks.md).
     if session.is_dead() {
         // A cluster mirror whose feed ended just now: elsewhere, or anew, it is live.
-        return Box::pin(socket::close_with(socket, close::RESTART, "reconnect and resume")).await;
+        out.restart([]);
+        return Box::pin(leave(watch, conn, close::RESTART, "reconnect and resume")).await;
     }
-    if !send_all(&mut socket, sub.frames.drain(..).map(Message::from), &s).await {
+    if !drain(out, &s).await {
         return;
     }
     if *status.borrow_and_update() != AlertStatus::Active {
-        return Box::pin(socket::close_with(socket, close::NORMAL, "alert ended")).await;
+        return Box::pin(leave(watch, conn, close::NORMAL, "alert ended")).await;
     }
     // Pings often enough that a watcher that stops reading (its kernel buffer filling with our
     // frames) is found within `watcher_stall`: a ping at most a third of it after the stall
@@ -140,67 +141,38 @@ async fn run(
     heartbeat.tick().await;
     let mut last_recv = Instant::now();
     let mut unanswered: Option<Instant> = None;
-    // Created once: a new wait per wake-up would register and drop a waiter every frame.
+    // Created once: a new wait per wake-up would register and drop a waiter every time.
     let stop = state.stop.clone();
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     let mut resyncs = 0;
     let mut msgs_this_beat = 0;
+    let mut heard = Vec::new();
     let end = loop {
         tokio::select! {
-            // Events first: when one is ready (the common wake-up) the other branches are not
-            // polled at all, which saves re-arming three wakers per frame. The others are
-            // polled whenever the queue is empty, which a phone's bounded rate guarantees often.
             biased;
-            e = sub.rx.recv() => {
-                // What the session asks after the events: its own call (a cluster mirror that
-                // started over or lost its feed), or a resync because this watcher lagged.
-                let mut call = None;
-                let mut lagged = None;
-                match e {
-                    Ok(e) if e.call.is_some() => call = e.call,
-                    Ok(e) => {
-                        // Whatever else is already queued goes out in the same write.
-                        let mut batch = vec![Message::from(e.msg.clone())];
-                        while batch.len() < MAX_BATCH {
-                            match sub.rx.try_recv() {
-                                Ok(e) if e.call.is_some() => {
-                                    call = e.call;
-                                    break;
-                                }
-                                Ok(e) => batch.push(e.msg.clone().into()),
-                                Err(TryRecvError::Lagged(n)) => {
-                                    lagged = Some(n);
-                                    break;
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                        if !send_all(&mut socket, batch, &s).await {
-                            break Some((close::TOO_SLOW, "not reading; reconnect"));
-                        }
-                    }
-                    Err(RecvError::Lagged(n)) => lagged = Some(n),
-                    Err(RecvError::Closed) => break Some((close::NORMAL, "alert ended")),
+            // The publisher wakes this task only when the socket could not take a frame, the
+            // watcher fell behind, or its mirror calls.
+            () = out.woken() => {
+                let due = out.due();
+                if due.broken {
+                    break None;
                 }
-                if call == Some(Call::Reconnect) {
+                if due.call == Some(Call::Reconnect) || session.is_dead() {
                     break Some((close::RESTART, "this server lost the alert's live feed; reconnect and resume"));
                 }
-                if let Some(n) = lagged {
+                if due.lagged {
                     resyncs += 1;
-                    tracing::debug!(missed = n, resyncs, "watcher lagged; resyncing");
+                    tracing::debug!(resyncs, "watcher lagged; resyncing");
                     if resyncs > MAX_RESYNCS {
                         break Some((close::TOO_SLOW, "cannot keep up; reconnect"));
                     }
                 }
-                if session.is_dead() {
-                    break Some((close::RESTART, "this server lost the alert's live feed; reconnect and resume"));
+                if due.lagged || due.call == Some(Call::Resync) {
+                    watch.resync();
                 }
-                if lagged.is_some() || call == Some(Call::Resync) {
-                    sub = session.resync();
-                    if !send_all(&mut socket, sub.frames.drain(..).map(Message::from), &s).await {
-                        break None;
-                    }
+                if !drain(out, &s).await {
+                    break Some((close::TOO_SLOW, "not reading; reconnect"));
                 }
             }
             () = &mut stopped => break Some((close::RESTART, "server restarting; reconnect and resume")),
@@ -211,27 +183,46 @@ async fn run(
             }
             Ok(()) = status.changed() => {
                 if *status.borrow_and_update() != AlertStatus::Active {
-                    // Deliver what was published up to the end (the final status included), then close.
-                    while let Ok(e) = sub.rx.try_recv() {
-                        if !send_all(&mut socket, [Message::from(e.msg.clone())], &s).await {
-                            return;
-                        }
+                    // Everything published up to the end (the final status included) is written
+                    // or queued: deliver it, then close.
+                    if !drain(out, &s).await {
+                        return;
                     }
                     break Some((close::NORMAL, "alert ended"));
                 }
             }
-            m = socket.recv() => match m {
-                None | Some(Ok(Message::Close(_))) => break None,
-                Some(Err(e)) => break socket::close_for(e),
-                Some(Ok(_)) => {
+            r = conn.readable() => {
+                if r.is_err() {
+                    break None;
+                }
+                let open = match conn.read(&mut heard) {
+                    Ok(open) => open,
+                    Err(upgrade::Refused(code, why)) => break Some((code, why)),
+                };
+                let mut closing = None;
+                for m in heard.drain(..) {
+                    match m {
+                        In::Close(code) => closing = Some((upgrade::echo(code), "")),
+                        In::Ping(p) => out.push(encode_as(OpCode::Control(Control::Pong), &p)),
+                        In::Pong | In::Message => {}
+                    }
                     last_recv = Instant::now();
                     unanswered = None;
                     msgs_this_beat += 1;
-                    if msgs_this_beat > MAX_CLIENT_MSGS_PER_BEAT {
-                        break Some((close::POLICY, "too many messages"));
-                    }
                 }
-            },
+                if closing.is_some() {
+                    break closing;
+                }
+                if msgs_this_beat > MAX_CLIENT_MSGS_PER_BEAT {
+                    break Some((close::POLICY, "too many messages"));
+                }
+                if !open {
+                    break None;
+                }
+                if !drain(out, &s).await {
+                    break Some((close::TOO_SLOW, "not reading; reconnect"));
+                }
+            }
             _ = heartbeat.tick() => {
                 msgs_this_beat = 0;
                 if unanswered.is_some_and(|t| t.elapsed() >= s.watcher_stall * 2 / 3)
@@ -240,7 +231,8 @@ async fn run(
                     // Not reading: cut it (it can resume) before the kernel queues more for it.
                     break Some((close::TOO_SLOW, "not reading; reconnect"));
                 }
-                if !send_all(&mut socket, [Message::Ping(Bytes::new())], &s).await {
+                out.push(encode_as(OpCode::Control(Control::Ping), &[]));
+                if !drain(out, &s).await {
                     break Some((close::TOO_SLOW, "not reading; reconnect"));
                 }
                 unanswered.get_or_insert_with(Instant::now);
@@ -248,25 +240,24 @@ async fn run(
         }
     };
     if let Some((code, why)) = end {
-        Box::pin(socket::close_with(socket, code, why)).await;
+        Box::pin(leave(watch, conn, code, why)).await;
     }
 }
 
-/// Sends frames as one batch (written together, then flushed) within the send timeout; false
-/// when the watcher is gone or too slow.
-async fn send_all(
-    socket: &mut WebSocket,
-    frames: impl IntoIterator<Item = Message>,
-    s: &crate::domain::Settings,
-) -> bool {
-    let write = async {
-        let mut n = 0u64;
-        for f in frames {
-            socket.feed(f).await?;
-            n += 1;
+/// Stops publishing to the watcher (it no longer counts as one), then closes its socket.
+async fn leave(watch: Watch, conn: Conn, code: u16, why: &str) {
+    let outlet = watch.outlet.clone();
+    drop(watch);
+    conn.close(&outlet, code, why).await;
+}
+
+/// Writes what waits for the watcher within the send timeout; false when it is gone or too slow.
+async fn drain(out: &Outlet, s: &crate::domain::Settings) -> bool {
+    match tokio::time::timeout(s.send_timeout, out.drain()).await {
+        Ok(Ok(n)) => {
+            crate::telemetry::frames_relayed().increment(n);
+            true
         }
-        crate::telemetry::frames_relayed().increment(n);
-        socket.flush().await
-    };
-    matches!(tokio::time::timeout(s.send_timeout, write).await, Ok(Ok(())))
+        _ => false,
+    }
 }

@@ -1,0 +1,382 @@
+//! Watchers' sockets written straight from the publisher: each event is framed once for all of
+//! them, and a watcher's task is woken only when its socket could not take a frame at once.
+//!
+//! Server-to-client WebSocket frames are not masked, so the bytes of one frame are the same for
+//! every watcher. The publisher tries a non-blocking write to each watcher's socket; what the
+//! socket does not take waits in that watcher's [`Outlet`], and its task writes it once the
+//! socket drains. A watcher behind by more than its budget is marked lagging (its task resyncs it
+//! from a snapshot) instead of being queued for without limit.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+
+use super::{Call, Frame};
+
+/// Frames waiting for one watcher beyond which it counts as lagging and is resynced (never
+/// silently skipped): ~50 s of a phone's fixes and audio.
+pub const MAX_QUEUED_FRAMES: usize = 256;
+/// ... and bytes.
+pub const MAX_QUEUED_BYTES: usize = 1024 * 1024;
+/// Most frames handed to one vectored write.
+const MAX_SLICES: usize = 64;
+
+/// The socket an outlet writes to: a TCP stream (a fake in tests). Only the outlet writes to it.
+pub trait Wire: Send + Sync + 'static {
+    /// Writes what the socket takes now without waiting, or fails with `WouldBlock`.
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Ready once the socket may take more after a `WouldBlock`.
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// A message as it goes on the wire, header and payload in one buffer.
+pub fn encode(frame: &Frame) -> Bytes {
+    match frame {
+        Frame::Text(b) => encode_as(OpCode::Data(Data::Text), b),
+        Frame::Binary(b) => encode_as(OpCode::Data(Data::Binary), b),
+    }
+}
+
+/// One final, unmasked frame of `opcode` (a server's frame).
+pub fn encode_as(opcode: OpCode, payload: &[u8]) -> Bytes {
+    let header = FrameHeader { opcode, ..FrameHeader::default() };
+    let len = payload.len() as u64;
+    let mut out = Vec::with_capacity(header.len(len) + payload.len());
+    header.format(len, &mut out).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(payload);
+    Bytes::from(out)
+}
+
+/// What waits for one watcher, and what its task is asked to do.
+#[derive(Default)]
+struct Backlog {
+    /// Frames not yet written, oldest first; the front one may be partly written already.
+    queue: VecDeque<Bytes>,
+    bytes: usize,
+    /// The front frame is partly written: it must be finished before anything else goes out.
+    started: bool,
+    /// Frames were refused for the budget: the watcher needs a fresh snapshot.
+    lagged: bool,
+    /// A mirror's call to its watchers.
+    call: Option<Call>,
+    /// The socket failed: nothing more is written.
+    broken: bool,
+}
+
+impl Backlog {
+    fn push(&mut self, frame: Bytes) {
+        self.bytes += frame.len();
+        self.queue.push_back(frame);
+    }
+
+    /// Forgets the first `n` bytes (written); returns how many whole frames that completed.
+    fn advance(&mut self, mut n: usize) -> u64 {
+        self.bytes -= n;
+        let mut done = 0;
+        while n > 0 {
+            let front = self.queue.front_mut().expect("never more written than queued");
+            if n < front.len() {
+                *front = front.slice(n..);
+                self.started = true;
+                return done;
+            }
+            n -= front.len();
+            self.queue.pop_front();
+            self.started = false;
+            done += 1;
+        }
+        done
+    }
+}
+
+/// One watcher's way out: its socket and what waits for it.
+pub struct Outlet {
+    wire: Arc<dyn Wire>,
+    backlog: Mutex<Backlog>,
+    wake: Notify,
+}
+
+/// What a watcher's task found when it was woken.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// It fell behind by more than its budget: resync it.
+    pub lagged: bool,
+    /// Its mirror's call.
+    pub call: Option<Call>,
+    /// Its socket failed.
+    pub broken: bool,
+}
+
+impl Outlet {
+    /// An outlet on `wire` with `first` waiting (the snapshot its task writes first).
+    pub fn new(wire: Arc<dyn Wire>, first: impl IntoIterator<Item = Bytes>) -> Arc<Self> {
+        let mut backlog = Backlog::default();
+        for f in first {
+            backlog.push(f);
+        }
+        Arc::new(Self { wire, backlog: Mutex::new(backlog), wake: Notify::new() })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Backlog> {
+        self.backlog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `frame` now if the socket takes it whole (true), else queues it and wakes the
+    /// task, within the budget; beyond it the frame is dropped and the watcher marked lagging.
+    pub fn send(&self, frame: &Bytes) -> bool {
+        let mut b = self.lock();
+        if b.broken || b.lagged {
+            return false;
+        }
+        if b.queue.is_empty() {
+            match self.wire.try_write_vectored(&[IoSlice::new(frame)]) {
+                Ok(n) if n == frame.len() => return true,
+                Ok(n) => {
+                    b.push(frame.slice(n..));
+                    b.started = n > 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => b.push(frame.clone()),
+                Err(_) => b.broken = true,
+            }
+        } else if b.queue.len() >= MAX_QUEUED_FRAMES || b.bytes + frame.len() > MAX_QUEUED_BYTES {
+            b.lagged = true;
+        } else {
+            // The task is already draining (it was woken when the queue began).
+            b.push(frame.clone());
+            return false;
+        }
+        drop(b);
+        self.wake.notify_one();
+        false
+    }
+
+    /// Queues a frame of the task's own (a ping, a pong, a close) whatever the budget: the task
+    /// writes it with [`Outlet::drain`].
+    pub fn push(&self, frame: Bytes) {
+        self.lock().push(frame);
+    }
+
+    /// Tells the task of its mirror's call.
+    pub fn call(&self, call: Call) {
+        self.lock().call = Some(call);
+        self.wake.notify_one();
+    }
+
+    /// Resolves when the outlet has something for its task.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// What the task must do, as flagged since it last looked (flags are cleared).
+    pub fn due(&self) -> Due {
+        let mut b = self.lock();
+        Due { lagged: std::mem::take(&mut b.lagged), call: b.call.take(), broken: b.broken }
+    }
+
+    /// Starts the watcher over with `frames` (a snapshot): what waited for it is dropped, but for
+    /// a frame already partly written, which is finished first.
+    pub fn restart(&self, frames: impl IntoIterator<Item = Bytes>) {
+        let mut b = self.lock();
+        let keep = if b.started { b.queue.pop_front() } else { None };
+        b.queue.clear();
+        b.bytes = 0;
+        b.lagged = false;
+        if let Some(f) = keep {
+            b.push(f);
+        }
+        for f in frames {
+            b.push(f);
+        }
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Writes everything waiting, waiting for the socket as needed; returns the frames written.
+    /// The caller bounds the time it may take.
+    pub async fn drain(&self) -> io::Result<u64> {
+        let mut written = 0;
+        loop {
+            {
+                let mut b = self.lock();
+                if b.broken {
+                    return Err(io::ErrorKind::BrokenPipe.into());
+                }
+                if b.queue.is_empty() {
+                    return Ok(written);
+                }
+                let slices: Vec<IoSlice<'_>> =
+                    b.queue.iter().take(MAX_SLICES).map(|f| IoSlice::new(f)).collect();
+                match self.wire.try_write_vectored(&slices) {
+                    Ok(0) => {
+                        b.broken = true;
+                        return Err(io::ErrorKind::WriteZero.into());
+                    }
+                    Ok(n) => {
+                        drop(slices);
+                        written += b.advance(n);
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        b.broken = true;
+                        return Err(e);
+                    }
+                }
+            }
+            std::future::poll_fn(|cx| self.wire.poll_write_ready(cx)).await?;
+        }
+    }
+}
+
+/// The watchers of one session on this node.
+#[derive(Default)]
+pub struct Outlets(Mutex<Vec<Arc<Outlet>>>);
+
+impl Outlets {
+    fn lock(&self) -> MutexGuard<'_, Vec<Arc<Outlet>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `frame` to every watcher (framed once); returns how many took it at once.
+    pub fn send(&self, frame: &Frame) -> u64 {
+        let list = self.lock();
+        if list.is_empty() {
+            return 0;
+        }
+        let bytes = encode(frame);
+        let sent = list.iter().map(|o| u64::from(o.send(&bytes))).sum();
+        crate::telemetry::frames_relayed().increment(sent);
+        sent
+    }
+
+    /// Tells every watcher of a mirror's call.
+    pub fn call(&self, call: Call) {
+        for o in self.lock().iter() {
+            o.call(call);
+        }
+    }
+
+    /// Adds a watcher.
+    pub fn add(&self, outlet: Arc<Outlet>) {
+        self.lock().push(outlet);
+    }
+
+    /// Removes a watcher.
+    pub fn remove(&self, outlet: &Arc<Outlet>) {
+        self.lock().retain(|o| !Arc::ptr_eq(o, outlet));
+    }
+
+    /// How many watch.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when nobody watches.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A socket that takes `room` bytes, then would block until given more room.
+    #[derive(Default)]
+    pub(crate) struct FakeWire {
+        pub(crate) taken: Mutex<Vec<u8>>,
+        pub(crate) room: Mutex<usize>,
+    }
+
+    impl FakeWire {
+        pub(crate) fn with_room(room: usize) -> Arc<Self> {
+            Arc::new(Self { taken: Mutex::default(), room: Mutex::new(room) })
+        }
+
+        pub(crate) fn taken(&self) -> Vec<u8> {
+            self.taken.lock().unwrap().clone()
+        }
+    }
+
+    impl Wire for FakeWire {
+        fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut room = self.room.lock().unwrap();
+            if *room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            let mut taken = self.taken.lock().unwrap();
+            for b in bufs {
+                let k = b.len().min(*room);
+                taken.extend_from_slice(&b[..k]);
+                *room -= k;
+                n += k;
+                if *room == 0 {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+
+        fn poll_write_ready(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            if *self.room.lock().unwrap() > 0 {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    #[test]
+    fn frames_are_encoded_as_rfc6455_server_frames() {
+        let small = encode(&Frame::Text(Bytes::from_static(b"hi")));
+        assert_eq!(&small[..], &[0x81, 2, b'h', b'i']);
+        let mid = encode(&Frame::Binary(Bytes::from(vec![7u8; 300])));
+        assert_eq!(&mid[..4], &[0x82, 126, 1, 44]);
+        assert_eq!(mid.len(), 304);
+        let big = encode(&Frame::Binary(Bytes::from(vec![7u8; 70_000])));
+        assert_eq!(&big[..2], &[0x82, 127]);
+        assert_eq!(u64::from_be_bytes(big[2..10].try_into().unwrap()), 70_000);
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_queues_in_order_and_the_task_finishes_partial_frames() {
+        let wire = FakeWire::with_room(5);
+        let outlet = Outlet::new(wire.clone(), []);
+        let (a, b) = (Bytes::from_static(b"aaaa"), Bytes::from_static(b"bbbb"));
+        assert!(outlet.send(&a), "room for the first: written at once");
+        assert!(!outlet.send(&b), "one byte of the second fits");
+        assert!(!outlet.send(&a), "queued behind it");
+        assert_eq!(outlet.queued_bytes(), 7);
+        // A snapshot now keeps the partly written frame whole, then replaces the rest.
+        outlet.restart([Bytes::from_static(b"S")]);
+        *wire.room.lock().unwrap() = 100;
+        assert_eq!(outlet.drain().await.unwrap(), 2);
+        assert_eq!(wire.taken(), b"aaaabbbbS");
+    }
+
+    #[test]
+    fn a_watcher_over_budget_is_marked_lagging_not_queued_for() {
+        let outlet = Outlet::new(FakeWire::with_room(0), []);
+        let f = Bytes::from(vec![0u8; 1000]);
+        for _ in 0..MAX_QUEUED_FRAMES {
+            outlet.send(&f);
+        }
+        assert_eq!(outlet.queued_bytes(), MAX_QUEUED_FRAMES * 1000);
+        outlet.send(&f);
+        assert_eq!(outlet.queued_bytes(), MAX_QUEUED_FRAMES * 1000, "not queued");
+        assert_eq!(outlet.due(), Due { lagged: true, call: None, broken: false });
+        outlet.restart([]);
+        assert_eq!(outlet.queued_bytes(), 0);
+        assert_eq!(outlet.due(), Due::default());
+    }
+}
