@@ -211,6 +211,9 @@ impl Outlet {
                     return Err(io::ErrorKind::BrokenPipe.into());
                 }
                 if b.queue.is_empty() {
+                    // Most watchers' queues stay empty (the publisher's writes complete): an
+                    // idle one keeps no buffer.
+                    b.queue = VecDeque::new();
                     return Ok(written);
                 }
                 let slices: Vec<IoSlice<'_>> =

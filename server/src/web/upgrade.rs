@@ -192,7 +192,10 @@ impl Conn {
 
     /// Resolves when there is something to read (or the connection ended).
     pub async fn readable(&self) -> io::Result<()> {
-        self.tcp.tcp().readable().await
+        // The stream's one reader slot, not `readable()`'s list of waiters: the slot still holds
+        // the waker of hyper's connection task, which keeps that finished task's memory (1.5
+        // KB) allocated until the slot is taken over.
+        std::future::poll_fn(|cx| self.tcp.tcp().poll_read_ready(cx)).await
     }
 
     /// Reads what has arrived and adds its whole frames to `out`; false once the peer is gone.

@@ -54,10 +54,9 @@ async fn upgrade(
         let watching = custody::Watching::opened(&st.db, &session.alert_id, who, mark);
         // Only what the socket uses, not the whole state: it is kept for the socket's life.
         let held = Held { db: st.db.clone(), stop: st.stop.clone(), settings: st.settings.clone() };
-        async move {
-            let _watching = watching;
-            run(held, session, resume, viewer, revocations, conn).await
-        }
+        // The socket's task is this future alone: wrapped in another async block, the arguments
+        // would be kept twice (measured: 3,104 bytes instead of 1,616).
+        run(held, session, resume, viewer, revocations, conn, watching)
     }))
 }
 
@@ -112,6 +111,7 @@ async fn run(
     viewer: Revoked,
     mut revocations: broadcast::Receiver<Revoked>,
     mut conn: Conn,
+    _watching: custody::Watching,
 ) {
     let s = state.settings.clone();
     let _open = crate::telemetry::OpenSocket::open("watch");
@@ -137,8 +137,9 @@ async fn run(
     // frames) is found within `watcher_stall`: a ping at most a third of it after the stall
     // began, then two thirds of it without an answer.
     let ping_every = s.heartbeat.min(s.watcher_stall / 3).max(std::time::Duration::from_millis(20));
-    let mut heartbeat = tokio::time::interval(ping_every);
-    heartbeat.tick().await;
+    // A sleep kept in the task's own state (an interval would allocate its timer apart).
+    let heartbeat = tokio::time::sleep(ping_every);
+    tokio::pin!(heartbeat);
     let mut last_recv = Instant::now();
     let mut unanswered: Option<Instant> = None;
     // Created once: a new wait per wake-up would register and drop a waiter every time.
@@ -147,7 +148,6 @@ async fn run(
     tokio::pin!(stopped);
     let mut resyncs = 0;
     let mut msgs_this_beat = 0;
-    let mut heard = Vec::new();
     let end = loop {
         tokio::select! {
             biased;
@@ -195,12 +195,14 @@ async fn run(
                 if r.is_err() {
                     break None;
                 }
+                // Allocated only when frames came, and not kept (an idle watcher keeps no buffer).
+                let mut heard = Vec::new();
                 let open = match conn.read(&mut heard) {
                     Ok(open) => open,
                     Err(upgrade::Refused(code, why)) => break Some((code, why)),
                 };
                 let mut closing = None;
-                for m in heard.drain(..) {
+                for m in heard {
                     match m {
                         In::Close(code) => closing = Some((upgrade::echo(code), "")),
                         In::Ping(p) => out.push(encode_as(OpCode::Control(Control::Pong), &p)),
@@ -223,7 +225,8 @@ async fn run(
                     break Some((close::TOO_SLOW, "not reading; reconnect"));
                 }
             }
-            _ = heartbeat.tick() => {
+            () = &mut heartbeat => {
+                heartbeat.as_mut().reset(tokio::time::Instant::now() + ping_every);
                 msgs_this_beat = 0;
                 if unanswered.is_some_and(|t| t.elapsed() >= s.watcher_stall * 2 / 3)
                     || last_recv.elapsed() > s.heartbeat * 3
