@@ -65,6 +65,9 @@ struct Backlog {
     lagged: bool,
     /// A mirror's call to its watchers.
     call: Option<Call>,
+    /// Nothing more is written until the task starts the watcher over (after a call: events of
+    /// the mirror's new run must not reach the socket before the snapshot they follow).
+    held: bool,
     /// The socket failed: nothing more is written.
     broken: bool,
 }
@@ -131,7 +134,7 @@ impl Outlet {
     /// task, within the budget; beyond it the frame is dropped and the watcher marked lagging.
     pub fn send(&self, frame: &Bytes) -> bool {
         let mut b = self.lock();
-        if b.broken || b.lagged {
+        if b.broken || b.lagged || b.held {
             return false;
         }
         if b.queue.is_empty() {
@@ -162,9 +165,12 @@ impl Outlet {
         self.lock().push(frame);
     }
 
-    /// Tells the task of its mirror's call.
+    /// Tells the task of its mirror's call; nothing more is written until [`Outlet::restart`].
     pub fn call(&self, call: Call) {
-        self.lock().call = Some(call);
+        let mut b = self.lock();
+        b.call = Some(call);
+        b.held = true;
+        drop(b);
         self.wake.notify_one();
     }
 
@@ -187,6 +193,7 @@ impl Outlet {
         b.queue.clear();
         b.bytes = 0;
         b.lagged = false;
+        b.held = false;
         if let Some(f) = keep {
             b.push(f);
         }
@@ -365,6 +372,22 @@ pub(crate) mod tests {
         *wire.room.lock().unwrap() = 100;
         assert_eq!(outlet.drain().await.unwrap(), 2);
         assert_eq!(wire.taken(), b"aaaabbbbS");
+    }
+
+    #[tokio::test]
+    async fn a_call_holds_the_watcher_until_it_starts_over() {
+        let wire = FakeWire::with_room(100);
+        let outlet = Outlet::new(wire.clone(), []);
+        outlet.call(Call::Resync);
+        assert!(!outlet.send(&Bytes::from_static(b"new run")));
+        assert_eq!(outlet.due().call, Some(Call::Resync));
+        assert!(!outlet.send(&Bytes::from_static(b"still")), "held after the task looked too");
+        assert!(wire.taken().is_empty(), "nothing of the new run before its snapshot");
+        outlet.restart([Bytes::from_static(b"S")]);
+        assert!(!outlet.send(&Bytes::from_static(b"e")), "queued behind the snapshot");
+        assert_eq!(outlet.drain().await.unwrap(), 2);
+        assert!(outlet.send(&Bytes::from_static(b"f")), "written at once again");
+        assert_eq!(wire.taken(), b"Sef");
     }
 
     #[test]

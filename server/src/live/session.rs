@@ -818,8 +818,11 @@ impl Session {
         let fresh = mirror_state(frames, fence)?;
         let status = fresh.info.status;
         let deliveries = fresh.deliveries.clone();
-        *self.lock() = fresh;
+        let mut st = self.lock();
+        *st = fresh;
+        // Under the lock: no event of the new run is published before the watchers are held.
         self.call(Call::Resync);
+        drop(st);
         self.deliveries.send_replace(deliveries);
         self.status.send_if_modified(|s| std::mem::replace(s, status) != status);
         Ok(())
