@@ -43,6 +43,19 @@ pub fn encode(frame: &Frame) -> Bytes {
     }
 }
 
+/// A message as header and payload apart, the payload's bytes shared (not copied): for frames
+/// that go to one watcher only (a snapshot, a replay from the ring).
+pub fn encode_parts(frame: &Frame) -> [Bytes; 2] {
+    let (opcode, payload) = match frame {
+        Frame::Text(b) => (OpCode::Data(Data::Text), b),
+        Frame::Binary(b) => (OpCode::Data(Data::Binary), b),
+    };
+    let header = FrameHeader { opcode, ..FrameHeader::default() };
+    let mut head = Vec::with_capacity(header.len(payload.len() as u64));
+    header.format(payload.len() as u64, &mut head).expect("writing to a Vec cannot fail");
+    [Bytes::from(head), payload.clone()]
+}
+
 /// One final, unmasked frame of `opcode` (a server's frame).
 pub fn encode_as(opcode: OpCode, payload: &[u8]) -> Bytes {
     let header = FrameHeader { opcode, ..FrameHeader::default() };
@@ -53,13 +66,26 @@ pub fn encode_as(opcode: OpCode, payload: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
+/// Bytes of a frame waiting to be written: the whole frame, or its header or payload.
+struct Piece {
+    bytes: Bytes,
+    /// Published while the watcher was behind: counts against its budget (what it starts
+    /// with, a snapshot or a replay, and the task's own pings and closes do not).
+    counted: bool,
+    /// The frame's last piece.
+    last: bool,
+}
+
 /// What waits for one watcher, and what its task is asked to do.
 #[derive(Default)]
 struct Backlog {
-    /// Frames not yet written, oldest first; the front one may be partly written already.
-    queue: VecDeque<Bytes>,
+    /// Pieces not yet written, oldest first; the front one may be partly written already.
+    queue: VecDeque<Piece>,
     bytes: usize,
-    /// The front frame is partly written: it must be finished before anything else goes out.
+    /// Frames and bytes of them that count against the budget.
+    counted_frames: usize,
+    counted_bytes: usize,
+    /// Part of the front frame is written: it must be finished before anything else goes out.
     started: bool,
     /// Frames were refused for the budget: the watcher needs a fresh snapshot.
     lagged: bool,
@@ -73,9 +99,21 @@ struct Backlog {
 }
 
 impl Backlog {
-    fn push(&mut self, frame: Bytes) {
-        self.bytes += frame.len();
-        self.queue.push_back(frame);
+    fn push(&mut self, bytes: Bytes, counted: bool, last: bool) {
+        self.bytes += bytes.len();
+        if counted {
+            self.counted_bytes += bytes.len();
+            self.counted_frames += usize::from(last);
+        }
+        self.queue.push_back(Piece { bytes, counted, last });
+    }
+
+    /// Queues whole frames the budget does not count.
+    fn push_uncounted(&mut self, frames: impl IntoIterator<Item = [Bytes; 2]>) {
+        for [head, payload] in frames {
+            self.push(head, false, false);
+            self.push(payload, false, true);
+        }
     }
 
     /// Forgets the first `n` bytes (written); returns how many whole frames that completed.
@@ -84,15 +122,23 @@ impl Backlog {
         let mut done = 0;
         while n > 0 {
             let front = self.queue.front_mut().expect("never more written than queued");
-            if n < front.len() {
-                *front = front.slice(n..);
+            let len = front.bytes.len();
+            let k = n.min(len);
+            if front.counted {
+                self.counted_bytes -= k;
+            }
+            if k < len {
+                front.bytes = front.bytes.slice(k..);
                 self.started = true;
                 return done;
             }
-            n -= front.len();
-            self.queue.pop_front();
-            self.started = false;
-            done += 1;
+            n -= k;
+            let piece = self.queue.pop_front().expect("just seen");
+            if piece.last {
+                self.counted_frames -= usize::from(piece.counted);
+                done += 1;
+            }
+            self.started = !piece.last;
         }
         done
     }
@@ -118,11 +164,9 @@ pub struct Due {
 
 impl Outlet {
     /// An outlet on `wire` with `first` waiting (the snapshot its task writes first).
-    pub fn new(wire: Arc<dyn Wire>, first: impl IntoIterator<Item = Bytes>) -> Arc<Self> {
+    pub fn new(wire: Arc<dyn Wire>, first: impl IntoIterator<Item = [Bytes; 2]>) -> Arc<Self> {
         let mut backlog = Backlog::default();
-        for f in first {
-            backlog.push(f);
-        }
+        backlog.push_uncounted(first);
         Arc::new(Self { wire, backlog: Mutex::new(backlog), wake: Notify::new() })
     }
 
@@ -130,8 +174,9 @@ impl Outlet {
         self.backlog.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes `frame` now if the socket takes it whole (true), else queues it and wakes the
-    /// task, within the budget; beyond it the frame is dropped and the watcher marked lagging.
+    /// Writes `frame` now if the socket takes it whole (true), else queues it (waking the task
+    /// when the queue was empty) within the budget; beyond it the frame is dropped and the
+    /// watcher marked lagging.
     pub fn send(&self, frame: &Bytes) -> bool {
         let mut b = self.lock();
         if b.broken || b.lagged || b.held {
@@ -141,17 +186,17 @@ impl Outlet {
             match self.wire.try_write_vectored(&[IoSlice::new(frame)]) {
                 Ok(n) if n == frame.len() => return true,
                 Ok(n) => {
-                    b.push(frame.slice(n..));
+                    b.push(frame.slice(n..), true, true);
                     b.started = n > 0;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => b.push(frame.clone()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => b.push(frame.clone(), true, true),
                 Err(_) => b.broken = true,
             }
-        } else if b.queue.len() >= MAX_QUEUED_FRAMES || b.bytes + frame.len() > MAX_QUEUED_BYTES {
+        } else if b.counted_frames >= MAX_QUEUED_FRAMES || b.counted_bytes + frame.len() > MAX_QUEUED_BYTES {
             b.lagged = true;
         } else {
             // The task is already draining (it was woken when the queue began).
-            b.push(frame.clone());
+            b.push(frame.clone(), true, true);
             return false;
         }
         drop(b);
@@ -162,7 +207,7 @@ impl Outlet {
     /// Queues a frame of the task's own (a ping, a pong, a close) whatever the budget: the task
     /// writes it with [`Outlet::drain`].
     pub fn push(&self, frame: Bytes) {
-        self.lock().push(frame);
+        self.lock().push(frame, false, true);
     }
 
     /// Tells the task of its mirror's call; nothing more is written until [`Outlet::restart`].
@@ -187,19 +232,25 @@ impl Outlet {
 
     /// Starts the watcher over with `frames` (a snapshot): what waited for it is dropped, but for
     /// a frame already partly written, which is finished first.
-    pub fn restart(&self, frames: impl IntoIterator<Item = Bytes>) {
+    pub fn restart(&self, frames: impl IntoIterator<Item = [Bytes; 2]>) {
         let mut b = self.lock();
-        let keep = if b.started { b.queue.pop_front() } else { None };
-        b.queue.clear();
+        let old = std::mem::take(&mut b.queue);
         b.bytes = 0;
+        b.counted_bytes = 0;
+        b.counted_frames = 0;
         b.lagged = false;
         b.held = false;
-        if let Some(f) = keep {
-            b.push(f);
+        if b.started {
+            // The rest of the frame under way, up to its last piece.
+            for p in old {
+                let last = p.last;
+                b.push(p.bytes, false, last);
+                if last {
+                    break;
+                }
+            }
         }
-        for f in frames {
-            b.push(f);
-        }
+        b.push_uncounted(frames);
     }
 
     /// Bytes waiting to be written.
@@ -224,7 +275,7 @@ impl Outlet {
                     return Ok(written);
                 }
                 let slices: Vec<IoSlice<'_>> =
-                    b.queue.iter().take(MAX_SLICES).map(|f| IoSlice::new(f)).collect();
+                    b.queue.iter().take(MAX_SLICES).map(|p| IoSlice::new(&p.bytes)).collect();
                 match self.wire.try_write_vectored(&slices) {
                     Ok(0) => {
                         b.broken = true;
@@ -368,10 +419,10 @@ pub(crate) mod tests {
         assert!(!outlet.send(&a), "queued behind it");
         assert_eq!(outlet.queued_bytes(), 7);
         // A snapshot now keeps the partly written frame whole, then replaces the rest.
-        outlet.restart([Bytes::from_static(b"S")]);
+        outlet.restart([encode_parts(&Frame::Text(Bytes::from_static(b"S")))]);
         *wire.room.lock().unwrap() = 100;
         assert_eq!(outlet.drain().await.unwrap(), 2);
-        assert_eq!(wire.taken(), b"aaaabbbbS");
+        assert_eq!(wire.taken(), b"aaaabbbb\x81\x01S");
     }
 
     #[tokio::test]
@@ -383,23 +434,27 @@ pub(crate) mod tests {
         assert_eq!(outlet.due().call, Some(Call::Resync));
         assert!(!outlet.send(&Bytes::from_static(b"still")), "held after the task looked too");
         assert!(wire.taken().is_empty(), "nothing of the new run before its snapshot");
-        outlet.restart([Bytes::from_static(b"S")]);
+        outlet.restart([encode_parts(&Frame::Text(Bytes::from_static(b"S")))]);
         assert!(!outlet.send(&Bytes::from_static(b"e")), "queued behind the snapshot");
         assert_eq!(outlet.drain().await.unwrap(), 2);
         assert!(outlet.send(&Bytes::from_static(b"f")), "written at once again");
-        assert_eq!(wire.taken(), b"Sef");
+        assert_eq!(wire.taken(), b"\x81\x01Sef");
     }
 
     #[test]
     fn a_watcher_over_budget_is_marked_lagging_not_queued_for() {
-        let outlet = Outlet::new(FakeWire::with_room(0), []);
+        // What it starts with (here a 2 MiB snapshot) is not held against it.
+        let snapshot = encode_parts(&Frame::Binary(Bytes::from(vec![0u8; 2 << 20])));
+        let start = snapshot[0].len() + snapshot[1].len();
+        let outlet = Outlet::new(FakeWire::with_room(0), [snapshot]);
         let f = Bytes::from(vec![0u8; 1000]);
         for _ in 0..MAX_QUEUED_FRAMES {
             outlet.send(&f);
         }
-        assert_eq!(outlet.queued_bytes(), MAX_QUEUED_FRAMES * 1000);
+        assert_eq!(outlet.queued_bytes(), start + MAX_QUEUED_FRAMES * 1000);
+        assert_eq!(outlet.due(), Due::default(), "within the budget");
         outlet.send(&f);
-        assert_eq!(outlet.queued_bytes(), MAX_QUEUED_FRAMES * 1000, "not queued");
+        assert_eq!(outlet.queued_bytes(), start + MAX_QUEUED_FRAMES * 1000, "not queued");
         assert_eq!(outlet.due(), Due { lagged: true, call: None, broken: false });
         outlet.restart([]);
         assert_eq!(outlet.queued_bytes(), 0);

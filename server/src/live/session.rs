@@ -12,7 +12,7 @@ use alertme_protocol::{
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
-use super::fanout::{encode, Outlet, Outlets, Wire};
+use super::fanout::{encode_parts, Outlet, Outlets, Wire};
 use super::trail::Trail;
 use super::{Frame, Outbound, Published};
 use crate::live::demux::{Container, Demuxer};
@@ -24,7 +24,7 @@ const RING_MAX_BYTES: usize = 512 * 1024;
 /// A late joiner gets audio from a sync point at least this far back.
 const LATE_JOIN_AUDIO: Duration = Duration::from_secs(2);
 
-/// One event as kept for resuming watchers: serialized once, shared by every socket.
+/// One event as kept for resuming watchers: serialized once, its bytes shared by every replay.
 #[derive(Debug)]
 pub struct LiveEvent {
     /// Event number within the session's epoch.
@@ -64,7 +64,7 @@ impl Watch {
     pub fn resync(&self) {
         let mut st = self.session.lock();
         let frames = self.session.snapshot(&mut st, true);
-        self.outlet.restart(frames.iter().map(encode));
+        self.outlet.restart(frames.iter().map(encode_parts));
     }
 }
 
@@ -686,7 +686,7 @@ impl Session {
     pub fn watch(self: &Arc<Self>, resume: Option<(&str, u64)>, wire: Arc<dyn Wire>) -> Watch {
         let mut st = self.lock();
         let frames = self.start(&mut st, resume);
-        let outlet = Outlet::new(wire, frames.iter().map(encode));
+        let outlet = Outlet::new(wire, frames.iter().map(encode_parts));
         self.outlets.add(outlet.clone());
         Watch { session: self.clone(), outlet }
     }
@@ -908,11 +908,7 @@ impl Session {
         match &p.frame {
             Frame::Text(t) => match serde_json::from_slice::<WatchMsg>(t) {
                 Ok(WatchMsg::Fix { fix, .. }) => st.trail.insert(fix),
-                Ok(WatchMsg::Alert { alert, .. }) => {
-                    let status = alert.status;
-                    st.info = alert;
-                    self.status.send_if_modified(|s| std::mem::replace(s, status) != status);
-                }
+                Ok(WatchMsg::Alert { alert, .. }) => st.info = alert,
                 Ok(WatchMsg::Phone { phone, .. }) => st.phone = phone,
                 Ok(WatchMsg::Deliveries { deliveries, .. }) => {
                     st.deliveries = deliveries.clone();
@@ -939,6 +935,10 @@ impl Session {
             }
         }
         publish(&mut st, &self.outlets, p.frame.clone(), audio, Instant::now());
+        // After the event that carries it: a watcher that closes when the alert ends has been
+        // given the final status first.
+        let status = st.info.status;
+        self.status.send_if_modified(|s| std::mem::replace(s, status) != status);
         Applied::Done
     }
 }
@@ -1233,7 +1233,7 @@ mod tests {
         assert_eq!(mirror.apply(&p3), Applied::Gap, "43 before 42");
         assert_eq!(mirror.apply(&p2), Applied::Done);
         assert_eq!(mirror.apply(&p3), Applied::Done);
-        let sent = [encode(&p2.frame), encode(&p3.frame)].concat();
+        let sent = [crate::live::fanout::encode(&p2.frame), crate::live::fanout::encode(&p3.frame)].concat();
         assert_eq!(wire.taken()[snapshot_bytes..], sent[..], "watchers get the owner's bytes");
         assert_eq!(mirror.local_watchers(), 1);
         assert_eq!(mirror.info().claimed_by.as_deref(), Some("Rita"));

@@ -148,7 +148,7 @@ pub enum In {
     Ping(Bytes),
     /// A pong.
     Pong,
-    /// A whole text or binary message (its content is not needed).
+    /// A text or binary frame, whole or a fragment (its content is not needed).
     Message,
     /// A close, with its code if it gave one.
     Close(Option<u16>),
@@ -170,6 +170,8 @@ struct Partial {
 pub struct Conn {
     tcp: Arc<Counted>,
     parser: Parser,
+    /// Bytes came with the handshake: there is something to read before the socket says so.
+    ahead: bool,
 }
 
 /// The frames in a peer's bytes, as they arrive.
@@ -182,7 +184,8 @@ struct Parser {
 
 impl Conn {
     fn new(tcp: Arc<Counted>, read_ahead: &[u8]) -> Self {
-        Self { tcp, parser: Parser { pending: read_ahead.to_vec(), partial: None } }
+        let ahead = !read_ahead.is_empty();
+        Self { tcp, parser: Parser { pending: read_ahead.to_vec(), partial: None }, ahead }
     }
 
     /// The socket as the publisher writes to it.
@@ -192,6 +195,9 @@ impl Conn {
 
     /// Resolves when there is something to read (or the connection ended).
     pub async fn readable(&self) -> io::Result<()> {
+        if self.ahead {
+            return Ok(());
+        }
         // The stream's one reader slot, not `readable()`'s list of waiters: the slot still holds
         // the waker of hyper's connection task, which keeps that finished task's memory (1.5
         // KB) allocated until the slot is taken over.
@@ -201,6 +207,7 @@ impl Conn {
     /// Reads what has arrived and adds its whole frames to `out`; false once the peer is gone.
     pub fn read(&mut self, out: &mut Vec<In>) -> Result<bool, Refused> {
         // Frames that came with the handshake.
+        self.ahead = false;
         self.parser.parse(out)?;
         for _ in 0..READS_PER_TURN {
             let mut chunk = [0u8; 1024];
@@ -217,34 +224,34 @@ impl Conn {
         Ok(true)
     }
 
-    /// Sends a close frame after what is queued, then waits briefly for the peer to close its
-    /// side (closing first with its frames unread would reset the connection, and the peer
-    /// could lose our close frame).
+    /// Sends a close frame after what is queued, then waits briefly for the peer's close frame
+    /// (closing the connection with the peer's frames unread would reset it, and the peer could
+    /// lose ours); then the connection is closed, as the server does first (RFC 6455 §7.1.1).
     pub async fn close(mut self, outlet: &Outlet, code: u16, reason: &str) {
         metrics::counter!(crate::telemetry::SOCKET_CLOSES, "code" => code.to_string()).increment(1);
-        let mut payload = code.to_be_bytes().to_vec();
-        payload.extend_from_slice(reason.as_bytes());
-        outlet.push(encode_as(OpCode::Control(Control::Close), &payload));
-        let patience = Duration::from_secs(2);
-        if !matches!(tokio::time::timeout(patience, outlet.drain()).await, Ok(Ok(_))) {
+        if !send_close(outlet, code, reason).await {
             return;
         }
-        let _ = tokio::time::timeout(patience, async {
-            let mut ignored = Vec::new();
+        let _ = tokio::time::timeout(CLOSE_PATIENCE, async {
             loop {
                 if self.readable().await.is_err() {
                     return;
                 }
-                ignored.clear();
-                // Read until the peer is gone; what it sends meanwhile does not matter.
+                // What the peer sends before its close frame does not matter.
+                let mut heard = Vec::new();
                 self.parser.partial = None;
-                match self.read(&mut ignored) {
-                    Ok(true) => {}
-                    Ok(false) | Err(_) => return,
+                let open = matches!(self.read(&mut heard), Ok(true));
+                if !open || heard.iter().any(|m| matches!(m, In::Close(_))) {
+                    return;
                 }
             }
         })
         .await;
+    }
+
+    /// Answers the peer's close frame with `code`, then closes the connection.
+    pub async fn answer_close(self, outlet: &Outlet, code: u16) {
+        send_close(outlet, code, "").await;
     }
 }
 
@@ -320,8 +327,8 @@ impl Parser {
                     if p.text && bad_text(&p.bytes) {
                         return Err(Refused(close::INVALID_DATA, "text is not valid UTF-8"));
                     }
-                    out.push(In::Message);
                 }
+                out.push(In::Message);
             }
             OpCode::Data(d @ (Data::Text | Data::Binary)) => {
                 if self.partial.is_some() {
@@ -337,6 +344,8 @@ impl Parser {
                     let len = payload.len();
                     self.partial =
                         Some(Partial { text, len, bytes: if text { payload } else { Vec::new() } });
+                    // Each fragment counts toward the watcher's message limit.
+                    out.push(In::Message);
                 }
             }
             OpCode::Data(Data::Reserved(_)) => return Err(Refused(close::PROTOCOL, "unknown opcode")),
@@ -345,10 +354,21 @@ impl Parser {
     }
 }
 
+/// How long a closing socket waits for its close frame to go out, and for the peer's answer.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Queues a close frame after what waits and writes it all; false if that did not finish.
+async fn send_close(outlet: &Outlet, code: u16, reason: &str) -> bool {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason.as_bytes());
+    outlet.push(encode_as(OpCode::Control(Control::Close), &payload));
+    matches!(tokio::time::timeout(CLOSE_PATIENCE, outlet.drain()).await, Ok(Ok(_)))
+}
+
 /// The close code to answer a peer's close with: its own, when it may be sent (RFC 6455 §7.4).
 pub fn echo(code: Option<u16>) -> u16 {
     match code {
-        Some(c @ (1000..=1003 | 1007..=1011 | 3000..=4999)) => c,
+        Some(c @ (1000..=1003 | 1007..=1014 | 3000..=4999)) => c,
         Some(_) => close::PROTOCOL,
         None => close::NORMAL,
     }
@@ -384,7 +404,13 @@ mod tests {
         assert_eq!(r, Ok(()));
         assert_eq!(
             out,
-            vec![In::Ping(Bytes::from_static(b"hi")), In::Pong, In::Message, In::Close(Some(1000))]
+            vec![
+                In::Ping(Bytes::from_static(b"hi")),
+                In::Pong,
+                In::Message,
+                In::Message,
+                In::Close(Some(1000))
+            ]
         );
         // Half a frame waits for the rest.
         let mut p = Parser { pending: bytes[..5].to_vec(), partial: None };
@@ -415,6 +441,7 @@ mod tests {
     #[test]
     fn a_peers_close_code_is_echoed_when_it_may_be_sent() {
         assert_eq!(echo(Some(4001)), 4001);
+        assert_eq!(echo(Some(1012)), 1012);
         assert_eq!(echo(Some(1005)), close::PROTOCOL);
         assert_eq!(echo(None), close::NORMAL);
     }

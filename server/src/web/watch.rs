@@ -184,7 +184,11 @@ async fn run(
             Ok(()) = status.changed() => {
                 if *status.borrow_and_update() != AlertStatus::Active {
                     // Everything published up to the end (the final status included) is written
-                    // or queued: deliver it, then close.
+                    // or queued, unless the watcher was behind: then a snapshot says how it ended.
+                    let due = out.due();
+                    if due.lagged || due.call.is_some() {
+                        watch.resync();
+                    }
                     if !drain(out, &s).await {
                         return;
                     }
@@ -204,7 +208,7 @@ async fn run(
                 let mut closing = None;
                 for m in heard {
                     match m {
-                        In::Close(code) => closing = Some((upgrade::echo(code), "")),
+                        In::Close(code) => closing = Some(code),
                         In::Ping(p) => out.push(encode_as(OpCode::Control(Control::Pong), &p)),
                         In::Pong | In::Message => {}
                     }
@@ -212,8 +216,11 @@ async fn run(
                     unanswered = None;
                     msgs_this_beat += 1;
                 }
-                if closing.is_some() {
-                    break closing;
+                if let Some(code) = closing {
+                    // The peer closed: answer with its code and end (no wait for another close).
+                    let outlet = watch.outlet.clone();
+                    drop(watch);
+                    return Box::pin(conn.answer_close(&outlet, upgrade::echo(code))).await;
                 }
                 if msgs_this_beat > MAX_CLIENT_MSGS_PER_BEAT {
                     break Some((close::POLICY, "too many messages"));
