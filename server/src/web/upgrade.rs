@@ -233,16 +233,32 @@ impl Conn {
             return;
         }
         let _ = tokio::time::timeout(CLOSE_PATIENCE, async {
+            // After a frame we refused, the rest of the peer's bytes are not frames to us.
+            let mut discard = false;
             loop {
                 if self.readable().await.is_err() {
                     return;
                 }
+                if discard {
+                    let mut chunk = [0u8; 4096];
+                    match self.tcp.tcp().try_read(&mut chunk) {
+                        Ok(0) => return,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => return,
+                    }
+                    continue;
+                }
                 // What the peer sends before its close frame does not matter.
                 let mut heard = Vec::new();
                 self.parser.partial = None;
-                let open = matches!(self.read(&mut heard), Ok(true));
-                if !open || heard.iter().any(|m| matches!(m, In::Close(_))) {
-                    return;
+                match self.read(&mut heard) {
+                    Ok(true) if !heard.iter().any(|m| matches!(m, In::Close(_))) => {}
+                    Ok(_) => return,
+                    Err(_) => {
+                        self.parser = Parser::default();
+                        discard = true;
+                    }
                 }
             }
         })
