@@ -209,17 +209,11 @@ pub async fn user_for_phone<C: sea_orm::ConnectionTrait>(
     if let Some(u) = user_by_phone(db, phone).await? {
         return Ok(u);
     }
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > alertme_protocol::MAX_NAME_CHARS {
-        return Err(Error::BadRequest(format!(
-            "name must be 1-{} characters",
-            alertme_protocol::MAX_NAME_CHARS
-        )));
-    }
+    let name = check_name(name)?;
     let language = crate::domain::wording::checked(language)?.unwrap_or(crate::domain::wording::LANGUAGES[0]);
     Ok(crate::storage::entity::users::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
-        name: Set(name.to_owned()),
+        name: Set(name),
         phone: Set(phone.to_owned()),
         created_at: Set(crate::now_ms()),
         language: Set(language.to_owned()),
@@ -250,20 +244,24 @@ pub async fn add_device<C: sea_orm::ConnectionTrait>(
     Ok((device.id, token))
 }
 
+/// A person's name (a user's, a contact's, a responder's) trimmed, or why it cannot be one.
+pub fn check_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > alertme_protocol::MAX_NAME_CHARS {
+        let max = alertme_protocol::MAX_NAME_CHARS;
+        return Err(Error::BadRequest(format!("name must be 1 to {max} characters")));
+    }
+    Ok(name.to_owned())
+}
+
 /// A new responder; returns its id and its token (shown once, stored hashed).
 pub async fn add_responder(db: &DatabaseConnection, name: &str) -> Result<(String, String)> {
     use sea_orm::{ActiveModelTrait, ActiveValue::Set};
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > alertme_protocol::MAX_NAME_CHARS {
-        return Err(Error::BadRequest(format!(
-            "name must be 1-{} characters",
-            alertme_protocol::MAX_NAME_CHARS
-        )));
-    }
+    let name = check_name(name)?;
     let token = new_token(RESPONDER_PREFIX);
     let r = responders::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
-        name: Set(name.to_owned()),
+        name: Set(name),
         token_hash: Set(hash_token(&token)),
         created_at: Set(crate::now_ms()),
         revoked_at: Set(None),

@@ -26,14 +26,6 @@ fn wire(c: contacts::Model) -> Contact {
     }
 }
 
-fn check_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Error::BadRequest("name must be 1 to 100 characters".into()));
-    }
-    Ok(name.to_owned())
-}
-
 /// A user's contacts in texting order.
 pub async fn list(db: &DatabaseConnection, user_id: &str) -> Result<Vec<Contact>> {
     Ok(contacts::Entity::find()
@@ -63,7 +55,7 @@ pub async fn add(
     input: ContactInput,
     countries: &Countries,
 ) -> Result<(Contact, bool)> {
-    let name = check_name(&input.name)?;
+    let name = crate::domain::accounts::check_name(&input.name)?;
     let phone = countries.textable(&input.phone)?;
     refuse_forgotten(db, secret, &phone).await?;
     let language = crate::domain::wording::checked(input.language.as_deref())?;
@@ -159,7 +151,7 @@ pub async fn update(
     input: ContactInput,
     countries: &Countries,
 ) -> Result<Contact> {
-    let name = check_name(&input.name)?;
+    let name = crate::domain::accounts::check_name(&input.name)?;
     let phone = countries.textable(&input.phone)?;
     refuse_forgotten(db, secret, &phone).await?;
     let language = crate::domain::wording::checked(input.language.as_deref())?;

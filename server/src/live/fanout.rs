@@ -35,33 +35,39 @@ pub trait Wire: Send + Sync + 'static {
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
+/// A message's opcode and payload.
+fn parts_of(frame: &Frame) -> (OpCode, &Bytes) {
+    match frame {
+        Frame::Text(b) => (OpCode::Data(Data::Text), b),
+        Frame::Binary(b) => (OpCode::Data(Data::Binary), b),
+    }
+}
+
+/// The header of one final, unmasked frame (a server's) of `opcode` and `len` payload bytes,
+/// with room for `reserve` more bytes after it.
+fn header(opcode: OpCode, len: usize, reserve: usize) -> Vec<u8> {
+    let header = FrameHeader { opcode, ..FrameHeader::default() };
+    let mut out = Vec::with_capacity(header.len(len as u64) + reserve);
+    header.format(len as u64, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
 /// A message as it goes on the wire, header and payload in one buffer.
 pub fn encode(frame: &Frame) -> Bytes {
-    match frame {
-        Frame::Text(b) => encode_as(OpCode::Data(Data::Text), b),
-        Frame::Binary(b) => encode_as(OpCode::Data(Data::Binary), b),
-    }
+    let (opcode, payload) = parts_of(frame);
+    encode_as(opcode, payload)
 }
 
 /// A message as header and payload apart, the payload's bytes shared (not copied): for frames
 /// that go to one watcher only (a snapshot, a replay from the ring).
 pub fn encode_parts(frame: &Frame) -> [Bytes; 2] {
-    let (opcode, payload) = match frame {
-        Frame::Text(b) => (OpCode::Data(Data::Text), b),
-        Frame::Binary(b) => (OpCode::Data(Data::Binary), b),
-    };
-    let header = FrameHeader { opcode, ..FrameHeader::default() };
-    let mut head = Vec::with_capacity(header.len(payload.len() as u64));
-    header.format(payload.len() as u64, &mut head).expect("writing to a Vec cannot fail");
-    [Bytes::from(head), payload.clone()]
+    let (opcode, payload) = parts_of(frame);
+    [Bytes::from(header(opcode, payload.len(), 0)), payload.clone()]
 }
 
 /// One final, unmasked frame of `opcode` (a server's frame).
 pub fn encode_as(opcode: OpCode, payload: &[u8]) -> Bytes {
-    let header = FrameHeader { opcode, ..FrameHeader::default() };
-    let len = payload.len() as u64;
-    let mut out = Vec::with_capacity(header.len(len) + payload.len());
-    header.format(len, &mut out).expect("writing to a Vec cannot fail");
+    let mut out = header(opcode, payload.len(), payload.len());
     out.extend_from_slice(payload);
     Bytes::from(out)
 }
@@ -254,7 +260,8 @@ impl Outlet {
     }
 
     /// Bytes waiting to be written.
-    pub fn queued_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn queued_bytes(&self) -> usize {
         self.lock().bytes
     }
 
@@ -337,13 +344,8 @@ impl Outlets {
     }
 
     /// How many watch.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.lock().len()
-    }
-
-    /// True when nobody watches.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -60,6 +60,12 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// Stops publishing to this watcher (it no longer counts as one); its outlet stays usable
+    /// for what the task still writes (a close frame).
+    pub fn into_outlet(self) -> Arc<Outlet> {
+        self.outlet.clone()
+    }
+
     /// Starts the watcher over from a fresh snapshot (it fell behind, or its mirror started over).
     pub fn resync(&self) {
         let mut st = self.session.lock();
@@ -692,6 +698,7 @@ impl Session {
     }
 
     /// The frames a watcher starts with (see [`Session::watch`]).
+    #[cfg(test)]
     pub fn subscribe(&self, resume: Option<(&str, u64)>) -> Vec<Frame> {
         let mut st = self.lock();
         self.start(&mut st, resume)
@@ -762,12 +769,12 @@ impl Session {
     pub fn watchers(&self) -> usize {
         let remote = self.remote_watchers.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = remote.values().filter(|(_, at)| at.elapsed() < REMOTE_WATCHERS_FRESH).map(|(n, _)| n);
-        self.outlets.len() + fresh.sum::<usize>()
+        self.outlets.count() + fresh.sum::<usize>()
     }
 
     /// Watchers on this node only.
     pub fn local_watchers(&self) -> usize {
-        self.outlets.len()
+        self.outlets.count()
     }
 
     /// Another node's count of watchers of this alert.

@@ -218,9 +218,7 @@ async fn run(
                 }
                 if let Some(code) = closing {
                     // The peer closed: answer with its code and end (no wait for another close).
-                    let outlet = watch.outlet.clone();
-                    drop(watch);
-                    return Box::pin(conn.answer_close(&outlet, upgrade::echo(code))).await;
+                    return Box::pin(conn.answer_close(&watch.into_outlet(), upgrade::echo(code))).await;
                 }
                 if msgs_this_beat > MAX_CLIENT_MSGS_PER_BEAT {
                     break Some((close::POLICY, "too many messages"));
@@ -256,9 +254,7 @@ async fn run(
 
 /// Stops publishing to the watcher (it no longer counts as one), then closes its socket.
 async fn leave(watch: Watch, conn: Conn, code: u16, why: &str) {
-    let outlet = watch.outlet.clone();
-    drop(watch);
-    conn.close(&outlet, code, why).await;
+    conn.close(&watch.into_outlet(), code, why).await;
 }
 
 /// Writes what waits for the watcher within the send timeout; false when it is gone or too slow.
