@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::media::Container;
-use crate::storage::entity::{audio_chunks, audio_parts, fixes, refused_fixes, uploads};
+use crate::storage::entity::{audio_chunks, audio_parts, custody, fixes, refused_fixes, uploads};
 
 /// Jobs waiting for the writer. When full, phone sockets stop reading (backpressure to the
 /// phone, which keeps its data until acked) instead of the server buffering without bound.
@@ -126,6 +126,8 @@ pub struct UploadBytes {
 
 enum Job {
     Forget(String),
+    /// A custody log entry: written in the next batch, beside the items (see [`Store::custody`]).
+    Custody(custody::ActiveModel),
     Upload(UploadBytes, tokio::sync::oneshot::Sender<Result<UploadProgress, UploadRefused>>),
     /// Answered once everything queued before it is committed (or failed).
     Flush(tokio::sync::oneshot::Sender<()>),
@@ -256,6 +258,29 @@ impl Store {
         rx.await.unwrap_or(Err(UploadRefused::StorageFailed))
     }
 
+    /// Queues a custody log entry (a watch socket opened or closed, a recording downloaded)
+    /// without holding up the caller. It commits with the next batch: written on their own,
+    /// these entries each took SQLite's write lock for a commit of one row, and a thousand
+    /// watchers reconnecting at once queued a thousand commits in front of the phones' acks.
+    /// When the queue is full the entry waits in a task of its own (one per socket or download
+    /// at most, so bounded by those) rather than be dropped: the log is evidence.
+    pub fn custody(&self, row: custody::ActiveModel) {
+        match self.tx.try_send(Job::Custody(row)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    if tx.send(job).await.is_err() {
+                        tracing::error!("custody entry not recorded: the writer has stopped");
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("custody entry not recorded: the writer has stopped");
+            }
+        }
+    }
+
     /// Drops the writer's position of an ended alert (after anything queued before it).
     pub async fn forget(&self, alert_id: &str) {
         let _ = self.tx.send(Job::Forget(alert_id.to_owned())).await;
@@ -356,7 +381,7 @@ impl Job {
             Job::Fixes { session, .. } | Job::Refused { session, .. } | Job::Audio { session, .. } => {
                 Some(session)
             }
-            Job::Forget(_) | Job::Flush(_) | Job::Upload(..) => None,
+            Job::Forget(_) | Job::Flush(_) | Job::Upload(..) | Job::Custody(_) => None,
         }
     }
 
@@ -365,7 +390,7 @@ impl Job {
             Job::Fixes { notice, .. } | Job::Refused { notice, .. } | Job::Audio { notice, .. } => {
                 Some(notice)
             }
-            Job::Forget(_) | Job::Flush(_) | Job::Upload(..) => None,
+            Job::Forget(_) | Job::Flush(_) | Job::Upload(..) | Job::Custody(_) => None,
         }
     }
 }
@@ -449,7 +474,12 @@ impl Writer {
                     fenced.extend(out);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "ownership check failed; nothing in this batch is acknowledged");
+                    let custody_entries_lost = jobs.iter().filter(|j| matches!(j, Job::Custody(_))).count();
+                    tracing::error!(
+                        error = %e,
+                        custody_entries_lost,
+                        "ownership check failed; nothing in this batch is acknowledged"
+                    );
                     metrics::counter!(crate::telemetry::WRITER_FAILURES).increment(1);
                     for j in jobs {
                         match j {
@@ -486,6 +516,7 @@ impl Writer {
         let mut forget = Vec::new();
         let mut upload_rows = UploadRows::default();
         let mut uploaded = Vec::new();
+        let mut custody_rows = Vec::new();
         // Alerts of this batch whose position is not known yet (after the first batch, few).
         let wanted: HashMap<String, Option<i64>> = jobs
             .iter()
@@ -528,6 +559,7 @@ impl Writer {
                     }
                 }
                 Job::Forget(id) => forget.push(id),
+                Job::Custody(row) => custody_rows.push(row),
                 Job::Flush(tx) => flushed.push(tx),
                 Job::Fixes { session, fixes, notice, queued } => {
                     let id = session.alert_id().to_owned();
@@ -634,6 +666,7 @@ impl Writer {
             }
         }
         let rows_in_batch = fix_rows.len() + chunk_rows.len();
+        let custody_in_batch = custody_rows.len();
         let result = async {
             let t0 = std::time::Instant::now();
             let txn = match early_txn {
@@ -658,6 +691,9 @@ impl Writer {
                 audio_chunks::Entity::insert_many(rows).exec_without_returning(&txn).await?;
             }
             upload_rows.write(&txn, now).await?;
+            for rows in in_groups(custody_rows) {
+                custody::Entity::insert_many(rows).exec_without_returning(&txn).await?;
+            }
             txn.commit().await?;
             // How long a batch takes (RUST_LOG=alertme_server::storage::writer=debug); counts and
             // durations only.
@@ -675,7 +711,11 @@ impl Writer {
             self.positions.remove(id);
         }
         if let Err(e) = result {
-            tracing::error!(error = %e, "commit failed; nothing in this batch is acknowledged");
+            tracing::error!(
+                error = %e,
+                custody_entries_lost = custody_in_batch,
+                "commit failed; nothing in this batch is acknowledged"
+            );
             metrics::counter!(crate::telemetry::WRITER_FAILURES).increment(1);
             for id in touched {
                 self.positions.remove(&id);
@@ -1083,7 +1123,7 @@ pub fn fix_from_row(r: fixes::Model) -> Fix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::{ActiveModelTrait, QueryOrder};
+    use sea_orm::{ActiveModelTrait, PaginatorTrait, QueryOrder};
 
     use crate::storage::entity::{alerts, users};
 
@@ -1135,8 +1175,8 @@ mod tests {
     /// An alert's end (`forget`) queued between its items in one batch, as a phone socket that
     /// has not yet heard of the end keeps sending: the chain still numbers every item once, in
     /// order (the position is dropped after the batch, not reloaded in the middle of it).
-    #[tokio::test]
-    async fn an_end_inside_a_batch_numbers_the_chain_once() {
+    /// A fresh SQLite database holding user "u" and their active alert "a".
+    async fn with_alert() -> (std::path::PathBuf, String, DatabaseConnection) {
         let dir = std::env::temp_dir().join(format!("alertme-writer-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
@@ -1164,6 +1204,12 @@ mod tests {
         .insert(&db)
         .await
         .unwrap();
+        (dir, url, db)
+    }
+
+    #[tokio::test]
+    async fn an_end_inside_a_batch_numbers_the_chain_once() {
+        let (dir, url, db) = with_alert().await;
         let store = Store::start(&url, None).await.unwrap();
         let probe: Arc<dyn Committed> = Arc::new(Probe("a".into()));
         let (notice, _notices) = mpsc::channel(16);
@@ -1185,6 +1231,37 @@ mod tests {
         for r in &rows {
             h = crate::chain::link(&h, &super::super::evidence::fix_record(r));
             assert_eq!(r.chain_hash.as_deref(), Some(crate::chain::hex(&h).as_str()), "fix {}", r.seq);
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// Custody entries queued faster than the writer takes them (more than its queue holds):
+    /// every one is committed, none dropped.
+    #[tokio::test]
+    async fn custody_entries_beyond_the_queue_all_commit() {
+        let (dir, url, db) = with_alert().await;
+        let store = Store::start(&url, None).await.unwrap();
+        let n = QUEUE_CAPACITY + 500;
+        for i in 0..n {
+            store.custody(custody::ActiveModel {
+                id: Default::default(),
+                alert_id: Set("a".into()),
+                at: Set(i as i64),
+                action: Set("watch_opened".into()),
+                who: Set("link:device".into()),
+                addr_hash: Set(None),
+                detail: Set(None),
+            });
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            store.flush().await;
+            let stored = custody::Entity::find().count(&db).await.unwrap() as usize;
+            if stored == n {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{stored} of {n} custody entries stored");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         std::fs::remove_dir_all(dir).ok();
     }

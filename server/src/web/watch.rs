@@ -51,7 +51,7 @@ async fn upgrade(
     let (st, revocations) = (state.clone(), pro.revocations);
     let mark = custody::addr_hash(&state.secret, ip);
     Ok(up.accept(&state, span, move |conn| {
-        let watching = custody::Watching::opened(&st.db, &session.alert_id, who, mark);
+        let watching = custody::Watching::opened(&st.store, &session.alert_id, who, mark);
         // Only what the socket uses, not the whole state: it is kept for the socket's life.
         let held = Held { db: st.db.clone(), stop: st.stop.clone(), settings: st.settings.clone() };
         // The socket's task is this future alone: wrapped in another async block, the arguments

@@ -1,10 +1,11 @@
 //! Chain of custody: every watch-socket open and close, recording download and evidence export.
 
 use hmac::{Hmac, Mac};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait};
 use sha2::Sha256;
 
 use crate::storage::entity::custody;
+use crate::storage::writer::Store;
 
 /// Who touched an alert's evidence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,15 +75,14 @@ pub fn addr_hash(secret: &[u8], ip: std::net::IpAddr) -> String {
     hex::encode(&mac.finalize().into_bytes()[..12])
 }
 
-/// Records one custody entry.
-pub async fn record<C: ConnectionTrait>(
-    db: &C,
+/// One custody entry's row.
+fn row(
     alert_id: &str,
     action: &str,
     who: &Who,
     addr: Option<String>,
     detail: Option<String>,
-) -> crate::error::Result<()> {
+) -> custody::ActiveModel {
     let detail = match (detail, who.name()) {
         (Some(d), Some(n)) => Some(format!("{n}: {d}")),
         (d, n) => d.or(n),
@@ -96,32 +96,38 @@ pub async fn record<C: ConnectionTrait>(
         addr_hash: Set(addr),
         detail: Set(detail.map(|d| d.chars().take(500).collect())),
     }
-    .insert(db)
-    .await?;
+}
+
+/// Records one custody entry, now (an export, a hold: rare, and part of what the caller does).
+pub async fn record<C: ConnectionTrait>(
+    db: &C,
+    alert_id: &str,
+    action: &str,
+    who: &Who,
+    addr: Option<String>,
+    detail: Option<String>,
+) -> crate::error::Result<()> {
+    row(alert_id, action, who, addr, detail).insert(db).await?;
     Ok(())
 }
 
-/// Records an entry without holding up the caller (a socket opening); a failure is logged.
+/// Records an entry without holding up the caller (a socket opening, a download): it commits
+/// with the durable writer's next batch.
 pub fn record_soon(
-    db: &DatabaseConnection,
+    store: &Store,
     alert_id: &str,
     action: &'static str,
-    who: Who,
+    who: &Who,
     addr: Option<String>,
     detail: Option<String>,
 ) {
-    let (db, alert_id) = (db.clone(), alert_id.to_owned());
-    tokio::spawn(async move {
-        if let Err(e) = record(&db, &alert_id, action, &who, addr, detail).await {
-            tracing::error!(alert = %alert_id, error = %e, "custody entry not recorded");
-        }
-    });
+    store.custody(row(alert_id, action, who, addr, detail));
 }
 
 /// A watch socket in the custody log: its opening when made, its closing (and how long it was
 /// open) when dropped.
 pub struct Watching {
-    db: DatabaseConnection,
+    store: Store,
     alert_id: String,
     who: Option<Who>,
     mark: String,
@@ -130,10 +136,10 @@ pub struct Watching {
 
 impl Watching {
     /// Records the opening.
-    pub fn opened(db: &DatabaseConnection, alert_id: &str, who: Who, mark: String) -> Self {
-        record_soon(db, alert_id, action::WATCH_OPENED, who.clone(), Some(mark.clone()), None);
+    pub fn opened(store: &Store, alert_id: &str, who: Who, mark: String) -> Self {
+        record_soon(store, alert_id, action::WATCH_OPENED, &who, Some(mark.clone()), None);
         Self {
-            db: db.clone(),
+            store: store.clone(),
             alert_id: alert_id.to_owned(),
             who: Some(who),
             mark,
@@ -150,6 +156,6 @@ impl Drop for Watching {
         }
         let (Some(who), mark) = (self.who.take(), std::mem::take(&mut self.mark)) else { return };
         let open = format!("open {} s", self.since.elapsed().as_secs());
-        record_soon(&self.db, &self.alert_id, action::WATCH_CLOSED, who, Some(mark), Some(open));
+        record_soon(&self.store, &self.alert_id, action::WATCH_CLOSED, &who, Some(mark), Some(open));
     }
 }

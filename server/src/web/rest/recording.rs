@@ -85,7 +85,14 @@ async fn download(
     if span.start == 0 {
         let mark = custody::addr_hash(&state.secret, ip);
         let what = Some(format!("recording part {part}"));
-        custody::record_soon(&state.db, &id, custody::action::RECORDING_DOWNLOADED, who, Some(mark), what);
+        custody::record_soon(
+            &state.store,
+            &id,
+            custody::action::RECORDING_DOWNLOADED,
+            &who,
+            Some(mark),
+            what,
+        );
     }
     let body = Body::from_stream(part_stream(state, id, part, span.clone()));
     let mut res = (status, body).into_response();
