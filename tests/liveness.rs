@@ -472,7 +472,14 @@ async fn graceful_stop(backend: Backend) {
     let _snapshot = watch_msg(&mut watcher).await;
     let mut console = connect(&server.ws("/v1/responder"), Some(&rt), None).await.unwrap();
     let _overview = next(&mut console).await;
-    let stopping = std::thread::spawn(move || server.terminate(Duration::from_secs(15)));
+    // A connection that has sent nothing yet has no request to finish: the stop does not wait
+    // for its first bytes (nor hyper's deadline for them).
+    let silent = tokio::net::TcpStream::connect(server.addr.as_str()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = std::thread::spawn(move || {
+        let code = server.terminate(Duration::from_secs(15));
+        (code, server.log())
+    });
     for (what, socket) in [("phone", &mut ws), ("watcher", &mut watcher), ("console", &mut console)] {
         let code = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
@@ -487,7 +494,10 @@ async fn graceful_stop(backend: Backend) {
         .unwrap_or_else(|_| panic!("{what}: no close"));
         assert_eq!(code, 1012, "{what}");
     }
-    assert_eq!(stopping.join().unwrap(), Some(0), "exit code");
+    let (code, log) = stopping.join().unwrap();
+    assert_eq!(code, Some(0), "exit code");
+    assert!(!log.iter().any(|l| l.contains("still running after")), "the stop waited:\n{}", log.join("\n"));
+    drop(silent);
     assert_eq!(env.scalar(&format!("SELECT COUNT(*) FROM fixes WHERE alert_id = '{alert}'")).await, 2);
 }
 both!(sigterm_drains_with_1012, graceful_stop);

@@ -167,14 +167,33 @@ fn announced(child: &mut Child, prefix: &'static str, log: Log) -> String {
             if let Some(rest) = line.strip_prefix(prefix) {
                 let _ = tx.send(rest.to_owned());
             }
-            let mut l = log.lock().unwrap();
-            if l.len() >= 2000 {
-                l.remove(0);
-            }
-            l.push(line);
+            keep(&log, line);
         }
     });
     rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no {prefix:?} line within 30 s"))
+}
+
+/// Adds a line to `log`, which keeps the last 2,000.
+fn keep(log: &Log, line: String) {
+    let mut l = log.lock().unwrap();
+    if l.len() >= 2000 {
+        l.remove(0);
+    }
+    l.push(line);
+}
+
+/// Keeps what a child logs on stderr in `log`, unless `TEST_LOG` shows it on the terminal.
+fn kept_stderr(child: &mut Child) -> Log {
+    let log = Log::default();
+    if let Some(stderr) = child.stderr.take() {
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                keep(&sink, line);
+            }
+        });
+    }
+    log
 }
 
 /// Lines a child printed.
@@ -216,6 +235,7 @@ pub struct Server {
     child: Child,
     pub addr: String,
     stdout: Log,
+    stderr: Log,
 }
 
 impl Server {
@@ -234,12 +254,13 @@ impl Server {
             .args(extra)
             .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
-            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::piped() })
             .spawn()
             .unwrap();
+        let stderr = kept_stderr(&mut child);
         let stdout = Log::default();
         let addr = announced(&mut child, "AlertMe is running on http://", stdout.clone());
-        Self { child, addr, stdout }
+        Self { child, addr, stdout, stderr }
     }
 
     pub fn http(&self, path: &str) -> String {
@@ -253,6 +274,12 @@ impl Server {
     /// What the server printed on stdout so far.
     pub fn stdout(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
+    }
+
+    /// What the server logged so far (warnings and errors; nothing when `TEST_LOG` shows the
+    /// log on the terminal instead).
+    pub fn log(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// SIGTERM, then waits (at most `within`) for the process to exit; returns its exit code.

@@ -204,11 +204,15 @@ pub async fn serve(
         let (builder, stopping) = (builder.clone(), stopping.clone());
         connections.spawn(async move {
             // hyper's head deadline starts only once the protocol is known: a client that
-            // sends nothing (or creeps through the HTTP/2 preface) must not hold a connection.
-            match tokio::time::timeout(deadline, speaks_http1(&tcp)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return tracing::debug!(error = %e, "connection closed before a request"),
-                Err(_) => return tracing::debug!("connection closed: no request within the deadline"),
+            // sends nothing (or creeps through the HTTP/2 preface) must not hold a connection,
+            // nor a stop (it has no request in flight to finish).
+            tokio::select! {
+                first = tokio::time::timeout(deadline, speaks_http1(&tcp)) => match first {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return tracing::debug!(error = %e, "connection closed before a request"),
+                    Err(_) => return tracing::debug!("connection closed: no request within the deadline"),
+                },
+                () = stopping.cancelled() => return,
             }
             let conn = builder
                 .serve_connection(
