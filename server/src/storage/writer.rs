@@ -35,6 +35,8 @@ const MAX_BATCH: usize = 1024;
 const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
 /// Rows per INSERT statement (11 columns × 200 stays far below SQLite's parameter limit).
 const ROWS_PER_INSERT: usize = 200;
+/// Custody entries that may wait for room in a full queue (see [`Store::custody`]).
+const MAX_SPILLED: usize = 10_000;
 /// Largest chunk row an upload writes (its bytes come in pieces of any size).
 pub const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
 /// Uploads whose place the writer keeps in memory; beyond this they are read again.
@@ -158,6 +160,8 @@ enum Job {
 pub struct Store {
     tx: mpsc::Sender<Job>,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// Custody entries waiting for room in a full queue (see [`Store::custody`]).
+    spilled: tokio_util::task::TaskTracker,
 }
 
 impl Store {
@@ -191,13 +195,22 @@ impl Store {
             });
         })?;
         ready.await.context("the writer thread ended")?.context("starting the durable writer")?;
-        Ok(Self { tx, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
+        Ok(Self {
+            tx,
+            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+            spilled: tokio_util::task::TaskTracker::new(),
+        })
     }
 
     /// Waits until everything queued so far is committed (a stopping server calls this after
     /// its sockets closed, so that what was received is stored; phones resend what was not
     /// acked anyway).
     pub async fn flush(&self) {
+        // Custody entries that waited for room are queued first (rare: only when the queue
+        // was full, and each of them waits at most for one batch to be taken).
+        while !self.spilled.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.tx.send(Job::Flush(tx)).await.is_ok() {
             let _ = rx.await;
@@ -262,14 +275,19 @@ impl Store {
     /// without holding up the caller. It commits with the next batch: written on their own,
     /// these entries each took SQLite's write lock for a commit of one row, and a thousand
     /// watchers reconnecting at once queued a thousand commits in front of the phones' acks.
-    /// When the queue is full the entry waits in a task of its own (one per socket or download
-    /// at most, so bounded by those) rather than be dropped: the log is evidence.
+    /// When the queue is full the entry waits for room in a task of its own rather than be
+    /// dropped, since the log is evidence; [`flush`](Self::flush) waits for those too. Only
+    /// past [`MAX_SPILLED`] such entries (a writer stalled for long) is one dropped, with an
+    /// error in the log.
     pub fn custody(&self, row: custody::ActiveModel) {
         match self.tx.try_send(Job::Custody(row)) {
             Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) if self.spilled.len() >= MAX_SPILLED => {
+                tracing::error!("custody entry not recorded: the writer is {MAX_SPILLED} entries behind");
+            }
             Err(mpsc::error::TrySendError::Full(job)) => {
                 let tx = self.tx.clone();
-                tokio::spawn(async move {
+                self.spilled.spawn(async move {
                     if tx.send(job).await.is_err() {
                         tracing::error!("custody entry not recorded: the writer has stopped");
                     }
@@ -474,18 +492,15 @@ impl Writer {
                     fenced.extend(out);
                 }
                 Err(e) => {
-                    let custody_entries_lost = jobs.iter().filter(|j| matches!(j, Job::Custody(_))).count();
-                    tracing::error!(
-                        error = %e,
-                        custody_entries_lost,
-                        "ownership check failed; nothing in this batch is acknowledged"
-                    );
+                    tracing::error!(error = %e, "ownership check failed; nothing in this batch is acknowledged");
                     metrics::counter!(crate::telemetry::WRITER_FAILURES).increment(1);
+                    let mut custody_rows = Vec::new();
                     for j in jobs {
                         match j {
                             Job::Upload(_, reply) => {
                                 let _ = reply.send(Err(UploadRefused::StorageFailed));
                             }
+                            Job::Custody(row) => custody_rows.push(row),
                             j => {
                                 if let Some(n) = j.notice() {
                                     let _ = n.try_send(Notice::StorageFailed);
@@ -493,6 +508,7 @@ impl Writer {
                             }
                         }
                     }
+                    self.custody_alone(custody_rows).await;
                     return;
                 }
             }
@@ -666,7 +682,6 @@ impl Writer {
             }
         }
         let rows_in_batch = fix_rows.len() + chunk_rows.len();
-        let custody_in_batch = custody_rows.len();
         let result = async {
             let t0 = std::time::Instant::now();
             let txn = match early_txn {
@@ -691,7 +706,8 @@ impl Writer {
                 audio_chunks::Entity::insert_many(rows).exec_without_returning(&txn).await?;
             }
             upload_rows.write(&txn, now).await?;
-            for rows in in_groups(custody_rows) {
+            // Cloned: if the batch fails, they are written again on their own.
+            for rows in in_groups(custody_rows.clone()) {
                 custody::Entity::insert_many(rows).exec_without_returning(&txn).await?;
             }
             txn.commit().await?;
@@ -711,11 +727,7 @@ impl Writer {
             self.positions.remove(id);
         }
         if let Err(e) = result {
-            tracing::error!(
-                error = %e,
-                custody_entries_lost = custody_in_batch,
-                "commit failed; nothing in this batch is acknowledged"
-            );
+            tracing::error!(error = %e, "commit failed; nothing in this batch is acknowledged");
             metrics::counter!(crate::telemetry::WRITER_FAILURES).increment(1);
             for id in touched {
                 self.positions.remove(&id);
@@ -729,6 +741,7 @@ impl Writer {
             for n in notices {
                 let _ = n.try_send(Notice::StorageFailed);
             }
+            self.custody_alone(custody_rows).await;
             return;
         }
         for (reply, p) in uploaded {
@@ -745,6 +758,26 @@ impl Writer {
                 Done::Audio(s, seq, mime, bytes) if !bytes.is_empty() => s.audio_stored(seq, &mime, &bytes),
                 Done::Audio(..) => {}
             }
+        }
+    }
+
+    /// Writes custody entries of a batch that failed in a transaction of their own: phones
+    /// resend their items, but nobody resends these (the batch may have failed for an item).
+    async fn custody_alone(&self, rows: Vec<custody::ActiveModel>) {
+        if rows.is_empty() {
+            return;
+        }
+        let n = rows.len();
+        let written = async {
+            let txn = crate::storage::write_txn(&self.db).await?;
+            for rows in in_groups(rows) {
+                custody::Entity::insert_many(rows).exec_without_returning(&txn).await?;
+            }
+            txn.commit().await
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, entries = n, "custody entries not recorded");
         }
     }
 
@@ -1172,9 +1205,6 @@ mod tests {
         }
     }
 
-    /// An alert's end (`forget`) queued between its items in one batch, as a phone socket that
-    /// has not yet heard of the end keeps sending: the chain still numbers every item once, in
-    /// order (the position is dropped after the batch, not reloaded in the middle of it).
     /// A fresh SQLite database holding user "u" and their active alert "a".
     async fn with_alert() -> (std::path::PathBuf, String, DatabaseConnection) {
         let dir = std::env::temp_dir().join(format!("alertme-writer-{}", uuid::Uuid::new_v4()));
@@ -1207,6 +1237,9 @@ mod tests {
         (dir, url, db)
     }
 
+    /// An alert's end (`forget`) queued between its items in one batch, as a phone socket that
+    /// has not yet heard of the end keeps sending: the chain still numbers every item once, in
+    /// order (the position is dropped after the batch, not reloaded in the middle of it).
     #[tokio::test]
     async fn an_end_inside_a_batch_numbers_the_chain_once() {
         let (dir, url, db) = with_alert().await;
@@ -1236,12 +1269,15 @@ mod tests {
     }
 
     /// Custody entries queued faster than the writer takes them (more than its queue holds):
-    /// every one is committed, none dropped.
+    /// the ones that find the queue full wait for room, and every one is committed.
     #[tokio::test]
     async fn custody_entries_beyond_the_queue_all_commit() {
         let (dir, url, db) = with_alert().await;
         let store = Store::start(&url, None).await.unwrap();
-        let n = QUEUE_CAPACITY + 500;
+        // The database's write lock held elsewhere: the writer stops at its first commit, so
+        // its queue fills (it holds at most one batch besides).
+        let hold = crate::storage::write_txn(&db).await.unwrap();
+        let n = QUEUE_CAPACITY + MAX_BATCH + 100;
         for i in 0..n {
             store.custody(custody::ActiveModel {
                 id: Default::default(),
@@ -1253,6 +1289,8 @@ mod tests {
                 detail: Set(None),
             });
         }
+        assert!(!store.spilled.is_empty(), "some entries found the queue full and waited for room");
+        drop(hold);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             store.flush().await;
@@ -1263,6 +1301,36 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "{stored} of {n} custody entries stored");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// A batch that fails (here a fix the database already holds, which the writer did not
+    /// know of) still records its custody entries, in a transaction of their own: phones
+    /// resend their items, nobody resends those.
+    #[tokio::test]
+    async fn custody_entries_of_a_failed_batch_are_still_recorded() {
+        let (dir, url, db) = with_alert().await;
+        let store = Store::start(&url, None).await.unwrap();
+        let probe: Arc<dyn Committed> = Arc::new(Probe("a".into()));
+        let (notice, mut notices) = mpsc::channel(16);
+        store.fixes(probe.clone(), vec![fix(1)], notice.clone()).await;
+        store.flush().await;
+        fixes::ActiveModel::from(fix_row("a", &fix(2), 0)).insert(&db).await.unwrap();
+        // Queued while the writer waits for its next beat: one batch.
+        store.custody(custody::ActiveModel {
+            id: Default::default(),
+            alert_id: Set("a".into()),
+            at: Set(1),
+            action: Set("watch_closed".into()),
+            who: Set("link:device".into()),
+            addr_hash: Set(None),
+            detail: Set(None),
+        });
+        store.fixes(probe.clone(), vec![fix(2)], notice.clone()).await;
+        store.flush().await;
+        assert_eq!(notices.try_recv().ok(), Some(Notice::StorageFailed), "the batch failed");
+        let logged = custody::Entity::find().all(&db).await.unwrap();
+        assert_eq!(logged.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(), ["watch_closed"]);
         std::fs::remove_dir_all(dir).ok();
     }
 }

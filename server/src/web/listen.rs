@@ -207,6 +207,8 @@ pub async fn serve(
             // sends nothing (or creeps through the HTTP/2 preface) must not hold a connection,
             // nor a stop (it has no request in flight to finish).
             tokio::select! {
+                // A request whose first bytes are here when the stop comes is served.
+                biased;
                 first = tokio::time::timeout(deadline, speaks_http1(&tcp)) => match first {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return tracing::debug!(error = %e, "connection closed before a request"),
