@@ -188,8 +188,10 @@ fn kept_stderr(child: &mut Child) -> Log {
     if let Some(stderr) = child.stderr.take() {
         let sink = log.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                keep(&sink, line);
+            // Bytes, not `lines()`: a line that is not UTF-8 must not stop the reading (the
+            // server would then block on a full pipe).
+            for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+                keep(&sink, String::from_utf8_lossy(&line).into_owned());
             }
         });
     }
