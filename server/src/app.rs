@@ -136,9 +136,6 @@ pub async fn serve_with(
         let store = state.store.clone();
         tasks.spawn("durable writer", async move { store.died().await });
     }
-    if let Some(upkeep) = storage::upkeep(&state.db) {
-        tasks.spawn("wal checkpoints", upkeep);
-    }
     let sender = sms::outbox::Sender {
         db: state.db.clone(),
         client: state.sms.clone(),

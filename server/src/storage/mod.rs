@@ -6,6 +6,7 @@ pub mod outbox;
 pub mod owners;
 pub mod recordings;
 pub mod uploads;
+pub mod wal;
 pub mod writer;
 
 use std::time::Duration;
@@ -77,9 +78,12 @@ async fn open(url: &str, sqlite_max: u32, postgres_max: u32) -> anyhow::Result<D
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(15))
-                // Checkpoints run in the background (below), not inside whichever commit
-                // happens to fill the WAL: that commit would wait for the copy and its fsync.
+                // The durable writer checkpoints between its commits (`wal`), not whichever
+                // commit happens to fill the WAL: that commit would wait for the copy.
                 .pragma("wal_autocheckpoint", "0")
+                // A WAL that grew (a reader held old pages for long) is cut back to this when
+                // it starts over, instead of keeping its largest size on disk for good.
+                .pragma("journal_size_limit", (64 * 1024 * 1024).to_string())
                 // Statement journals (kept while a multi-row INSERT runs inside the writer's
                 // transaction) in memory rather than in a temporary file written page by page.
                 .pragma("temp_store", "memory")
@@ -101,26 +105,6 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())
-}
-
-/// The database's background upkeep, for a server to run as long as it serves: SQLite's WAL
-/// checkpoints (none for PostgreSQL).
-pub fn upkeep(db: &DatabaseConnection) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
-    (db.get_database_backend() == DbBackend::Sqlite).then(|| checkpoint_wal(db.clone()))
-}
-
-/// Copies the WAL into the database file once a second without blocking writers (`PASSIVE`);
-/// the durable writer's commits then only ever append to the WAL and sync it.
-async fn checkpoint_wal(db: DatabaseConnection) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let stmt = Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(PASSIVE)");
-        if let Err(e) = db.execute_raw(stmt).await {
-            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
-        }
-    }
 }
 
 async fn check_sqlite_settings(db: &DatabaseConnection) -> anyhow::Result<()> {

@@ -1,0 +1,88 @@
+//! SQLite's write-ahead log kept small: the durable writer checkpoints it between its commits.
+//!
+//! A commit appends the pages it touched to the WAL; a checkpoint copies them into the database
+//! file, and the next commit after a *complete* one starts the WAL over from its beginning. A
+//! checkpoint running beside the writer (as it once did, on a timer of its own) never completes
+//! under steady load: commits land while it copies, so the WAL only ever grew (1 GB within 25 s
+//! of 1,000 phones, each write into new file space paid for by the kernel zeroing pages; see
+//! docs/benchmarks.md, session 13). Run by the writer while it commits nothing, a checkpoint
+//! copies everything, and the WAL stays about one second of commits long.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use tokio::time::Instant;
+
+/// How often the WAL is copied into the database file. Longer copies each hot page fewer times
+/// (a page touched by many commits is copied once) but makes the WAL, and the one pause of the
+/// writer, longer.
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// When the writer checkpoints next; `None` on PostgreSQL, which keeps its own log.
+pub struct Checkpoints {
+    next: Option<Instant>,
+}
+
+/// What one checkpoint did, as SQLite reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpointed {
+    /// Frames in the WAL.
+    pub frames: i64,
+    /// Of these, frames now in the database file.
+    pub copied: i64,
+}
+
+impl Checkpointed {
+    /// Everything copied: the next commit starts the WAL over.
+    pub fn complete(&self) -> bool {
+        self.copied == self.frames
+    }
+}
+
+impl Checkpoints {
+    /// Checkpoints for the database behind `db`.
+    pub fn new(db: &DatabaseConnection) -> Self {
+        let sqlite = db.get_database_backend() == DbBackend::Sqlite;
+        Self { next: sqlite.then(|| Instant::now() + CHECKPOINT_EVERY) }
+    }
+
+    /// When the next checkpoint is due (to wake an idle writer for it).
+    pub fn due_at(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// Checkpoints if one is due. The caller holds no transaction.
+    pub async fn run_if_due(&mut self, db: &DatabaseConnection) {
+        let Some(next) = self.next else { return };
+        if Instant::now() < next {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match checkpoint(db).await {
+            Ok(done) => {
+                // Counts and durations only (RUST_LOG=alertme_server::storage::wal=debug).
+                tracing::debug!(
+                    frames = done.frames,
+                    copied = done.copied,
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    "wal checkpoint"
+                );
+                if !done.complete() {
+                    // A reader still uses older pages; the next one catches up.
+                    tracing::debug!("wal checkpoint incomplete: a reader holds older pages");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; trying again in a second"),
+        }
+        self.next = Some(Instant::now() + CHECKPOINT_EVERY);
+    }
+}
+
+/// Copies what the WAL holds into the database file without waiting for readers (`PASSIVE`).
+pub async fn checkpoint(db: &DatabaseConnection) -> Result<Checkpointed, sea_orm::DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(PASSIVE)"))
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::Custom("wal_checkpoint returned no row".into()))?;
+    Ok(Checkpointed { frames: row.try_get_by_index(1)?, copied: row.try_get_by_index(2)? })
+}
