@@ -51,9 +51,12 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
 
 /// A small pool of its own for the durable writer, opened on the writer's thread so that its
 /// connections belong to that thread's runtime (settings as in [`connect`]; the schema is
-/// already migrated by then).
+/// already migrated by then). On SQLite one connection: the writer does one thing at a time,
+/// and a connection's page cache is dropped whenever another connection wrote since its last
+/// transaction, so two connections taking turns kept re-reading the index pages every commit
+/// touches (`bench ingest`: file reads 84 → 60 MB/s, CPU ~−7 %; docs/benchmarks.md, session 13).
 pub async fn connect_writer(url: &str) -> anyhow::Result<DatabaseConnection> {
-    open(url, 2, 2).await
+    open(url, 1, 2).await
 }
 
 async fn open(url: &str, sqlite_max: u32, postgres_max: u32) -> anyhow::Result<DatabaseConnection> {
