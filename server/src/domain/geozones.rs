@@ -250,6 +250,22 @@ pub async fn remove(state: &Core, user_id: &str, id: &str) -> Result<()> {
 
 /// How long "this person has no geozones" is trusted without asking the database again.
 const ZONE_FREE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// People remembered as zone-free at most; beyond it, marks past their time are dropped.
+const ZONE_FREE_MAX: usize = 50_000;
+
+/// Marks `user_id` as having no zones, now. Marks are only read within [`ZONE_FREE_TTL`] but
+/// stayed in the map for good, one per person who ever streamed a fix: once it holds `max`,
+/// expired marks are dropped first, and if every mark is fresh, this one is not kept (the next
+/// fix asks the database again).
+fn remember_zone_free(marks: &dashmap::DashMap<String, std::time::Instant>, user_id: &str, max: usize) {
+    if marks.len() >= max && !marks.contains_key(user_id) {
+        marks.retain(|_, since| since.elapsed() < ZONE_FREE_TTL);
+        if marks.len() >= max {
+            return;
+        }
+    }
+    marks.insert(user_id.to_owned(), std::time::Instant::now());
+}
 
 /// Checks a person's zones against a new fix; raises an alert on a confirmed crossing out of a
 /// safe zone or into a danger zone (unless an alert of theirs is already active).
@@ -263,7 +279,7 @@ pub async fn check(state: &Core, user_id: &str, device_id: &str, fix: &Fix) -> R
     }
     let zones = geozones::Entity::find().filter(geozones::Column::UserId.eq(user_id)).all(&state.db).await?;
     if zones.is_empty() {
-        state.zone_free.insert(user_id.to_owned(), std::time::Instant::now());
+        remember_zone_free(&state.zone_free, user_id, ZONE_FREE_MAX);
         return Ok(());
     }
     state.zone_free.remove(user_id);
@@ -330,6 +346,30 @@ pub async fn check(state: &Core, user_id: &str, device_id: &str, fix: &Fix) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The zone-free marks stay bounded: a full map drops expired marks for a new one, and does
+    /// not grow past its bound when every mark is fresh.
+    #[test]
+    fn zone_free_marks_are_bounded() {
+        let marks = dashmap::DashMap::new();
+        let stale = std::time::Instant::now() - ZONE_FREE_TTL * 2;
+        for i in 0..4 {
+            marks.insert(format!("old{i}"), stale);
+        }
+        remember_zone_free(&marks, "new", 4);
+        assert_eq!(marks.len(), 1, "the expired marks made room");
+        assert!(marks.contains_key("new"));
+        for i in 0..3 {
+            remember_zone_free(&marks, &format!("fresh{i}"), 4);
+        }
+        remember_zone_free(&marks, "one-too-many", 4);
+        assert_eq!(marks.len(), 4);
+        assert!(!marks.contains_key("one-too-many"), "fresh marks are not dropped for a new one");
+        // Someone already marked is marked again (time refreshed) even when the map is full.
+        let before = *marks.get("new").unwrap();
+        remember_zone_free(&marks, "new", 4);
+        assert!(*marks.get("new").unwrap() >= before);
+    }
 
     /// Seeded noise for the property test: the same walk on every run.
     struct Rng(rand::rngs::StdRng);
