@@ -502,6 +502,41 @@ async fn graceful_stop(backend: Backend) {
 }
 both!(sigterm_drains_with_1012, graceful_stop);
 
+/// A second server on the same SQLite database refuses to start, saying why (each would take
+/// itself for the only writer); once the first has stopped, a server starts on it at once.
+#[tokio::test]
+async fn one_server_per_sqlite_database() {
+    let env = Env::new(Backend::Sqlite).await;
+    let mut first = Server::start(&env, "127.0.0.1:0", &[]);
+    let mut second = std::process::Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &env.url, "--db-lock-wait-ms", "300"])
+        .arg("--data-dir")
+        .arg(&env.data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            second.wait().unwrap();
+            panic!("a second server runs on the same database");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(!status.success(), "{said}");
+    assert!(said.contains("another AlertMe server is using the database"), "{said}");
+    assert_eq!(first.terminate(Duration::from_secs(15)), Some(0));
+    let _next = Server::start(&env, "127.0.0.1:0", &[]);
+}
+
 /// `/metrics` in Prometheus' text format: live alerts, sockets by kind, frames relayed, writer
 /// batches, ack latency, outbox states, errors — and nothing that identifies anyone. Without a
 /// token configured only this machine may read it; with one, only its bearer.

@@ -41,6 +41,9 @@ pub async fn serve_with(
     cfg.cluster.check(&cfg.db.url())?;
     let node_id = cfg.cluster.node_id(addr);
     let mode = if cfg.cluster.nats_url.is_some() { "cluster" } else { "single" };
+    // Held until this returns, after the writer's last commit.
+    let _only_server =
+        storage::exclusive::take(&cfg.db.url(), Duration::from_millis(cfg.db_lock_wait_ms)).await?;
     let db = storage::connect(&cfg.db.url()).await?;
     let secret = domain::accounts::load_secret(cfg.secret.as_deref(), &cfg.db.data_dir)?;
     anyhow::ensure!(

@@ -282,6 +282,10 @@ pub struct ServeConfig {
     /// previous answer; slower or idle connections are closed.
     #[arg(long, env = "ALERTME_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_timeout_ms: u64,
+    /// How long a starting server waits for another one using the same SQLite database to stop
+    /// (a restart whose old process is finishing its last commits) before it gives up.
+    #[arg(long, env = "ALERTME_DB_LOCK_WAIT_MS", default_value_t = 30_000)]
+    pub db_lock_wait_ms: u64,
     /// Open connections (sockets included) per client address, an IPv6 /64 counting as one;
     /// more are closed at once. 0 for no cap.
     #[arg(long, env = "ALERTME_MAX_CONNS_PER_ADDRESS", default_value_t = 500)]

@@ -2,6 +2,7 @@
 
 pub mod entity;
 pub mod evidence;
+pub mod exclusive;
 pub mod outbox;
 pub mod owners;
 pub mod recordings;
@@ -101,15 +102,19 @@ async fn open(url: &str, sqlite_max: u32, postgres_max: u32) -> anyhow::Result<D
 }
 
 fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or("");
-    if path.is_empty() || path == ":memory:" {
-        return Ok(());
-    }
-    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+    let Some(path) = sqlite_file(url) else { return Ok(()) };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// The file of a SQLite URL (`None` for other databases and in-memory SQLite).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite:")?;
+    let path = path.strip_prefix("//").unwrap_or(path);
+    let path = path.split('?').next().unwrap_or("");
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
 
 async fn check_sqlite_settings(db: &DatabaseConnection) -> anyhow::Result<()> {

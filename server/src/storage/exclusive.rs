@@ -1,0 +1,110 @@
+//! One server per SQLite database: a lock on a file beside it, held while the server runs.
+//!
+//! Two servers writing one SQLite file would each take itself for the only writer: each keeps
+//! its alerts' positions and evidence chains in memory, so their items would clash (batches
+//! failing on duplicates, phones never acked) or fork an alert's chain across the fixes and
+//! audio tables, whose unique chain indexes each see only their own table. PostgreSQL is shared
+//! on purpose (cluster mode), and guarded by fencing numbers instead.
+//!
+//! The lock is the operating system's (`flock`), so it goes with the process, however that ends
+//! (SIGKILL included); the file stays and means nothing by itself.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How often a starting server looks again while another holds the database.
+const RETRY_EVERY: Duration = Duration::from_millis(20);
+
+/// Why a server may not use the database.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds the lock.
+    #[error(
+        "another AlertMe server is using the database {db} (it holds {lock}); stop it first, or \
+         give this one its own database"
+    )]
+    Busy {
+        /// The database file.
+        db: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// The lock file could not be opened or locked.
+    #[error("cannot lock {path}: {source}")]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
+/// The database's lock, released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct Held {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of the SQLite database at `url`, waiting up to `wait` for a server that holds
+/// it to stop (a restart whose old process is still finishing its last commits). `None` for
+/// databases that need no lock: PostgreSQL and in-memory SQLite.
+pub async fn take(url: &str, wait: Duration) -> Result<Option<Held>, LockError> {
+    let Some(db) = super::sqlite_file(url) else { return Ok(None) };
+    let lock = lock_path(&db);
+    let io = |source| LockError::Io { path: lock.clone(), source };
+    let file =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock).map_err(io)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(Held { _file: file })),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                if !said {
+                    tracing::info!(
+                        lock = %lock.display(),
+                        "another server is using this database; waiting for it to stop"
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(LockError::Busy { db, lock }),
+        }
+    }
+}
+
+/// `alertme.db` → `alertme.db.lock`.
+fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lock keeps a second holder out until the first lets go; PostgreSQL needs none.
+    #[tokio::test]
+    async fn one_holder_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("alertme-lock-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("a.db").display());
+        let first = take(&url, Duration::ZERO).await.unwrap().expect("a SQLite file is locked");
+        let second = take(&url, Duration::from_millis(100)).await;
+        assert!(matches!(second, Err(LockError::Busy { .. })), "{second:?}");
+        // Let go while the next one waits: it gets the lock.
+        let waiting = tokio::spawn({
+            let url = url.clone();
+            async move { take(&url, Duration::from_secs(10)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(first);
+        assert!(waiting.await.unwrap().unwrap().is_some());
+        assert!(take("postgres://x@127.0.0.1/db", Duration::ZERO).await.unwrap().is_none());
+        assert!(take("sqlite::memory:", Duration::ZERO).await.unwrap().is_none());
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
