@@ -41,8 +41,8 @@ pub async fn serve_with(
     cfg.cluster.check(&cfg.db.url())?;
     let node_id = cfg.cluster.node_id(addr);
     let mode = if cfg.cluster.nats_url.is_some() { "cluster" } else { "single" };
-    // Held until this returns, after the writer's last commit.
-    let _only_server =
+    // Taken before migrations run; the writer lets go of it after its last commit.
+    let only_server =
         storage::exclusive::take(&cfg.db.url(), Duration::from_millis(cfg.db_lock_wait_ms)).await?;
     let db = storage::connect(&cfg.db.url()).await?;
     let secret = domain::accounts::load_secret(cfg.secret.as_deref(), &cfg.db.data_dir)?;
@@ -100,7 +100,8 @@ pub async fn serve_with(
     let hub = joined.as_ref().map_or_else(Hub::new, |j| j.hub.clone());
     storage::recordings::import_part_files(&db, &cfg.db.data_dir.join("audio")).await?;
     // The writer checks ownership rows, which name this start of the node (its instance).
-    let store = Store::start(&cfg.db.url(), joined.as_ref().map(|j| j.cluster.instance.clone())).await?;
+    let store =
+        Store::start(&cfg.db.url(), joined.as_ref().map(|j| j.cluster.instance.clone()), only_server).await?;
     let mut core = Core::new(db, hub.clone(), store, settings, secret, seal_key, guard, clock);
     if let Some(url) = cfg.geocoder_url.as_deref().filter(|u| !u.is_empty()) {
         let g = crate::geocode::Geocoder::new(url, cfg.geocoder_per_sec, &core.settings.public_url)?;

@@ -16,6 +16,12 @@ pub const WRITER_BATCH_ROWS: &str = "alertme_writer_batch_rows";
 pub const WRITER_COMMIT_SECONDS: &str = "alertme_writer_commit_seconds";
 /// From a phone's fix or audio chunk reaching the writer's queue to its commit (its ack follows).
 pub const ACK_LATENCY_SECONDS: &str = "alertme_ack_latency_seconds";
+/// SQLite: time the durable writer spent copying its WAL into the database (it commits
+/// nothing meanwhile, so acks wait this long once a second).
+pub const WAL_CHECKPOINT_SECONDS: &str = "alertme_wal_checkpoint_seconds";
+/// SQLite: checkpoints that could not copy the whole WAL (a reader held older pages, or the
+/// database was busy); while they keep failing, the WAL grows.
+pub const WAL_CHECKPOINTS_INCOMPLETE: &str = "alertme_wal_checkpoints_incomplete_total";
 /// Writer commits that failed (phones are told 4503 and resend).
 pub const WRITER_FAILURES: &str = "alertme_writer_failures_total";
 /// Texts in the outbox by status.

@@ -255,13 +255,13 @@ const ZONE_FREE_MAX: usize = 50_000;
 
 /// Marks `user_id` as having no zones, now. Marks are only read within [`ZONE_FREE_TTL`] but
 /// stayed in the map for good, one per person who ever streamed a fix: once it holds `max`,
-/// expired marks are dropped first, and if every mark is fresh, this one is not kept (the next
-/// fix asks the database again).
+/// expired marks are dropped, and if every mark is fresh, all are (each person's next fix asks
+/// the database again), so that a full map is swept once per `max` new marks, not per fix.
 fn remember_zone_free(marks: &dashmap::DashMap<String, std::time::Instant>, user_id: &str, max: usize) {
     if marks.len() >= max && !marks.contains_key(user_id) {
         marks.retain(|_, since| since.elapsed() < ZONE_FREE_TTL);
         if marks.len() >= max {
-            return;
+            marks.clear();
         }
     }
     marks.insert(user_id.to_owned(), std::time::Instant::now());
@@ -347,14 +347,15 @@ pub async fn check(state: &Core, user_id: &str, device_id: &str, fix: &Fix) -> R
 mod tests {
     use super::*;
 
-    /// The zone-free marks stay bounded: a full map drops expired marks for a new one, and does
-    /// not grow past its bound when every mark is fresh.
+    /// The zone-free marks stay bounded: a full map drops expired marks for a new one, and
+    /// drops them all when every one is fresh; a mark given again is renewed.
     #[test]
     fn zone_free_marks_are_bounded() {
+        let now = std::time::Instant::now();
+        let ago = |d| now.checked_sub(d).expect("the clock started long enough ago");
         let marks = dashmap::DashMap::new();
-        let stale = std::time::Instant::now() - ZONE_FREE_TTL * 2;
         for i in 0..4 {
-            marks.insert(format!("old{i}"), stale);
+            marks.insert(format!("old{i}"), ago(ZONE_FREE_TTL * 2));
         }
         remember_zone_free(&marks, "new", 4);
         assert_eq!(marks.len(), 1, "the expired marks made room");
@@ -362,13 +363,18 @@ mod tests {
         for i in 0..3 {
             remember_zone_free(&marks, &format!("fresh{i}"), 4);
         }
+        assert_eq!(marks.len(), 4);
+        remember_zone_free(&marks, "one-too-many", 4);
+        assert_eq!(marks.len(), 1, "a map of fresh marks starts over");
+        assert!(marks.contains_key("one-too-many"));
+        // Someone already marked is marked again from now, even in a full map.
+        for i in 0..3 {
+            marks.insert(format!("half{i}"), ago(ZONE_FREE_TTL / 2));
+        }
+        marks.insert("one-too-many".into(), ago(ZONE_FREE_TTL / 2));
         remember_zone_free(&marks, "one-too-many", 4);
         assert_eq!(marks.len(), 4);
-        assert!(!marks.contains_key("one-too-many"), "fresh marks are not dropped for a new one");
-        // Someone already marked is marked again (time refreshed) even when the map is full.
-        let before = *marks.get("new").unwrap();
-        remember_zone_free(&marks, "new", 4);
-        assert!(*marks.get("new").unwrap() >= before);
+        assert!(marks.get("one-too-many").unwrap().elapsed() < ZONE_FREE_TTL / 4);
     }
 
     /// Seeded noise for the property test: the same walk on every run.

@@ -52,6 +52,10 @@ pub async fn take(url: &str, wait: Duration) -> Result<Option<Held>, LockError> 
     let Some(db) = super::sqlite_file(url) else { return Ok(None) };
     let lock = lock_path(&db);
     let io = |source| LockError::Io { path: lock.clone(), source };
+    // Before the database exists (a first start), its directory may not either.
+    if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
     let file =
         std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock).map_err(io)?;
     let deadline = tokio::time::Instant::now() + wait;
@@ -59,6 +63,15 @@ pub async fn take(url: &str, wait: Duration) -> Result<Option<Held>, LockError> 
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(Some(Held { _file: file })),
+            Err(std::fs::TryLockError::Error(e)) if unsupported(&e) => {
+                // Some network file systems have no such locks: run as before, unguarded.
+                tracing::warn!(
+                    lock = %lock.display(),
+                    error = %e,
+                    "this file system cannot lock files; nothing stops a second server on this database"
+                );
+                return Ok(None);
+            }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
             Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
                 if !said {
@@ -73,6 +86,12 @@ pub async fn take(url: &str, wait: Duration) -> Result<Option<Held>, LockError> 
             Err(std::fs::TryLockError::WouldBlock) => return Err(LockError::Busy { db, lock }),
         }
     }
+}
+
+/// The file system has no `flock` (some network mounts): not a reason to refuse to start.
+fn unsupported(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Unsupported
+        || matches!(e.raw_os_error(), Some(code) if code == libc::ENOLCK || code == libc::EOPNOTSUPP)
 }
 
 /// `alertme.db` → `alertme.db.lock`.
@@ -90,8 +109,8 @@ mod tests {
     #[tokio::test]
     async fn one_holder_at_a_time() {
         let dir = std::env::temp_dir().join(format!("alertme-lock-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.join("a.db").display());
+        // Its directory is made (a first start, before the database exists).
+        let url = format!("sqlite://{}?mode=rwc", dir.join("new").join("a.db").display());
         let first = take(&url, Duration::ZERO).await.unwrap().expect("a SQLite file is locked");
         let second = take(&url, Duration::from_millis(100)).await;
         assert!(matches!(second, Err(LockError::Busy { .. })), "{second:?}");
@@ -105,6 +124,7 @@ mod tests {
         assert!(waiting.await.unwrap().unwrap().is_some());
         assert!(take("postgres://x@127.0.0.1/db", Duration::ZERO).await.unwrap().is_none());
         assert!(take("sqlite::memory:", Duration::ZERO).await.unwrap().is_none());
+        assert!(take("sqlite://shared?mode=memory", Duration::ZERO).await.unwrap().is_none());
         std::fs::remove_dir_all(dir).ok();
     }
 }

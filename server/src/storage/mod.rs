@@ -113,8 +113,9 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let path = url.strip_prefix("sqlite:")?;
     let path = path.strip_prefix("//").unwrap_or(path);
-    let path = path.split('?').next().unwrap_or("");
-    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let in_memory = path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
+    (!path.is_empty() && !in_memory).then(|| std::path::PathBuf::from(path))
 }
 
 async fn check_sqlite_settings(db: &DatabaseConnection) -> anyhow::Result<()> {

@@ -6,7 +6,8 @@
 //! under steady load: commits land while it copies, so the WAL only ever grew (1 GB within 25 s
 //! of 1,000 phones, each write into new file space paid for by the kernel zeroing pages; see
 //! docs/benchmarks.md, session 13). Run by the writer while it commits nothing, a checkpoint
-//! copies everything, and the WAL stays about one second of commits long.
+//! copies everything (unless a reader still holds older pages, or another connection commits
+//! meanwhile; the next one catches up), and the WAL stays about one second of commits long.
 
 use std::time::Duration;
 
@@ -26,7 +27,9 @@ pub struct Checkpoints {
 /// What one checkpoint did, as SQLite reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpointed {
-    /// Frames in the WAL.
+    /// The checkpoint could not run to its end (another checkpoint, or a lock).
+    pub busy: bool,
+    /// Frames in the WAL (-1 when the database is not in WAL mode or the run was cut short).
     pub frames: i64,
     /// Of these, frames now in the database file.
     pub copied: i64,
@@ -35,7 +38,7 @@ pub struct Checkpointed {
 impl Checkpointed {
     /// Everything copied: the next commit starts the WAL over.
     pub fn complete(&self) -> bool {
-        self.copied == self.frames
+        !self.busy && self.frames >= 0 && self.copied == self.frames
     }
 }
 
@@ -60,16 +63,20 @@ impl Checkpoints {
         let started = std::time::Instant::now();
         match checkpoint(db).await {
             Ok(done) => {
+                let took = started.elapsed().as_secs_f64();
+                metrics::histogram!(crate::telemetry::WAL_CHECKPOINT_SECONDS).record(took);
                 // Counts and durations only (RUST_LOG=alertme_server::storage::wal=debug).
                 tracing::debug!(
+                    busy = done.busy,
                     frames = done.frames,
                     copied = done.copied,
-                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    ms = took * 1e3,
                     "wal checkpoint"
                 );
                 if !done.complete() {
-                    // A reader still uses older pages; the next one catches up.
-                    tracing::debug!("wal checkpoint incomplete: a reader holds older pages");
+                    // A reader still uses older pages, or the database was busy: the next one
+                    // catches up.
+                    metrics::counter!(crate::telemetry::WAL_CHECKPOINTS_INCOMPLETE).increment(1);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; trying again in a second"),
@@ -84,5 +91,6 @@ pub async fn checkpoint(db: &DatabaseConnection) -> Result<Checkpointed, sea_orm
         .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(PASSIVE)"))
         .await?
         .ok_or_else(|| sea_orm::DbErr::Custom("wal_checkpoint returned no row".into()))?;
-    Ok(Checkpointed { frames: row.try_get_by_index(1)?, copied: row.try_get_by_index(2)? })
+    let busy: i64 = row.try_get_by_index(0)?;
+    Ok(Checkpointed { busy: busy != 0, frames: row.try_get_by_index(1)?, copied: row.try_get_by_index(2)? })
 }
