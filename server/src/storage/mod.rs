@@ -60,6 +60,15 @@ pub async fn connect_writer(url: &str) -> anyhow::Result<DatabaseConnection> {
     open(url, 1, 2).await
 }
 
+/// On SQLite, a connection of its own that copies the WAL into the database file beside the
+/// writer (see `wal`); `None` on PostgreSQL.
+pub async fn connect_copier(url: &str) -> anyhow::Result<Option<DatabaseConnection>> {
+    if sqlite_file(url).is_none() {
+        return Ok(None);
+    }
+    open(url, 1, 1).await.map(Some)
+}
+
 async fn open(url: &str, sqlite_max: u32, postgres_max: u32) -> anyhow::Result<DatabaseConnection> {
     let backend = if url.starts_with("sqlite:") {
         DbBackend::Sqlite

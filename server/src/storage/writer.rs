@@ -197,8 +197,14 @@ impl Store {
             rt.block_on(async move {
                 match crate::storage::connect_writer(&url).await {
                     Ok(db) => {
+                        let copier = crate::storage::connect_copier(&url).await.unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "no connection to copy the WAL beside the writer; it copies it all");
+                            None
+                        });
                         let _ = ready_tx.send(Ok(()));
-                        Writer { db, positions: HashMap::new(), node, uploads: HashMap::new() }.run(rx).await;
+                        Writer { db, copier, positions: HashMap::new(), node, uploads: HashMap::new() }
+                            .run(rx)
+                            .await;
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -360,6 +366,8 @@ struct UploadRows {
 
 struct Writer {
     db: DatabaseConnection,
+    /// Copies SQLite's WAL beside the writer (taken by the run loop's checkpoints).
+    copier: Option<DatabaseConnection>,
     /// Per alert. Dropped on failure and rebuilt from the database.
     positions: HashMap<String, OpenPart>,
     /// In a cluster, this node's id: commits check the alerts' ownership rows.
@@ -435,7 +443,7 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut pace = Pace::default();
-        let mut wal = super::wal::Checkpoints::new(&self.db);
+        let mut wal = super::wal::Checkpoints::new(&self.db, self.copier.take());
         loop {
             if batch.is_empty() {
                 // Idle: wake for the WAL's checkpoint too (other connections write as well).
