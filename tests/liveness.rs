@@ -517,17 +517,10 @@ async fn one_server_per_sqlite_database() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = second.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            second.kill().unwrap();
-            second.wait().unwrap();
-            panic!("a second server runs on the same database");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let Some(status) = exited(&mut second, Duration::from_secs(20)) else {
+        second.kill().unwrap();
+        second.wait().unwrap();
+        panic!("a second server runs on the same database");
     };
     let mut said = String::new();
     std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut said).unwrap();

@@ -163,7 +163,7 @@ fn announced(child: &mut Child, prefix: &'static str, log: Log) -> String {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std_mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in lines_of(stdout) {
             if let Some(rest) = line.strip_prefix(prefix) {
                 let _ = tx.send(rest.to_owned());
             }
@@ -182,20 +182,34 @@ fn keep(log: &Log, line: String) {
     l.push(line);
 }
 
+/// A child's output, line by line, until it closes. Read as bytes, not with `lines()`: a line
+/// that is not UTF-8 must not stop the reading (the child would then block on a full pipe).
+fn lines_of(out: impl std::io::Read) -> impl Iterator<Item = String> {
+    BufReader::new(out).split(b'\n').map_while(Result::ok).map(|l| String::from_utf8_lossy(&l).into_owned())
+}
+
 /// Keeps what a child logs on stderr in `log`, unless `TEST_LOG` shows it on the terminal.
 fn kept_stderr(child: &mut Child) -> Log {
     let log = Log::default();
     if let Some(stderr) = child.stderr.take() {
         let sink = log.clone();
-        std::thread::spawn(move || {
-            // Bytes, not `lines()`: a line that is not UTF-8 must not stop the reading (the
-            // server would then block on a full pipe).
-            for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
-                keep(&sink, String::from_utf8_lossy(&line).into_owned());
-            }
-        });
+        std::thread::spawn(move || lines_of(stderr).for_each(|line| keep(&sink, line)));
     }
     log
+}
+
+/// Waits at most `within` for `child` to exit; `None` if it still runs.
+pub fn exited(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Lines a child printed.
@@ -289,14 +303,8 @@ impl Server {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
         // SAFETY: kill(2) with a pid we spawned and a valid signal number has no memory effects.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(std::time::Instant::now() < deadline, "still running {within:?} after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = exited(&mut self.child, within);
+        status.unwrap_or_else(|| panic!("still running {within:?} after SIGTERM")).code()
     }
 
     /// SIGKILL: no graceful anything, like a power cut of the process.
@@ -341,7 +349,7 @@ impl Phone {
         let (tx, lines) = std_mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in lines_of(stdout) {
                 let _ = tx.send(line);
             }
         });
@@ -349,7 +357,7 @@ impl Phone {
         let sink = stderr_lines.clone();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in lines_of(stderr) {
                 sink.lock().unwrap().push(line);
             }
         });
@@ -382,14 +390,8 @@ impl Phone {
 
     /// Waits for the simulator to exit; returns (success, stdout, stderr).
     pub fn wait(mut self, within: Duration) -> (bool, String, String) {
-        let deadline = std::time::Instant::now() + within;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(std::time::Instant::now() < deadline, "phone did not finish within {within:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = exited(&mut self.child, within)
+            .unwrap_or_else(|| panic!("phone did not finish within {within:?}"));
         while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
             self.stdout.push(l);
         }

@@ -20,8 +20,8 @@ const RETRY_EVERY: Duration = Duration::from_millis(20);
 pub enum LockError {
     /// Another process holds the lock.
     #[error(
-        "another AlertMe server is using the database {db} (it holds {lock}); stop it first, or \
-         give this one its own database"
+        "another AlertMe server is using the database {db} (it holds {lock}): stop it first, \
+         or give this one its own database (--data-dir or --database-url)"
     )]
     Busy {
         /// The database file.
@@ -75,9 +75,9 @@ pub async fn take(url: &str, wait: Duration) -> Result<Option<Held>, LockError> 
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
             Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
                 if !said {
-                    tracing::info!(
+                    tracing::warn!(
                         lock = %lock.display(),
-                        "another server is using this database; waiting for it to stop"
+                        "another server is using this database; waiting up to {wait:?} for it to stop"
                     );
                     said = true;
                 }

@@ -76,8 +76,13 @@ impl Checkpoints {
                 return;
             }
             let copied = self.copying.take().expect("checked above").await;
-            if let Ok(Err(e)) | Err(e) = copied.map_err(|e| sea_orm::DbErr::Custom(e.to_string())) {
-                tracing::warn!(error = %e, "copying the WAL beside the writer failed; the writer copies it");
+            let failed = match copied {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(error) = failed {
+                tracing::warn!(%error, "copying the WAL beside the writer failed; the writer copies it");
             }
             self.finish(db).await;
             return;

@@ -484,7 +484,8 @@ impl Writer {
             let started = tokio::time::Instant::now();
             self.commit(std::mem::take(&mut batch)).await;
             pace.committed(started);
-            // Between commits, so that it copies everything (see `storage::wal`).
+            // Between commits: the writer's step of a checkpoint copies what was committed
+            // while the copy beside it ran, and so completes it (see `storage::wal`).
             wal.run_if_due(&self.db).await;
         }
     }

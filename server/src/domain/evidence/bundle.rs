@@ -205,6 +205,19 @@ async fn chain_lines(
     Ok((lines, unchained))
 }
 
+/// Exports from a running server: what its durable writer still holds (items received, custody
+/// entries) is committed first, so the bundle has everything received before it was asked for.
+/// (The command line's export runs beside the server, without a writer: [`export`].)
+pub async fn export_now(
+    core: &crate::domain::Core,
+    alert_id: &str,
+    who: &Who,
+    addr: Option<String>,
+) -> Result<Bundle> {
+    core.store.flush().await;
+    export(&core.db, &core.seal_key, alert_id, who, addr).await
+}
+
 /// Builds the evidence bundle of an alert for `who` (already allowed to have it) and records
 /// the export in the custody log. The duress PIN's use is shown to responders only.
 pub async fn export(

@@ -86,10 +86,7 @@ async fn export(
     let token = socket::token(&headers, &query)?;
     let (_, who) = authorize_owner_or_responder(&state, &token, &id).await?;
     let mark = custody::addr_hash(&state.secret, ip);
-    // What was received before the export was asked for goes in it: items and custody entries
-    // still waiting in the durable writer's queue are committed first.
-    state.store.flush().await;
-    let b = bundle::export(&state.db, &state.seal_key, &id, &who, Some(mark)).await?;
+    let b = bundle::export_now(&state, &id, &who, Some(mark)).await?;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", b.file_name))
         .unwrap_or(HeaderValue::from_static("attachment"));
     Ok((
