@@ -411,8 +411,9 @@ const WARM_UP: Duration = Duration::from_millis(1500);
 /// Phones start streaming spread evenly over this span (one fix period), each at its own phase.
 const PHASES: Duration = Duration::from_secs(1);
 
-/// And this long after the last phone started: a stream's first ADTS frame is relayed only once
-/// the next one confirms the sync (one chunk later), a start-up cost, not steady streaming.
+/// And this long after the last phone sent its first chunk: a stream's first ADTS frame is
+/// relayed only once the next one confirms the sync (one chunk later), a start-up cost, not
+/// steady streaming.
 const SETTLE: Duration = Duration::from_millis(300);
 
 /// Microseconds since the run's epoch.
@@ -445,6 +446,8 @@ struct Shared {
     seen: Mutex<Vec<Vec<(std::collections::HashSet<u32>, u64)>>>,
     /// Highest fix seq each phone sent.
     sent: Mutex<Vec<u64>>,
+    /// Phones that sent their first chunk: the measured window opens only after all of them.
+    started: AtomicU64,
 }
 
 async fn connect(
@@ -457,8 +460,19 @@ async fn connect(
     if let Some(t) = token {
         req.headers_mut().insert("authorization", format!("Bearer {t}").parse()?);
     }
-    Ok(tokio_tungstenite::connect_async_with_config(req, None, true).await?.0)
+    Ok(tokio_tungstenite::connect_async_with_config(req, Some(socket_config()), true).await?.0)
 }
+
+/// The generator's sockets read into a small buffer. tungstenite zero-fills its read buffer's
+/// spare room (128 KiB by default) before every read: with thousands of watchers that was
+/// gigabytes a second of `memset` on the generator's core, enough to start phones hundreds of
+/// milliseconds late and to add the generator's own delays to the latencies it measures.
+fn socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(READ_BUFFER)
+}
+
+/// Bytes a generator's socket reads at once: several of the frames it gets (≤ 1 KB each).
+const READ_BUFFER: usize = 8 * 1024;
 
 /// When the measured run ends: sent once every phone started and every watcher joined, so the
 /// start-up burst (1,000 alerts created at once) is not measured as streaming.
@@ -523,6 +537,9 @@ async fn phone(
                 // 24 kbit/s in 200 ms chunks: 600 bytes.
                 let chunk = encode_phone_chunk(audio_seq, &adts_frame(us(shared.epoch), 600));
                 ws.send(Message::Binary(chunk.into())).await?;
+                if n == 1 {
+                    shared.started.fetch_add(1, Ordering::Relaxed);
+                }
                 if n % 5 == 0 {
                     fix_seq += 1;
                     shared.sent.lock().unwrap()[session] = fix_seq;
@@ -662,6 +679,7 @@ async fn run_stream(
         measuring: Default::default(),
         seen: Mutex::new(vec![Vec::new(); sessions]),
         sent: Mutex::new(vec![0; sessions]),
+        started: AtomicU64::new(0),
     });
     let (go_tx, go) = tokio::sync::watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();
@@ -708,8 +726,15 @@ async fn run_stream(
     let stop = Instant::now() + WARM_UP + PHASES + SETTLE + Duration::from_secs_f64(seconds);
     let _ = go_tx.send(Some(stop));
     let nats = (target.bases.len() > 1).then(nats_pid).flatten();
-    // Measure once every phone streams.
-    tokio::time::sleep(WARM_UP + PHASES + SETTLE).await;
+    // Measure once every phone streams: SETTLE after the last one actually started (a busy
+    // generator starts some late), or a second before the end at the latest.
+    tokio::time::sleep(WARM_UP + PHASES).await;
+    while shared.started.load(Ordering::Relaxed) < sessions as u64
+        && Instant::now() + SETTLE + Duration::from_secs(1) < stop
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(SETTLE).await;
     shared.measuring.store(true, Ordering::Relaxed);
     let cpu0 = target.usage().0;
     let nats0 = nats.map(cpu_us);
@@ -801,7 +826,8 @@ async fn run_idle(target: &Target, sockets: usize, bar: &indicatif::ProgressBar)
         let sock = tokio::net::TcpSocket::new_v4()?;
         sock.bind((src, 0).into())?;
         let stream = sock.connect((std::net::Ipv4Addr::LOCALHOST, port).into()).await?;
-        let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream).await?;
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(socket_config())).await?;
         open.push(ws);
         if i % 500 == 0 {
             bar.set_message(format!("{}: {i} idle sockets", target.name));
