@@ -5,6 +5,7 @@ pub mod evidence;
 pub mod exclusive;
 pub mod outbox;
 pub mod owners;
+pub mod priority;
 pub mod recordings;
 pub mod uploads;
 pub mod wal;

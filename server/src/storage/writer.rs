@@ -187,6 +187,8 @@ impl Store {
         let url = url.to_owned();
         let thread = std::thread::Builder::new().name("alertme-writer".into()).spawn(move || {
             let _lock = lock;
+            // Before its connections start their threads, which inherit it.
+            super::priority::defer_to_sockets();
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -1383,6 +1385,42 @@ mod tests {
         // Bytes 12-15: the checkpoint sequence number, raised each time the WAL starts over.
         let restarts = u32::from_be_bytes(header[12..16].try_into().unwrap());
         assert!(restarts >= 1, "the WAL never started over in {at} commits");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// The writer's thread and the SQLite threads it started run below the sockets' priority;
+    /// the rest of the process (this test's thread) does not.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_writer_yields_to_the_sockets() {
+        use super::super::priority::{nice_of, WRITER_NICE};
+        let me = unsafe { libc::gettid() }.to_string();
+        let mine = nice_of(&me);
+        let (dir, url, _db) = with_alert().await;
+        let store = Store::start(&url, None, None).await.unwrap();
+        store.custody(entry("watch_opened", 1));
+        store.flush().await;
+        let mut writers = 0;
+        let mut deferred_sqlite = 0;
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let tid = task.file_name().into_string().unwrap();
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let nice = nice_of(&tid);
+            match comm.trim_end() {
+                // Every test's writer in this process runs like this one.
+                "alertme-writer" => {
+                    writers += 1;
+                    assert_eq!(nice, Some(WRITER_NICE), "writer thread {tid}");
+                }
+                c if c.starts_with("sqlx-sqlite") => {
+                    deferred_sqlite += usize::from(nice == Some(WRITER_NICE))
+                }
+                _ => {}
+            }
+        }
+        assert!(writers >= 1, "no writer thread found");
+        assert!(deferred_sqlite >= 1, "no SQLite thread of the writer's runs at nice {WRITER_NICE}");
+        assert_eq!(nice_of(&me), mine, "the priority leaked to the caller's thread");
         std::fs::remove_dir_all(dir).ok();
     }
 }
