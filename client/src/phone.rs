@@ -382,7 +382,7 @@ impl Phone {
         req.headers_mut().insert("authorization", format!("Bearer {}", self.token).parse()?);
         let (mut ws, _) = tokio::time::timeout(
             Duration::from_secs(5),
-            tokio_tungstenite::connect_async_with_config(req, None, true),
+            tokio_tungstenite::connect_async_with_config(req, Some(crate::socket_config()), true),
         )
         .await
         .context("connect timed out")??;

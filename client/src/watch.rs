@@ -136,7 +136,7 @@ impl Watcher {
             Some(e) => format!("{}&epoch={e}&ev={}", self.url, self.ev),
             None => self.url.clone(),
         };
-        match tokio_tungstenite::connect_async(url).await {
+        match tokio_tungstenite::connect_async_with_config(url, Some(crate::socket_config()), false).await {
             Ok((ws, _)) => {
                 self.backoff.connected();
                 self.ws = Some(ws);

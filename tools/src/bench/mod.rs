@@ -460,19 +460,12 @@ async fn connect(
     if let Some(t) = token {
         req.headers_mut().insert("authorization", format!("Bearer {t}").parse()?);
     }
-    Ok(tokio_tungstenite::connect_async_with_config(req, Some(socket_config()), true).await?.0)
+    // A small read buffer: with the default, the generator's thousands of sockets zero-filled
+    // gigabytes a second, started phones late and added its own delays to what it measured.
+    Ok(tokio_tungstenite::connect_async_with_config(req, Some(alertme_client::socket_config()), true)
+        .await?
+        .0)
 }
-
-/// The generator's sockets read into a small buffer. tungstenite zero-fills its read buffer's
-/// spare room (128 KiB by default) before every read: with thousands of watchers that was
-/// gigabytes a second of `memset` on the generator's core, enough to start phones hundreds of
-/// milliseconds late and to add the generator's own delays to the latencies it measures.
-fn socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(READ_BUFFER)
-}
-
-/// Bytes a generator's socket reads at once: several of the frames it gets (≤ 1 KB each).
-const READ_BUFFER: usize = 8 * 1024;
 
 /// When the measured run ends: sent once every phone started and every watcher joined, so the
 /// start-up burst (1,000 alerts created at once) is not measured as streaming.
@@ -826,8 +819,12 @@ async fn run_idle(target: &Target, sockets: usize, bar: &indicatif::ProgressBar)
         let sock = tokio::net::TcpSocket::new_v4()?;
         sock.bind((src, 0).into())?;
         let stream = sock.connect((std::net::Ipv4Addr::LOCALHOST, port).into()).await?;
-        let (ws, _) =
-            tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(socket_config())).await?;
+        let (ws, _) = tokio_tungstenite::client_async_with_config(
+            url.as_str(),
+            stream,
+            Some(alertme_client::socket_config()),
+        )
+        .await?;
         open.push(ws);
         if i % 500 == 0 {
             bar.set_message(format!("{}: {i} idle sockets", target.name));
