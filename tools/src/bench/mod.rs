@@ -446,8 +446,30 @@ struct Shared {
     seen: Mutex<Vec<Vec<(std::collections::HashSet<u32>, u64)>>>,
     /// Highest fix seq each phone sent.
     sent: Mutex<Vec<u64>>,
-    /// Phones that sent their first chunk: the measured window opens only after all of them.
+    /// Phones that sent their first chunk or ended before it: the measured window opens only
+    /// after all of them.
     started: AtomicU64,
+}
+
+/// Counts a phone in [`Shared::started`] once: when it sent its first chunk, or when it ends
+/// without having sent one (so the window never waits for a phone that failed).
+struct StartMark {
+    shared: Arc<Shared>,
+    counted: bool,
+}
+
+impl StartMark {
+    fn count(&mut self) {
+        if !std::mem::replace(&mut self.counted, true) {
+            self.shared.started.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for StartMark {
+    fn drop(&mut self) {
+        self.count();
+    }
 }
 
 async fn connect(
@@ -460,8 +482,6 @@ async fn connect(
     if let Some(t) = token {
         req.headers_mut().insert("authorization", format!("Bearer {t}").parse()?);
     }
-    // A small read buffer: with the default, the generator's thousands of sockets zero-filled
-    // gigabytes a second, started phones late and added its own delays to what it measured.
     Ok(tokio_tungstenite::connect_async_with_config(req, Some(alertme_client::socket_config()), true)
         .await?
         .0)
@@ -495,6 +515,7 @@ async fn phone(
 ) -> anyhow::Result<()> {
     let url =
         if alertme { format!("{target_base}/v1/phone") } else { format!("{target_base}/v1/phone?room={id}") };
+    let mut mark = StartMark { shared: shared.clone(), counted: false };
     let mut ws = connect(&url, alertme.then_some(id.as_str())).await?;
     let mut sent_at = std::collections::HashMap::new();
     if alertme {
@@ -530,9 +551,7 @@ async fn phone(
                 // 24 kbit/s in 200 ms chunks: 600 bytes.
                 let chunk = encode_phone_chunk(audio_seq, &adts_frame(us(shared.epoch), 600));
                 ws.send(Message::Binary(chunk.into())).await?;
-                if n == 1 {
-                    shared.started.fetch_add(1, Ordering::Relaxed);
-                }
+                mark.count();
                 if n % 5 == 0 {
                     fix_seq += 1;
                     shared.sent.lock().unwrap()[session] = fix_seq;
@@ -720,12 +739,18 @@ async fn run_stream(
     let _ = go_tx.send(Some(stop));
     let nats = (target.bases.len() > 1).then(nats_pid).flatten();
     // Measure once every phone streams: SETTLE after the last one actually started (a busy
-    // generator starts some late), or a second before the end at the latest.
+    // generator starts some late), or a second before the end at the latest (said below).
     tokio::time::sleep(WARM_UP + PHASES).await;
     while shared.started.load(Ordering::Relaxed) < sessions as u64
         && Instant::now() + SETTLE + Duration::from_secs(1) < stop
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let waiting = sessions as u64 - shared.started.load(Ordering::Relaxed);
+    if waiting > 0 {
+        bar.suspend(|| {
+            eprintln!("note: {waiting} phones had not started when the window opened (it opened late and is shorter)")
+        });
     }
     tokio::time::sleep(SETTLE).await;
     shared.measuring.store(true, Ordering::Relaxed);
