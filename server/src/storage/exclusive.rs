@@ -9,7 +9,7 @@
 //! The lock is the operating system's (`flock`), so it goes with the process, however that ends
 //! (SIGKILL included); the file stays and means nothing by itself.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How often a starting server looks again while another holds the database.
@@ -50,7 +50,8 @@ pub struct Held {
 /// databases that need no lock: PostgreSQL and in-memory SQLite.
 pub async fn take(url: &str, wait: Duration) -> Result<Option<Held>, LockError> {
     let Some(db) = super::sqlite_file(url) else { return Ok(None) };
-    let lock = lock_path(&db);
+    // `alertme.db` → `alertme.db.lock`.
+    let lock = db.with_added_extension("lock");
     let io = |source| LockError::Io { path: lock.clone(), source };
     // Before the database exists (a first start), its directory may not either.
     if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -92,13 +93,6 @@ pub async fn take(url: &str, wait: Duration) -> Result<Option<Held>, LockError> 
 fn unsupported(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::Unsupported
         || matches!(e.raw_os_error(), Some(code) if code == libc::ENOLCK || code == libc::EOPNOTSUPP)
-}
-
-/// `alertme.db` → `alertme.db.lock`.
-fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ pub async fn connect_copier(url: &str) -> anyhow::Result<Option<DatabaseConnecti
 }
 
 async fn open(url: &str, sqlite_max: u32, postgres_max: u32) -> anyhow::Result<DatabaseConnection> {
-    let backend = if url.starts_with("sqlite:") {
+    let backend = if is_sqlite(url) {
         DbBackend::Sqlite
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         DbBackend::Postgres
@@ -117,6 +117,11 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// Whether `url` names a SQLite database (a file or in memory).
+pub(crate) fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
 }
 
 /// The file of a SQLite URL (`None` for other databases and in-memory SQLite).

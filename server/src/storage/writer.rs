@@ -181,7 +181,7 @@ impl Store {
     ) -> anyhow::Result<Self> {
         // A cluster's commit holds its ownership check's transaction while it reads more: that
         // needs a second connection, which the writer has on PostgreSQL only.
-        anyhow::ensure!(node.is_none() || !url.starts_with("sqlite:"), "cluster mode needs PostgreSQL");
+        anyhow::ensure!(node.is_none() || !super::is_sqlite(url), "cluster mode needs PostgreSQL");
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let url = url.to_owned();
